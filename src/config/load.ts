@@ -1,0 +1,135 @@
+import { readFileSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
+import { parseDocument } from 'yaml'
+import type { ZodIssue } from 'zod'
+import { GatewaySchema, UsersFileSchema, type GatewayConfig, type UserConfig } from './schema.js'
+
+export interface ConfigProblem { file: string; path: string; message: string }
+
+export type LoadResult =
+  | { ok: true; config: GatewayConfig; file: string; source: string }
+  | { ok: false; problems: ConfigProblem[] }
+
+export const formatProblem = (p: ConfigProblem): string => `${p.file}: ${p.path || '(top)'}: ${p.message}`
+
+const MIN_SECRET_BYTES = 32
+const KEY_HASH = /^sha256:[0-9a-f]{64}$/
+const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g
+
+/** Reads, interpolates and validates a config file; every problem is reported, each with its key path. */
+export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): LoadResult {
+  let source: string
+  try {
+    source = readFileSync(file, 'utf8')
+  } catch (err) {
+    return { ok: false, problems: [{ file, path: '', message: `cannot read the file: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }] }
+  }
+  const result = parseConfigText(source, file, env)
+  return result.ok ? { ...result, file, source } : result
+}
+
+export function parseConfigText(source: string, file: string, env: NodeJS.ProcessEnv = process.env): { ok: true; config: GatewayConfig } | { ok: false; problems: ConfigProblem[] } {
+  const doc = parseDocument(source, { uniqueKeys: true })
+  if (doc.errors.length > 0) {
+    return { ok: false, problems: doc.errors.map((e) => ({ file, path: '', message: `YAML: ${e.message.split('\n')[0]}` })) }
+  }
+  const problems: ConfigProblem[] = []
+  const raw = interpolate(doc.toJS() ?? {}, [], env, (path, message) => problems.push({ file, path, message }))
+  const parsed = GatewaySchema.safeParse(raw)
+  if (!parsed.success) problems.push(...parsed.error.issues.flatMap((i) => toProblems(file, i)))
+  if (problems.length > 0 || !parsed.success) return { ok: false, problems }
+  const config = parsed.data
+  if (config.usersFile) {
+    const users = loadUsersFile(resolve(dirname(file), config.usersFile), env)
+    if (users.ok) config.users = [...config.users, ...users.users]
+    else problems.push(...users.problems)
+  }
+  problems.push(...semanticProblems(file, config))
+  return problems.length > 0 ? { ok: false, problems } : { ok: true, config }
+}
+
+function loadUsersFile(file: string, env: NodeJS.ProcessEnv): { ok: true; users: UserConfig[] } | { ok: false; problems: ConfigProblem[] } {
+  let source: string
+  try { source = readFileSync(file, 'utf8') } catch (err) {
+    return { ok: false, problems: [{ file, path: '', message: `cannot read usersFile: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }] }
+  }
+  const doc = parseDocument(source, { uniqueKeys: true })
+  if (doc.errors.length > 0) return { ok: false, problems: doc.errors.map((e) => ({ file, path: '', message: `YAML: ${e.message.split('\n')[0]}` })) }
+  const problems: ConfigProblem[] = []
+  const raw = interpolate(doc.toJS() ?? {}, [], env, (path, message) => problems.push({ file, path, message }))
+  const parsed = UsersFileSchema.safeParse(raw)
+  if (!parsed.success) problems.push(...parsed.error.issues.flatMap((i) => toProblems(file, i)))
+  return problems.length > 0 || !parsed.success ? { ok: false, problems } : { ok: true, users: parsed.data.users }
+}
+
+/** `${VAR}` / `${VAR:-default}` in string values only, so a value can never change the YAML's structure. */
+function interpolate(value: unknown, path: (string | number)[], env: NodeJS.ProcessEnv, report: (path: string, message: string) => void): unknown {
+  if (typeof value === 'string') {
+    return value.replace(ENV_REF, (_m, name: string, fallback: string | undefined) => {
+      const v = env[name]
+      if (v !== undefined && v !== '') return v
+      if (fallback !== undefined) return fallback
+      report(path.join('.'), `environment variable ${name} is not set`)
+      return ''
+    })
+  }
+  if (Array.isArray(value)) return value.map((v, i) => interpolate(v, [...path, i], env, report))
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolate(v, [...path, k], env, report)]))
+  }
+  return value
+}
+
+// zod reports an unknown key on its parent object, with the names in `keys`: put them into the path.
+function toProblems(file: string, issue: ZodIssue): ConfigProblem[] {
+  if (issue.code === 'unrecognized_keys') {
+    return issue.keys.map((k) => ({ file, path: [...issue.path, k].join('.'), message: 'unknown key' }))
+  }
+  if (issue.code === 'invalid_union') {
+    // Report the branch that got furthest, rather than "Invalid input".
+    const deepest = issue.unionErrors.flatMap((e) => e.issues).sort((a, b) => b.path.length - a.path.length)[0]
+    if (deepest && deepest.path.length > issue.path.length) return toProblems(file, deepest)
+  }
+  const message = issue.code === 'invalid_type' && issue.received === 'undefined' ? `required (expected ${issue.expected})` : issue.message
+  return [{ file, path: issue.path.join('.'), message }]
+}
+
+/** Rules a schema cannot express. */
+function semanticProblems(file: string, c: GatewayConfig): ConfigProblem[] {
+  const out: ConfigProblem[] = []
+  const add = (path: string, message: string) => out.push({ file, path, message })
+  const checkSecret = (path: string, value: string | undefined) => {
+    if (value !== undefined && Buffer.byteLength(value) < MIN_SECRET_BYTES) add(path, `secret is shorter than ${MIN_SECRET_BYTES} bytes`)
+  }
+  checkSecret('secrets.salt', c.secrets.salt)
+  checkSecret('secrets.jwt.secret', c.secrets.jwt.secret)
+  const jwt = c.secrets.jwt
+  if (jwt.alg === 'HS256' && (jwt.privateKey || jwt.publicKey)) add('secrets.jwt', 'HS256 takes `secret`, not privateKey/publicKey')
+  if (jwt.alg !== 'HS256' && jwt.secret) add('secrets.jwt.secret', `${jwt.alg} takes privateKey (and optionally publicKey), not a shared secret`)
+  if (jwt.alg !== 'HS256' && !jwt.privateKey) add('secrets.jwt.privateKey', `required for ${jwt.alg}`)
+
+  const names = new Set<string>()
+  c.apiKeys.forEach((k, i) => {
+    if (names.has(k.name)) add(`apiKeys.${i}.name`, `duplicate api key name "${k.name}"`)
+    names.add(k.name)
+    if (!k.key && !k.keyHash) add(`apiKeys.${i}`, 'needs `key` or `keyHash`')
+    k.key?.forEach((v, j) => checkSecret(`apiKeys.${i}.key${k.key!.length > 1 ? `.${j}` : ''}`, v))
+    k.keyHash?.forEach((v, j) => {
+      if (!KEY_HASH.test(v)) add(`apiKeys.${i}.keyHash${k.keyHash!.length > 1 ? `.${j}` : ''}`, 'expected sha256: followed by 64 hex digits (see `keygate hash-key`)')
+    })
+  })
+  const usernames = new Set<string>()
+  c.users.forEach((u, i) => {
+    if (usernames.has(u.username)) add(`users.${i}.username`, `duplicate username "${u.username}"`)
+    usernames.add(u.username)
+  })
+  if (!c.secrets.salt && c.apiKeys.some((k) => k.allow.paths.some((p) => /\/app-token(\/|$)/.test(p) || p === '/' ))) {
+    add('secrets.salt', 'required: an api key may generate app tokens, which are salted envelopes')
+  }
+  c.routes.forEach((r, i) => {
+    if (r.anonymous && r.require.groups.length > 0) add(`routes.${i}`, '`anonymous: true` cannot be combined with require.groups')
+    if (r.anonymous && r.deny) add(`routes.${i}`, '`anonymous` and `deny` exclude each other')
+  })
+  if (c.store.redis === undefined && c.workers !== 1) add('workers', 'several workers need a shared store (store.redis); the in-memory store is per process')
+  return out
+}

@@ -1,0 +1,42 @@
+// What keygate keeps: hashed tokens, sessions, revocations and counters.
+// Keys are given without the configured prefix; each implementation adds it.
+// Every method rejects with StoreUnavailableError when the store cannot be reached,
+// so callers fail closed (E1006) instead of treating "unreachable" as "absent".
+
+export interface Counter {
+  /** value after the increment */
+  count: number
+  /** time left in the window, ms */
+  ttlMs: number
+}
+
+export interface Store {
+  readonly kind: 'memory' | 'redis'
+  get(key: string): Promise<string | null>
+  /** Sets the value with a TTL in one atomic step. */
+  set(key: string, value: string, ttlMs: number): Promise<void>
+  /** Sets only when absent (atomic); true when set. */
+  setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean>
+  /** Gets and deletes in one atomic step: a single-use value is taken at most once. */
+  take(key: string): Promise<string | null>
+  /** true when the key existed */
+  del(key: string): Promise<boolean>
+  /** Moves the expiry (sliding sessions); false when the key does not exist. */
+  expire(key: string, ttlMs: number): Promise<boolean>
+  /** Remaining TTL in ms, or null when absent. */
+  ttl(key: string): Promise<number | null>
+  /** Fixed-window counter: the first increment starts the window (atomically with the count). */
+  incr(key: string, windowMs: number): Promise<Counter>
+  /** A set kept alive ttlMs after its last add (indexes such as tokens by user). */
+  addToSet(key: string, member: string, ttlMs: number): Promise<void>
+  removeFromSet(key: string, member: string): Promise<void>
+  members(key: string): Promise<string[]>
+  /** Keys under a prefix (without the store prefix); admin use only, never on the request path. */
+  keys(prefix: string): Promise<string[]>
+  /** Cross-instance notifications (revocations). */
+  publish(channel: string, message: string): Promise<void>
+  subscribe(channel: string, onMessage: (message: string) => void): Promise<void>
+  /** Rejects when the store is unreachable. */
+  ping(): Promise<void>
+  close(): Promise<void>
+}
