@@ -12,7 +12,6 @@ export type LoadResult =
 
 export const formatProblem = (p: ConfigProblem): string => `${p.file}: ${p.path || '(top)'}: ${p.message}`
 
-const MIN_SECRET_BYTES = 32
 const KEY_HASH = /^sha256:[0-9a-f]{64}$/
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g
 
@@ -98,11 +97,6 @@ function toProblems(file: string, issue: ZodIssue): ConfigProblem[] {
 function semanticProblems(file: string, c: GatewayConfig): ConfigProblem[] {
   const out: ConfigProblem[] = []
   const add = (path: string, message: string) => out.push({ file, path, message })
-  const checkSecret = (path: string, value: string | undefined) => {
-    if (value !== undefined && Buffer.byteLength(value) < MIN_SECRET_BYTES) add(path, `secret is shorter than ${MIN_SECRET_BYTES} bytes`)
-  }
-  checkSecret('secrets.salt', c.secrets.salt)
-  checkSecret('secrets.jwt.secret', c.secrets.jwt.secret)
   const jwt = c.secrets.jwt
   if (jwt.alg === 'HS256' && (jwt.privateKey || jwt.publicKey)) add('secrets.jwt', 'HS256 takes `secret`, not privateKey/publicKey')
   if (jwt.alg !== 'HS256' && jwt.secret) add('secrets.jwt.secret', `${jwt.alg} takes privateKey (and optionally publicKey), not a shared secret`)
@@ -113,7 +107,6 @@ function semanticProblems(file: string, c: GatewayConfig): ConfigProblem[] {
     if (names.has(k.name)) add(`apiKeys.${i}.name`, `duplicate api key name "${k.name}"`)
     names.add(k.name)
     if (!k.key && !k.keyHash) add(`apiKeys.${i}`, 'needs `key` or `keyHash`')
-    k.key?.forEach((v, j) => checkSecret(`apiKeys.${i}.key${k.key!.length > 1 ? `.${j}` : ''}`, v))
     k.keyHash?.forEach((v, j) => {
       if (!KEY_HASH.test(v)) add(`apiKeys.${i}.keyHash${k.keyHash!.length > 1 ? `.${j}` : ''}`, 'expected sha256: followed by 64 hex digits (see `keygate hash-key`)')
     })

@@ -17,7 +17,9 @@ const Method = z.string().regex(/^[A-Za-z]+$/, 'expected an HTTP method').transf
 const HeaderName = z.string().regex(/^[A-Za-z0-9-]+$/, 'expected a header name like X-Auth-User')
 const UpstreamUrl = z.string().refine((s) => s === 'demo' || /^https?:\/\/[^/]+\/?$/.test(s), 'expected http://host:port, https://host:port or demo')
 const StringOrList = z.union([z.string(), z.array(z.string())]).transform((v) => (Array.isArray(v) ? v : [v]))
-const Secret = z.string()
+const MIN_SECRET_BYTES = 32
+const Secret = z.string().refine((s) => Buffer.byteLength(s) >= MIN_SECRET_BYTES, `secret is shorter than ${MIN_SECRET_BYTES} bytes`)
+const SecretOrList = z.union([Secret, z.array(Secret)]).transform((v) => (Array.isArray(v) ? v : [v]))
 
 const Listen = z.union([z.number().int().min(0).max(65535), z.string()])
   .refine((v) => typeof v === 'number' || /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$|^\d{1,5}$/.test(v), 'expected host:port or a port number')
@@ -52,7 +54,7 @@ const Principal = z.object({
 
 const ApiKey = z.object({
   name: z.string().min(1),
-  key: StringOrList.optional(),
+  key: SecretOrList.optional(),
   keyHash: StringOrList.optional(),
   cidr: z.array(Cidr).default([]),
   allow: z.object({
@@ -147,7 +149,9 @@ export const GatewaySchema = z.object({
   defaultPolicy: z.enum(['authenticated', 'anonymous', 'deny']).default('authenticated'),
   forwardAuth: z.object({
     path: PathPrefix.default('/_keygate/auth'),
-    allowActionPostWithoutQuery: z.boolean().default(false),
+    // A decision without the body cannot see Action API parameters sent in a POST form:
+    // refuse such POSTs from callers limited to some modules, or (queryOnly) judge them by the query alone.
+    actionPostBodies: z.enum(['refuse', 'queryOnly']).default('refuse'),
   }).strict().default({}),
   identityFromUpstream: z.object({
     url: z.string().min(1),

@@ -1,0 +1,36 @@
+import { refuse } from '../errors.js'
+import { sha256Hex } from '../util/secret.js'
+import type { CompiledApiKey } from '../config/compile.js'
+import type { Authenticator, AuthResult, Principal } from './types.js'
+
+/**
+ * `Authorization: ApiKey <key>`: looked up by the key's SHA-256, so the comparison never runs
+ * over the secret itself and no key is kept in clear after start-up.
+ */
+export function createApiKeyAuthenticator(keys: readonly CompiledApiKey[]): Authenticator {
+  const byHash = new Map<string, { key: CompiledApiKey; principal: Principal }>()
+  for (const key of keys) {
+    const principal: Principal = {
+      scheme: 'apikey',
+      username: key.user.name,
+      uid: key.user.id,
+      realName: key.user.name,
+      email: key.user.email,
+      groups: key.user.groups,
+      limits: key.limits,
+      keyName: key.name,
+    }
+    for (const hash of key.keyHashes) byHash.set(hash, { key, principal })
+  }
+  const invalid: AuthResult = { kind: 'deny', refusal: refuse('E1001') }
+  const outsideNetwork: AuthResult = { kind: 'deny', refusal: refuse('E1004') }
+  return {
+    scheme: 'apikey',
+    authenticate({ token, clientIp }) {
+      const found = byHash.get(sha256Hex(token))
+      if (!found) return invalid
+      if (found.key.fromAllowedNetwork && !found.key.fromAllowedNetwork(clientIp)) return outsideNetwork
+      return { kind: 'ok', principal: found.principal }
+    },
+  }
+}

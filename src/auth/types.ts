@@ -1,0 +1,49 @@
+import type { Refusal } from '../errors.js'
+
+export type Scheme = 'apikey' | 'apptoken' | 'bearer' | 'session' | 'upstream'
+
+export type TokenType = 'access' | 'session' | 'refresh' | 'api'
+
+/** What a caller may reach beyond the routes: set for ApiKey callers, absent for full access. */
+export interface AccessLimits {
+  /** segment-aware path prefixes */
+  readonly paths: readonly string[]
+  /** Action API modules: "opensearch", or "query+search" for a query submodule */
+  readonly actionModules: ReadonlySet<string>
+}
+
+/** Who the caller is, after authentication. */
+export interface Principal {
+  readonly scheme: Scheme
+  readonly username: string
+  readonly uid: number
+  readonly realName: string
+  readonly email: string
+  readonly groups: readonly string[]
+  /** for Bearer and session callers */
+  readonly tokenType?: TokenType
+  readonly jti?: string
+  /** epoch ms */
+  readonly expiresAt?: number
+  /** ApiKey callers: what the key lists; the key's name, for logs */
+  readonly limits?: AccessLimits
+  readonly keyName?: string
+}
+
+/** What an authenticator sees of the request: already normalised, never the raw socket. */
+export interface Credentials {
+  /** the value after the scheme word of the single Authorization header */
+  readonly token: string
+  readonly clientIp: string
+}
+
+export type AuthResult =
+  | { readonly kind: 'skip' }                             // not my kind of credential: try the next
+  | { readonly kind: 'ok'; readonly principal: Principal }
+  | { readonly kind: 'deny'; readonly refusal: Refusal }   // mine, and wrong: stop
+
+export interface Authenticator {
+  readonly scheme: Scheme
+  /** Rejects with StoreUnavailableError when the store cannot be reached. */
+  authenticate(credentials: Credentials): AuthResult | Promise<AuthResult>
+}

@@ -1,0 +1,88 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs'
+import { parseArgs } from 'node:util'
+import { loadConfigFile, formatProblem } from './config/load.js'
+import { sha256Hex } from './util/secret.js'
+import { hashPassword } from './tokens/password.js'
+
+const USAGE = `usage: keygate <command> [options]
+
+commands:
+  serve [--config FILE]          run the gateway (FILE: $KEYGATE_CONFIG, then ./gateway.yaml)
+  check-config [--config FILE]   validate the config; print every problem and exit 1 if any
+  hash-key                       read a secret on stdin, print its keyHash (sha256:<hex>)
+  hash-password                  read a password on stdin, print its passwordHash (scrypt$…)
+`
+
+/** stdin without its one trailing newline (what `echo secret |` adds). */
+function readStdinSecret(): string {
+  return readFileSync(0, 'utf8').replace(/\r?\n$/, '')
+}
+
+const configFileFrom = (flag: string | undefined): string => flag ?? process.env.KEYGATE_CONFIG ?? 'gateway.yaml'
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv
+  const { values } = parseArgs({ args: rest, options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true })
+  if (values.help || command === undefined || command === 'help' || command === '--help') {
+    process.stdout.write(USAGE)
+    return command === undefined ? 1 : 0
+  }
+  switch (command) {
+    case 'check-config': {
+      const file = configFileFrom(values.config)
+      const loaded = loadConfigFile(file)
+      if (loaded.ok) {
+        process.stdout.write(`${file}: ok\n`)
+        return 0
+      }
+      process.stderr.write(`invalid configuration (${loaded.problems.length} problem${loaded.problems.length === 1 ? '' : 's'}):\n`)
+      for (const p of loaded.problems) process.stderr.write(`  ${formatProblem(p)}\n`)
+      return 1
+    }
+    case 'hash-key': {
+      const secret = readStdinSecret()
+      if (!secret) { process.stderr.write('hash-key: no key on stdin\n'); return 1 }
+      process.stdout.write(`sha256:${sha256Hex(secret)}\n`)
+      return 0
+    }
+    case 'hash-password': {
+      const password = readStdinSecret()
+      if (!password) { process.stderr.write('hash-password: no password on stdin\n'); return 1 }
+      process.stdout.write(`${await hashPassword(password)}\n`)
+      return 0
+    }
+    case 'serve':
+      return serve(configFileFrom(values.config))
+    default:
+      process.stderr.write(`keygate: unknown command "${command}"\n${USAGE}`)
+      return 1
+  }
+}
+
+async function serve(file: string): Promise<number> {
+  const loaded = loadConfigFile(file)
+  if (!loaded.ok) {
+    process.stderr.write(`invalid configuration:\n${loaded.problems.map((p) => `  ${formatProblem(p)}`).join('\n')}\n`)
+    return 1
+  }
+  // Loaded here so that hash-key and check-config start without the whole gateway.
+  const { startGateway } = await import('./server.js')
+  const { createLogger } = await import('./log.js')
+  const logger = createLogger(loaded.config.logLevel)
+  const gateway = await startGateway({ config: loaded.config, configFile: file, logger })
+  process.on('SIGHUP', () => { void gateway.reload() })
+  return new Promise<number>((resolve) => {
+    const stop = (signal: string) => {
+      logger.info({ signal }, 'shutting down')
+      gateway.close().then(() => resolve(0), () => resolve(1))
+    }
+    process.once('SIGTERM', () => stop('SIGTERM'))
+    process.once('SIGINT', () => stop('SIGINT'))
+  })
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code },
+  (err: Error) => { process.stderr.write(`keygate: ${err.message}\n`); process.exitCode = 1 },
+)

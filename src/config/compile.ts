@@ -1,0 +1,143 @@
+import { compileCidrs, type IpMatcher } from '../util/cidr.js'
+import { canonicalHeaderName } from '../util/header-names.js'
+import { sha256Hex } from '../util/secret.js'
+import type { AccessLimits, Scheme, TokenType } from '../auth/types.js'
+import type { GatewayConfig } from './schema.js'
+
+/** anonymous: no authentication at all · optional: credentials used when sent · authenticated · deny */
+export type Policy = 'anonymous' | 'optional' | 'authenticated' | 'deny'
+
+/** keygate's own endpoints; the server maps each id to a handler. */
+export type EndpointId =
+  | 'health' | 'ready' | 'metrics' | 'jwks' | 'forward-auth'
+  | 'user-token-generate' | 'user-token-verify'
+  | 'app-token-generate' | 'app-token-verify' | 'app-token-revoke'
+  | 'authorize' | 'revoke' | 'refresh' | 'method-not-allowed'
+
+export interface CompiledRoute {
+  /** bounded label for logs and metrics: the configured name, else the prefix */
+  readonly name: string
+  readonly prefix: string
+  readonly methods: ReadonlySet<string> | null
+  readonly policy: Policy
+  /** any one of these groups is enough; empty = no group needed */
+  readonly groups: readonly string[]
+  readonly schemes: ReadonlySet<Scheme> | null
+  readonly tokenType: TokenType | null
+  /** origin (http://host:port) or 'demo' */
+  readonly upstream: string
+  readonly passCredentials: boolean
+  readonly endpoint: EndpointId | null
+}
+
+export interface CompiledApiKey {
+  readonly name: string
+  /** sha256 hex of each accepted key */
+  readonly keyHashes: readonly string[]
+  readonly fromAllowedNetwork: IpMatcher | null
+  readonly limits: AccessLimits
+  readonly user: { name: string; id: number; email: string; groups: readonly string[] }
+}
+
+export interface CompiledConfig {
+  readonly raw: GatewayConfig
+  readonly routes: readonly CompiledRoute[]
+  /** canonical (lower-case, '_' as '-') names of every identity header, stripped from every client request */
+  readonly identityHeaderNames: ReadonlySet<string>
+  readonly apiKeys: readonly CompiledApiKey[]
+  readonly appTokenNetwork: IpMatcher | null
+  readonly metricsAllowed: IpMatcher
+  readonly actionApiPaths: readonly string[]
+}
+
+interface EndpointSpec { path: string; methods: string[] | null; policy: Policy; endpoint: EndpointId; schemes?: Scheme[] }
+
+const OPS_ENDPOINTS: EndpointSpec[] = [
+  { path: '/_keygate/health', methods: ['GET', 'HEAD'], policy: 'anonymous', endpoint: 'health' },
+  { path: '/_keygate/ready', methods: ['GET', 'HEAD'], policy: 'anonymous', endpoint: 'ready' },
+  { path: '/_keygate/metrics', methods: ['GET'], policy: 'anonymous', endpoint: 'metrics' },
+  { path: '/.well-known/jwks.json', methods: ['GET', 'HEAD'], policy: 'anonymous', endpoint: 'jwks' },
+  { path: '/api/authorize', methods: ['POST'], policy: 'anonymous', endpoint: 'authorize' },
+  { path: '/api/authorize', methods: ['DELETE'], policy: 'authenticated', endpoint: 'revoke' },
+  { path: '/api/logout', methods: ['POST'], policy: 'authenticated', endpoint: 'revoke' },
+  { path: '/api/refresh', methods: ['POST'], policy: 'anonymous', endpoint: 'refresh' },
+]
+
+const tokenEndpoints = (mount: string): EndpointSpec[] => [
+  { path: `${mount}/user-token/generate`, methods: ['GET', 'POST'], policy: 'optional', endpoint: 'user-token-generate' },
+  { path: `${mount}/user-token/verify`, methods: ['GET', 'POST'], policy: 'authenticated', endpoint: 'user-token-verify' },
+  { path: `${mount}/app-token/generate`, methods: ['POST'], policy: 'authenticated', endpoint: 'app-token-generate', schemes: ['apikey'] },
+  { path: `${mount}/app-token/verify`, methods: ['GET', 'POST'], policy: 'authenticated', endpoint: 'app-token-verify', schemes: ['apikey'] },
+  { path: `${mount}/app-token`, methods: ['DELETE'], policy: 'authenticated', endpoint: 'app-token-revoke', schemes: ['apikey', 'apptoken'] },
+]
+
+const LOOPBACK = ['127.0.0.0/8', '::1/128']
+
+/** Everything that depends only on the config, built once per load and frozen; a reload builds a new one. */
+export function compileConfig(config: GatewayConfig): CompiledConfig {
+  const endpointSpecs = [...OPS_ENDPOINTS, ...config.tokenApi.mounts.flatMap((m) => tokenEndpoints(m.replace(/\/$/, '')))]
+  const endpointRoutes = endpointSpecs.map((s): CompiledRoute => ({
+    name: s.endpoint,
+    prefix: s.path,
+    methods: s.methods ? new Set(s.methods) : null,
+    policy: s.policy,
+    groups: [],
+    schemes: s.schemes ? new Set(s.schemes) : null,
+    tokenType: null,
+    upstream: config.upstream,
+    passCredentials: false,
+    endpoint: s.endpoint,
+  }))
+  // keygate owns its endpoint paths: any other method there is a 405, never a trip upstream.
+  const ownedPaths = [...new Set(endpointSpecs.map((s) => s.path))].map((p): CompiledRoute => ({
+    ...endpointRoutes[0]!, name: 'method-not-allowed', prefix: p, methods: null, policy: 'anonymous', schemes: null, endpoint: 'method-not-allowed',
+  }))
+  const forwardAuth: CompiledRoute = { ...endpointRoutes[0]!, name: 'forward-auth', prefix: config.forwardAuth.path, methods: null, endpoint: 'forward-auth', policy: 'anonymous', schemes: null }
+
+  const configured = config.routes.map((r): CompiledRoute => ({
+    name: r.name ?? r.path,
+    prefix: r.path,
+    methods: r.methods ? new Set(r.methods) : null,
+    policy: r.deny ? 'deny' : r.anonymous ? 'anonymous' : 'authenticated',
+    groups: r.require.groups,
+    schemes: r.require.schemes ? new Set(r.require.schemes) : null,
+    tokenType: r.require.tokenType ?? null,
+    upstream: r.upstream ?? config.upstream,
+    passCredentials: r.passCredentials,
+    endpoint: null,
+  }))
+  const fallback: CompiledRoute = {
+    name: 'default', prefix: '/', methods: null, groups: [], schemes: null, tokenType: null,
+    policy: config.defaultPolicy === 'deny' ? 'deny' : config.defaultPolicy,
+    upstream: config.upstream, passCredentials: false, endpoint: null,
+  }
+
+  const h = config.identityHeaders
+  const service = config.serviceUser
+  return deepFreeze({
+    raw: config,
+    routes: [forwardAuth, ...endpointRoutes, ...ownedPaths, ...configured, fallback],
+    identityHeaderNames: new Set([h.user, h.userId, h.email, h.groups, h.scheme].map(canonicalHeaderName)),
+    apiKeys: config.apiKeys.map((k): CompiledApiKey => ({
+      name: k.name,
+      keyHashes: [
+        ...(k.keyHash ?? []).map((v) => v.slice('sha256:'.length)),
+        ...(k.key ?? []).map(sha256Hex),
+      ],
+      fromAllowedNetwork: k.cidr.length > 0 ? compileCidrs(k.cidr) : null,
+      limits: { paths: k.allow.paths, actionModules: new Set(k.allow.actionModules) },
+      user: k.user ?? service,
+    })),
+    appTokenNetwork: config.tokens.appToken.cidr.length > 0 ? compileCidrs(config.tokens.appToken.cidr) : null,
+    metricsAllowed: compileCidrs(config.metrics.allow ?? [...LOOPBACK, ...config.trustedProxies]),
+    actionApiPaths: config.actionApi.paths,
+  })
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value) && !(value instanceof Set) && typeof value !== 'function') {
+    Object.freeze(value)
+    for (const v of Object.values(value)) deepFreeze(v)
+  }
+  return value
+}

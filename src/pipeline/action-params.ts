@@ -1,0 +1,42 @@
+import type { IncomingHttpHeaders } from 'node:http'
+import { refuse, type Refusal } from '../errors.js'
+import type { AccessLimits } from '../auth/types.js'
+import { isAllowed, needsBody, readActionRequest } from '../mediawiki/action-api.js'
+
+export interface ActionParamsInput {
+  readonly method: string
+  readonly query: string
+  readonly headers: IncomingHttpHeaders
+  readonly limits: AccessLimits
+  /** null in forward-auth mode, where the body cannot be seen */
+  readonly readBody: (() => Promise<Buffer | Refusal>) | null
+  readonly postBodies: 'refuse' | 'queryOnly'
+}
+
+export type ActionParamsResult = { readonly ok: true; readonly body: Buffer | null } | { readonly ok: false; readonly refusal: Refusal }
+
+const FORWARD_AUTH_POST = refuse('E1004', { message: 'Forward-auth cannot see a POST body: send Action API parameters in the query string' })
+
+/**
+ * Judges the Action API modules a limited caller invokes, from exactly what PHP will hand
+ * MediaWiki. Reads the (bounded) body only when PHP would parse it; the body read is replayed
+ * unchanged to the upstream.
+ */
+export async function checkActionParams(input: ActionParamsInput): Promise<ActionParamsResult> {
+  const contentType = input.headers['content-type']
+  const contentEncoding = input.headers['content-encoding']
+  let body: Buffer | null = null
+  if (needsBody(input.method, input.headers)) {
+    if (!input.readBody) {
+      if (input.postBodies === 'refuse') return { ok: false, refusal: FORWARD_AUTH_POST }
+    } else {
+      const read = await input.readBody()
+      if (!Buffer.isBuffer(read)) return { ok: false, refusal: read }
+      body = read
+    }
+  }
+  const parsed = readActionRequest({ query: input.query, contentType, contentEncoding, body: body ?? undefined })
+  if (!parsed.ok) return { ok: false, refusal: refuse('E1030') }
+  if (!isAllowed(parsed.modules, input.limits.actionModules)) return { ok: false, refusal: refuse('E1004') }
+  return { ok: true, body }
+}

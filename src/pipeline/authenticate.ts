@@ -1,0 +1,105 @@
+import { refuse, StoreUnavailableError } from '../errors.js'
+import type { AuthResult, Authenticator, Principal } from '../auth/types.js'
+
+export const SESSION_COOKIE = 'keygate_session'
+
+/** The authenticators of one config snapshot, chosen by the scheme word or the kind of credential. */
+export interface AuthenticatorChain {
+  /** lower-case scheme word → authenticator (apikey, apptoken, bearer) */
+  readonly byScheme: ReadonlyMap<string, Authenticator>
+  readonly session: Authenticator | null
+  /** identityFromUpstream: the wiki's own cookies */
+  readonly upstream: Authenticator | null
+}
+
+export interface AuthInput {
+  readonly rawHeaders: readonly string[]
+  readonly clientIp: string
+}
+
+export type AuthOutcome = AuthResult | { readonly kind: 'none' }
+
+const AMBIGUOUS = { kind: 'deny', refusal: refuse('E1030') } as const
+const STORE_DOWN = { kind: 'deny', refusal: refuse('E1006') } as const
+const MALFORMED = { kind: 'deny', refusal: refuse('E1001') } as const
+
+/** Reads every value of a header from rawHeaders: req.headers would silently drop a second Authorization. */
+export function headerValues(rawHeaders: readonly string[], lowerName: string): string[] {
+  const out: string[] = []
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]!.toLowerCase() === lowerName) out.push(rawHeaders[i + 1]!)
+  }
+  return out
+}
+
+/** Values of one cookie across every Cookie header. */
+export function cookieValues(rawHeaders: readonly string[], name: string): string[] {
+  const out: string[] = []
+  for (const header of headerValues(rawHeaders, 'cookie')) {
+    for (const pair of header.split(';')) {
+      const eq = pair.indexOf('=')
+      if (eq !== -1 && pair.slice(0, eq).trim() === name) out.push(pair.slice(eq + 1).trim())
+    }
+  }
+  return out
+}
+
+/** Splits "Scheme token"; the scheme word is case-insensitive (RFC 9110). */
+export function parseAuthorization(value: string): { scheme: string; token: string } {
+  const trimmed = value.trim()
+  const sp = trimmed.search(/\s/)
+  if (sp === -1) return { scheme: trimmed.toLowerCase(), token: '' }
+  return { scheme: trimmed.slice(0, sp).toLowerCase(), token: trimmed.slice(sp).trim() }
+}
+
+/** Which of the gateway's own schemes the request uses, if any (to keep them from the upstream). */
+export function ownScheme(rawHeaders: readonly string[], chain: AuthenticatorChain): string | null {
+  const [auth] = headerValues(rawHeaders, 'authorization')
+  if (auth === undefined) return null
+  const { scheme } = parseAuthorization(auth)
+  return chain.byScheme.has(scheme) ? scheme : null
+}
+
+async function run(authenticator: Authenticator, token: string, clientIp: string): Promise<AuthResult> {
+  try {
+    return await authenticator.authenticate({ token, clientIp })
+  } catch (err) {
+    if (err instanceof StoreUnavailableError) return STORE_DOWN
+    throw err
+  }
+}
+
+/**
+ * Authorization header first, then the session cookie, then the wiki's own cookies.
+ * "none" means no credential of ours at all; whether that is enough is the route's business.
+ */
+export async function authenticate(input: AuthInput, chain: AuthenticatorChain): Promise<AuthOutcome> {
+  const authHeaders = headerValues(input.rawHeaders, 'authorization')
+  if (authHeaders.length > 1) return AMBIGUOUS
+  if (authHeaders.length === 1) {
+    const { scheme, token } = parseAuthorization(authHeaders[0]!)
+    const authenticator = chain.byScheme.get(scheme)
+    if (authenticator) {
+      if (!token || /\s/.test(token)) return MALFORMED
+      return run(authenticator, token, input.clientIp)
+    }
+    // Another scheme (Basic for the app itself, say) is not ours: fall through to cookies.
+  }
+  if (chain.session) {
+    const sessions = cookieValues(input.rawHeaders, SESSION_COOKIE)
+    if (sessions.length > 1) return AMBIGUOUS
+    if (sessions.length === 1 && sessions[0]) {
+      return run(chain.session, sessions[0], input.clientIp)
+    }
+  }
+  if (chain.upstream) {
+    const cookies = headerValues(input.rawHeaders, 'cookie').join('; ')
+    if (cookies) {
+      const r = await run(chain.upstream, cookies, input.clientIp)
+      if (r.kind !== 'skip') return r
+    }
+  }
+  return { kind: 'none' }
+}
+
+export const principalOf = (outcome: AuthOutcome): Principal | null => (outcome.kind === 'ok' ? outcome.principal : null)

@@ -1,0 +1,34 @@
+import { compileCidrs, parseIp } from '../util/cidr.js'
+
+export interface ClientAddress {
+  /** the caller, as CONTRACT §4 defines it */
+  readonly clientIp: string
+  /** whether the direct peer is a trusted proxy (its X-Forwarded-* headers are believed) */
+  readonly peerTrusted: boolean
+}
+
+/** Folds IPv4-mapped IPv6 to IPv4 so that ::ffff:127.0.0.1 and 127.0.0.1 are one client. */
+export const canonicalIp = (ip: string): string => parseIp(ip)?.toString() ?? ip
+
+/**
+ * Built once per config: the socket peer, unless it is a trusted proxy; then the right-most
+ * X-Forwarded-For address that is not a trusted proxy. A malformed entry ends the walk at the
+ * last trusted hop, so garbage in the header can never become an identity.
+ */
+export function createClientIpResolver(trustedProxies: readonly string[]) {
+  const isTrusted = compileCidrs(trustedProxies)
+  return (peerIp: string, forwardedFor: string | undefined): ClientAddress => {
+    const peer = canonicalIp(peerIp)
+    if (!isTrusted(peer)) return { clientIp: peer, peerTrusted: false }
+    if (!forwardedFor) return { clientIp: peer, peerTrusted: true }
+    const hops = forwardedFor.split(',')
+    let client = peer
+    for (let i = hops.length - 1; i >= 0; i--) {
+      const addr = parseIp(hops[i]!.trim())
+      if (!addr) break
+      client = addr.toString()
+      if (!isTrusted(client)) break
+    }
+    return { clientIp: client, peerTrusted: true }
+  }
+}

@@ -1,0 +1,123 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
+import { Pool, errors as undiciErrors } from 'undici'
+import { refuse, type Refusal } from '../errors.js'
+import { HOP_BY_HOP } from '../util/header-names.js'
+
+export interface ForwardTarget {
+  readonly origin: string
+  /** normalised path + '?' + raw query */
+  readonly pathAndQuery: string
+  readonly headers: Record<string, string | string[]>
+  /** a body a stage already read; otherwise the request streams through */
+  readonly body: Buffer | null
+  readonly requestId: string
+}
+
+export interface ForwarderOptions {
+  readonly connectTimeoutMs: number
+  readonly timeoutMs: number
+}
+
+/** 502/504 E1032, or null when the answer has already started (then the socket is cut). */
+export type ForwardFailure = (refusal: Refusal) => void
+
+const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
+
+export function upstreamRefusal(err: unknown): Refusal {
+  const code = (err as { code?: string }).code ?? ''
+  return TIMEOUT_CODES.has(code) ? refuse('E1032', { status: 504, message: 'Upstream timed out' }) : refuse('E1032')
+}
+
+function responseHeaders(headers: Record<string, string | string[] | undefined>, requestId: string): Record<string, string | string[]> {
+  const connectionListed = String(headers.connection ?? '').toLowerCase().split(',').map((t) => t.trim())
+  const out: Record<string, string | string[]> = {}
+  for (const name in headers) {
+    const v = headers[name]
+    if (v === undefined || HOP_BY_HOP.has(name) || connectionListed.includes(name)) continue
+    out[name] = v
+  }
+  out['x-request-id'] = requestId
+  return out
+}
+
+const hasBody = (req: IncomingMessage): boolean =>
+  req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0')
+
+/** One keep-alive undici pool per upstream origin; bodies stream both ways. */
+export function createForwarder(origins: readonly string[], options: ForwarderOptions) {
+  const pools = new Map<string, Pool>()
+  for (const origin of new Set(origins)) {
+    pools.set(origin, new Pool(origin, {
+      connect: { timeout: options.connectTimeoutMs },
+      headersTimeout: options.timeoutMs,
+      bodyTimeout: options.timeoutMs,
+      keepAliveTimeout: 4_000,
+      pipelining: 1,
+    }))
+  }
+  const poolFor = (origin: string): Pool => {
+    const pool = pools.get(origin)
+    if (!pool) throw new Error(`no pool for ${origin}`) // origins come from the compiled config
+    return pool
+  }
+
+  async function forward(req: IncomingMessage, res: ServerResponse, target: ForwardTarget, fail: ForwardFailure): Promise<void> {
+    const abort = new AbortController()
+    const onClose = () => { if (!res.writableFinished) abort.abort() }
+    res.once('close', onClose)
+    try {
+      await poolFor(target.origin).stream(
+        {
+          path: target.pathAndQuery,
+          method: req.method as 'GET',
+          headers: target.headers,
+          body: target.body ?? (hasBody(req) ? req : null),
+          signal: abort.signal,
+          opaque: res,
+        },
+        ({ statusCode, headers, opaque }) => {
+          const out = opaque as ServerResponse
+          out.writeHead(statusCode, responseHeaders(headers, target.requestId))
+          return out
+        },
+      )
+    } catch (err) {
+      if (abort.signal.aborted || err instanceof undiciErrors.RequestAbortedError) return
+      if (!res.headersSent) fail(upstreamRefusal(err))
+      else res.destroy()
+    } finally {
+      res.off('close', onClose)
+    }
+  }
+
+  /** WebSocket (and other) upgrades, proxied after the same decision as any request. */
+  async function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, target: ForwardTarget, fail: ForwardFailure): Promise<void> {
+    try {
+      const protocol = String(req.headers.upgrade ?? 'websocket')
+      const { headers, socket: upstream } = await poolFor(target.origin).upgrade({
+        path: target.pathAndQuery, method: req.method as 'GET', headers: target.headers, protocol,
+      })
+      let response = 'HTTP/1.1 101 Switching Protocols\r\n'
+      const resHeaders = { ...responseHeaders(headers, target.requestId), connection: 'Upgrade', upgrade: protocol }
+      for (const [k, v] of Object.entries(resHeaders)) {
+        for (const one of Array.isArray(v) ? v : [v]) response += `${k}: ${one}\r\n`
+      }
+      socket.write(`${response}\r\n`)
+      if (head.length > 0) upstream.write(head)
+      upstream.on('error', () => socket.destroy())
+      socket.on('error', () => upstream.destroy())
+      upstream.pipe(socket).pipe(upstream)
+    } catch (err) {
+      fail(upstreamRefusal(err))
+    }
+  }
+
+  return {
+    forward,
+    upgrade,
+    close: async () => { await Promise.all([...pools.values()].map((p) => p.close())) },
+  }
+}
+
+export type Forwarder = ReturnType<typeof createForwarder>

@@ -1,0 +1,87 @@
+import type { IncomingHttpHeaders } from 'node:http'
+import { canonicalHeaderName, HOP_BY_HOP } from '../util/header-names.js'
+import type { Principal } from '../auth/types.js'
+import type { GatewayConfig } from '../config/schema.js'
+import { SESSION_COOKIE } from './authenticate.js'
+
+export interface IdentityInput {
+  readonly headers: IncomingHttpHeaders
+  readonly principal: Principal | null
+  /** canonical identity header names (lower-case, '_' as '-') */
+  readonly identityHeaderNames: ReadonlySet<string>
+  readonly identityHeaders: GatewayConfig['identityHeaders']
+  /** keep the gateway's own Authorization / session cookie for the upstream */
+  readonly passCredentials: boolean
+  /** the Authorization header carries one of the gateway's own schemes */
+  readonly ownAuthorization: boolean
+  readonly requestId: string
+  readonly clientIp: string
+  readonly peerIp: string
+  readonly peerTrusted: boolean
+}
+
+// Set by keygate itself, so a client's copy is never believed.
+const GATEWAY_SET = new Set(['x-request-id', 'x-real-ip', 'forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'expect', 'host'])
+
+/** Header values carry UTF-8 bytes (what PHP and CGI upstreams read); control characters never pass. */
+const headerSafe = (value: string): string => Buffer.from(value.replace(/[\x00-\x1f\x7f]/g, ''), 'utf8').toString('latin1')
+
+function withoutSessionCookie(cookie: string): string {
+  return cookie.split(';').filter((pair) => pair.split('=', 1)[0]!.trim() !== SESSION_COOKIE).join(';').trim()
+}
+
+/**
+ * The request headers the upstream gets: every spelling of an identity header removed first
+ * (X-Auth_User included, as PHP folds '_' into '-'), hop-by-hop headers and the gateway's own
+ * credentials dropped, forwarding headers rebuilt, then the caller's identity injected.
+ */
+export function buildUpstreamHeaders(input: IdentityInput): Record<string, string | string[]> {
+  const src = input.headers
+  const connectionListed = new Set(
+    String(src.connection ?? '').split(',').map((t) => t.trim().toLowerCase()).filter(Boolean),
+  )
+  const out: Record<string, string | string[]> = {}
+  for (const name in src) {
+    const value = src[name]
+    if (value === undefined) continue
+    if (HOP_BY_HOP.has(name) || connectionListed.has(name) || GATEWAY_SET.has(name)) continue
+    if (input.identityHeaderNames.has(canonicalHeaderName(name))) continue
+    if (name === 'authorization' && input.ownAuthorization && !input.passCredentials) continue
+    if (name === 'cookie' && !input.passCredentials) {
+      const kept = withoutSessionCookie(String(value))
+      if (kept) out.cookie = kept
+      continue
+    }
+    out[name] = value
+  }
+
+  const host = src.host ?? ''
+  if (input.peerTrusted) {
+    out['x-forwarded-for'] = src['x-forwarded-for'] ? `${src['x-forwarded-for']}, ${input.peerIp}` : input.peerIp
+    out['x-forwarded-proto'] = firstValue(src['x-forwarded-proto']) || 'http'
+    out['x-forwarded-host'] = firstValue(src['x-forwarded-host']) || host
+  } else {
+    out['x-forwarded-for'] = input.clientIp
+    out['x-forwarded-proto'] = 'http'
+    if (host) out['x-forwarded-host'] = host
+  }
+  out['x-real-ip'] = input.clientIp
+  out['x-request-id'] = input.requestId
+
+  return Object.assign(out, identityHeaders(input.principal, input.identityHeaders))
+}
+
+/** The caller's identity as headers: injected upstream, and set on forward-auth answers (auth_request_set, copy_headers). */
+export function identityHeaders(principal: Principal | null, h: GatewayConfig['identityHeaders']): Record<string, string> {
+  if (!principal) return { [h.scheme]: 'anonymous' }
+  const out: Record<string, string> = {
+    [h.user]: headerSafe(principal.username),
+    [h.userId]: String(principal.uid),
+    [h.groups]: headerSafe(principal.groups.join(',')),
+    [h.scheme]: principal.scheme,
+  }
+  if (principal.email) out[h.email] = headerSafe(principal.email)
+  return out
+}
+
+const firstValue = (v: string | string[] | undefined): string => (Array.isArray(v) ? v[0] ?? '' : v ?? '').split(',')[0]!.trim()

@@ -1,0 +1,249 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
+import { randomUUID } from 'node:crypto'
+import { once } from 'node:events'
+import { errorBody, statusOf, type Refusal } from './errors.js'
+import { createLogger, redactPath, type Logger } from './log.js'
+import { loadConfigFile, formatProblem } from './config/load.js'
+import { compileConfig, type CompiledConfig, type EndpointId } from './config/compile.js'
+import type { GatewayConfig } from './config/schema.js'
+import { createStore } from './store/index.js'
+import { createStoreHealth } from './store/health.js'
+import type { Store } from './store/types.js'
+import { createDecide, type Decide, type Decision } from './pipeline/index.js'
+import { buildUpstreamHeaders } from './pipeline/identity.js'
+import { ownScheme } from './pipeline/authenticate.js'
+import { createForwarder, type Forwarder } from './pipeline/forward.js'
+import { answerAsDemo } from './upstream/demo.js'
+import { readBoundedBody } from './endpoints/body.js'
+import type { EndpointContext, EndpointHandler } from './endpoints/types.js'
+import { createAuth, type Auth } from './auth/index.js'
+
+export interface GatewayOptions {
+  /** a loaded config (tests), or a file to load (and reload on SIGHUP) */
+  readonly config?: GatewayConfig
+  readonly configFile?: string
+  readonly logger?: Logger
+  /** overrides `listen` (tests pass port 0) */
+  readonly listen?: { host: string; port: number }
+  /** a store shared with something else (tests, cluster workers); otherwise made from the config */
+  readonly store?: Store
+}
+
+/** Everything built from one config; a reload builds a new one beside it and swaps one reference. */
+interface Snapshot {
+  readonly compiled: CompiledConfig
+  readonly auth: Auth
+  readonly decide: Decide
+  readonly forwarder: Forwarder
+  readonly endpoints: Partial<Record<EndpointId, EndpointHandler>>
+}
+
+export interface Gateway {
+  readonly server: Server
+  readonly store: Store
+  readonly url: string
+  readonly port: number
+  /** true when the new config was taken; the old one keeps serving otherwise */
+  reload(): Promise<boolean>
+  close(): Promise<void>
+}
+
+export async function startGateway(options: GatewayOptions): Promise<Gateway> {
+  const initial = options.config ?? loadOrThrow(options.configFile!)
+  const logger = options.logger ?? createLogger(initial.logLevel)
+  const store = options.store ?? createStore({ redis: initial.store.redis, prefix: initial.store.prefix })
+  const ownsStore = options.store === undefined
+  const storeHealth = createStoreHealth(store)
+  storeHealth.start()
+
+  const build = async (config: GatewayConfig): Promise<Snapshot> => {
+    const compiled = compileConfig(config)
+    const auth = await createAuth(compiled, { store, storeHealth, logger })
+    const decide = createDecide(compiled, auth.chain)
+    const origins = [config.upstream, ...config.routes.map((r) => r.upstream ?? config.upstream)].filter((o) => o !== 'demo')
+    const forwarder = createForwarder(origins, { connectTimeoutMs: config.limits.upstreamConnectTimeout, timeoutMs: config.limits.upstreamTimeout })
+    return { compiled, auth, decide, forwarder, endpoints: auth.endpoints(() => current.decide, () => current.compiled.raw) }
+  }
+  let current = await build(initial)
+
+  const server = createServer({
+    maxHeaderSize: initial.limits.maxHeaderBytes,
+    headersTimeout: initial.limits.headersTimeout,
+    requestTimeout: 0,
+    keepAliveTimeout: 5_000,
+  })
+  const inFlight = new Set<ServerResponse>()
+
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    inFlight.add(res)
+    res.once('close', () => inFlight.delete(res))
+    handle(current, req, res).catch((err) => {
+      logger.error({ err: { message: (err as Error).message, stack: (err as Error).stack } }, 'request failed')
+      if (!res.headersSent) sendRefusal(res, { code: 'E1005', status: 503, message: 'Internal error' }, String(res.getHeader('x-request-id') ?? ''))
+      else res.destroy()
+    })
+  })
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => socket.destroy())
+    handleUpgrade(current, req, socket, head).catch(() => socket.destroy())
+  })
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    if (!socket.writable) return socket.destroy()
+    const tooLarge = err.code === 'HPE_HEADER_OVERFLOW'
+    const body = JSON.stringify(errorBody({ code: 'E1030', message: tooLarge ? 'Request headers too large' : 'Malformed request' }))
+    socket.end(`HTTP/1.1 ${tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\ncontent-type: application/json\r\nx-request-id: ${randomUUID()}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
+  })
+
+  async function handle(snap: Snapshot, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = performance.now()
+    const requestId = randomUUID()
+    res.setHeader('x-request-id', requestId)
+    const maxBody = snap.compiled.raw.limits.maxBodyBytes
+    let bodyRead: Promise<Buffer | Refusal> | null = null
+    const readBody = () => (bodyRead ??= readBoundedBody(req, maxBody))
+
+    const decision = await snap.decide({
+      method: req.method ?? 'GET', target: req.url ?? '/', headers: req.headers, rawHeaders: req.rawHeaders,
+      peerIp: req.socket.remoteAddress ?? '', readBody,
+    })
+    res.once('finish', () => logRequest(req, res, decision, requestId, started))
+    if (!decision.allow) {
+      sendRefusal(res, decision.refusal, requestId, decision.challenge)
+      return
+    }
+    if (decision.route.endpoint) {
+      const handler = snap.endpoints[decision.route.endpoint]
+      if (!handler) return sendRefusal(res, { code: 'E1004', status: 404, message: 'Not found' }, requestId)
+      await handler(endpointContext(req, res, requestId, decision, readBody))
+      return
+    }
+    const { headers, pathAndQuery } = upstreamRequest(snap, req, decision, requestId)
+    if (decision.route.upstream === 'demo') {
+      answerAsDemo(req, res, pathAndQuery, headers, snap.compiled.raw.identityHeaders, requestId)
+      return
+    }
+    await snap.forwarder.forward(req, res, { origin: decision.route.upstream, pathAndQuery, headers, body: decision.body, requestId },
+      (refusal) => sendRefusal(res, refusal, requestId))
+  }
+
+  async function handleUpgrade(snap: Snapshot, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const requestId = randomUUID()
+    const decision = await snap.decide({
+      method: req.method ?? 'GET', target: req.url ?? '/', headers: req.headers, rawHeaders: req.rawHeaders,
+      peerIp: req.socket.remoteAddress ?? '', readBody: null,
+    })
+    const refuseUpgrade = (refusal: Refusal, challenge?: string | null) => {
+      const body = JSON.stringify(errorBody(refusal))
+      const extra = challenge ? `www-authenticate: ${challenge}\r\n` : ''
+      socket.end(`HTTP/1.1 ${statusOf(refusal)} Refused\r\ncontent-type: application/json\r\nx-request-id: ${requestId}\r\n${extra}content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
+    }
+    if (!decision.allow) return refuseUpgrade(decision.refusal, decision.challenge)
+    if (decision.route.endpoint || decision.route.upstream === 'demo') return refuseUpgrade({ code: 'E1004', status: 404, message: 'No upgrade here' })
+    const { headers, pathAndQuery } = upstreamRequest(snap, req, decision, requestId)
+    logger.info({ req_id: requestId, method: req.method, path: redactPath(decision.target.path), status: 101, decision: 'allow', scheme: decision.principal?.scheme ?? 'anonymous', principal: decision.principal?.username, route: decision.route.name })
+    await snap.forwarder.upgrade(req, socket, head, { origin: decision.route.upstream, pathAndQuery, headers, body: null, requestId }, (r) => refuseUpgrade(r))
+  }
+
+  function upstreamRequest(snap: Snapshot, req: IncomingMessage, decision: Extract<Decision, { allow: true }>, requestId: string) {
+    const headers = buildUpstreamHeaders({
+      headers: req.headers, principal: decision.principal, identityHeaderNames: snap.compiled.identityHeaderNames,
+      identityHeaders: snap.compiled.raw.identityHeaders, passCredentials: decision.route.passCredentials,
+      ownAuthorization: ownScheme(req.rawHeaders, snap.auth.chain) !== null, requestId,
+      clientIp: decision.client.clientIp, peerIp: req.socket.remoteAddress ?? '', peerTrusted: decision.client.peerTrusted,
+    })
+    const pathAndQuery = decision.target.query ? `${decision.target.path}?${decision.target.query}` : decision.target.path
+    return { headers, pathAndQuery }
+  }
+
+  function endpointContext(req: IncomingMessage, res: ServerResponse, requestId: string, decision: Extract<Decision, { allow: true }>, readBody: () => Promise<Buffer | Refusal>): EndpointContext {
+    return {
+      req, res, requestId, principal: decision.principal, target: decision.target, client: decision.client, readBody,
+      send(status, body, headers) {
+        const text = JSON.stringify(body)
+        res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers })
+        res.end(text)
+      },
+      refuse(refusal, headers) { sendRefusal(res, refusal, requestId, headers?.['www-authenticate'] ?? null, headers) },
+    }
+  }
+
+  function logRequest(req: IncomingMessage, res: ServerResponse, decision: Decision, requestId: string, started: number): void {
+    const p = decision.principal
+    logger.info({
+      req_id: requestId,
+      method: req.method,
+      path: redactPath(decision.allow ? decision.target.path : (req.url ?? '/').split('?')[0]!),
+      status: res.statusCode,
+      duration_ms: Math.round((performance.now() - started) * 100) / 100,
+      decision: decision.allow ? 'allow' : 'deny',
+      code: decision.allow ? undefined : decision.refusal.code,
+      scheme: p?.scheme ?? 'anonymous',
+      principal: p?.username,
+      route: decision.route?.name,
+      client_ip: decision.client?.clientIp,
+      traceparent: req.headers.traceparent,
+    })
+  }
+
+  const bind = options.listen ?? initial.listen
+  server.listen(bind.port, bind.host)
+  await once(server, 'listening')
+  const address = server.address()
+  const port = typeof address === 'object' && address ? address.port : bind.port
+  const host = bind.host === '0.0.0.0' || bind.host === '::' ? '127.0.0.1' : bind.host
+  logger.info({ listen: `${bind.host}:${port}`, store: store.kind, upstream: initial.upstream }, 'keygate listening')
+
+  return {
+    server,
+    store,
+    port,
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    async reload() {
+      if (!options.configFile) return false
+      const loaded = loadConfigFile(options.configFile)
+      if (!loaded.ok) {
+        logger.error({ problems: loaded.problems.map(formatProblem) }, 'config reload refused; the old config keeps serving')
+        return false
+      }
+      try {
+        const next = await build(loaded.config)
+        const old = current
+        current = next
+        setTimeout(() => { void old.forwarder.close(); old.auth.close() }, initial.limits.shutdownGrace).unref()
+        logger.info('config reloaded')
+        return true
+      } catch (err) {
+        logger.error({ err: (err as Error).message }, 'config reload refused; the old config keeps serving')
+        return false
+      }
+    },
+    async close() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+      server.closeIdleConnections()
+      const grace = setTimeout(() => server.closeAllConnections(), initial.limits.shutdownGrace)
+      grace.unref()
+      await closed
+      clearTimeout(grace)
+      storeHealth.stop()
+      current.auth.close()
+      await current.forwarder.close()
+      if (ownsStore) await store.close()
+    },
+  }
+}
+
+function loadOrThrow(file: string): GatewayConfig {
+  const loaded = loadConfigFile(file)
+  if (!loaded.ok) throw new Error(`invalid configuration:\n  ${loaded.problems.map(formatProblem).join('\n  ')}`)
+  return loaded.config
+}
+
+export function sendRefusal(res: ServerResponse, refusal: Refusal, requestId: string, challenge?: string | null, extra?: Record<string, string>): void {
+  const body = JSON.stringify(errorBody(refusal))
+  const headers: Record<string, string> = { ...extra, 'content-type': 'application/json', 'x-request-id': requestId, 'cache-control': 'no-store' }
+  if (challenge) headers['www-authenticate'] = challenge
+  if (refusal.retryAfterSec !== undefined) headers['retry-after'] = String(refusal.retryAfterSec)
+  res.writeHead(statusOf(refusal), headers)
+  res.end(body)
+}
