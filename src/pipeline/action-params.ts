@@ -1,12 +1,14 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { refuse, type Refusal } from '../errors.js'
 import type { AccessLimits } from '../auth/types.js'
+import { headerValues } from '../util/raw-headers.js'
 import { isAllowed, needsBody, readActionRequest } from '../mediawiki/action-api.js'
 
 export interface ActionParamsInput {
   readonly method: string
   readonly query: string
   readonly headers: IncomingHttpHeaders
+  readonly rawHeaders: readonly string[]
   readonly limits: AccessLimits
   /** null in forward-auth mode, where the body cannot be seen */
   readonly readBody: (() => Promise<Buffer | Refusal>) | null
@@ -23,10 +25,14 @@ const FORWARD_AUTH_POST = refuse('E1004', { message: 'Forward-auth cannot see a 
  * unchanged to the upstream.
  */
 export async function checkActionParams(input: ActionParamsInput): Promise<ActionParamsResult> {
+  // Node keeps the first of two Content-Type headers; the server in front of PHP may keep the other.
+  if (headerValues(input.rawHeaders, 'content-type').length > 1 || headerValues(input.rawHeaders, 'content-encoding').length > 1) {
+    return { ok: false, refusal: refuse('E1030') }
+  }
   const contentType = input.headers['content-type']
   const contentEncoding = input.headers['content-encoding']
   let body: Buffer | null = null
-  if (needsBody(input.method, input.headers)) {
+  if (needsBody(input.method)) {
     if (!input.readBody) {
       if (input.postBodies === 'refuse') return { ok: false, refusal: FORWARD_AUTH_POST }
     } else {
@@ -35,7 +41,7 @@ export async function checkActionParams(input: ActionParamsInput): Promise<Actio
       body = read
     }
   }
-  const parsed = readActionRequest({ query: input.query, contentType, contentEncoding, body: body ?? undefined })
+  const parsed = readActionRequest({ query: input.query, method: input.method, contentType, contentEncoding, body: body ?? undefined })
   if (!parsed.ok) return { ok: false, refusal: refuse('E1030') }
   if (!isAllowed(parsed.modules, input.limits.actionModules)) return { ok: false, refusal: refuse('E1004') }
   return { ok: true, body }

@@ -1,5 +1,6 @@
 import { refuse, StoreUnavailableError } from '../errors.js'
-import type { AuthResult, Authenticator, Principal } from '../auth/types.js'
+import type { AuthResult, Authenticator } from '../auth/types.js'
+import { cookieValues, headerValues } from '../util/raw-headers.js'
 
 export const SESSION_COOKIE = 'keygate_session'
 
@@ -22,27 +23,6 @@ export type AuthOutcome = AuthResult | { readonly kind: 'none' }
 const AMBIGUOUS = { kind: 'deny', refusal: refuse('E1030') } as const
 const STORE_DOWN = { kind: 'deny', refusal: refuse('E1006') } as const
 const MALFORMED = { kind: 'deny', refusal: refuse('E1001') } as const
-
-/** Reads every value of a header from rawHeaders: req.headers would silently drop a second Authorization. */
-export function headerValues(rawHeaders: readonly string[], lowerName: string): string[] {
-  const out: string[] = []
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    if (rawHeaders[i]!.toLowerCase() === lowerName) out.push(rawHeaders[i + 1]!)
-  }
-  return out
-}
-
-/** Values of one cookie across every Cookie header. */
-export function cookieValues(rawHeaders: readonly string[], name: string): string[] {
-  const out: string[] = []
-  for (const header of headerValues(rawHeaders, 'cookie')) {
-    for (const pair of header.split(';')) {
-      const eq = pair.indexOf('=')
-      if (eq !== -1 && pair.slice(0, eq).trim() === name) out.push(pair.slice(eq + 1).trim())
-    }
-  }
-  return out
-}
 
 /** Splits "Scheme token"; the scheme word is case-insensitive (RFC 9110). */
 export function parseAuthorization(value: string): { scheme: string; token: string } {
@@ -101,5 +81,3 @@ export async function authenticate(input: AuthInput, chain: AuthenticatorChain):
   }
   return { kind: 'none' }
 }
-
-export const principalOf = (outcome: AuthOutcome): Principal | null => (outcome.kind === 'ok' ? outcome.principal : null)

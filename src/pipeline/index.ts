@@ -84,7 +84,7 @@ export function createDecide(config: CompiledConfig, chain: AuthenticatorChain):
     if (!onActionApi || !principal.limits) return allow(principal)
 
     const action = await checkActionParams({
-      method: request.method, query: target.query, headers: request.headers,
+      method: request.method, query: target.query, headers: request.headers, rawHeaders: request.rawHeaders,
       limits: principal.limits, readBody: request.readBody, postBodies,
     })
     return action.ok ? allow(principal, action.body) : deny(action.refusal, { route, principal, client })
