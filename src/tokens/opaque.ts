@@ -1,0 +1,192 @@
+import type { Clock } from '../clock.js'
+import type { Store } from '../store/types.js'
+import { randomToken, sha256Hex } from '../util/secret.js'
+
+// One implementation for every opaque stored token: user tokens, app tokens, sessions, api tokens.
+// The store key is sha256(token): a dump of the store gives nobody a usable token. The raw token
+// exists only in the issue() result and in the caller's request.
+
+export type TokenKind = 'user' | 'app' | 'session' | 'api' | 'access' | 'refresh'
+
+/** What a token stands for; extra members (lang, meta, clientid …) are kept as given. */
+export interface TokenRecord {
+  readonly username: string
+  readonly uid: number
+  readonly groups: readonly string[]
+  readonly [key: string]: unknown
+}
+
+export interface StoredToken<R extends TokenRecord = TokenRecord> {
+  readonly kind: TokenKind
+  /** sha256 hex of the token: what admin listing and revokeByHash use */
+  readonly hash: string
+  readonly record: R
+  /** epoch ms */
+  readonly issuedAt: number
+  /** epoch ms at issue (sliding sessions: see touch()) */
+  readonly expiresAt: number
+}
+
+export interface IssuedToken {
+  readonly token: string
+  readonly hash: string
+  /** epoch ms */
+  readonly expiresAt: number
+}
+
+export interface TokenRegistry<R extends TokenRecord = TokenRecord> {
+  readonly kind: TokenKind
+  issue(record: R, opts?: { ttlMs?: number }): Promise<IssuedToken>
+  /** The record, or null when unknown, expired, revoked, malformed, or (single-use) already used. */
+  verify(token: string): Promise<StoredToken<R> | null>
+  /** Sliding expiry: the token lives ttlMs (or the given ttl) from now, bounded by maxLifetimeMs; null when gone. Returns the new expiry. */
+  touch(token: string, ttlMs?: number): Promise<number | null>
+  revoke(token: string): Promise<boolean>
+  revokeByHash(hash: string): Promise<boolean>
+  /** Live tokens of a user (admin use; one store read per token). */
+  listByUser(username: string): Promise<StoredToken<R>[]>
+  /** Revokes every token of a user; the count revoked. */
+  revokeUser(username: string): Promise<number>
+  hashOf(token: string): string
+}
+
+export interface TokenRegistryDeps {
+  readonly store: Store
+  readonly clock: Clock
+  readonly kind: TokenKind
+  readonly ttlMs: number
+  readonly singleUse?: boolean
+  /** sliding sessions never outlive issuedAt + maxLifetimeMs */
+  readonly maxLifetimeMs?: number
+  /** bytes of CSPRNG output per token (hex doubles it); at least 16 */
+  readonly tokenBytes?: number
+  readonly random?: (bytes: number) => string
+}
+
+// Tokens we issue are lowercase hex; checking the shape first spares the store a round trip for junk.
+const TOKEN_SHAPE = /^[0-9a-f]{32,256}$/
+const HASH_SHAPE = /^[0-9a-f]{64}$/
+
+interface StoredValue {
+  v: 1
+  kind: TokenKind
+  issuedAt: number
+  expiresAt: number
+  record: TokenRecord
+}
+
+export function createTokenRegistry<R extends TokenRecord = TokenRecord>(deps: TokenRegistryDeps): TokenRegistry<R> {
+  const { store, clock, kind, ttlMs } = deps
+  const singleUse = deps.singleUse ?? false
+  const tokenBytes = Math.max(16, deps.tokenBytes ?? 32)
+  const random = deps.random ?? randomToken
+  if (!(ttlMs > 0)) throw new RangeError(`token registry ${kind}: ttlMs must be positive`)
+
+  const keyOf = (hash: string) => `tok:${kind}:${hash}`
+  // Usernames may hold any character; encoding keeps them from forging another key's shape.
+  const indexOf = (username: string) => `tokidx:${kind}:${encodeURIComponent(username)}`
+
+  function parse(hash: string, raw: string | null): StoredToken<R> | null {
+    if (raw === null) return null
+    try {
+      const v = JSON.parse(raw) as StoredValue
+      if (v?.v !== 1 || v.kind !== kind || typeof v.record?.username !== 'string') return null
+      return { kind, hash, record: v.record as R, issuedAt: v.issuedAt, expiresAt: v.expiresAt }
+    } catch {
+      return null
+    }
+  }
+
+  // addToSet sets the index TTL from this add; never let a short-lived token cut short the
+  // index entry of a longer-lived one of the same user (issue() and touch() are off the hot path).
+  async function addToIndex(username: string, hash: string, ttl: number): Promise<void> {
+    const index = indexOf(username)
+    const left = await store.ttl(index)
+    await store.addToSet(index, hash, Math.max(ttl, left ?? 0))
+  }
+
+  async function revokeByHash(hash: string): Promise<boolean> {
+    if (!HASH_SHAPE.test(hash)) return false
+    const key = keyOf(hash)
+    const found = parse(hash, await store.get(key))
+    const existed = await store.del(key)
+    if (found) await store.removeFromSet(indexOf(found.record.username), hash)
+    return existed
+  }
+
+  return {
+    kind,
+    hashOf: sha256Hex,
+
+    async issue(record, opts) {
+      const ttl = opts?.ttlMs ?? ttlMs
+      if (!(ttl > 0)) throw new RangeError(`token registry ${kind}: ttlMs must be positive`)
+      const token = random(tokenBytes)
+      const hash = sha256Hex(token)
+      const issuedAt = clock.now()
+      const expiresAt = issuedAt + ttl
+      const value: StoredValue = { v: 1, kind, issuedAt, expiresAt, record }
+      // Index first: a token that exists but is missing from its user's index could not be revoked by user.
+      await addToIndex(record.username, hash, Math.max(ttl, deps.maxLifetimeMs ?? 0))
+      await store.set(keyOf(hash), JSON.stringify(value), ttl)
+      return { token, hash, expiresAt }
+    },
+
+    async verify(token) {
+      if (typeof token !== 'string' || !TOKEN_SHAPE.test(token)) return null
+      const hash = sha256Hex(token)
+      // The store's TTL is the expiry (both stores honour it); single-use is one atomic take.
+      const found = parse(hash, singleUse ? await store.take(keyOf(hash)) : await store.get(keyOf(hash)))
+      if (found && singleUse) await store.removeFromSet(indexOf(found.record.username), hash)
+      return found
+    },
+
+    async touch(token, ttl = ttlMs) {
+      if (typeof token !== 'string' || !TOKEN_SHAPE.test(token)) return null
+      const hash = sha256Hex(token)
+      const key = keyOf(hash)
+      const found = parse(hash, await store.get(key))
+      if (!found) return null
+      const now = clock.now()
+      const next = deps.maxLifetimeMs === undefined ? now + ttl : Math.min(now + ttl, found.issuedAt + deps.maxLifetimeMs)
+      if (next <= now) {
+        await revokeByHash(hash)
+        return null
+      }
+      // expire() only moves an existing key: a touch racing a revoke cannot bring the token back,
+      // which rewriting the record with set() would.
+      if (!(await store.expire(key, next - now))) return null
+      // Without a lifetime bound the index must slide too, or a long-lived session would drop out of it.
+      if (deps.maxLifetimeMs === undefined) await addToIndex(found.record.username, hash, next - now)
+      return next
+    },
+
+    async revoke(token) {
+      if (typeof token !== 'string' || !TOKEN_SHAPE.test(token)) return false
+      return revokeByHash(sha256Hex(token))
+    },
+
+    revokeByHash,
+
+    async listByUser(username) {
+      const index = indexOf(username)
+      const out: StoredToken<R>[] = []
+      for (const hash of await store.members(index)) {
+        const found = parse(hash, await store.get(keyOf(hash)))
+        if (found) out.push(found)
+        else await store.removeFromSet(index, hash) // expired or used: drop the stale index entry
+      }
+      return out
+    },
+
+    async revokeUser(username) {
+      const index = indexOf(username)
+      let n = 0
+      for (const hash of await store.members(index)) {
+        if (await store.del(keyOf(hash))) n++
+        await store.removeFromSet(index, hash)
+      }
+      return n
+    },
+  }
+}

@@ -1,0 +1,202 @@
+import { LRUCache } from 'lru-cache'
+import type { Clock } from '../clock.js'
+import type { Store } from '../store/types.js'
+import { sha256Hex } from '../util/secret.js'
+
+// Revocation of stateless JWTs, and the in-process cache that keeps them cheap.
+//
+// The store holds a denylist: `revoked:jti:<jti>`, kept until the token's exp (+ clock tolerance),
+// after which the token is refused by its own exp. Each instance keeps a bounded LRU of tokens it
+// has VERIFIED (signature, claims, not revoked), keyed by sha256 of the whole token: a recently
+// seen token then costs a hash and a map lookup — no signature check and no store round trip.
+//
+// How a revocation reaches every instance within 1 s:
+//  1. revoke() writes the denylist entry, then publishes the jti on a store channel; every instance
+//     subscribes when it is created and records the jti in a local "revoked" set that the hot path
+//     checks before answering from the cache. This is the normal path: milliseconds.
+//  2. Pub/sub alone is not enough. Redis pub/sub is at-most-once: a message published while a
+//     subscriber connection is reconnecting, or dropped by Redis for a slow subscriber
+//     (client-output-buffer-limit pubsub), is lost for good, and the 1 s health heartbeat runs on the
+//     command connection, so it need not notice a blip on the subscriber one. A lost message would
+//     otherwise leave a revoked token accepted until its exp (an hour for access tokens).
+//     So a cached "not revoked" answer is trusted for at most `recheckMs` (1 s): after that the next
+//     request for the token re-reads the denylist with one GET. The signature is never re-checked
+//     before exp: it cannot change. Cost: at most one GET per hot token per second per instance,
+//     against thousands of requests a second answered from memory.
+// The cache is a shortcut, never a fallback (CONTRACT §5): it is used only while `healthy()` says
+// the store is, and it is emptied when the store comes back, since revocations may have been missed.
+
+export interface RevocableClaims {
+  readonly jti: string
+  /** epoch ms */
+  readonly expiresAt: number
+}
+
+export type CheckedToken<C> =
+  | { readonly ok: true; readonly claims: C; readonly cached: boolean }
+  | { readonly ok: false; readonly code: 'E1001' | 'E1002' | 'E1020'; readonly reason: string }
+
+/** A full check of the token (signature and claims); called only on a cache miss. */
+export type TokenVerifier<C> = (token: string) => Promise<
+  | { readonly ok: true; readonly claims: C }
+  | { readonly ok: false; readonly code: 'E1001' | 'E1020'; readonly reason: string }
+>
+
+export interface RevocationDeps {
+  readonly store: Store
+  readonly clock: Clock
+  /** true while the store heartbeat (1 s or less) succeeds; the cache is bypassed otherwise */
+  readonly healthy: () => boolean
+  /** verified tokens kept per instance */
+  readonly maxEntries?: number
+  /** how long a cached "not revoked" answer stands without re-reading the denylist */
+  readonly recheckMs?: number
+  /** denylist entries outlive exp by this much, as verification tolerates that much clock skew */
+  readonly clockToleranceMs?: number
+  readonly channel?: string
+  /** when the first subscribe fails (store down at start), it is retried this often; no caching meanwhile */
+  readonly resubscribeMs?: number
+}
+
+export interface Revocation<C extends RevocableClaims> {
+  /** Hot path, synchronous: the claims of a recently verified, unrevoked token, or undefined. */
+  cached(token: string): C | undefined
+  /**
+   * The whole check: cache, else `verify` and the denylist, then cache the result.
+   * Rejects (StoreUnavailableError from the store) when the denylist cannot be read: fail closed.
+   */
+  check(token: string, verify: TokenVerifier<C>): Promise<CheckedToken<C>>
+  /** Denylist lookup; a revocation this instance has heard of answers without the store. */
+  isRevoked(jti: string): Promise<boolean>
+  /** Denylists the jti until expiresAt (+ tolerance) and tells every instance. */
+  revoke(jti: string, expiresAt: number): Promise<void>
+  /** for metrics and tests */
+  readonly size: number
+  readonly subscribed: boolean
+  close(): void
+}
+
+interface Entry<C> {
+  readonly claims: C
+  /** clock ms when the denylist was last read for this token */
+  checkedAt: number
+}
+
+const JTI_SHAPE = /^[\x21-\x7e]{1,256}$/
+
+export const revokedJtiKey = (jti: string): string => `revoked:jti:${jti}`
+
+export async function createRevocation<C extends RevocableClaims>(deps: RevocationDeps): Promise<Revocation<C>> {
+  const { store, clock, healthy } = deps
+  const maxEntries = deps.maxEntries ?? 10_000
+  const recheckMs = deps.recheckMs ?? 1000
+  const toleranceMs = deps.clockToleranceMs ?? 60_000
+  const channel = deps.channel ?? 'revocations'
+  const resubscribeMs = deps.resubscribeMs ?? 1000
+
+  const verified = new LRUCache<string, Entry<C>>({ max: maxEntries })
+  // Jtis this instance heard revoked. A positive answer is always safe to keep (a revoked token
+  // stays revoked until it expires anyway), so only size bounds it.
+  const revokedHere = new LRUCache<string, true>({ max: maxEntries })
+  let subscribed = false
+  let closed = false
+  let wasHealthy = true
+  let retryTimer: NodeJS.Timeout | undefined
+
+  // The Store interface has no unsubscribe: a closed instance just stops listening.
+  const onMessage = (message: string) => {
+    if (closed || !JTI_SHAPE.test(message)) return
+    revokedHere.set(message, true)
+  }
+
+  async function subscribe(): Promise<void> {
+    try {
+      await store.subscribe(channel, onMessage)
+      subscribed = true
+    } catch {
+      // Until subscribed, this instance would not hear revocations: it caches nothing meanwhile.
+      if (!closed) {
+        retryTimer = setTimeout(() => { retryTimer = undefined; void subscribe() }, resubscribeMs)
+        retryTimer.unref()
+      }
+    }
+  }
+  await subscribe()
+
+  /** Whether the cache may be used now; empties it when the store has just come back. */
+  function cacheUsable(): boolean {
+    const ok = subscribed && !closed && healthy()
+    if (ok && !wasHealthy) verified.clear()
+    wasHealthy = ok
+    return ok
+  }
+
+  async function isRevokedInStore(jti: string): Promise<boolean> {
+    return revokedHere.has(jti) || (await store.get(revokedJtiKey(jti))) !== null
+  }
+
+  /** A cached entry still valid as of now, or undefined (dropping it when it is past exp or revoked). */
+  function lookup(hash: string, now: number): Entry<C> | undefined {
+    const e = verified.get(hash)
+    if (!e) return undefined
+    if (now >= e.claims.expiresAt || revokedHere.has(e.claims.jti)) {
+      verified.delete(hash)
+      return undefined
+    }
+    return e
+  }
+
+  return {
+    get size() { return verified.size },
+    get subscribed() { return subscribed },
+
+    cached(token) {
+      if (!cacheUsable()) return undefined
+      const now = clock.now()
+      const e = lookup(sha256Hex(token), now)
+      return e && now - e.checkedAt < recheckMs ? e.claims : undefined
+    },
+
+    async check(token, verify) {
+      const useCache = cacheUsable()
+      const hash = sha256Hex(token)
+      if (useCache) {
+        const now = clock.now()
+        const e = lookup(hash, now)
+        if (e) {
+          if (now - e.checkedAt < recheckMs) return { ok: true, claims: e.claims, cached: true }
+          if (await isRevokedInStore(e.claims.jti)) {
+            verified.delete(hash)
+            return { ok: false, code: 'E1002', reason: 'revoked' }
+          }
+          e.checkedAt = now
+          return { ok: true, claims: e.claims, cached: true }
+        }
+      }
+      const r = await verify(token)
+      if (!r.ok) return r
+      const checkedAt = clock.now()
+      // A revocation heard while the GET was in flight wins over the GET's (older) answer.
+      if (await isRevokedInStore(r.claims.jti) || revokedHere.has(r.claims.jti)) return { ok: false, code: 'E1002', reason: 'revoked' }
+      if (useCache && cacheUsable() && checkedAt < r.claims.expiresAt) verified.set(hash, { claims: r.claims, checkedAt })
+      return { ok: true, claims: r.claims, cached: false }
+    },
+
+    isRevoked: isRevokedInStore,
+
+    async revoke(jti, expiresAt) {
+      revokedHere.set(jti, true)
+      const ttlMs = expiresAt + toleranceMs - clock.now()
+      // Past exp + tolerance the token is refused by its own exp: nothing to keep.
+      if (ttlMs <= 0) return
+      await store.set(revokedJtiKey(jti), '1', ttlMs)
+      await store.publish(channel, jti)
+    },
+
+    close() {
+      closed = true
+      if (retryTimer) clearTimeout(retryTimer)
+      verified.clear()
+    },
+  }
+}
