@@ -1,0 +1,311 @@
+import { Cluster, Redis, type RedisOptions } from 'ioredis'
+import { StoreUnavailableError } from '../errors.js'
+import type { Counter, Store } from './types.js'
+
+// The shared store for several gateway instances. It fails closed and fast: while Redis cannot
+// be reached every call rejects with StoreUnavailableError within about timeoutMs (never a
+// null that would read as "no such token"), and the connection keeps retrying on its own so
+// service resumes without a restart.
+
+export type RedisTarget =
+  | string
+  | { sentinels: string[]; name: string; password?: string }
+  | { cluster: string[]; password?: string }
+
+export interface RedisStoreOptions {
+  redis: RedisTarget
+  prefix: string
+  /** Longest a call may take, waiting for a connection included (default 1000 ms). */
+  timeoutMs?: number
+  /** Connection errors, for logging; they are never left to escape as unhandled 'error' events. */
+  onError?: (err: Error) => void
+}
+
+type Connection = Redis | Cluster
+
+/** A connection and how long it has been unusable, so a sustained outage fails at once. */
+interface Tracked {
+  readonly conn: Connection
+  /** null while ready; otherwise when it stopped being ready (or was created) */
+  downSinceMs: number | null
+  /** calls that arrived during a short gap, started when the connection is ready again */
+  readonly waiters: Set<() => void>
+}
+
+// INCR and the window's expiry in one atomic step. The expiry is set only when the key is new,
+// so the window is fixed; a key found without one (never written by this script) gets one too,
+// rather than counting forever.
+const INCR_LUA = `
+local n = redis.call('INCR', KEYS[1])
+local t = redis.call('PTTL', KEYS[1])
+if n == 1 or t < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  t = tonumber(ARGV[1])
+end
+return {n, t}
+`
+interface WithIncr { keygateIncr(key: string, windowMs: number): Promise<[number, number]> }
+
+const SCAN_COUNT = 1000
+const DEFAULT_TIMEOUT_MS = 1000
+const MAX_RECONNECT_DELAY_MS = 1000
+
+// Reconnect forever: giving up would leave the gateway refusing everything until a restart.
+const reconnectDelay = (attempt: number): number => Math.min(attempt * 100, MAX_RECONNECT_DELAY_MS)
+
+export function createRedisStore(opts: RedisStoreOptions): Store {
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS
+  const onError = opts.onError ?? (() => {})
+  const prefix = opts.prefix
+  const isCluster = typeof opts.redis === 'object' && 'cluster' in opts.redis
+  const client = connect(opts.redis, timeoutMs)
+  client.defineCommand('keygateIncr', { numberOfKeys: 1, lua: INCR_LUA })
+  const main = track(client, onError)
+  const handlers = new Map<string, Set<(message: string) => void>>()
+  const subscriptions = new Map<string, Promise<void>>()
+  let subscriber: Tracked | null = null
+  let closed = false
+
+  const k = (key: string) => prefix + key
+
+  /**
+   * Runs one command within the time budget. A connection that has been down for longer than
+   * the budget fails the call at once; a short gap (start-up, a failover) is waited out.
+   */
+  const run = <T>(t: Tracked, op: () => Promise<T>): Promise<T> => new Promise<T>((resolve, reject) => {
+    if (closed) return reject(new StoreUnavailableError({ cause: new Error('store closed') }))
+    const isReady = t.conn.status === 'ready'
+    if (!isReady && t.downSinceMs !== null && Date.now() - t.downSinceMs >= timeoutMs) {
+      return reject(new StoreUnavailableError({ cause: new Error(`redis unreachable for ${Date.now() - t.downSinceMs} ms`) }))
+    }
+    let settled = false
+    const timer = setTimeout(() => {
+      t.waiters.delete(start)
+      if (settled) return
+      settled = true
+      reject(new StoreUnavailableError({ cause: new Error(`no answer from redis within ${timeoutMs} ms`) }))
+    }, timeoutMs)
+    function start(): void {
+      if (settled) return
+      if (closed) { settled = true; clearTimeout(timer); return reject(new StoreUnavailableError({ cause: new Error('store closed') })) }
+      const fail = (err: unknown) => { if (!settled) { settled = true; clearTimeout(timer); reject(new StoreUnavailableError({ cause: err })) } }
+      let pending: Promise<T>
+      try { pending = op() } catch (err) { return fail(err) }
+      pending.then((value) => { if (!settled) { settled = true; clearTimeout(timer); resolve(value) } }, fail)
+    }
+    if (isReady) start()
+    else t.waiters.add(start)
+  })
+
+  const getSubscriber = (): Tracked => {
+    if (subscriber !== null) return subscriber
+    // A connection in subscriber mode cannot run other commands, hence its own. ioredis
+    // re-subscribes its channels after a reconnect (autoResubscribe; the outage test checks it).
+    const conn = client.duplicate()
+    conn.on('message', (channel: string, message: string) => {
+      const set = handlers.get(channel)
+      if (set !== undefined) for (const handler of set) deliver(handler, message)
+    })
+    subscriber = track(conn, onError)
+    return subscriber
+  }
+
+  return {
+    kind: 'redis',
+
+    get: (key) => run(main, () => client.get(k(key))),
+
+    async set(key, value, ttlMs) {
+      const ms = checkTtl(ttlMs)
+      await run(main, () => client.set(k(key), value, 'PX', ms))
+    },
+
+    async setIfAbsent(key, value, ttlMs) {
+      const ms = checkTtl(ttlMs)
+      return (await run(main, () => client.set(k(key), value, 'PX', ms, 'NX'))) === 'OK'
+    },
+
+    take: (key) => run(main, () => client.getdel(k(key))),
+
+    del: async (key) => (await run(main, () => client.del(k(key)))) > 0,
+
+    async expire(key, ttlMs) {
+      const ms = checkTtl(ttlMs)
+      return (await run(main, () => client.pexpire(k(key), ms))) === 1
+    },
+
+    async ttl(key) {
+      const ms = await run(main, () => client.pttl(k(key)))
+      if (ms === -2) return null
+      // -1: a key without expiry, which this store never writes; report it as never expiring.
+      return ms === -1 ? Number.POSITIVE_INFINITY : ms
+    },
+
+    async incr(key, windowMs): Promise<Counter> {
+      const ms = checkTtl(windowMs)
+      const [count, ttlMs] = await run(main, () => (client as unknown as WithIncr).keygateIncr(k(key), ms))
+      return { count, ttlMs }
+    },
+
+    async addToSet(key, member, ttlMs) {
+      const ms = checkTtl(ttlMs)
+      const results = await run(main, () => client.multi().sadd(k(key), member).pexpire(k(key), ms).exec())
+      const failed = results?.find(([err]) => err !== null)
+      if (results === null || failed !== undefined) throw new StoreUnavailableError({ cause: failed?.[0] ?? new Error('transaction aborted') })
+    },
+
+    async removeFromSet(key, member) {
+      await run(main, () => client.srem(k(key), member))
+    },
+
+    members: (key) => run(main, () => client.smembers(k(key))),
+
+    async keys(keyPrefix) {
+      const pattern = escapeGlob(k(keyPrefix)) + '*'
+      // A cluster spreads keys over its masters; SCAN walks one node's keyspace. The node list
+      // is read once the cluster is ready: an empty list would pass for "no keys".
+      const nodes = await run(main, async (): Promise<Redis[]> => (isCluster ? (client as Cluster).nodes('master') : [client as Redis]))
+      if (nodes.length === 0) throw new StoreUnavailableError({ cause: new Error('no cluster master known') })
+      const found = new Set<string>()                  // SCAN may return a key twice
+      for (const node of nodes) {
+        let cursor = '0'
+        do {
+          const [next, batch] = await run(main, () => node.scan(cursor, 'MATCH', pattern, 'COUNT', SCAN_COUNT))
+          for (const key of batch) found.add(key.slice(prefix.length))
+          cursor = next
+        } while (cursor !== '0')
+      }
+      return [...found]
+    },
+
+    async publish(channel, message) {
+      await run(main, () => client.publish(k(channel), message))
+    },
+
+    async subscribe(channel, onMessage) {
+      const full = k(channel)
+      let set = handlers.get(full)
+      if (set === undefined) { set = new Set(); handlers.set(full, set) }
+      set.add(onMessage)
+      let pending = subscriptions.get(full)
+      if (pending === undefined) {
+        const sub = getSubscriber()
+        pending = run(sub, () => sub.conn.subscribe(full)).then(() => undefined)
+        subscriptions.set(full, pending)
+        // Forget a failed SUBSCRIBE so that the next subscribe() tries again.
+        pending.catch(() => { if (subscriptions.get(full) === pending) subscriptions.delete(full) })
+      }
+      try {
+        await pending
+      } catch (err) {
+        set.delete(onMessage)
+        if (set.size === 0 && handlers.get(full) === set) handlers.delete(full)
+        throw err
+      }
+    },
+
+    async ping() {
+      await run(main, () => client.ping())
+    },
+
+    async close() {
+      if (closed) return
+      closed = true
+      const conns = subscriber === null ? [main] : [main, subscriber]
+      // Calls waiting for a connection learn at once that none is coming.
+      for (const t of conns) { for (const start of [...t.waiters]) start(); t.waiters.clear() }
+      await Promise.all(conns.map(({ conn }) => quit(conn, timeoutMs)))
+    },
+  }
+}
+
+function connect(target: RedisTarget, timeoutMs: number): Connection {
+  const common: RedisOptions = {
+    // Fail fast instead of queueing: a command sent while disconnected rejects at once, and one
+    // in flight when the connection drops is rejected rather than resent later (retries: 0).
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    commandTimeout: timeoutMs,
+    connectTimeout: timeoutMs,
+    retryStrategy: reconnectDelay,
+    // The subscriber connection (a duplicate) must come back with its channels.
+    autoResubscribe: true,
+  }
+  if (typeof target === 'string') return new Redis(target, common)
+  if ('sentinels' in target) {
+    return new Redis({
+      ...common,
+      sentinels: target.sentinels.map((s) => hostPort(s, 26379)),
+      name: target.name,
+      password: target.password,
+      sentinelRetryStrategy: reconnectDelay,
+    })
+  }
+  const { enableOfflineQueue, retryStrategy, ...nodeOptions } = common
+  return new Cluster(target.cluster.map((s) => hostPort(s, 6379)), {
+    enableOfflineQueue,
+    clusterRetryStrategy: retryStrategy as (times: number) => number,
+    redisOptions: { ...nodeOptions, password: target.password },
+    slotsRefreshTimeout: timeoutMs,
+    // Bounded by the call's time budget anyway; retry a moving slot a few times within it.
+    retryDelayOnClusterDown: 100,
+    retryDelayOnFailover: 100,
+    retryDelayOnTryAgain: 100,
+  })
+}
+
+function track(conn: Connection, onError: (err: Error) => void): Tracked {
+  const t: Tracked = { conn, downSinceMs: Date.now(), waiters: new Set() }
+  conn.on('error', onError)
+  if (conn instanceof Cluster) conn.on('node error', onError)
+  conn.on('ready', () => {
+    t.downSinceMs = null
+    const waiting = [...t.waiters]
+    t.waiters.clear()
+    for (const start of waiting) start()
+  })
+  conn.on('close', () => { t.downSinceMs ??= Date.now() })
+  return t
+}
+
+/** QUIT politely; a connection that cannot say goodbye (Redis down) is dropped. */
+async function quit(conn: Connection, timeoutMs: number): Promise<void> {
+  if (conn.status === 'ready') {
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([
+      conn.quit().catch(() => {}),
+      new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs) }),
+    ])
+    clearTimeout(timer)
+  }
+  conn.disconnect()
+}
+
+/** "host:port", "host" or "redis://host:port" (IPv6 in brackets). */
+function hostPort(text: string, defaultPort: number): { host: string; port: number } {
+  if (/^rediss?:\/\//.test(text)) {
+    const url = new URL(text)
+    return { host: url.hostname.replace(/^\[|\]$/g, ''), port: url.port === '' ? defaultPort : Number(url.port) }
+  }
+  const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(text) ?? /^([^:]+)(?::(\d+))?$/.exec(text)
+  if (m === null) throw new TypeError(`expected host:port, got ${text}`)
+  return { host: m[1]!, port: m[2] === undefined ? defaultPort : Number(m[2]) }
+}
+
+/** A TTL is a positive number of ms; PX wants an integer, so a fraction rounds up. */
+function checkTtl(ttlMs: number): number {
+  if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new RangeError(`ttl must be a positive number of ms, got ${ttlMs}`)
+  return Math.ceil(ttlMs)
+}
+
+/** SCAN MATCH treats * ? [ ] \ as glob syntax; a key prefix is literal. */
+const escapeGlob = (text: string): string => text.replace(/[*?[\]\\]/g, '\\$&')
+
+// A throwing subscriber must not stop delivery to the others nor break the connection's parser.
+function deliver(handler: (message: string) => void, message: string): void {
+  try {
+    handler(message)
+  } catch (err) {
+    process.emitWarning(err instanceof Error ? err : new Error(String(err)), 'StoreSubscriberWarning')
+  }
+}
