@@ -1,0 +1,263 @@
+import { randomBytes } from 'node:crypto'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { checkConfig, hashPassword, login, requirePass, Skip, startKeygate, writeConfig, type KeygateRunner, type KeygateSetup, type RunningKeygate } from './keygate.js'
+import { describeAnswer, freePort, probe } from './net.js'
+import { cpuSecondsBetween, cpuTicks, findExecutable, peakRssKiB, processTree, type Pinning, type Proc, type ProcessSet } from './procs.js'
+import { checkRedis, type RedisInfo } from './redis.js'
+import type { CaseSpec, Settings } from './settings.js'
+import { startBareProxy, startNginxProxy, type NginxInfo, type Upstream } from './upstream.js'
+import { runWrk, type WrkErrors, type WrkResult } from './wrk.js'
+
+/** Everything one run shares. Built by createContext in run.ts / profile.ts; nothing lives at module level. */
+export interface BenchContext extends KeygateSetup {
+  readonly settings: Settings
+  readonly pinning: Pinning
+  readonly nginx: NginxInfo | null
+  readonly upstream: Upstream
+  readonly ticksPerSecond: number
+  readonly credentials: { readonly apiKey: string; readonly jwtSecret: string; readonly salt: string; readonly username: string; readonly password: string }
+  /** made once, by the first case that needs it */
+  passwordHash(): Promise<string>
+  redis(): Promise<RedisInfo>
+  /** the Redis a case asked for, if any did (its keys are deleted at the end) */
+  usedRedis(): Promise<RedisInfo> | null
+}
+
+export function createContext(base: Omit<BenchContext, 'credentials' | 'passwordHash' | 'redis' | 'usedRedis'>): BenchContext {
+  // Fresh secrets per run: nothing here is a real credential, and nothing is reused across runs.
+  const credentials = {
+    apiKey: randomBytes(24).toString('hex'),
+    jwtSecret: randomBytes(32).toString('hex'),
+    salt: randomBytes(32).toString('hex'),
+    username: 'bench',
+    password: randomBytes(12).toString('hex'),
+  }
+  let hash: Promise<string> | null = null
+  let redis: Promise<RedisInfo> | null = null
+  const ctx: BenchContext = {
+    ...base,
+    credentials,
+    passwordHash: () => (hash ??= hashPassword(ctx, credentials.password)),
+    redis: () => (redis ??= findRedis(ctx)),
+    usedRedis: () => redis,
+  }
+  return ctx
+}
+
+/**
+ * The Redis of the brief (127.0.0.1:6379, or BENCH_REDIS_URL). If nothing answers there and
+ * redis-server is installed — or BENCH_REDIS_URL=own asks for it — the bench starts its own
+ * on a free port, pinned to the load CPU (a system Redis is not ours to re-pin).
+ */
+async function findRedis(ctx: BenchContext): Promise<RedisInfo> {
+  const prefix = `keygate-bench:${process.pid}-${Date.now().toString(36)}:`
+  const wanted = ctx.settings.redisUrl
+  const own = wanted === 'own'
+  const first = own ? { ok: false as const, why: 'BENCH_REDIS_URL=own' } : await checkRedis(wanted)
+  if (first.ok) return { url: wanted, version: first.version, prefix, ownProcess: false }
+  const server = findExecutable('redis-server')
+  if (!server || (process.env.BENCH_REDIS_URL && !own)) throw new Skip(`no Redis at ${wanted} (${first.why})${server ? '' : '; apt-get install -y redis-server, or set BENCH_REDIS_URL'}`)
+  const port = await freePort()
+  const proc = ctx.procs.start({
+    name: 'redis-server', role: 'load', cmd: server,
+    args: ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--dir', ctx.dir],
+    logFile: join(ctx.dir, 'redis.log'),
+  })
+  const url = `redis://127.0.0.1:${port}`
+  for (let i = 0; i < 50; i++) {
+    const r = await checkRedis(url)
+    if (r.ok) return { url, version: r.version, prefix, ownProcess: true }
+    if (!proc.isRunning()) break
+    await sleep(100)
+  }
+  throw new Skip(`no Redis at ${wanted} (${first.why}), and redis-server would not start: ${proc.logTail(2)}`)
+}
+
+export interface CaseResult {
+  readonly id: number
+  readonly key: string
+  readonly title: string
+  readonly status: 'ok' | 'skipped' | 'failed'
+  readonly reason: string | null
+  readonly notes: readonly string[]
+  readonly rps: number | null
+  readonly p50Ms: number | null
+  readonly p99Ms: number | null
+  readonly p999Ms: number | null
+  readonly requests: number | null
+  readonly errors: WrkErrors | null
+  /** CPU time of the system under test (its whole process tree) per request */
+  readonly cpuUsPerRequest: number | null
+  /** VmHWM of the system under test, summed over its processes, sampled after the load */
+  readonly peakRssMiB: number | null
+  readonly processes: number | null
+}
+
+/** What a case puts under load. */
+interface Target {
+  readonly url: string
+  readonly headers: Record<string, string>
+  /** the process tree whose CPU and RSS are reported */
+  readonly sut: Proc
+  readonly notes: string[]
+  /** stopped after the case unless it is shared (the upstream) */
+  readonly ownsSut: boolean
+}
+
+export interface CaseOptions {
+  /** node flags for the keygate process (profile.ts: --cpu-prof) */
+  readonly nodeArgs?: readonly string[]
+  /** how long keygate may take to exit on SIGTERM (a CPU profile is written at exit) */
+  readonly stopGraceMs?: number
+}
+
+export interface CaseRun {
+  readonly result: CaseResult
+  /** performance.now() at the start and end of the measured load, and when the SUT was spawned */
+  readonly window: { readonly sutStartedAt: number; readonly from: number; readonly to: number; readonly pid: number } | null
+}
+
+const runnerNote = (r: KeygateRunner): string => (r.kind === 'dist' ? 'keygate from dist/' : `keygate via tsx (${r.why})`)
+
+function keygateBase(ctx: BenchContext): Record<string, unknown> {
+  const c = ctx.credentials
+  return {
+    upstream: ctx.upstream.origin,
+    logLevel: ctx.settings.logLevel,
+    secrets: { salt: c.salt, jwt: { alg: 'HS256', secret: c.jwtSecret } },
+    apiKeys: [{ name: 'bench', key: c.apiKey, cidr: ['127.0.0.1/32'], allow: { paths: ['/data/'] } }],
+    routes: [{ path: '/public/', methods: ['GET', 'HEAD'], anonymous: true }],
+    defaultPolicy: 'authenticated',
+  }
+}
+
+async function bearerConfig(ctx: BenchContext): Promise<Record<string, unknown>> {
+  const [redis, passwordHash] = await Promise.all([ctx.redis(), ctx.passwordHash()])
+  return {
+    ...keygateBase(ctx),
+    store: { redis: redis.url, prefix: redis.prefix },
+    users: [{ username: ctx.credentials.username, passwordHash, uid: 1000, name: 'Bench User', email: 'bench@example.org', groups: ['user'] }],
+  }
+}
+
+async function keygateTarget(ctx: BenchContext, kg: RunningKeygate, path: string, headers: Record<string, string>, what: string, notes: string[]): Promise<Target> {
+  try {
+    await requirePass(`${kg.origin}${path}`, headers, what)
+  } catch (err) {
+    await ctx.procs.stop(kg.proc)
+    throw err
+  }
+  return { url: `${kg.origin}${path}`, headers, sut: kg.proc, notes: [runnerNote(ctx.runner), ...notes], ownsSut: true }
+}
+
+/** Logs in, or stops the keygate it was given before passing the Skip on. */
+async function bearerToken(ctx: BenchContext, kg: RunningKeygate): Promise<string> {
+  try {
+    return await login(kg.origin, ctx.credentials.username, ctx.credentials.password)
+  } catch (err) {
+    await ctx.procs.stop(kg.proc)
+    throw err
+  }
+}
+
+async function prepare(ctx: BenchContext, spec: CaseSpec, opts: CaseOptions): Promise<Target> {
+  const kgOpts = { role: 'sut' as const, nodeArgs: opts.nodeArgs }
+  switch (spec.id) {
+    case 1:
+      return { url: `${ctx.upstream.origin}/bench/page`, headers: {}, sut: ctx.upstream.proc, ownsSut: false, notes: [`${ctx.upstream.kind} upstream; it runs on the load CPU beside wrk`] }
+    case 2: {
+      if (!ctx.nginx) throw new Skip('nginx is not installed (apt-get install -y nginx)')
+      const p = await startNginxProxy(ctx.procs, ctx.dir, ctx.nginx, ctx.upstream)
+      return { url: `${p.origin}/bench/page`, headers: {}, sut: p.proc, ownsSut: true, notes: ['nginx, 1 worker, keepalive 64 to the upstream'] }
+    }
+    case 3: {
+      const p = await startBareProxy(ctx.procs, ctx.dir, ctx.root, ctx.upstream)
+      return { url: `${p.origin}/bench/page`, headers: {}, sut: p.proc, ownsSut: true, notes: ['undici Pool.stream, tsx'] }
+    }
+    case 4: {
+      const kg = await startKeygate(ctx, spec.key, keygateBase(ctx), kgOpts)
+      return keygateTarget(ctx, kg, '/public/page', {}, 'GET /public/page (anonymous route)', ['memory store'])
+    }
+    case 5: {
+      const kg = await startKeygate(ctx, spec.key, keygateBase(ctx), kgOpts)
+      return keygateTarget(ctx, kg, '/data/page', { Authorization: `ApiKey ${ctx.credentials.apiKey}` }, 'GET /data/page with ApiKey', ['memory store', 'key with cidr + allow.paths'])
+    }
+    case 6: {
+      const kg = await startKeygate(ctx, spec.key, await bearerConfig(ctx), kgOpts)
+      const token = await bearerToken(ctx, kg)
+      return keygateTarget(ctx, kg, '/data/page', { Authorization: `Bearer ${token}` }, 'GET /data/page with Bearer', ['Redis store'])
+    }
+    case 7: {
+      const kg = await startKeygate(ctx, spec.key, await bearerConfig(ctx), kgOpts)
+      const token = await bearerToken(ctx, kg)
+      const headers = { Authorization: `Bearer ${token}`, 'X-Original-URI': '/data/page', 'X-Original-Method': 'GET' }
+      return keygateTarget(ctx, kg, '/_keygate/auth', headers, 'GET /_keygate/auth (X-Original-URI /data/page, Bearer)', ['Redis store', 'no upstream request'])
+    }
+    case 8: {
+      const config = { ...(await bearerConfig(ctx)), workers: 'auto' }
+      // Ask keygate itself whether it takes `workers: auto` before starting anything.
+      const problems = await checkConfig(ctx, writeConfig(ctx, `${spec.key}-check`, config, '127.0.0.1:0'))
+      if (problems !== null) throw new Skip(`the config does not accept workers: auto: ${problems.split('\n').slice(-2).join(' ')}`)
+      // Not pinned: `auto` counts the CPUs the process may use, and pinning would make that 1.
+      const kg = await startKeygate(ctx, spec.key, config, { ...kgOpts, role: 'any' })
+      await sleep(500) // let the primary fork the rest of its workers
+      const workers = processTree(kg.proc.pid).length - 1
+      if (workers < 1) {
+        await ctx.procs.stop(kg.proc)
+        throw new Skip('workers not implemented yet (`workers: auto` is accepted, but keygate serves from one process)')
+      }
+      const token = await bearerToken(ctx, kg)
+      const pinNote = ctx.pinning.enabled ? `keygate unpinned (all CPUs) while wrk and the upstream stay on CPU ${ctx.pinning.loadCpu}` : 'unpinned'
+      return keygateTarget(ctx, kg, '/data/page', { Authorization: `Bearer ${token}` }, 'GET /data/page with Bearer (workers)', ['Redis store', `${workers} worker${workers === 1 ? '' : 's'} + primary`, pinNote])
+    }
+  }
+}
+
+const emptyResult = (spec: CaseSpec, status: 'skipped' | 'failed', reason: string, notes: readonly string[] = []): CaseResult => ({
+  id: spec.id, key: spec.key, title: spec.title, status, reason, notes,
+  rps: null, p50Ms: null, p99Ms: null, p999Ms: null, requests: null, errors: null, cpuUsPerRequest: null, peakRssMiB: null, processes: null,
+})
+
+/**
+ * One case: start what it needs, check that one request passes, warm up, measure, stop.
+ * A case that cannot run comes back 'skipped' with the reason; nothing is dropped silently.
+ */
+export async function runCase(ctx: BenchContext, spec: CaseSpec, opts: CaseOptions = {}): Promise<CaseRun> {
+  let target: Target
+  try {
+    target = await prepare(ctx, spec, opts)
+  } catch (err) {
+    return { result: emptyResult(spec, err instanceof Skip ? 'skipped' : 'failed', (err as Error).message), window: null }
+  }
+  try {
+    const load = { url: target.url, headers: target.headers, connections: ctx.settings.connections, threads: ctx.settings.threads }
+    if (ctx.settings.warmupS > 0) await runWrk(ctx.procs, ctx.root, { ...load, seconds: ctx.settings.warmupS })
+    const before = cpuTicks(processTree(target.sut.pid))
+    const from = performance.now()
+    const wrk: WrkResult = await runWrk(ctx.procs, ctx.root, { ...load, seconds: ctx.settings.durationS })
+    const to = performance.now()
+    const pids = processTree(target.sut.pid)
+    const cpuS = cpuSecondsBetween(before, cpuTicks(pids), ctx.ticksPerSecond)
+    const rssKiB = peakRssKiB(pids)
+    // A gateway that died under load would otherwise show up as a fast row of errors.
+    if (!target.sut.isRunning()) throw new Error(`${target.sut.name} exited during the load:\n${target.sut.logTail(5)}`)
+    const after = await probe(target.url, { headers: target.headers }).then(describeAnswer, (e: Error) => e.message)
+    const notes = [...target.notes]
+    if (!after.startsWith('2')) notes.push(`after the load the same request answers ${after}`)
+    return {
+      result: {
+        id: spec.id, key: spec.key, title: spec.title, status: 'ok', reason: null, notes,
+        rps: wrk.rps, p50Ms: wrk.p50Ms, p99Ms: wrk.p99Ms, p999Ms: wrk.p999Ms, requests: wrk.requests, errors: wrk.errors,
+        cpuUsPerRequest: wrk.requests > 0 ? (cpuS * 1e6) / wrk.requests : null,
+        peakRssMiB: rssKiB > 0 ? rssKiB / 1024 : null,
+        processes: pids.length,
+      },
+      window: { sutStartedAt: target.sut.startedAt, from, to, pid: target.sut.pid },
+    }
+  } catch (err) {
+    return { result: emptyResult(spec, 'failed', (err as Error).message, target.notes), window: null }
+  } finally {
+    if (target.ownsSut) await ctx.procs.stop(target.sut, opts.stopGraceMs)
+  }
+}

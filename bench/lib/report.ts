@@ -1,0 +1,99 @@
+import type { CaseResult } from './cases.js'
+
+export interface RatedResult extends CaseResult {
+  /** req/s divided by (3)'s and (1)'s in the same run; null when either side is missing */
+  readonly vsBare: number | null
+  readonly vsUpstream: number | null
+  /** p99 minus (3)'s p99, in ms */
+  readonly p99AddedOverBareMs: number | null
+}
+
+export interface TargetCheck {
+  readonly what: string
+  readonly value: string
+  /** null: not measured in this run */
+  readonly met: boolean | null
+}
+
+export function rate(results: readonly CaseResult[]): RatedResult[] {
+  const ok = (id: number) => results.find((r) => r.id === id && r.status === 'ok' && r.rps)
+  const bare = ok(3)
+  const upstream = ok(1)
+  return results.map((r) => ({
+    ...r,
+    vsBare: r.rps !== null && bare?.rps ? r.rps / bare.rps : null,
+    vsUpstream: r.rps !== null && upstream?.rps ? r.rps / upstream.rps : null,
+    p99AddedOverBareMs: r.p99Ms !== null && bare?.p99Ms != null ? r.p99Ms - bare.p99Ms : null,
+  }))
+}
+
+/** The targets of issue 6, as far as this run measured them. */
+export function checkTargets(rated: readonly RatedResult[]): TargetCheck[] {
+  const get = (id: number) => rated.find((r) => r.id === id && r.status === 'ok')
+  const ratio = (id: number, min: number, label: string): TargetCheck => {
+    const r = get(id)
+    return r?.vsBare != null
+      ? { what: `(${id}) ${label} ≥ ${min.toFixed(2)} × (3)`, value: `${r.vsBare.toFixed(2)} ×`, met: r.vsBare >= min }
+      : { what: `(${id}) ${label} ≥ ${min.toFixed(2)} × (3)`, value: notMeasured(rated, id), met: null }
+  }
+  const p99 = (id: number): TargetCheck => {
+    const r = get(id)
+    return r?.p99AddedOverBareMs != null
+      ? { what: `(${id}) p99 added over (3) ≤ 1 ms`, value: `${signed(r.p99AddedOverBareMs)} ms`, met: r.p99AddedOverBareMs <= 1 }
+      : { what: `(${id}) p99 added over (3) ≤ 1 ms`, value: notMeasured(rated, id), met: null }
+  }
+  const one = get(6)
+  const many = get(8)
+  const scaling: TargetCheck = one?.rps && many?.rps
+    ? { what: '(8) workers: auto ≥ 1.7 × (6)', value: `${(many.rps / one.rps).toFixed(2)} × on ${many.notes.find((n) => n.includes('worker')) ?? '?'}`, met: many.rps / one.rps >= 1.7 }
+    : { what: '(8) workers: auto ≥ 1.7 × (6)', value: notMeasured(rated, one ? 8 : 6), met: null }
+  return [
+    ratio(4, 0.95, 'anonymous'), ratio(5, 0.9, 'ApiKey'), ratio(6, 0.85, 'Bearer + Redis'),
+    p99(5), p99(6), scaling,
+  ]
+}
+
+function notMeasured(rated: readonly RatedResult[], id: number): string {
+  const r = rated.find((x) => x.id === id)
+  if (!r) return `(${id}) not run`
+  if (r.status !== 'ok') return `(${id}) ${r.status}`
+  return '(3) not measured'
+}
+
+const signed = (n: number) => `${n >= 0 ? '+' : ''}${n.toFixed(2)}`
+const int = (n: number | null) => (n === null ? '—' : Math.round(n).toLocaleString('en-US'))
+const fixed = (n: number | null, digits: number) => (n === null ? '—' : n.toFixed(digits))
+const times = (n: number | null) => (n === null ? '—' : `${n.toFixed(2)}`)
+
+export function markdownTable(rated: readonly RatedResult[]): string {
+  const rows = [
+    '| # | case | req/s | × (3) | × (1) | p50 ms | p99 ms | p99.9 ms | errors | CPU µs/req | peak RSS MiB |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ]
+  for (const r of rated) {
+    if (r.status !== 'ok') {
+      rows.push(`| ${r.id} | ${r.title} | ${r.status} | | | | | | | | |`)
+      continue
+    }
+    rows.push(`| ${r.id} | ${r.title} | ${int(r.rps)} | ${times(r.vsBare)} | ${times(r.vsUpstream)} | ${fixed(r.p50Ms, 2)} | ${fixed(r.p99Ms, 2)} | ${fixed(r.p999Ms, 2)} | ${int(r.errors?.total ?? null)} | ${fixed(r.cpuUsPerRequest, 0)} | ${fixed(r.peakRssMiB, 0)} |`)
+  }
+  return rows.join('\n')
+}
+
+/** Why a row is empty, and what each row ran on: printed under the table. */
+export function footnotes(rated: readonly RatedResult[]): string {
+  const lines: string[] = []
+  for (const r of rated) {
+    if (r.status !== 'ok') lines.push(`- (${r.id}) ${r.status}: ${r.reason?.replace(/\n\s*/g, ' | ')}`)
+    else if (r.notes.length) lines.push(`- (${r.id}) ${r.notes.join('; ')}`)
+    if (r.errors && r.errors.total > 0) {
+      const e = r.errors
+      lines.push(`  (${r.id}) errors: ${e.status} HTTP ≥400, ${e.connect} connect, ${e.read} read, ${e.write} write, ${e.timeout} timeout`)
+    }
+  }
+  return lines.join('\n')
+}
+
+export function targetLines(checks: readonly TargetCheck[]): string {
+  return checks.map((c) => `- ${c.what}: ${c.value} ${c.met === null ? '(not measured)' : c.met ? '✓' : '✗'}`).join('\n')
+}

@@ -1,0 +1,94 @@
+/** The eight cases of issue 6, in the order they run. */
+export const CASES = [
+  { id: 1, key: 'upstream', title: 'upstream directly (nginx return 200)', keygate: false },
+  { id: 2, key: 'nginx-proxy', title: 'nginx proxy_pass, upstream keepalive', keygate: false },
+  { id: 3, key: 'bare-undici', title: 'bare undici proxy (bench/bare-proxy.ts)', keygate: false },
+  { id: 4, key: 'keygate-anonymous', title: 'keygate, anonymous route', keygate: true },
+  { id: 5, key: 'keygate-apikey', title: 'keygate, ApiKey', keygate: true },
+  { id: 6, key: 'keygate-bearer', title: 'keygate, Bearer JWT HS256 + Redis', keygate: true },
+  { id: 7, key: 'keygate-forward-auth', title: 'keygate, forward-auth decision (Bearer)', keygate: true },
+  { id: 8, key: 'keygate-workers', title: 'keygate, workers: auto, Bearer + Redis', keygate: true },
+] as const
+
+export type CaseSpec = (typeof CASES)[number]
+export type CaseId = CaseSpec['id']
+
+/** The ratios are taken against these; a selection of cases gets them added unless BENCH_BASELINES=0. */
+export const BASELINE_IDS: readonly CaseId[] = [1, 3]
+
+export interface Settings {
+  readonly durationS: number
+  readonly warmupS: number
+  readonly connections: number
+  readonly threads: number
+  readonly quick: boolean
+  readonly cases: readonly CaseSpec[]
+  /** the selection added baselines the user did not name */
+  readonly addedBaselines: readonly CaseId[]
+  readonly redisUrl: string
+  readonly logLevel: string
+  readonly keepTemp: boolean
+}
+
+export const USAGE = `usage: npm run bench [-- CASE…]
+
+CASE: a number 1-8, a range like 4-7, or a name (${CASES.map((c) => c.key).join(', ')}).
+Without CASE every case runs. A selection also runs (1) and (3), the ratios' baselines,
+unless BENCH_BASELINES=0.
+
+environment:
+  BENCH_DURATION=10    measured seconds per case (whole seconds: wrk's unit)
+  BENCH_WARMUP=2       warm-up seconds per case, not measured
+  BENCH_QUICK=1        smoke check: 1 s warm-up + 1 s measured per case
+  BENCH_CONNECTIONS=64 wrk connections (one wrk thread)
+  BENCH_REDIS_URL      Redis for the Bearer cases (default redis://127.0.0.1:6379; \`own\`: start a
+                       private redis-server on the load CPU)
+  BENCH_LOG_LEVEL=info keygate's logLevel (info = one log line per request, as in production)
+  BENCH_PIN=0          no taskset pinning
+  BENCH_KEEP=1         keep the temporary directory (configs, logs) and print where it is
+`
+
+function wholeSeconds(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name]
+  if (raw === undefined || raw === '') return fallback
+  const n = Number(raw)
+  if (!Number.isInteger(n) || n < 0 || n > 600) throw new Error(`${name}=${raw}: expected whole seconds (wrk takes no fractions), 0-600`)
+  return n
+}
+
+function select(args: readonly string[]): CaseSpec[] {
+  const ids = new Set<number>()
+  for (const arg of args) {
+    const range = arg.match(/^(\d)-(\d)$/)
+    const byKey = CASES.find((c) => c.key === arg)
+    if (range) for (let i = Number(range[1]); i <= Number(range[2]); i++) ids.add(i)
+    else if (/^\d$/.test(arg)) ids.add(Number(arg))
+    else if (byKey) ids.add(byKey.id)
+    else throw new Error(`unknown case "${arg}"`)
+  }
+  for (const id of ids) if (!CASES.some((c) => c.id === id)) throw new Error(`no case ${id} (1-${CASES.length})`)
+  return CASES.filter((c) => ids.has(c.id))
+}
+
+export function readSettings(env: NodeJS.ProcessEnv, args: readonly string[]): Settings {
+  const quick = env.BENCH_QUICK === '1'
+  const named = args.length ? select(args) : [...CASES]
+  const addedBaselines = args.length && env.BENCH_BASELINES !== '0' ? BASELINE_IDS.filter((id) => !named.some((c) => c.id === id)) : []
+  const cases = CASES.filter((c) => named.includes(c) || addedBaselines.includes(c.id))
+  const durationS = quick ? 1 : wholeSeconds(env, 'BENCH_DURATION', 10)
+  if (durationS < 1) throw new Error('BENCH_DURATION must be at least 1')
+  const connections = Number(env.BENCH_CONNECTIONS ?? 64)
+  if (!Number.isInteger(connections) || connections < 1) throw new Error(`BENCH_CONNECTIONS=${env.BENCH_CONNECTIONS}: expected a positive integer`)
+  return {
+    durationS,
+    warmupS: quick ? 1 : wholeSeconds(env, 'BENCH_WARMUP', 2),
+    connections,
+    threads: 1,
+    quick,
+    cases,
+    addedBaselines,
+    redisUrl: env.BENCH_REDIS_URL || 'redis://127.0.0.1:6379',
+    logLevel: env.BENCH_LOG_LEVEL || 'info',
+    keepTemp: env.BENCH_KEEP === '1',
+  }
+}

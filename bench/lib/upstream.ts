@@ -1,0 +1,132 @@
+import { spawnSync } from 'node:child_process'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { freePort, waitForHttp } from './net.js'
+import { findExecutable, type ProcessSet, type Proc } from './procs.js'
+
+/**
+ * What the upstream answers to every request: a fixed JSON body of about 200 bytes, the size
+ * PERF-BASELINE.md was measured with. No `$` (nginx would read a variable) and no `'`.
+ */
+export const UPSTREAM_BODY = padJson({ batchcomplete: true, query: { pages: { 4242: { pageid: 4242, ns: 0, title: 'Main Page', touched: '2024-01-01T00:00:00Z', length: 1234 } } }, user: { id: 3, name: 'Test User' } }, 200)
+
+function padJson(value: Record<string, unknown>, bytes: number): string {
+  const bare = JSON.stringify({ ...value, pad: '' })
+  return JSON.stringify({ ...value, pad: 'x'.repeat(Math.max(0, bytes - bare.length)) })
+}
+
+export interface Upstream {
+  readonly kind: 'nginx' | 'node'
+  readonly origin: string
+  readonly proc: Proc
+  readonly description: string
+}
+
+export interface NginxInfo { readonly path: string; readonly version: string; readonly tempPathDirectives: readonly string[] }
+
+/**
+ * nginx and which temp-path directives its build knows (nginx-light lacks some modules, and an
+ * unknown directive is a config error). Each temp path points into our own directory, because
+ * the compiled-in /var/lib/nginx is not writable for a non-root user.
+ */
+export function findNginx(): NginxInfo | null {
+  const path = findExecutable('nginx')
+  if (!path) return null
+  const r = spawnSync(path, ['-V'], { encoding: 'utf8' })
+  if (r.error) return null
+  const build = `${r.stdout}${r.stderr}`
+  const version = build.match(/nginx version: nginx\/(\S+)/)?.[1] ?? '?'
+  const known: Array<[flag: string, directive: string]> = [
+    ['client-body', 'client_body_temp_path'], ['proxy', 'proxy_temp_path'], ['fastcgi', 'fastcgi_temp_path'],
+    ['uwsgi', 'uwsgi_temp_path'], ['scgi', 'scgi_temp_path'],
+  ]
+  const tempPathDirectives = known.filter(([flag]) => build.includes(`--http-${flag}-temp-path`) || flag === 'client-body').map(([, d]) => d)
+  return { path, version, tempPathDirectives }
+}
+
+function nginxConf(dir: string, name: string, nginx: NginxInfo, http: string): string {
+  const temp = join(dir, `${name}-temp`)
+  mkdirSync(temp, { recursive: true })
+  return `# written by bench/run.ts for one run; removed with its directory
+worker_processes 1;
+pid ${join(dir, `${name}.pid`)};
+error_log ${join(dir, `${name}-error.log`)} warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+${nginx.tempPathDirectives.map((d) => `  ${d} ${join(temp, d)};`).join('\n')}
+  # wrk's 64 connections must stay open for the whole run (the default closes them every 1000 requests)
+  keepalive_requests 10000000;
+  keepalive_timeout 60s;
+${http}
+}
+`
+}
+
+async function startNginx(procs: ProcessSet, dir: string, name: string, nginx: NginxInfo, role: 'sut' | 'load', http: string, port: number): Promise<Proc> {
+  const conf = join(dir, `${name}.conf`)
+  writeFileSync(conf, nginxConf(dir, name, nginx, http))
+  const proc = procs.start({
+    name, role, cmd: nginx.path,
+    // -e: the error log before the config is read (the compiled-in /var/log/nginx may not be writable)
+    args: ['-c', conf, '-p', dir, '-e', join(dir, `${name}-error.log`), '-g', 'daemon off;'],
+    logFile: join(dir, `${name}.log`),
+  })
+  await waitForHttp(`http://127.0.0.1:${port}/`, proc, 10_000)
+  return proc
+}
+
+/** The fast upstream every case ends at: nginx `return 200`, or a minimal node:http server. */
+export async function startUpstream(procs: ProcessSet, dir: string, nginx: NginxInfo | null, root: string): Promise<Upstream> {
+  const port = await freePort()
+  const origin = `http://127.0.0.1:${port}`
+  if (nginx) {
+    const proc = await startNginx(procs, dir, 'upstream', nginx, 'load', `  server {
+    listen 127.0.0.1:${port};
+    location / {
+      default_type application/json;
+      return 200 '${UPSTREAM_BODY}';
+    }
+  }`, port)
+    return { kind: 'nginx', origin, proc, description: `nginx ${nginx.version} return 200 (${UPSTREAM_BODY.length}-byte JSON) on ${origin}` }
+  }
+  const proc = procs.start({
+    name: 'node-upstream', role: 'load', cmd: process.execPath,
+    args: ['--import', 'tsx', join(root, 'bench', 'node-upstream.ts'), String(port), UPSTREAM_BODY],
+    cwd: root, logFile: join(dir, 'node-upstream.log'),
+  })
+  await waitForHttp(`${origin}/`, proc, 20_000)
+  return { kind: 'node', origin, proc, description: `node:http fallback (nginx not installed: apt-get install -y nginx) answering ${UPSTREAM_BODY.length}-byte JSON on ${origin}; it is slower than nginx, so (1) is a lower ceiling` }
+}
+
+/** Case (2): nginx proxy_pass with an upstream keepalive pool, on the system-under-test CPU. */
+export async function startNginxProxy(procs: ProcessSet, dir: string, nginx: NginxInfo, upstream: Upstream): Promise<{ proc: Proc; origin: string }> {
+  const port = await freePort()
+  const proc = await startNginx(procs, dir, 'nginx-proxy', nginx, 'sut', `  upstream bench_upstream {
+    server ${upstream.origin.replace('http://', '')};
+    keepalive 64;
+    keepalive_requests 10000000;
+  }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://bench_upstream;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }`, port)
+  return { proc, origin: `http://127.0.0.1:${port}` }
+}
+
+/** Case (3): bench/bare-proxy.ts, the floor keygate's ratios are taken against. */
+export async function startBareProxy(procs: ProcessSet, dir: string, root: string, upstream: Upstream): Promise<{ proc: Proc; origin: string }> {
+  const port = await freePort()
+  const proc = procs.start({
+    name: 'bare-proxy', role: 'sut', cmd: process.execPath,
+    args: ['--import', 'tsx', join(root, 'bench', 'bare-proxy.ts'), String(port), upstream.origin],
+    cwd: root, logFile: join(dir, 'bare-proxy.log'),
+  })
+  const origin = `http://127.0.0.1:${port}`
+  await waitForHttp(`${origin}/`, proc, 20_000)
+  return { proc, origin }
+}

@@ -1,0 +1,22 @@
+-- Loaded by bench/lib/wrk.ts with `wrk -s`.
+-- Extra request headers come from the environment, not `-H`, so a bearer token or API key does
+-- not show up in the process list. Format: one "Name: value" per line.
+local extra = os.getenv("BENCH_WRK_HEADERS")
+if extra ~= nil and extra ~= "" then
+  for name, value in string.gmatch(extra, "([^:\n]+):[ \t]*([^\n]*)") do
+    wrk.headers[name] = value
+  end
+end
+
+-- wrk's own --latency output rounds to two decimals of a unit; this line gives exact
+-- microseconds to bench/lib/wrk.ts. No response() callback: it would make wrk parse every
+-- response into Lua and turn the load generator into the bottleneck.
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH_JSON {"requests":%d,"duration_us":%d,"bytes":%d,"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d,' ..
+    '"p50_us":%d,"p90_us":%d,"p99_us":%d,"p999_us":%d,"max_us":%d,"mean_us":%.1f}\n',
+    summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9),
+    latency.max, latency.mean))
+end
