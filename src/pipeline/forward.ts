@@ -105,6 +105,12 @@ export function createForwarder(origins: readonly string[], options: ForwarderOp
       }
       socket.write(`${response}\r\n`)
       if (head.length > 0) upstream.write(head)
+      // Either side closing ends both, and a client that hangs up ends the tunnel at once: the
+      // client socket is half-open (http.Server's allowHalfOpen) and would otherwise wait for an
+      // upstream that may never close its side.
+      upstream.on('close', () => socket.destroy())
+      socket.on('close', () => upstream.destroy())
+      socket.on('end', () => upstream.destroy())
       upstream.on('error', () => socket.destroy())
       socket.on('error', () => upstream.destroy())
       upstream.pipe(socket).pipe(upstream)
