@@ -1,6 +1,6 @@
 /** The eight cases of issue 6, in the order they run. */
 export const CASES = [
-  { id: 1, key: 'upstream', title: 'upstream directly (nginx return 200)', keygate: false },
+  { id: 1, key: 'upstream', title: 'upstream directly', keygate: false },
   { id: 2, key: 'nginx-proxy', title: 'nginx proxy_pass, upstream keepalive', keygate: false },
   { id: 3, key: 'bare-undici', title: 'bare undici proxy (bench/bare-proxy.ts)', keygate: false },
   { id: 4, key: 'keygate-anonymous', title: 'keygate, anonymous route', keygate: true },
