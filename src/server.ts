@@ -2,7 +2,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Duplex } from 'node:stream'
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
-import { errorBody, statusOf, type Refusal } from './errors.js'
+import { errorBody, statusOf, StoreUnavailableError, type Refusal } from './errors.js'
+import { publishAudit, publishRequest } from './observe.js'
+import { createHash } from 'node:crypto'
 import { createLogger, redactPath, type Logger } from './log.js'
 import { loadConfigFile, formatProblem } from './config/load.js'
 import { compileConfig, type CompiledConfig, type EndpointId } from './config/compile.js'
@@ -29,6 +31,8 @@ export interface GatewayOptions {
   /** a store shared with something else (tests, cluster workers); otherwise made from the config */
   readonly store?: Store
 }
+
+interface UpstreamTiming { ms: number | null; error: 'unreachable' | 'timeout' | null }
 
 /** Everything built from one config; a reload builds a new one beside it and swaps one reference. */
 interface Snapshot {
@@ -79,8 +83,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     inFlight.add(res)
     res.once('close', () => inFlight.delete(res))
     handle(current, req, res).catch((err) => {
-      logger.error({ err: { message: (err as Error).message, stack: (err as Error).stack } }, 'request failed')
-      if (!res.headersSent) sendRefusal(res, { code: 'E1005', status: 503, message: 'Internal error' }, String(res.getHeader('x-request-id') ?? ''))
+      const storeDown = err instanceof StoreUnavailableError
+      if (!storeDown) logger.error({ err: { message: (err as Error).message, stack: (err as Error).stack } }, 'request failed')
+      // Fail closed: an endpoint whose store call failed answers E1006, anything else unexpected E1005.
+      if (!res.headersSent) sendRefusal(res, storeDown ? { code: 'E1006' } : { code: 'E1005', message: 'Internal error' }, String(res.getHeader('x-request-id') ?? ''))
       else res.destroy()
     })
   })
@@ -107,7 +113,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       method: req.method ?? 'GET', target: req.url ?? '/', headers: req.headers, rawHeaders: req.rawHeaders,
       peerIp: req.socket.remoteAddress ?? '', readBody,
     })
-    res.once('finish', () => logRequest(req, res, decision, requestId, started))
+    const upstream: UpstreamTiming = { ms: null, error: null }
+    res.once('finish', () => logRequest(req, res, decision, requestId, started, upstream))
     if (!decision.allow) {
       sendRefusal(res, decision.refusal, requestId, decision.challenge)
       return
@@ -123,8 +130,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       answerAsDemo(req, res, pathAndQuery, headers, snap.compiled.raw.identityHeaders, requestId)
       return
     }
+    const sent = performance.now()
     await snap.forwarder.forward(req, res, { origin: decision.route.upstream, pathAndQuery, headers, body: decision.body, requestId },
-      (refusal) => sendRefusal(res, refusal, requestId))
+      (refusal) => {
+        upstream.error = refusal.status === 504 ? 'timeout' : 'unreachable'
+        sendRefusal(res, refusal, requestId)
+      })
+    upstream.ms = performance.now() - sent
   }
 
   async function handleUpgrade(snap: Snapshot, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
@@ -168,14 +180,19 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
   }
 
-  function logRequest(req: IncomingMessage, res: ServerResponse, decision: Decision, requestId: string, started: number): void {
+  function logRequest(req: IncomingMessage, res: ServerResponse, decision: Decision, requestId: string, started: number, upstream: UpstreamTiming): void {
     const p = decision.principal
+    const durationMs = performance.now() - started
+    publishRequest({
+      decision: decision.allow ? 'allow' : 'deny', code: decision.allow ? null : decision.refusal.code, scheme: p?.scheme ?? 'anonymous',
+      route: decision.route?.name ?? 'none', status: res.statusCode, durationMs, upstreamMs: upstream.ms, upstreamError: upstream.error,
+    })
     logger.info({
       req_id: requestId,
       method: req.method,
       path: redactPath(decision.allow ? decision.target.path : (req.url ?? '/').split('?')[0]!),
       status: res.statusCode,
-      duration_ms: Math.round((performance.now() - started) * 100) / 100,
+      duration_ms: Math.round(durationMs * 100) / 100,
       decision: decision.allow ? 'allow' : 'deny',
       code: decision.allow ? undefined : decision.refusal.code,
       scheme: p?.scheme ?? 'anonymous',
@@ -203,7 +220,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       if (!options.configFile) return false
       const loaded = loadConfigFile(options.configFile)
       if (!loaded.ok) {
-        logger.error({ problems: loaded.problems.map(formatProblem) }, 'config reload refused; the old config keeps serving')
+        const problems = loaded.problems.map(formatProblem)
+        logger.error({ problems }, 'config reload refused; the old config keeps serving')
+        publishAudit({ kind: 'config.reloaded', ok: false, hash: null, problems })
         return false
       }
       try {
@@ -212,6 +231,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         current = next
         setTimeout(() => { void old.forwarder.close(); old.auth.close() }, initial.limits.shutdownGrace).unref()
         logger.info('config reloaded')
+        publishAudit({ kind: 'config.reloaded', ok: true, hash: configHash(loaded.source) })
         return true
       } catch (err) {
         logger.error({ err: (err as Error).message }, 'config reload refused; the old config keeps serving')
@@ -232,6 +252,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     },
   }
 }
+
+const configHash = (source: string) => createHash('sha256').update(source).digest('hex').slice(0, 16)
 
 function loadOrThrow(file: string): GatewayConfig {
   const loaded = loadConfigFile(file)

@@ -1,5 +1,6 @@
 import { refuse } from '../errors.js'
 import { sha256Hex } from '../util/secret.js'
+import { publishAudit } from '../observe.js'
 import type { CompiledApiKey } from '../config/compile.js'
 import type { Authenticator, AuthResult, Principal } from './types.js'
 
@@ -29,7 +30,10 @@ export function createApiKeyAuthenticator(keys: readonly CompiledApiKey[]): Auth
     authenticate({ token, clientIp }) {
       const found = byHash.get(sha256Hex(token))
       if (!found) return invalid
-      if (found.key.fromAllowedNetwork && !found.key.fromAllowedNetwork(clientIp)) return outsideNetwork
+      if (found.key.fromAllowedNetwork && !found.key.fromAllowedNetwork(clientIp)) {
+        publishAudit({ kind: 'apikey.refused', keyName: found.key.name, clientIp, reason: 'cidr' })
+        return outsideNetwork
+      }
       return { kind: 'ok', principal: found.principal }
     },
   }

@@ -1,3 +1,4 @@
+import { systemClock } from '../clock.js'
 import type { CompiledConfig, EndpointId } from '../config/compile.js'
 import type { GatewayConfig } from '../config/schema.js'
 import type { Store } from '../store/types.js'
@@ -5,14 +6,26 @@ import type { Logger } from '../log.js'
 import type { AuthenticatorChain } from '../pipeline/authenticate.js'
 import type { Decide } from '../pipeline/index.js'
 import type { EndpointHandler } from '../endpoints/types.js'
+import { createJwtKeys, createIssuerVerifier, publicJwks, type JwtClaims } from '../tokens/jwt.js'
+import { createRevocation } from '../tokens/revocation.js'
+import { createTokenRegistry } from '../tokens/opaque.js'
+import { createIssuedTokens } from '../tokens/issued.js'
 import { createApiKeyAuthenticator } from './apikey.js'
+import { createAppTokenAuthenticator, type AppTokenRecord } from './apptoken.js'
+import { createJwtAuthenticator } from './jwt.js'
+import { createUpstreamIdentity } from './upstream.js'
+import { createLoginLimiter, createUserDirectory } from './login.js'
 import { createForwardAuth } from '../endpoints/forward-auth.js'
 import { createReady, health, methodNotAllowed } from '../endpoints/ops.js'
+import { createTokenEndpoints, type UserTokenRecord } from '../endpoints/tokens.js'
+import { createAuthorizeEndpoints } from '../endpoints/authorize.js'
 
 export interface AuthDeps {
   readonly store: Store
   readonly storeHealth: { readonly healthy: boolean }
   readonly logger: Logger
+  /** extra endpoint handlers made by the server (metrics) */
+  readonly extraEndpoints?: Partial<Record<EndpointId, EndpointHandler>>
 }
 
 /** The authenticators of one config snapshot and the endpoints that share their services. */
@@ -22,17 +35,45 @@ export interface Auth {
   close(): void
 }
 
-/** The registry (Oathkeeper's registry.go): builds every authenticator once per config. */
+/** The registry (Oathkeeper's registry.go): builds every authenticator and token service once per config. */
 export async function createAuth(compiled: CompiledConfig, deps: AuthDeps): Promise<Auth> {
-  const byScheme = new Map([['apikey', createApiKeyAuthenticator(compiled.apiKeys)]])
+  const config = compiled.raw
+  const clock = systemClock
+  const { store } = deps
+  const keys = await createJwtKeys(config.secrets.jwt)
+  if (keys.ephemeral) deps.logger.warn('no secrets.jwt.secret configured: using an ephemeral key, tokens die with the process')
+  const revocation = await createRevocation<JwtClaims>({ store, clock, healthy: () => deps.storeHealth.healthy, clockToleranceMs: config.secrets.jwt.clockSkew })
+  const issued = createIssuedTokens({ store, clock })
+  const userTokens = createTokenRegistry<UserTokenRecord>({ store, clock, kind: 'user', ttlMs: config.tokens.userToken.ttl, singleUse: config.tokens.userToken.singleUse })
+  const appTokens = createTokenRegistry<AppTokenRecord>({ store, clock, kind: 'app', ttlMs: config.tokens.appToken.ttl })
+  const issuers = config.issuers.length > 0 ? await createIssuerVerifier(config.issuers, { clock, clockToleranceSec: config.secrets.jwt.clockSkew / 1000 }) : null
+  const jwtDeps = { keys, clock, revocation, issued, sessionIdleMs: config.tokens.session.ttl, issuers }
+
+  const byScheme = new Map([
+    ['apikey', createApiKeyAuthenticator(compiled.apiKeys)],
+    ['apptoken', createAppTokenAuthenticator({ registry: appTokens, salt: config.secrets.salt, network: compiled.appTokenNetwork })],
+    ['bearer', createJwtAuthenticator('bearer', jwtDeps)],
+  ])
+  const upstream = config.identityFromUpstream
+    ? createUpstreamIdentity({ url: config.identityFromUpstream.url, defaultUpstream: config.upstream, cacheTtlMs: config.identityFromUpstream.cacheTtl, timeoutMs: config.limits.upstreamConnectTimeout })
+    : null
+
   return {
-    chain: { byScheme, session: null, upstream: null },
-    endpoints: (decide, config) => ({
+    chain: { byScheme, session: createJwtAuthenticator('session', jwtDeps), upstream },
+    endpoints: (decide, currentConfig) => ({
       health,
-      ready: createReady(() => deps.store.ping()),
+      ready: createReady(() => store.ping()),
+      jwks: (ctx) => ctx.send(200, publicJwks(keys)),
       'method-not-allowed': methodNotAllowed,
-      'forward-auth': createForwardAuth(decide, config),
+      'forward-auth': createForwardAuth(decide, currentConfig),
+      ...createTokenEndpoints({ config, userTokens, appTokens }),
+      ...createAuthorizeEndpoints({
+        config, clock, keys, issued, revocation,
+        users: createUserDirectory(config.users),
+        limiter: createLoginLimiter(store, { perUser: config.loginLimit.perUser, perIp: config.loginLimit.perIp, window: config.loginLimit.window }),
+      }),
+      ...deps.extraEndpoints,
     }),
-    close() {},
+    close() { revocation.close() },
   }
 }

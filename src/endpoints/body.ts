@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http'
 import { refuse, type Refusal } from '../errors.js'
+import { parseMultipart } from '../mediawiki/php-params.js'
 
 const TOO_LARGE = refuse('E1030', { message: 'Request body is larger than the gateway accepts' })
 
@@ -30,7 +31,7 @@ export function readBoundedBody(req: IncomingMessage, maxBytes: number): Promise
   })
 }
 
-/** Parses a small JSON / urlencoded / multipart-free body into string fields; anything else → null. */
+/** Parses a small JSON, urlencoded or multipart body into string fields; anything else → null. */
 export function parseFormFields(body: Buffer, contentType: string | undefined): Record<string, string> | null {
   const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase()
   const text = body.toString('utf8')
@@ -47,6 +48,11 @@ export function parseFormFields(body: Buffer, contentType: string | undefined): 
     const out: Record<string, string> = {}
     for (const [k, v] of new URLSearchParams(text)) out[k] = v
     return out
+  }
+  if (type === 'multipart/form-data') {
+    const parsed = parseMultipart(body, contentType!)
+    if (!parsed.ok) return null
+    return Object.fromEntries(parsed.vars.filter((v) => !v.isFile).map((v) => [v.rawName, v.value]))
   }
   return null
 }

@@ -7,6 +7,7 @@ import { createClientIpResolver, type ClientAddress } from './client-ip.js'
 import { authenticate, type AuthenticatorChain } from './authenticate.js'
 import { authorize, findRoute, isActionApiPath } from './authorize.js'
 import { checkActionParams } from './action-params.js'
+import { publishAudit } from '../observe.js'
 
 /** What a decision is made on: from the proxied request itself, or from forward-auth headers. */
 export interface DecisionRequest {
@@ -80,13 +81,18 @@ export function createDecide(config: CompiledConfig, chain: AuthenticatorChain):
     const principal = outcome.principal
     const onActionApi = route.endpoint === null && isActionApiPath(config.actionApiPaths, target.matchPath)
     const refusal = authorize(route, principal, target.matchPath, onActionApi)
-    if (refusal) return deny(refusal, { route, principal, client })
+    if (refusal) {
+      if (principal.keyName) publishAudit({ kind: 'apikey.refused', keyName: principal.keyName, clientIp: client.clientIp, reason: 'path' })
+      return deny(refusal, { route, principal, client })
+    }
     if (!onActionApi || !principal.limits) return allow(principal)
 
     const action = await checkActionParams({
       method: request.method, query: target.query, headers: request.headers, rawHeaders: request.rawHeaders,
       limits: principal.limits, readBody: request.readBody, postBodies,
     })
-    return action.ok ? allow(principal, action.body) : deny(action.refusal, { route, principal, client })
+    if (action.ok) return allow(principal, action.body)
+    if (principal.keyName) publishAudit({ kind: 'apikey.refused', keyName: principal.keyName, clientIp: client.clientIp, reason: 'module' })
+    return deny(action.refusal, { route, principal, client })
   }
 }

@@ -26,6 +26,9 @@ import { sha256Hex } from '../util/secret.js'
 // The cache is a shortcut, never a fallback (CONTRACT §5): it is used only while `healthy()` says
 // the store is, and it is emptied when the store comes back, since revocations may have been missed.
 
+/** invalid, revoked, session gone, wrong type */
+export type RefusedTokenCode = 'E1001' | 'E1002' | 'E1003' | 'E1020'
+
 export interface RevocableClaims {
   readonly jti: string
   /** epoch ms */
@@ -34,12 +37,12 @@ export interface RevocableClaims {
 
 export type CheckedToken<C> =
   | { readonly ok: true; readonly claims: C; readonly cached: boolean }
-  | { readonly ok: false; readonly code: 'E1001' | 'E1002' | 'E1020'; readonly reason: string }
+  | { readonly ok: false; readonly code: RefusedTokenCode; readonly reason: string }
 
 /** A full check of the token (signature and claims); called only on a cache miss. */
 export type TokenVerifier<C> = (token: string) => Promise<
   | { readonly ok: true; readonly claims: C }
-  | { readonly ok: false; readonly code: 'E1001' | 'E1020'; readonly reason: string }
+  | { readonly ok: false; readonly code: RefusedTokenCode; readonly reason: string }
 >
 
 export interface RevocationDeps {

@@ -1,0 +1,140 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { refuse, type Refusal } from '../errors.js'
+import type { Clock } from '../clock.js'
+import type { GatewayConfig, UserConfig } from '../config/schema.js'
+import type { TokenType } from '../auth/types.js'
+import type { LoginLimiter, UserDirectory } from '../auth/login.js'
+import { issueJwt, verifyJwt, type JwtClaims, type JwtKeys } from '../tokens/jwt.js'
+import type { Revocation } from '../tokens/revocation.js'
+import type { IssuedTokens } from '../tokens/issued.js'
+import { publishAudit } from '../observe.js'
+import { SESSION_COOKIE } from '../pipeline/authenticate.js'
+import { parseFormFields } from './body.js'
+import type { EndpointContext, EndpointHandler } from './types.js'
+
+// The Suffit auth API: POST /api/authorize, POST /api/refresh, DELETE /api/authorize (= POST /api/logout).
+
+export interface AuthorizeDeps {
+  readonly config: GatewayConfig
+  readonly clock: Clock
+  readonly keys: JwtKeys
+  readonly issued: IssuedTokens
+  readonly revocation: Revocation<JwtClaims>
+  readonly users: UserDirectory
+  readonly limiter: LoginLimiter
+}
+
+const TOKEN_TYPES: ReadonlySet<string> = new Set(['access', 'session', 'refresh', 'api'])
+const md5 = (text: string) => createHash('md5').update(text).digest('hex')
+const iso = (ms: number) => new Date(ms).toISOString()
+
+type Fields = { readonly ok: true; readonly fields: Record<string, string> } | { readonly ok: false; readonly refusal: Refusal }
+
+async function formFields(ctx: EndpointContext): Promise<Fields> {
+  const body = await ctx.readBody()
+  if (!Buffer.isBuffer(body)) return { ok: false, refusal: body }
+  const fields = parseFormFields(body, ctx.req.headers['content-type'])
+  return fields ? { ok: true, fields } : { ok: false, refusal: refuse('E1030', { message: 'Expected a JSON, form or multipart body' }) }
+}
+
+/** A session cookie is Secure unless the gateway is reached over plain HTTP on loopback (local development). */
+function sessionCookie(ctx: EndpointContext, value: string, maxAgeSec: number): string {
+  const forwardedProto = ctx.client.peerTrusted ? String(ctx.req.headers['x-forwarded-proto'] ?? '') : ''
+  const plainLoopback = forwardedProto !== 'https' && /^(127\.|::1$)/.test(ctx.client.clientIp)
+  return `${SESSION_COOKIE}=${value}; Path=/; Max-Age=${maxAgeSec}; HttpOnly; SameSite=Lax${plainLoopback ? '' : '; Secure'}`
+}
+
+export function createAuthorizeEndpoints(deps: AuthorizeDeps): Record<'authorize' | 'refresh' | 'revoke', EndpointHandler> {
+  const { config, clock, keys, issued, revocation, users, limiter } = deps
+  const ttls = config.tokens
+
+  const ttlFor = (type: TokenType, remember: boolean): number =>
+    type === 'session' ? (remember ? ttls.session.remember : ttls.session.ttl) : ttls[type].ttl
+
+  /** Issues and records one JWT; the Suffit success body. */
+  async function issue(ctx: EndpointContext, user: UserConfig, type: TokenType, fields: Record<string, string>, started: number) {
+    const remember = fields.remember === 'true' || fields.remember === '1' || fields.remember === 'on'
+    const ttlMs = ttlFor(type, remember)
+    const made = await issueJwt(keys, { sub: user.username, type, uid: user.uid, name: user.name, email: user.email, groups: user.groups, ttlMs }, clock)
+    if (!made.ok) return refuse('E1024')
+    const clientId = fields.clientid || md5(`${ctx.req.headers['user-agent'] ?? ''}${ctx.client.clientIp}`)
+    try {
+      await issued.record({ jti: made.jti, type, sub: user.username, uid: user.uid, clientId, clientIp: ctx.client.clientIp, issuedAt: made.issuedAt, expiresAt: made.expiresAt })
+    } catch {
+      return refuse('E1025')
+    }
+    publishAudit({ kind: 'token.issued', type, jti: made.jti, subject: user.username, clientIp: ctx.client.clientIp })
+    const body = {
+      status: true, code: 'E0000', message: 'Ok',
+      token: made.token, type, jti: made.jti,
+      datetime: iso(made.issuedAt), expires: iso(made.expiresAt),
+      elapsed: Math.round(performance.now() - started) / 1000,
+      clientid: clientId, cachekey: fields.cachekey || randomBytes(16).toString('hex'),
+      referer: fields.referer ?? String(ctx.req.headers.referer ?? ''), encrypted: false,
+      user: {
+        uid: user.uid, username: user.username, name: user.name, email: user.email, email_md5: md5(user.email.trim().toLowerCase()),
+        groups: user.groups, role: user.role ?? (user.groups.includes('sysop') ? 'admin' : 'user'), flags: user.flags,
+      },
+    }
+    const headers: Record<string, string> = type === 'session' ? { 'set-cookie': sessionCookie(ctx, made.token, Math.floor(ttlMs / 1000)) } : {}
+    return { body, headers }
+  }
+
+  return {
+    async authorize(ctx) {
+      const started = performance.now()
+      const parsed = await formFields(ctx)
+      if (!parsed.ok) return ctx.refuse(parsed.refusal)
+      const f = parsed.fields
+      const username = (f.username ?? '').trim()
+      if (!username) return ctx.refuse(refuse('E1021'))
+      if (!f.password) return ctx.refuse(refuse('E1022'))
+      const type = f.token_type || f.type || 'access'
+      if (!TOKEN_TYPES.has(type)) return ctx.refuse(refuse('E1020'))
+      const ip = ctx.client.clientIp
+      const allowed = await limiter.check(username, ip)
+      if (!allowed.ok) return ctx.refuse(refuse('E1031', { retryAfterSec: allowed.retryAfterSec }))
+      const user = await users.checkPassword(username, f.password)
+      if (!user) {
+        const lockout = await limiter.fail(username, ip)
+        publishAudit({ kind: 'login.failed', username, clientIp: ip, reason: 'credentials' })
+        if (lockout) publishAudit({ kind: 'login.lockout', scope: lockout, username, clientIp: ip, retryAfterSec: Math.ceil(config.loginLimit.window / 1000) })
+        return ctx.refuse(refuse('E1026'))
+      }
+      await limiter.succeed(username)
+      const result = await issue(ctx, user, type as TokenType, f, started)
+      if ('code' in result) return ctx.refuse(result)
+      ctx.send(200, result.body, result.headers)
+    },
+
+    async refresh(ctx) {
+      const started = performance.now()
+      const parsed = await formFields(ctx)
+      if (!parsed.ok) return ctx.refuse(parsed.refusal)
+      const f = parsed.fields
+      const v = await verifyJwt(keys, f.refresh_token ?? f.token ?? '', clock, { types: ['refresh'] })
+      if (!v.ok) return ctx.refuse(refuse(v.code))
+      // Rotation: the old refresh token's record is taken once; a replay finds nothing.
+      const old = await issued.take(v.claims.jti)
+      if (!old || (await revocation.isRevoked(v.claims.jti))) return ctx.refuse(refuse('E1002'))
+      await revocation.revoke(v.claims.jti, v.claims.expiresAt)
+      const user = users.find(v.claims.sub)
+      if (!user) return ctx.refuse(refuse('E1026'))
+      const access = await issue(ctx, user, 'access', f, started)
+      const refresh = await issue(ctx, user, 'refresh', f, started)
+      if ('code' in access) return ctx.refuse(access)
+      if ('code' in refresh) return ctx.refuse(refresh)
+      ctx.send(200, { ...access.body, refresh_token: refresh.body.token, refresh_expires: refresh.body.expires })
+    },
+
+    async revoke(ctx) {
+      const p = ctx.principal!
+      if (!p.jti || p.expiresAt === undefined || (p.scheme !== 'bearer' && p.scheme !== 'session')) return ctx.refuse(refuse('E1020'))
+      await revocation.revoke(p.jti, p.expiresAt)
+      await issued.remove({ jti: p.jti, sub: p.username })
+      publishAudit({ kind: 'token.revoked', type: p.tokenType ?? 'access', jti: p.jti, subject: p.username, by: p.username })
+      const headers: Record<string, string> = p.scheme === 'session' ? { 'set-cookie': sessionCookie(ctx, '', 0) } : {}
+      ctx.send(200, { status: true, code: 'E0000', message: 'Revoked' }, headers)
+    },
+  }
+}
