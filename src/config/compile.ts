@@ -112,6 +112,7 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
     upstream: config.upstream, passCredentials: false, endpoint: null,
   }
 
+  const mounts = config.tokenApi.mounts.map((m) => m.replace(/\/$/, ''))
   const h = config.identityHeaders
   const service = config.serviceUser
   return deepFreeze({
@@ -125,13 +126,26 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
         ...(k.key ?? []).map(sha256Hex),
       ],
       fromAllowedNetwork: k.cidr.length > 0 ? compileCidrs(k.cidr) : null,
-      limits: { paths: k.allow.paths, actionModules: new Set(k.allow.actionModules) },
+      limits: { paths: acrossMounts(k.allow.paths, mounts), actionModules: new Set(k.allow.actionModules) },
       user: k.user ?? service,
     })),
     appTokenNetwork: config.tokens.appToken.cidr.length > 0 ? compileCidrs(config.tokens.appToken.cidr) : null,
     metricsAllowed: compileCidrs(config.metrics.allow ?? [...LOOPBACK, ...config.trustedProxies]),
     actionApiPaths: config.actionApi.paths,
   })
+}
+
+/**
+ * The token endpoints answer under every mount (/mws/v1 and the wiki's /w/rest.php/mws/v1), so a
+ * key allowed one of them under one mount is allowed it under all: old clients keep working.
+ */
+function acrossMounts(paths: readonly string[], mounts: readonly string[]): string[] {
+  const out = new Set(paths)
+  for (const p of paths) {
+    const mount = mounts.find((m) => p === m || p.startsWith(`${m}/`))
+    if (mount) for (const other of mounts) out.add(other + p.slice(mount.length))
+  }
+  return [...out]
 }
 
 function deepFreeze<T>(value: T): T {
