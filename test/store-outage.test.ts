@@ -3,11 +3,11 @@ import assert from 'node:assert/strict'
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { createConnection, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { StoreUnavailableError } from '../src/errors.js'
+import { answersPing, freeClusterPort, freePort, kill, redisServer, startRedis as startRedisIn, waitFor } from './support/redis-server.js'
 import { createRedisStore } from '../src/store/redis.js'
 import { createStoreHealth } from '../src/store/health.js'
 
@@ -17,81 +17,11 @@ import { createStoreHealth } from '../src/store/health.js'
 
 const workDir = mkdtempSync(join(tmpdir(), 'keygate-store-'))
 const children: ChildProcess[] = []
+const startRedis = (port: number, args: string[] = []) => startRedisIn(port, args, workDir, children)
 after(() => {
   for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
   rmSync(workDir, { recursive: true, force: true })
 })
-
-const redisServer = (): string => {
-  try {
-    return execFileSync('which', ['redis-server'], { encoding: 'utf8' }).trim()
-  } catch {
-    return assert.fail('redis-server is not installed: the outage tests need it')
-  }
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  server.close()
-  await once(server, 'close')
-  return port
-}
-
-/** A port p with p + 10000 free as well (a cluster node's bus port). */
-async function freeClusterPort(taken: Set<number>): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const port = 20000 + Math.floor(Math.random() * 20000)
-    if (taken.has(port) || taken.has(port + 10000)) continue
-    if (await isFree(port) && await isFree(port + 10000)) return port
-  }
-  return assert.fail('no free port pair for a cluster node')
-}
-async function isFree(port: number): Promise<boolean> {
-  const server = createServer()
-  return new Promise((resolve) => {
-    server.once('error', () => resolve(false))
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)))
-  })
-}
-
-/** Sends PING over a raw socket: true on +PONG. */
-function answersPing(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createConnection({ port, host: '127.0.0.1' })
-    socket.setTimeout(200)
-    socket.once('connect', () => socket.write('PING\r\n'))
-    socket.once('data', (data) => { socket.destroy(); resolve(data.toString().startsWith('+PONG')) })
-    socket.once('error', () => resolve(false))
-    socket.once('timeout', () => { socket.destroy(); resolve(false) })
-  })
-}
-
-async function startRedis(port: number, args: string[] = []): Promise<ChildProcess> {
-  const child = spawn(redisServer(), [
-    ...args, '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', workDir,
-  ], { stdio: 'ignore' })
-  children.push(child)
-  await waitFor(() => answersPing(port), 5000, `redis-server on ${port} did not start`)
-  return child
-}
-
-async function kill(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const exited = once(child, 'exit')
-  child.kill('SIGKILL')
-  await exited
-}
-
-async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number, message: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await cond())) {
-    if (Date.now() > deadline) assert.fail(message)
-    await sleep(20)
-  }
-}
 
 /** The call must REJECT with StoreUnavailableError (never resolve, e.g. to null), and soon. */
 async function rejectsFast(call: () => Promise<unknown>, label: string): Promise<void> {
