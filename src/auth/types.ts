@@ -1,5 +1,8 @@
 import type { Refusal } from '../errors.js'
 
+/** The browser session cookie set by /api/authorize with token_type session. */
+export const SESSION_COOKIE = 'keygate_session'
+
 export type Scheme = 'apikey' | 'apptoken' | 'bearer' | 'session' | 'upstream'
 
 export type TokenType = 'access' | 'session' | 'refresh' | 'api'

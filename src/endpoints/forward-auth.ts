@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import { statusOf } from '../errors.js'
 import type { Decide } from '../pipeline/index.js'
 import { identityHeaders } from '../pipeline/identity.js'
-import { matchesPrefix } from '../pipeline/normalize.js'
+import { matchesPrefix } from '../util/path-prefix.js'
 import type { GatewayConfig } from '../config/schema.js'
 import type { EndpointHandler } from './types.js'
 

@@ -1,8 +1,6 @@
 import { refuse, StoreUnavailableError } from '../errors.js'
-import type { AuthResult, Authenticator } from '../auth/types.js'
+import { SESSION_COOKIE, type AuthResult, type Authenticator } from '../auth/types.js'
 import { cookieValues, headerValues } from '../util/raw-headers.js'
-
-export const SESSION_COOKIE = 'keygate_session'
 
 /** The authenticators of one config snapshot, chosen by the scheme word or the kind of credential. */
 export interface AuthenticatorChain {

@@ -1,7 +1,7 @@
 import { refuse, type Refusal } from '../errors.js'
 import type { CompiledRoute } from '../config/compile.js'
 import type { Principal } from '../auth/types.js'
-import { matchesPrefix } from './normalize.js'
+import { matchesPrefix } from '../util/path-prefix.js'
 
 /** First route whose prefix and method match; the compiled table always ends with a catch-all. */
 export function findRoute(routes: readonly CompiledRoute[], matchPath: string, method: string): CompiledRoute {

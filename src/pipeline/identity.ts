@@ -1,8 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { canonicalHeaderName, HOP_BY_HOP } from '../util/header-names.js'
-import type { Principal } from '../auth/types.js'
+import { SESSION_COOKIE, type Principal } from '../auth/types.js'
 import type { GatewayConfig } from '../config/schema.js'
-import { SESSION_COOKIE } from './authenticate.js'
 
 export interface IdentityInput {
   readonly headers: IncomingHttpHeaders
