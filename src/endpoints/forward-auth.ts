@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http'
-import { statusOf } from '../errors.js'
+import { refuse, statusOf } from '../errors.js'
 import type { Decide } from '../pipeline/index.js'
 import { identityHeaders } from '../pipeline/identity.js'
 import { matchesPrefix } from '../util/path-prefix.js'
@@ -11,14 +11,19 @@ const first = (v: string | string[] | undefined): string | undefined => (Array.i
 /**
  * The original request as the calling proxy describes it: nginx (X-Original-URI/-Method),
  * Traefik and Caddy (X-Forwarded-Uri/-Method), or Envoy ext_authz (the original path after
- * the endpoint's own path, same method).
+ * the endpoint's own path, same method). URI and method always come from the same pair, and two
+ * pairs that disagree are refused: Traefik and Caddy pass a client's own X-Original-* on, nginx a
+ * client's X-Forwarded-*, so a mix would let the client choose what is decided.
  */
-export function originalRequest(method: string, path: string, query: string, headers: IncomingHttpHeaders, endpointPath: string): { method: string; target: string } {
-  const uri = first(headers['x-original-uri']) ?? first(headers['x-forwarded-uri'])
-  const originalMethod = first(headers['x-original-method']) ?? first(headers['x-forwarded-method'])
-  if (uri !== undefined) return { method: (originalMethod ?? 'GET').toUpperCase(), target: uri }
+export function originalRequest(method: string, path: string, query: string, headers: IncomingHttpHeaders, endpointPath: string): { method: string; target: string } | null {
+  const nginx = { uri: first(headers['x-original-uri']), method: first(headers['x-original-method']) }
+  const traefik = { uri: first(headers['x-forwarded-uri']), method: first(headers['x-forwarded-method']) }
+  if (nginx.uri !== undefined && traefik.uri !== undefined && (nginx.uri !== traefik.uri || (nginx.method ?? 'GET') !== (traefik.method ?? 'GET'))) return null
+  const pair = nginx.uri !== undefined ? nginx : traefik.uri !== undefined ? traefik : null
+  if (pair) return { method: (pair.method ?? 'GET').toUpperCase(), target: pair.uri! }
+  if (nginx.method !== undefined || traefik.method !== undefined) return null // a method without its URI
   const suffix = matchesPrefix(path, endpointPath) ? path.slice(endpointPath.replace(/\/$/, '').length) : ''
-  return { method: (originalMethod ?? method).toUpperCase(), target: `${suffix || '/'}${query ? `?${query}` : ''}` }
+  return { method: method.toUpperCase(), target: `${suffix || '/'}${query ? `?${query}` : ''}` }
 }
 
 /**
@@ -28,7 +33,9 @@ export function originalRequest(method: string, path: string, query: string, hea
 export function createForwardAuth(decide: () => Decide, config: () => GatewayConfig): EndpointHandler {
   return async (ctx) => {
     const cfg = config()
-    const { method, target } = originalRequest(ctx.req.method ?? 'GET', ctx.target.path, ctx.target.query, ctx.req.headers, cfg.forwardAuth.path)
+    const original = originalRequest(ctx.req.method ?? 'GET', ctx.target.path, ctx.target.query, ctx.req.headers, cfg.forwardAuth.path)
+    if (!original) return ctx.refuse(refuse('E1030', { status: 403, message: 'The proxy headers describe two different requests' }))
+    const { method, target } = original
     const headers = { ...ctx.req.headers }
     // X-Real-IP stands in for X-Forwarded-For when a trusted proxy sends only that.
     if (headers['x-forwarded-for'] === undefined && typeof headers['x-real-ip'] === 'string') headers['x-forwarded-for'] = headers['x-real-ip']

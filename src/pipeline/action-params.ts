@@ -32,16 +32,19 @@ export async function checkActionParams(input: ActionParamsInput): Promise<Actio
   const contentType = input.headers['content-type']
   const contentEncoding = input.headers['content-encoding']
   let body: Buffer | null = null
+  // queryOnly (opted into): the body cannot be seen, so the request is judged as the query alone.
+  let judgedMethod = input.method
   if (needsBody(input.method)) {
     if (!input.readBody) {
       if (input.postBodies === 'refuse') return { ok: false, refusal: FORWARD_AUTH_POST }
+      judgedMethod = 'GET'
     } else {
       const read = await input.readBody()
       if (!Buffer.isBuffer(read)) return { ok: false, refusal: read }
       body = read
     }
   }
-  const parsed = readActionRequest({ query: input.query, method: input.method, contentType, contentEncoding, body: body ?? undefined })
+  const parsed = readActionRequest({ query: input.query, method: judgedMethod, contentType, contentEncoding, body: body ?? undefined })
   if (!parsed.ok) return { ok: false, refusal: refuse('E1030') }
   if (!isAllowed(parsed.modules, input.limits.actionModules)) return { ok: false, refusal: refuse('E1004') }
   return { ok: true, body }
