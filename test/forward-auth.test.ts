@@ -274,6 +274,7 @@ const smuggled: Array<{ name: string; shape: Shape; method: string; uri: string;
   { name: 'Traefik: client X-Original-URI over X-Forwarded-Uri', shape: traefik, method: 'GET', uri: '/admin/users', client: { ...apiKey, 'X-Original-URI': '/app/page' } },
   { name: 'Caddy: client X-Original-URI over X-Forwarded-Uri', shape: caddy, method: 'GET', uri: '/admin/users', client: { ...apiKey, 'X-Original-URI': '/app/page' } },
   { name: 'Traefik: client X-Original-Method: GET on a POST', shape: traefik, method: 'POST', uri: '/w/api.php?action=opensearch', client: { ...apiKey, 'X-Original-Method': 'GET' } },
+  { name: 'Envoy: client X-Original-Method: GET on a POST', shape: envoy, method: 'POST', uri: '/w/api.php?action=opensearch', client: { ...apiKey, 'X-Original-Method': 'GET' } },
   { name: 'Traefik: client X-Original-URI and X-Original-Method matching the URI, GET on a POST', shape: traefik, method: 'POST', uri: '/w/api.php?action=opensearch', client: { ...apiKey, 'X-Original-URI': '/w/api.php?action=opensearch', 'X-Original-Method': 'GET' } },
 ]
 
