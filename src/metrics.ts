@@ -1,0 +1,237 @@
+import cluster from 'node:cluster'
+import { randomUUID } from 'node:crypto'
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { auditChannel, requestChannel, storeChannel, type AuditEvent, type RequestEvent, type StoreEvent } from './observe.js'
+
+// Prometheus metrics fed by the diagnostics channels of observe.ts: the request path only
+// publishes (one hasSubscribers check when nobody listens), this module counts.
+//
+// Each gateway gets its OWN Registry: a test process runs several gateways, and the global
+// registry would mix their numbers (and refuse the second registration of a name).
+// Label values are bounded by construction: decision, code, scheme, kind and result are fixed
+// sets, route names come from the config, token types and store ops from the code. Never a
+// path, a user name or an IP.
+
+export type ObservedEvent =
+  | { readonly channel: 'request'; readonly event: RequestEvent }
+  | { readonly channel: 'audit'; readonly event: AuditEvent }
+  | { readonly channel: 'store'; readonly event: StoreEvent }
+
+export interface MetricsOptions {
+  /** hash of the config now serving, for keygate_config_info{hash} */
+  readonly configHash: () => string
+  /** the store heartbeat's verdict, for keygate_store_healthy */
+  readonly storeHealthy: () => boolean
+  /**
+   * Channels are process-global: when one process runs several gateways (tests), this picks
+   * the events that belong to this one. Default: every event counts.
+   */
+  readonly accept?: (observed: ObservedEvent) => boolean
+  /**
+   * In a node:cluster worker: render() asks the primary for the numbers of ALL workers
+   * (the primary must run serveClusterMetrics()). Default: this process alone.
+   */
+  readonly cluster?: boolean
+  /** how long render() waits for the primary in cluster mode */
+  readonly clusterTimeoutMs?: number
+}
+
+export interface Metrics {
+  /** Prometheus text exposition format */
+  render(): Promise<string>
+  readonly contentType: string
+  /** unsubscribes from the channels; render() still answers with the numbers so far */
+  close(): void
+}
+
+// Seconds; a gateway answers refusals in well under a millisecond, and upstreams take longer.
+const REQUEST_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+const UPSTREAM_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
+
+// IPC message types between a worker's render() and the primary's aggregation.
+const CLUSTER_REQ = 'keygate:metrics-req'
+const CLUSTER_RES = 'keygate:metrics-res'
+const DEFAULT_CLUSTER_TIMEOUT_MS = 5_000
+
+export function createMetrics(opts: MetricsOptions): Metrics {
+  const registry = new Registry()
+  const accept = opts.accept ?? null
+
+  const requests = new Counter({
+    name: 'keygate_requests_total', help: 'Requests by decision, error code (none when allowed), scheme and route',
+    labelNames: ['decision', 'code', 'scheme', 'route'] as const, registers: [registry],
+  })
+  const requestDuration = new Histogram({
+    name: 'keygate_request_duration_seconds', help: 'Whole request, from the first byte read to the response end',
+    buckets: REQUEST_BUCKETS, registers: [registry],
+  })
+  const upstreamDuration = new Histogram({
+    name: 'keygate_upstream_duration_seconds', help: 'Time spent waiting on the upstream, for requests that went there',
+    buckets: UPSTREAM_BUCKETS, registers: [registry],
+  })
+  const upstreamErrors = new Counter({
+    name: 'keygate_upstream_errors_total', help: 'Upstream unreachable (502) or timed out (504)',
+    labelNames: ['kind'] as const, registers: [registry],
+  })
+  const storeOps = new Counter({
+    name: 'keygate_store_ops_total', help: 'Store round trips by operation and outcome',
+    labelNames: ['op', 'ok'] as const, registers: [registry],
+  })
+  new Gauge({
+    name: 'keygate_store_healthy', help: '1 while the store heartbeat succeeds, else 0',
+    registers: [registry], aggregator: 'min',
+    collect() { this.set(opts.storeHealthy() ? 1 : 0) },
+  })
+  const tokensIssued = new Counter({
+    name: 'keygate_tokens_issued_total', help: 'Tokens issued by type (access, session, refresh, api, user, app)',
+    labelNames: ['type'] as const, registers: [registry],
+  })
+  const tokensRevoked = new Counter({
+    name: 'keygate_tokens_revoked_total', help: 'Tokens and sessions revoked by type',
+    labelNames: ['type'] as const, registers: [registry],
+  })
+  const loginFailures = new Counter({
+    name: 'keygate_login_failures_total', help: 'Failed /api/authorize logins', registers: [registry],
+  })
+  const lockouts = new Counter({
+    name: 'keygate_lockouts_total', help: 'Login lockouts started, by scope (user or ip)',
+    labelNames: ['scope'] as const, registers: [registry],
+  })
+  const apiKeyRefusals = new Counter({
+    name: 'keygate_apikey_refusals_total', help: 'ApiKey callers refused by CIDR, path or Action API module, by configured key name',
+    labelNames: ['key', 'reason'] as const, registers: [registry],
+  })
+  const reloads = new Counter({
+    name: 'keygate_config_reloads_total', help: 'Config reloads by result (ok or failed)',
+    labelNames: ['result'] as const, registers: [registry],
+  })
+  new Gauge({
+    name: 'keygate_config_info', help: 'The loaded config, by the hash of its source (value 1)',
+    labelNames: ['hash'] as const, registers: [registry], aggregator: 'max',
+    collect() {
+      // reset first: after a reload only the new hash is shown
+      this.reset()
+      this.set({ hash: opts.configHash() }, 1)
+    },
+  })
+
+  // Series with a fixed label set start at 0, so rate() and alerts see them before the first event.
+  for (const kind of ['unreachable', 'timeout']) upstreamErrors.inc({ kind }, 0)
+  for (const result of ['ok', 'failed']) reloads.inc({ result }, 0)
+  for (const scope of ['user', 'ip']) lockouts.inc({ scope }, 0)
+
+  const onRequest = (message: unknown): void => {
+    const e = message as RequestEvent
+    if (accept && !accept({ channel: 'request', event: e })) return
+    requests.inc({ decision: e.decision, code: e.code ?? 'none', scheme: e.scheme, route: e.route })
+    requestDuration.observe(e.durationMs / 1000)
+    if (e.upstreamMs !== null) upstreamDuration.observe(e.upstreamMs / 1000)
+    if (e.upstreamError !== null) upstreamErrors.inc({ kind: e.upstreamError })
+  }
+  const onStore = (message: unknown): void => {
+    const e = message as StoreEvent
+    if (accept && !accept({ channel: 'store', event: e })) return
+    storeOps.inc({ op: e.op, ok: e.ok ? 'true' : 'false' })
+  }
+  const onAudit = (message: unknown): void => {
+    const e = message as AuditEvent
+    if (accept && !accept({ channel: 'audit', event: e })) return
+    switch (e.kind) {
+      case 'token.issued': tokensIssued.inc({ type: e.type }); break
+      case 'token.revoked': tokensRevoked.inc({ type: e.type }); break
+      case 'login.failed': loginFailures.inc(); break
+      case 'login.lockout': lockouts.inc({ scope: e.scope }); break
+      case 'apikey.refused': apiKeyRefusals.inc({ key: e.keyName, reason: e.reason }); break
+      case 'config.reloaded': reloads.inc({ result: e.ok ? 'ok' : 'failed' }); break
+    }
+  }
+  requestChannel.subscribe(onRequest)
+  storeChannel.subscribe(onStore)
+  auditChannel.subscribe(onAudit)
+
+  let render = (): Promise<string> => registry.metrics()
+  let stopWorker = (): void => {}
+  if (opts.cluster && cluster.isWorker) {
+    const worker = createWorkerSide(registry, opts.clusterTimeoutMs ?? DEFAULT_CLUSTER_TIMEOUT_MS)
+    render = worker.render
+    stopWorker = worker.close
+  }
+
+  let closed = false
+  return {
+    render: () => render(),
+    contentType: registry.contentType,
+    close() {
+      if (closed) return
+      closed = true
+      requestChannel.unsubscribe(onRequest)
+      storeChannel.unsubscribe(onStore)
+      auditChannel.unsubscribe(onAudit)
+      stopWorker()
+    },
+  }
+}
+
+interface ClusterRequest { readonly type: typeof CLUSTER_REQ; readonly id: string }
+interface ClusterResponse { readonly type: typeof CLUSTER_RES; readonly id: string; readonly text?: string; readonly error?: string }
+
+/**
+ * Worker side: answers the primary's prom-client aggregation requests with this registry, and
+ * render() asks the primary for the sum over every worker (whichever worker the scrape hit).
+ */
+function createWorkerSide(registry: Registry, timeoutMs: number): { render(): Promise<string>; close(): void } {
+  // prom-client's worker listener is process-wide and installed by constructing an
+  // AggregatorRegistry; a cluster worker runs exactly one gateway, so this registry is the one.
+  AggregatorRegistry.setRegistries([registry])
+  new AggregatorRegistry()
+  const pending = new Map<string, { resolve(text: string): void; reject(err: Error): void; timer: NodeJS.Timeout }>()
+  const onMessage = (message: unknown): void => {
+    const m = message as ClusterResponse | null
+    if (m?.type !== CLUSTER_RES) return
+    const p = pending.get(m.id)
+    if (!p) return
+    pending.delete(m.id)
+    clearTimeout(p.timer)
+    if (typeof m.text === 'string') p.resolve(m.text)
+    else p.reject(new Error(`cluster metrics: ${m.error ?? 'no answer'}`))
+  }
+  process.on('message', onMessage)
+  return {
+    render() {
+      return new Promise<string>((resolve, reject) => {
+        const id = randomUUID()
+        const timer = setTimeout(() => {
+          pending.delete(id)
+          reject(new Error(`cluster metrics: the primary did not answer within ${timeoutMs} ms`))
+        }, timeoutMs)
+        pending.set(id, { resolve, reject, timer })
+        const request: ClusterRequest = { type: CLUSTER_REQ, id }
+        process.send!(request)
+      })
+    },
+    close() {
+      process.off('message', onMessage)
+      for (const p of pending.values()) { clearTimeout(p.timer); p.reject(new Error('metrics closed')) }
+      pending.clear()
+    },
+  }
+}
+
+/**
+ * Primary side of cluster mode: when a worker is scraped, it asks here; the primary collects
+ * every worker's registry (prom-client AggregatorRegistry: counters and histograms summed,
+ * keygate_store_healthy the minimum, keygate_config_info the maximum) and answers that worker.
+ */
+export function serveClusterMetrics(): { close(): void } {
+  const aggregator = new AggregatorRegistry()
+  const onMessage = (worker: import('node:cluster').Worker, message: unknown): void => {
+    const m = message as ClusterRequest | null
+    if (m?.type !== CLUSTER_REQ) return
+    const reply = (r: Omit<ClusterResponse, 'type' | 'id'>) => {
+      if (worker.isConnected()) worker.send({ type: CLUSTER_RES, id: m.id, ...r } satisfies ClusterResponse)
+    }
+    aggregator.clusterMetrics().then((text) => reply({ text }), (err: Error) => reply({ error: err.message }))
+  }
+  cluster.on('message', onMessage)
+  return { close() { cluster.off('message', onMessage) } }
+}
