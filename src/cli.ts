@@ -12,7 +12,14 @@ commands:
   check-config [--config FILE]   validate the config; print every problem and exit 1 if any
   hash-key                       read a secret on stdin, print its keyHash (sha256:<hex>)
   hash-password                  read a password on stdin, print its passwordHash (scrypt$…)
+  tokens list|revoke …           list or revoke issued JWTs in the gateways' store (tokens --help)
+  sessions list|revoke …         list or end sessions (sessions --help)
+  apptokens list|revoke …        list or revoke AppTokens (apptokens --help)
+  keys new <name>                print a fresh ApiKey once, with its keyHash (keys --help)
 `
+
+/** Commands of src/admin/, loaded only when used; they parse their own options. */
+const ADMIN_COMMANDS: readonly string[] = ['tokens', 'sessions', 'apptokens', 'keys']
 
 /** stdin without its one trailing newline (what `echo secret |` adds). */
 function readStdinSecret(): string {
@@ -23,6 +30,10 @@ const configFileFrom = (flag: string | undefined): string => flag ?? process.env
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
+  if (command !== undefined && ADMIN_COMMANDS.includes(command)) {
+    const { runAdmin, processIo } = await import('./admin/index.js')
+    return runAdmin(command, rest, processIo())
+  }
   const { values } = parseArgs({ args: rest, options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true })
   if (values.help || command === undefined || command === 'help' || command === '--help') {
     process.stdout.write(USAGE)
@@ -67,9 +78,12 @@ async function serve(file: string): Promise<number> {
     return 1
   }
   // Loaded here so that hash-key and check-config start without the whole gateway.
-  const { startGateway } = await import('./server.js')
   const { createLogger } = await import('./log.js')
   const logger = createLogger(loaded.config.logLevel)
+  const { isPrimary, superviseWorkers, workerCount } = await import('./cluster.js')
+  const workers = workerCount(loaded.config.workers)
+  if (workers > 1 && isPrimary()) return superviseWorkers(workers, logger)
+  const { startGateway } = await import('./server.js')
   const gateway = await startGateway({ config: loaded.config, configFile: file, logger })
   process.on('SIGHUP', () => { void gateway.reload() })
   return new Promise<number>((resolve) => {
@@ -83,6 +97,7 @@ async function serve(file: string): Promise<number> {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => { process.exitCode = code },
+  // An explicit exit: a cluster worker's IPC channel would otherwise keep it alive after draining.
+  (code) => { process.exit(code) },
   (err: Error) => { process.stderr.write(`keygate: ${err.message}\n`); process.exitCode = 1 },
 )

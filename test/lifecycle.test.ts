@@ -1,7 +1,7 @@
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { once } from 'node:events'
@@ -121,4 +121,46 @@ test('a gateway built from a file reloads in-process too', async () => {
   writeFileSync(file, 'listen: 127.0.0.1:0\nupstream: demo\ndefaultPolicy: anonymous\n')
   assert.equal(await gw.reload(), true)
   assert.equal((await rawGet(gw.port, '/x')).status, 200)
+})
+
+test('workers: 2 runs a primary and two workers on one port, sharing Redis; SIGTERM stops them all', async () => {
+  const up = await startUpstream()
+  const { hashPassword } = await import('../src/tokens/password.js')
+  const prefix = `kgtest:cluster:${process.pid}:`
+  const hash = await hashPassword('cluster-password')
+  const file = tempConfig([
+    'listen: 127.0.0.1:0', `upstream: ${up.url}`, 'workers: 2',
+    `store: {redis: "redis://127.0.0.1:6379", prefix: "${prefix}"}`,
+    'secrets: {jwt: {secret: "cluster-jwt-secret-0123456789abcdef0123"}}',
+    `users: [{username: carl, uid: 4, passwordHash: "${hash}", groups: [user]}]`,
+  ].join('\n'))
+  // port 0 would give each worker its own port: pick one for the test
+  const { createServer } = await import('node:net')
+  const probe = createServer().listen(0, '127.0.0.1')
+  await once(probe, 'listening')
+  const port = (probe.address() as { port: number }).port
+  probe.close()
+  writeFileSync(file, readFileSync(file, 'utf8').replace('127.0.0.1:0', `127.0.0.1:${port}`))
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] })
+  after(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  let out = ''
+  child.stdout.on('data', (c) => { out += c })
+  child.stderr.on('data', (c) => { out += c })
+  for (let i = 0; i < 100 && (out.match(/keygate listening/g) ?? []).length < 2; i++) await new Promise((r) => setTimeout(r, 100))
+  assert.equal((out.match(/keygate listening/g) ?? []).length, 2, `two workers listen: ${out}`)
+  const body = JSON.stringify({ username: 'carl', password: 'cluster-password' })
+  const { rawRequest } = await import('./helpers.js')
+  const login = await rawRequest(port, `POST /api/authorize HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`)
+  assert.equal(login.status, 200, login.body)
+  for (let i = 0; i < 20; i++) {
+    const res = await rawGet(port, '/page', { Authorization: `Bearer ${login.json.token}` })
+    assert.equal(res.status, 200, `request ${i} on whichever worker: ${res.body}`)
+  }
+  child.kill('SIGTERM')
+  const [code] = await once(child, 'exit')
+  assert.equal(code, 0, out)
+  const { createRedisStore } = await import('../src/store/redis.js')
+  const store = createRedisStore({ redis: 'redis://127.0.0.1:6379', prefix })
+  await Promise.all((await store.keys('')).map((k) => store.del(k)))
+  await store.close()
 })

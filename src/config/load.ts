@@ -124,5 +124,7 @@ function semanticProblems(file: string, c: GatewayConfig): ConfigProblem[] {
     if (r.anonymous && r.deny) add(`routes.${i}`, '`anonymous` and `deny` exclude each other')
   })
   if (c.store.redis === undefined && c.workers !== 1) add('workers', 'several workers need a shared store (store.redis); the in-memory store is per process')
+  if (c.workers !== 1 && !jwt.secret && !jwt.privateKey) add('secrets.jwt', 'several workers need a configured JWT key: an ephemeral one would differ in every worker')
+  if (c.identityFromUpstream && c.upstream === 'demo' && !/^https?:\/\//.test(c.identityFromUpstream.url)) add('identityFromUpstream.url', 'a full URL is needed when upstream is demo')
   return out
 }
