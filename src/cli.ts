@@ -32,7 +32,12 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
   if (command !== undefined && ADMIN_COMMANDS.includes(command)) {
     const { runAdmin, processIo } = await import('./admin/index.js')
-    return runAdmin(command, rest, processIo())
+    const code = await runAdmin(command, rest, processIo())
+    // ioredis keeps a 2 s timer after disconnecting from a Redis that is down: exit as soon as
+    // the output is flushed, so an unreachable store fails the command in about a second.
+    await new Promise<void>((resolve) => process.stdout.write('', () => resolve()))
+    await new Promise<void>((resolve) => process.stderr.write('', () => resolve()))
+    process.exit(code)
   }
   const { values } = parseArgs({ args: rest, options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true })
   if (values.help || command === undefined || command === 'help' || command === '--help') {
