@@ -47,21 +47,33 @@ export interface RunningProcess {
   stop(): Promise<void>
 }
 
-/** Starts a program whose output is kept for diagnostics; it is stopped after the test file. */
+/**
+ * Starts a program whose output is kept for diagnostics; it is stopped after the test file.
+ * It runs in a process group of its own, and the whole group is stopped: `php -S` with
+ * PHP_CLI_SERVER_WORKERS forks workers that outlive their parent and keep its pipes open.
+ */
 export function startProcess(cmd: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): RunningProcess {
-  const child = spawn(cmd, args, { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(cmd, args, { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
   let out = ''
   const keep = (c: Buffer) => { out = (out + c.toString()).slice(-20_000) }
   child.stdout!.on('data', keep)
   child.stderr!.on('data', keep)
   child.on('error', (err) => { out += `\nspawn error: ${err.message}` })
+  const signalGroup = (signal: NodeJS.Signals) => {
+    try { process.kill(-child.pid!, signal) } catch { /* the group is gone already */ }
+  }
   const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    const exited = once(child, 'exit')
-    child.kill('SIGTERM')
-    const timer = setTimeout(() => child.kill('SIGKILL'), 3_000)
-    await exited
+    if (child.pid === undefined) return
+    const closed = child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : once(child, 'exit').then(() => undefined)
+    signalGroup('SIGTERM')
+    const timer = setTimeout(() => signalGroup('SIGKILL'), 3_000)
+    await closed
     clearTimeout(timer)
+    // workers of the group may outlive the leader for a moment: make sure none is left
+    await new Promise((r) => setTimeout(r, 100))
+    signalGroup('SIGKILL')
+    child.stdout!.destroy()
+    child.stderr!.destroy()
   }
   after(stop)
   return { child, output: () => out, stop }
