@@ -1,6 +1,7 @@
 // Where a keygate case spends its CPU: runs one case (default 6, Bearer + Redis) exactly as
 // `npm run bench` does, with `node --cpu-prof` on the keygate process, and prints the top
 // self-time frames of the measured window (start-up and warm-up left out).
+// Case 3 (the bare undici proxy) profiles the floor, to tell keygate's own cost from Node's.
 // usage: node --import tsx bench/profile.ts [CASE] [TOP]     e.g. `… bench/profile.ts 5 10`
 import { copyFileSync, mkdirSync, readFileSync, readdirSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
@@ -23,8 +24,8 @@ async function main(argv: readonly string[]): Promise<number> {
   const caseArg = argv[0] ?? '6'
   const top = Number(argv[1] ?? 5)
   const spec = CASES.find((c) => String(c.id) === caseArg || c.key === caseArg)
-  if (!spec?.keygate || spec.id === 8) {
-    process.stderr.write(`profile: CASE must be one of the single-process keygate cases 4-7, not "${caseArg}"\n`)
+  if (!spec || spec.id < 3 || spec.id > 7) {
+    process.stderr.write(`profile: CASE must be 3 (bare proxy) or one of the single-process keygate cases 4-7, not "${caseArg}"\n`)
     return 2
   }
   // One case only, no baselines: a profile needs no ratio.
@@ -35,11 +36,12 @@ async function main(argv: readonly string[]): Promise<number> {
   try {
     const profDir = join(ctx.dir, 'cpuprofile')
     mkdirSync(profDir)
-    say(`profiling (${spec.id}) ${spec.title}: ${settings.warmupS} s warm-up + ${settings.durationS} s, ${ctx.runner.kind === 'dist' ? 'keygate from dist/' : `keygate via tsx (${ctx.runner.why}; line numbers are those of tsx's output)`}`)
+    const how = !spec.keygate ? 'via tsx' : ctx.runner.kind === 'dist' ? 'keygate from dist/' : `keygate via tsx (${ctx.runner.why}; line numbers are those of tsx's output)`
+    say(`profiling (${spec.id}) ${spec.title}: ${settings.warmupS} s warm-up + ${settings.durationS} s, ${how}`)
     say(`pinning: ${ctx.pinning.description}`)
     const { result, window } = await runCase(ctx, spec, {
       nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-interval', '250'],
-      stopGraceMs: 20_000, // the profile is written when keygate exits after SIGTERM
+      stopGraceMs: 20_000, // the profile is written when the process exits after SIGTERM
     })
     if (result.status !== 'ok' || !window) {
       say(`(${spec.id}) ${result.status}: ${result.reason}`)
@@ -49,7 +51,7 @@ async function main(argv: readonly string[]): Promise<number> {
     // The main thread's profile: CPU.<date>.<time>.<pid>.<thread 0>.<seq>.cpuprofile
     const file = readdirSync(profDir).find((f) => f.includes(`.${window.pid}.0.`) && f.endsWith('.cpuprofile'))
     if (!file) {
-      say(`no CPU profile: keygate did not exit cleanly on SIGTERM within 20 s, so node could not write it (that is a finding in itself)`)
+      say(`no CPU profile: the process did not exit cleanly on SIGTERM within 20 s, so node could not write it (that is a finding in itself)`)
       return 1
     }
     const profile = JSON.parse(readFileSync(join(profDir, file), 'utf8')) as CpuProfile
@@ -66,9 +68,11 @@ async function main(argv: readonly string[]): Promise<number> {
     say()
     say(`self time by file / package:`)
     say(table(summary.files))
-    say()
-    say(`keygate's own functions by total time (callees included):`)
-    say(table(summary.ownTotals).replace('| self ms |', '| total ms |'))
+    if (summary.ownTotals.length) {
+      say()
+      say(`keygate's own functions by total time (callees included):`)
+      say(table(summary.ownTotals).replace('| self ms |', '| total ms |'))
+    }
     say()
     say(`profile kept as ${relative(process.cwd(), kept)} (open it in Chrome DevTools → Performance, or VS Code)`)
     return 0

@@ -106,9 +106,9 @@ interface Target {
 }
 
 export interface CaseOptions {
-  /** node flags for the keygate process (profile.ts: --cpu-prof) */
+  /** node flags for the keygate process or the bare proxy (profile.ts: --cpu-prof) */
   readonly nodeArgs?: readonly string[]
-  /** how long keygate may take to exit on SIGTERM (a CPU profile is written at exit) */
+  /** how long the system under test may take to exit on SIGTERM (a CPU profile is written at exit) */
   readonly stopGraceMs?: number
 }
 
@@ -172,7 +172,7 @@ async function prepare(ctx: BenchContext, spec: CaseSpec, opts: CaseOptions): Pr
       return { url: `${p.origin}/bench/page`, headers: {}, sut: p.proc, ownsSut: true, notes: ['nginx, 1 worker, keepalive 64 to the upstream'] }
     }
     case 3: {
-      const p = await startBareProxy(ctx.procs, ctx.dir, ctx.root, ctx.upstream)
+      const p = await startBareProxy(ctx.procs, ctx.dir, ctx.root, ctx.upstream, opts.nodeArgs)
       return { url: `${p.origin}/bench/page`, headers: {}, sut: p.proc, ownsSut: true, notes: ['undici Pool.stream, tsx'] }
     }
     case 4: {

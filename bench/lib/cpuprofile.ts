@@ -40,6 +40,7 @@ function shortUrl(url: string, root: string): string {
 function fileGroup(file: string, functionName: string): string {
   if (!file) return functionName // (garbage collector), (program)
   if (file.startsWith('node:')) return 'node: (Node.js internals)'
+  if (file.startsWith('wasm:')) return 'wasm (llhttp, the HTTP parser undici uses)'
   if (file.startsWith('src/') || file.startsWith('bench/') || file.startsWith('dist/')) return file
   const parts = file.split('/')
   return `${parts.slice(0, file.startsWith('@') ? 2 : 1).join('/')} (package)`

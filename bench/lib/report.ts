@@ -15,6 +15,34 @@ export interface TargetCheck {
   readonly met: boolean | null
 }
 
+const median = (xs: readonly number[]): number | null => {
+  if (xs.length === 0) return null
+  const s = [...xs].sort((a, b) => a - b)
+  const mid = Math.floor(s.length / 2)
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
+}
+
+/**
+ * One case's rounds as one row: the median of each figure over the rounds that ran (as
+ * PERF-BASELINE.md does with interleaved samples), errors and requests summed, RSS the largest.
+ */
+export function combineRounds(rounds: readonly CaseResult[]): CaseResult {
+  const ok = rounds.filter((r) => r.status === 'ok')
+  if (ok.length === 0 || rounds.length === 1) return rounds[0]!
+  const med = (f: (r: CaseResult) => number | null) => median(ok.map(f).filter((v): v is number => v !== null))
+  const notOk = rounds.filter((r) => r.status !== 'ok')
+  const sum = (f: (e: NonNullable<CaseResult['errors']>) => number) => ok.reduce((n, r) => n + (r.errors ? f(r.errors) : 0), 0)
+  return {
+    ...ok[0]!,
+    notes: [...ok[0]!.notes, `median of ${ok.length} rounds`, ...notOk.map((r) => `one round ${r.status}: ${r.reason}`)],
+    rps: med((r) => r.rps), p50Ms: med((r) => r.p50Ms), p99Ms: med((r) => r.p99Ms), p999Ms: med((r) => r.p999Ms),
+    cpuUsPerRequest: med((r) => r.cpuUsPerRequest),
+    requests: ok.reduce((n, r) => n + (r.requests ?? 0), 0),
+    errors: { connect: sum((e) => e.connect), read: sum((e) => e.read), write: sum((e) => e.write), status: sum((e) => e.status), timeout: sum((e) => e.timeout), total: sum((e) => e.total) },
+    peakRssMiB: Math.max(...ok.map((r) => r.peakRssMiB ?? 0)) || null,
+  }
+}
+
 export function rate(results: readonly CaseResult[]): RatedResult[] {
   const ok = (id: number) => results.find((r) => r.id === id && r.status === 'ok' && r.rps)
   const bare = ok(3)

@@ -21,6 +21,8 @@ export interface Settings {
   readonly warmupS: number
   readonly connections: number
   readonly threads: number
+  /** every case this many times, interleaved; the table shows medians */
+  readonly rounds: number
   readonly quick: boolean
   readonly cases: readonly CaseSpec[]
   /** the selection added baselines the user did not name */
@@ -40,6 +42,8 @@ environment:
   BENCH_DURATION=10    measured seconds per case (whole seconds: wrk's unit)
   BENCH_WARMUP=2       warm-up seconds per case, not measured
   BENCH_QUICK=1        smoke check: 1 s warm-up + 1 s measured per case
+  BENCH_ROUNDS=1       run every case this many times, interleaved, and report medians
+                       (e.g. BENCH_ROUNDS=3 BENCH_DURATION=5 for steadier ratios in ~2.5 min)
   BENCH_CONNECTIONS=64 wrk connections (one wrk thread)
   BENCH_REDIS_URL      Redis for the Bearer cases (default redis://127.0.0.1:6379; \`own\`: start a
                        private redis-server on the load CPU)
@@ -77,6 +81,8 @@ export function readSettings(env: NodeJS.ProcessEnv, args: readonly string[]): S
   const cases = CASES.filter((c) => named.includes(c) || addedBaselines.includes(c.id))
   const durationS = quick ? 1 : wholeSeconds(env, 'BENCH_DURATION', 10)
   if (durationS < 1) throw new Error('BENCH_DURATION must be at least 1')
+  const rounds = quick ? 1 : Number(env.BENCH_ROUNDS || 1)
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) throw new Error(`BENCH_ROUNDS=${env.BENCH_ROUNDS}: expected 1-20`)
   const connections = Number(env.BENCH_CONNECTIONS ?? 64)
   if (!Number.isInteger(connections) || connections < 1) throw new Error(`BENCH_CONNECTIONS=${env.BENCH_CONNECTIONS}: expected a positive integer`)
   return {
@@ -84,6 +90,7 @@ export function readSettings(env: NodeJS.ProcessEnv, args: readonly string[]): S
     warmupS: quick ? 1 : wholeSeconds(env, 'BENCH_WARMUP', 2),
     connections,
     threads: 1,
+    rounds,
     quick,
     cases,
     addedBaselines,

@@ -119,11 +119,11 @@ export async function startNginxProxy(procs: ProcessSet, dir: string, nginx: Ngi
 }
 
 /** Case (3): bench/bare-proxy.ts, the floor keygate's ratios are taken against. */
-export async function startBareProxy(procs: ProcessSet, dir: string, root: string, upstream: Upstream): Promise<{ proc: Proc; origin: string }> {
+export async function startBareProxy(procs: ProcessSet, dir: string, root: string, upstream: Upstream, nodeArgs: readonly string[] = []): Promise<{ proc: Proc; origin: string }> {
   const port = await freePort()
   const proc = procs.start({
     name: 'bare-proxy', role: 'sut', cmd: process.execPath,
-    args: ['--import', 'tsx', join(root, 'bench', 'bare-proxy.ts'), String(port), upstream.origin],
+    args: [...nodeArgs, '--import', 'tsx', join(root, 'bench', 'bare-proxy.ts'), String(port), upstream.origin],
     cwd: root, logFile: join(dir, 'bare-proxy.log'),
   })
   const origin = `http://127.0.0.1:${port}`
