@@ -29,7 +29,7 @@ export interface MetricsOptions {
   readonly accept?: (observed: ObservedEvent) => boolean
   /**
    * In a node:cluster worker: render() asks the primary for the numbers of ALL workers
-   * (the primary must run serveClusterMetrics()). Default: this process alone.
+   * (the primary must run createClusterMetrics()). Default: this process alone.
    */
   readonly cluster?: boolean
   /** how long render() waits for the primary in cluster mode */
@@ -222,7 +222,7 @@ function createWorkerSide(registry: Registry, timeoutMs: number): { render(): Pr
  * every worker's registry (prom-client AggregatorRegistry: counters and histograms summed,
  * keygate_store_healthy the minimum, keygate_config_info the maximum) and answers that worker.
  */
-export function serveClusterMetrics(): { close(): void } {
+export function createClusterMetrics(): { close(): void } {
   const aggregator = new AggregatorRegistry()
   const onMessage = (worker: import('node:cluster').Worker, message: unknown): void => {
     const m = message as ClusterRequest | null

@@ -2,6 +2,10 @@ import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { createServer } from 'node:net'
 import { once } from 'node:events'
+import { spawnSync } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { makeTempDir } from './support/processes.js'
 import { createMetrics } from '../src/metrics.js'
 import { publishAudit, publishRequest, storeChannel, type RequestEvent, type StoreEvent } from '../src/observe.js'
 import { hashPassword } from '../src/tokens/password.js'
@@ -267,6 +271,43 @@ test('two gateways in one process: each metrics instance has its own registry, a
   assert.deepEqual(ma.series('keygate_requests_total'), { 'code=none,decision=allow,route=a-one,scheme=anonymous': 1 })
   assert.deepEqual(mb.series('keygate_requests_total'), { 'code=none,decision=allow,route=b-one,scheme=anonymous': 2 })
   assert.deepEqual(ma.series('keygate_config_info'), { 'hash=a': 1 })
+})
+
+test('cluster mode: a scrape answered by one worker covers every worker', async () => {
+  // node:cluster forks re-run a script file, so the scenario is a file of its own.
+  const dir = await makeTempDir('metrics-cluster')
+  const script = join(dir, 'cluster.mts')
+  writeFileSync(script, `
+    import cluster from 'node:cluster'
+    import { createMetrics, createClusterMetrics } from ${JSON.stringify(resolve('src/metrics.ts'))}
+    import { publishRequest } from ${JSON.stringify(resolve('src/observe.ts'))}
+    if (cluster.isPrimary) {
+      const aggregation = createClusterMetrics()
+      const workers = [cluster.fork({ N: '2' }), cluster.fork({ N: '3' })]
+      let ready = 0
+      cluster.on('message', (_w, m) => {
+        if (m === 'ready' && ++ready === workers.length) workers[1].send('render')
+        if (typeof m?.scrape === 'string') {
+          process.stdout.write(m.scrape)
+          aggregation.close()
+          for (const w of workers) w.kill()
+        }
+      })
+    } else {
+      const n = Number(process.env.N)
+      const metrics = createMetrics({ configHash: () => 'h1', storeHealthy: () => n === 3, cluster: true })
+      for (let i = 0; i < n; i++) publishRequest({ decision: 'allow', code: null, scheme: 'anonymous', route: 'r', status: 200, durationMs: 1, upstreamMs: null, upstreamError: null })
+      process.on('message', (m) => { if (m === 'render') metrics.render().then((scrape) => process.send({ scrape })) })
+      process.send('ready')
+    }
+  `)
+  const r = spawnSync(process.execPath, ['--import', 'tsx', script], { encoding: 'utf8', timeout: 30_000 })
+  assert.equal(r.status, 0, r.stderr)
+  const m = reader(r.stdout)
+  assert.deepEqual(m.series('keygate_requests_total'), { 'code=none,decision=allow,route=r,scheme=anonymous': 5 }, 'summed over both workers')
+  assert.equal(m.value('keygate_request_duration_seconds_count'), 5)
+  assert.equal(m.value('keygate_store_healthy'), 0, 'healthy only when every worker is')
+  assert.deepEqual(m.series('keygate_config_info'), { 'hash=h1': 1 }, 'one config, not one per worker')
 })
 
 // ------------------------------------------------------------ a real gateway
