@@ -57,31 +57,28 @@ export function createMetrics(opts: MetricsOptions): Metrics {
   const registry = new Registry()
   const accept = opts.accept ?? null
 
-  const requests = new Counter({
+  const requests = createTally(registry, {
     name: 'keygate_requests_total', help: 'Requests by decision, error code (none when allowed), scheme and route',
-    labelNames: ['decision', 'code', 'scheme', 'route'] as const, registers: [registry],
+    labelNames: ['decision', 'code', 'scheme', 'route'],
   })
-  const requestDuration = new Histogram({
-    name: 'keygate_request_duration_seconds', help: 'Whole request, from the first byte read to the response end',
-    buckets: REQUEST_BUCKETS, registers: [registry],
+  const requestDuration = createHistogram(registry, {
+    name: 'keygate_request_duration_seconds', help: 'Whole request, from the first byte read to the response end', buckets: REQUEST_BUCKETS,
   })
-  const upstreamDuration = new Histogram({
-    name: 'keygate_upstream_duration_seconds', help: 'Time spent waiting on the upstream, for requests that went there',
-    buckets: UPSTREAM_BUCKETS, registers: [registry],
+  const upstreamDuration = createHistogram(registry, {
+    name: 'keygate_upstream_duration_seconds', help: 'Time spent waiting on the upstream, for requests that went there', buckets: UPSTREAM_BUCKETS,
   })
-  const upstreamErrors = new Counter({
-    name: 'keygate_upstream_errors_total', help: 'Upstream unreachable (502) or timed out (504)',
-    labelNames: ['kind'] as const, registers: [registry],
+  const upstreamErrors = createTally(registry, {
+    name: 'keygate_upstream_errors_total', help: 'Upstream unreachable (502) or timed out (504)', labelNames: ['kind'],
   })
-  const storeOps = new Counter({
-    name: 'keygate_store_ops_total', help: 'Store round trips by operation and outcome',
-    labelNames: ['op', 'ok'] as const, registers: [registry],
+  const storeOps = createTally(registry, {
+    name: 'keygate_store_ops_total', help: 'Store round trips by operation and outcome', labelNames: ['op', 'ok'],
   })
   new Gauge({
     name: 'keygate_store_healthy', help: '1 while the store heartbeat succeeds, else 0',
     registers: [registry], aggregator: 'min',
     collect() { this.set(opts.storeHealthy() ? 1 : 0) },
   })
+  // Audit events are rare: plain prom-client counters.
   const tokensIssued = new Counter({
     name: 'keygate_tokens_issued_total', help: 'Tokens issued by type (access, session, refresh, api, user, app)',
     labelNames: ['type'] as const, registers: [registry],
@@ -116,22 +113,22 @@ export function createMetrics(opts: MetricsOptions): Metrics {
   })
 
   // Series with a fixed label set start at 0, so rate() and alerts see them before the first event.
-  for (const kind of ['unreachable', 'timeout']) upstreamErrors.inc({ kind }, 0)
+  for (const kind of ['unreachable', 'timeout']) upstreamErrors.inc([kind], 0)
   for (const result of ['ok', 'failed']) reloads.inc({ result }, 0)
   for (const scope of ['user', 'ip']) lockouts.inc({ scope }, 0)
 
   const onRequest = (message: unknown): void => {
     const e = message as RequestEvent
     if (accept && !accept({ channel: 'request', event: e })) return
-    requests.inc({ decision: e.decision, code: e.code ?? 'none', scheme: e.scheme, route: e.route })
+    requests.inc([e.decision, e.code ?? 'none', e.scheme, e.route])
     requestDuration.observe(e.durationMs / 1000)
     if (e.upstreamMs !== null) upstreamDuration.observe(e.upstreamMs / 1000)
-    if (e.upstreamError !== null) upstreamErrors.inc({ kind: e.upstreamError })
+    if (e.upstreamError !== null) upstreamErrors.inc([e.upstreamError])
   }
   const onStore = (message: unknown): void => {
     const e = message as StoreEvent
     if (accept && !accept({ channel: 'store', event: e })) return
-    storeOps.inc({ op: e.op, ok: e.ok ? 'true' : 'false' })
+    storeOps.inc([e.op, e.ok ? 'true' : 'false'])
   }
   const onAudit = (message: unknown): void => {
     const e = message as AuditEvent
@@ -168,6 +165,78 @@ export function createMetrics(opts: MetricsOptions): Metrics {
       storeChannel.unsubscribe(onStore)
       auditChannel.unsubscribe(onAudit)
       stopWorker()
+    },
+  }
+}
+
+// ------------------------------------------------------------ hot-path counting
+// prom-client hashes the label object on every inc/observe (about 0.6 µs for four labels, 0.3 µs
+// per histogram observation). Per-request series are counted here in plain structures instead
+// (tens of ns), and prom-client sees the totals only when scraped.
+
+/** A counter whose increments go to a Map; the prom-client Counter is filled at collect time. */
+function createTally<L extends string>(registry: Registry, config: { name: string; help: string; labelNames: readonly L[] }) {
+  interface Tally { readonly labels: Record<L, string>; n: number }
+  // One Map level per label: finding a series allocates nothing (a joined string key would).
+  type Level = Map<string, Level | Tally>
+  const root: Level = new Map()
+  const all: Tally[] = []
+  const depth = config.labelNames.length
+  new Counter<L>({
+    name: config.name, help: config.help, labelNames: config.labelNames, registers: [registry],
+    collect() {
+      this.reset()
+      for (const t of all) this.inc(t.labels as Partial<Record<L, string>>, t.n)
+    },
+  })
+  return {
+    /** label values in labelNames order */
+    inc(values: readonly string[], n = 1): void {
+      let level = root
+      for (let i = 0; i < depth - 1; i++) {
+        let next = level.get(values[i]!) as Level | undefined
+        if (next === undefined) { next = new Map(); level.set(values[i]!, next) }
+        level = next
+      }
+      const found = level.get(values[depth - 1]!) as Tally | undefined
+      if (found !== undefined) { found.n += n; return }
+      const labels = {} as Record<L, string>
+      config.labelNames.forEach((name, i) => { labels[name] = values[i]! })
+      const t: Tally = { labels, n }
+      level.set(values[depth - 1]!, t)
+      all.push(t)
+    },
+  }
+}
+
+/** An unlabelled histogram kept in an array, exposed to the registry in prom-client's own shape. */
+function createHistogram(registry: Registry, config: { name: string; help: string; buckets: readonly number[] }) {
+  const bounds = [...config.buckets].sort((a, b) => a - b)
+  let counts = new Array<number>(bounds.length + 1).fill(0)         // the last one is +Inf
+  let sum = 0
+  let count = 0
+  const { name, help } = config
+  const metric = {
+    name, help, type: 'histogram' as const, aggregator: 'sum' as const,
+    async get() {
+      let cumulative = 0
+      const values = bounds.map((le, i) => ({ metricName: `${name}_bucket`, labels: { le }, value: (cumulative += counts[i]!) }))
+      values.push({ metricName: `${name}_bucket`, labels: { le: '+Inf' as unknown as number }, value: count })
+      return {
+        name, help, type: 'histogram', aggregator: 'sum',
+        values: [...values, { metricName: `${name}_sum`, labels: {}, value: sum }, { metricName: `${name}_count`, labels: {}, value: count }],
+      }
+    },
+    reset() { counts = counts.map(() => 0); sum = 0; count = 0 },
+  }
+  registry.registerMetric(metric as unknown as Parameters<Registry['registerMetric']>[0])
+  return {
+    observe(seconds: number): void {
+      let i = 0
+      while (i < bounds.length && seconds > bounds[i]!) i++
+      counts[i]!++
+      sum += seconds
+      count++
     },
   }
 }
