@@ -12,7 +12,7 @@ import { createTokenRegistry } from '../tokens/opaque.js'
 import { createIssuedTokens } from '../tokens/issued.js'
 import { createApiKeyAuthenticator } from './apikey.js'
 import { createAppTokenAuthenticator, type AppTokenRecord } from './apptoken.js'
-import { createJwtAuthenticator } from './jwt.js'
+import { createJwtAuthenticator, createSessionKeeper } from './jwt.js'
 import { createUpstreamIdentity } from './upstream.js'
 import { createLoginLimiter, createUserDirectory } from './login.js'
 import { createForwardAuth } from '../endpoints/forward-auth.js'
@@ -47,7 +47,8 @@ export async function createAuth(compiled: CompiledConfig, deps: AuthDeps): Prom
   const userTokens = createTokenRegistry<UserTokenRecord>({ store, clock, kind: 'user', ttlMs: config.tokens.userToken.ttl, singleUse: config.tokens.userToken.singleUse })
   const appTokens = createTokenRegistry<AppTokenRecord>({ store, clock, kind: 'app', ttlMs: config.tokens.appToken.ttl })
   const issuers = config.issuers.length > 0 ? await createIssuerVerifier(config.issuers, { clock, clockToleranceSec: config.secrets.jwt.clockSkew / 1000 }) : null
-  const jwtDeps = { keys, clock, revocation, issued, sessionIdleMs: config.tokens.session.ttl, issuers }
+  const sessionIdleMs = config.tokens.session.ttl
+  const jwtDeps = { keys, clock, revocation, issued, sessionIdleMs, sessions: createSessionKeeper({ clock, issued, sessionIdleMs }), issuers }
 
   const byScheme = new Map([
     ['apikey', createApiKeyAuthenticator(compiled.apiKeys)],

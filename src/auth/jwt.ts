@@ -1,4 +1,5 @@
 import { decodeJwt } from 'jose'
+import { LRUCache } from 'lru-cache'
 import { refuse } from '../errors.js'
 import type { Clock } from '../clock.js'
 import { principalFromClaims, verifyJwt, type IssuerVerifier, type JwtClaims, type JwtKeys } from '../tokens/jwt.js'
@@ -13,23 +14,47 @@ export interface JwtAuthDeps {
   readonly issued: IssuedTokens
   /** the idle timeout a session slides by */
   readonly sessionIdleMs: number
+  /** one per gateway snapshot, shared by the Bearer and the cookie authenticator */
+  readonly sessions: SessionKeeper
   readonly issuers: IssuerVerifier | null
 }
 
 /**
+ * Sessions slide: tokens.session.ttl is an idle timeout kept in the session's record. The
+ * verified-token cache skips the store, so the record is slid here, at most every quarter of the
+ * idle timeout (capped at a minute) per session and instance: every instance then sees an active
+ * session alive, and an idle one gone within that quarter.
+ */
+export function createSessionKeeper(deps: Pick<JwtAuthDeps, 'clock' | 'issued' | 'sessionIdleMs'>) {
+  const slideEveryMs = Math.min(60_000, Math.max(50, Math.floor(deps.sessionIdleMs / 4)))
+  const lastSlid = new LRUCache<string, number>({ max: 50_000 })
+  return async function alive(claims: JwtClaims): Promise<boolean> {
+    const now = deps.clock.now()
+    const last = lastSlid.get(claims.jti)
+    if (last !== undefined && now - last < slideEveryMs) return true
+    const record = await deps.issued.slide(claims.jti, Math.min(deps.sessionIdleMs, claims.expiresAt - now))
+    if (!record) {
+      lastSlid.delete(claims.jti)
+      return false
+    }
+    lastSlid.set(claims.jti, now)
+    return true
+  }
+}
+
+export type SessionKeeper = ReturnType<typeof createSessionKeeper>
+
+/**
  * Full check of a keygate JWT, called only when the verified-token cache has no fresh answer:
- * signature and claims, then for session / api / refresh tokens their record in the store
- * (a session's record also slides its idle expiry here, at most once a second per instance).
+ * signature and claims, then for session / api / refresh tokens their record in the store.
  */
 export function createJwtVerifier(deps: JwtAuthDeps, types: readonly TokenType[]): TokenVerifier<JwtClaims> {
   return async (token) => {
     const v = await verifyJwt(deps.keys, token, deps.clock, { types })
     if (!v.ok || !RECORDED_TYPES.has(v.claims.type)) return v
-    const { jti, type, expiresAt } = v.claims
-    const record = type === 'session'
-      ? await deps.issued.slide(jti, Math.min(deps.sessionIdleMs, expiresAt - deps.clock.now()))
-      : await deps.issued.get(jti)
-    if (!record) return { ok: false, code: type === 'session' ? 'E1003' : 'E1002', reason: 'record_gone' }
+    const { jti, type } = v.claims
+    const present = type === 'session' ? await deps.sessions(v.claims) : (await deps.issued.get(jti)) !== null
+    if (!present) return { ok: false, code: type === 'session' ? 'E1003' : 'E1002', reason: 'record_gone' }
     return v
   }
 }
@@ -43,21 +68,27 @@ export function createJwtAuthenticator(scheme: 'bearer' | 'session', deps: JwtAu
   const types: readonly TokenType[] = scheme === 'session' ? ['session'] : ['access', 'api', 'session']
   const verify = createJwtVerifier(deps, types)
   const allowed = new Set(types)
-  const ok = (claims: JwtClaims): AuthResult => ({ kind: 'ok', principal: principalFromClaims(claims, scheme) })
   const wrongType: AuthResult = { kind: 'deny', refusal: refuse('E1020') }
+  const sessionGone: AuthResult = { kind: 'deny', refusal: refuse('E1003') }
+  /** The cache answered: a session's record must still be alive (and slides). */
+  const ok = async (claims: JwtClaims): Promise<AuthResult> => {
+    if (!allowed.has(claims.type)) return wrongType
+    if (claims.type === 'session' && !(await deps.sessions(claims))) return sessionGone
+    return { kind: 'ok', principal: principalFromClaims(claims, scheme) }
+  }
 
   return {
     scheme,
     async authenticate({ token }) {
       const hot = deps.revocation.cached(token)
-      if (hot) return allowed.has(hot.type) ? ok(hot) : wrongType
+      if (hot) return ok(hot)
       if (scheme === 'bearer' && deps.issuers) {
         const external = await externalIdentity(deps.issuers, deps.keys.issuer, token)
         if (external) return external
       }
       const r = await deps.revocation.check(token, verify)
       if (!r.ok) return { kind: 'deny', refusal: refuse(r.code) }
-      return allowed.has(r.claims.type) ? ok(r.claims) : wrongType
+      return ok(r.claims)
     },
   }
 }
