@@ -1,6 +1,7 @@
 import cluster from 'node:cluster'
 import { availableParallelism } from 'node:os'
 import type { Logger } from './log.js'
+import { createClusterMetrics } from './metrics.js'
 
 /**
  * `workers: auto | N`: a primary forks the workers and they share the listening socket
@@ -15,6 +16,8 @@ export const isPrimary = (): boolean => cluster.isPrimary
 
 export function superviseWorkers(count: number, logger: Logger): Promise<number> {
   let stopping = false
+  // Workers' /_keygate/metrics answer with the numbers of all workers, gathered here.
+  const metrics = createClusterMetrics()
   const fork = () => cluster.fork()
   for (let i = 0; i < count; i++) fork()
   cluster.on('exit', (worker, code, signal) => {
@@ -29,10 +32,11 @@ export function superviseWorkers(count: number, logger: Logger): Promise<number>
       stopping = true
       logger.info({ signal }, 'stopping workers')
       const workers = Object.values(cluster.workers ?? {})
-      if (workers.length === 0) return resolve(0)
+      const done = () => { metrics.close(); resolve(0) }
+      if (workers.length === 0) return done()
       let left = workers.length
       for (const w of workers) {
-        w?.once('exit', () => { if (--left === 0) resolve(0) })
+        w?.once('exit', () => { if (--left === 0) done() })
         w?.process.kill('SIGTERM')
       }
     }

@@ -20,6 +20,9 @@ import { answerAsDemo } from './upstream/demo.js'
 import { readBoundedBody } from './endpoints/body.js'
 import type { EndpointContext, EndpointHandler } from './endpoints/types.js'
 import { createAuth, type Auth } from './auth/index.js'
+import { createMetrics } from './metrics.js'
+import { createAudit } from './audit.js'
+import cluster from 'node:cluster'
 
 export interface GatewayOptions {
   /** a loaded config (tests), or a file to load (and reload on SIGHUP) */
@@ -32,7 +35,13 @@ export interface GatewayOptions {
   readonly store?: Store
 }
 
-interface UpstreamTiming { ms: number | null; error: 'unreachable' | 'timeout' | null }
+/** What happened after the decision: filled while answering, read by the log line and the request event. */
+interface Outcome {
+  /** a refusal made after an allowing decision (an endpoint's, or the upstream's E1032) */
+  refusal: Refusal | null
+  upstreamMs: number | null
+  upstreamError: 'unreachable' | 'timeout' | null
+}
 
 /** Everything built from one config; a reload builds a new one beside it and swaps one reference. */
 interface Snapshot {
@@ -60,10 +69,19 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const ownsStore = options.store === undefined
   const storeHealth = createStoreHealth(store)
   storeHealth.start()
+  let configDigest = configHash(JSON.stringify(initial))
+  const metrics = createMetrics({ configHash: () => configDigest, storeHealthy: () => storeHealth.healthy, cluster: cluster.isWorker })
+  const audit = createAudit({ audit: initial.audit })
+  const metricsEndpoint: EndpointHandler = async (ctx) => {
+    if (!current.compiled.metricsAllowed(ctx.client.clientIp)) return ctx.refuse({ code: 'E1004' })
+    const text = await metrics.render()
+    ctx.res.writeHead(200, { 'content-type': metrics.contentType, 'cache-control': 'no-store' })
+    ctx.res.end(text)
+  }
 
   const build = async (config: GatewayConfig): Promise<Snapshot> => {
     const compiled = compileConfig(config)
-    const auth = await createAuth(compiled, { store, storeHealth, logger })
+    const auth = await createAuth(compiled, { store, storeHealth, logger, extraEndpoints: { metrics: metricsEndpoint } })
     const decide = createDecide(compiled, auth.chain)
     const origins = [config.upstream, ...config.routes.map((r) => r.upstream ?? config.upstream)].filter((o) => o !== 'demo')
     const forwarder = createForwarder(origins, { connectTimeoutMs: config.limits.upstreamConnectTimeout, timeoutMs: config.limits.upstreamTimeout })
@@ -113,8 +131,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       method: req.method ?? 'GET', target: req.url ?? '/', headers: req.headers, rawHeaders: req.rawHeaders,
       peerIp: req.socket.remoteAddress ?? '', readBody,
     })
-    const upstream: UpstreamTiming = { ms: null, error: null }
-    res.once('finish', () => logRequest(req, res, decision, requestId, started, upstream))
+    const outcome: Outcome = { refusal: null, upstreamMs: null, upstreamError: null }
+    res.once('finish', () => logRequest(req, res, decision, requestId, started, outcome))
     if (!decision.allow) {
       sendRefusal(res, decision.refusal, requestId, decision.challenge)
       return
@@ -122,7 +140,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (decision.route.endpoint) {
       const handler = snap.endpoints[decision.route.endpoint]
       if (!handler) return sendRefusal(res, { code: 'E1004', status: 404, message: 'Not found' }, requestId)
-      await handler(endpointContext(req, res, requestId, decision, readBody))
+      await handler(endpointContext(req, res, requestId, decision, readBody, outcome))
       return
     }
     const { headers, pathAndQuery } = upstreamRequest(snap, req, decision, requestId)
@@ -133,10 +151,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const sent = performance.now()
     await snap.forwarder.forward(req, res, { origin: decision.route.upstream, pathAndQuery, headers, body: decision.body, requestId },
       (refusal) => {
-        upstream.error = refusal.status === 504 ? 'timeout' : 'unreachable'
+        outcome.refusal = refusal
+        outcome.upstreamError = refusal.status === 504 ? 'timeout' : 'unreachable'
         sendRefusal(res, refusal, requestId)
-      })
-    upstream.ms = performance.now() - sent
+      },
+      () => { outcome.upstreamMs = performance.now() - sent })
   }
 
   async function handleUpgrade(snap: Snapshot, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
@@ -168,7 +187,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     return { headers, pathAndQuery }
   }
 
-  function endpointContext(req: IncomingMessage, res: ServerResponse, requestId: string, decision: Extract<Decision, { allow: true }>, readBody: () => Promise<Buffer | Refusal>): EndpointContext {
+  function endpointContext(req: IncomingMessage, res: ServerResponse, requestId: string, decision: Extract<Decision, { allow: true }>, readBody: () => Promise<Buffer | Refusal>, outcome: Outcome): EndpointContext {
     return {
       req, res, requestId, principal: decision.principal, target: decision.target, client: decision.client, readBody,
       send(status, body, headers) {
@@ -176,16 +195,20 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers })
         res.end(text)
       },
-      refuse(refusal, headers) { sendRefusal(res, refusal, requestId, headers?.['www-authenticate'] ?? null, headers) },
+      refuse(refusal, headers) {
+        outcome.refusal = refusal
+        sendRefusal(res, refusal, requestId, headers?.['www-authenticate'] ?? null, headers)
+      },
     }
   }
 
-  function logRequest(req: IncomingMessage, res: ServerResponse, decision: Decision, requestId: string, started: number, upstream: UpstreamTiming): void {
+  function logRequest(req: IncomingMessage, res: ServerResponse, decision: Decision, requestId: string, started: number, outcome: Outcome): void {
     const p = decision.principal
     const durationMs = performance.now() - started
+    const refusal = decision.allow ? outcome.refusal : decision.refusal
     publishRequest({
-      decision: decision.allow ? 'allow' : 'deny', code: decision.allow ? null : decision.refusal.code, scheme: p?.scheme ?? 'anonymous',
-      route: decision.route?.name ?? 'none', status: res.statusCode, durationMs, upstreamMs: upstream.ms, upstreamError: upstream.error,
+      decision: refusal ? 'deny' : 'allow', code: refusal?.code ?? null, scheme: p?.scheme ?? 'anonymous',
+      route: decision.route?.name ?? 'none', status: res.statusCode, durationMs, upstreamMs: outcome.upstreamMs, upstreamError: outcome.upstreamError,
     })
     logger.info({
       req_id: requestId,
@@ -193,8 +216,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       path: redactPath(decision.allow ? decision.target.path : (req.url ?? '/').split('?')[0]!),
       status: res.statusCode,
       duration_ms: Math.round(durationMs * 100) / 100,
-      decision: decision.allow ? 'allow' : 'deny',
-      code: decision.allow ? undefined : decision.refusal.code,
+      decision: refusal ? 'deny' : 'allow',
+      code: refusal?.code,
       scheme: p?.scheme ?? 'anonymous',
       principal: p?.username,
       route: decision.route?.name,
@@ -230,8 +253,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         const old = current
         current = next
         setTimeout(() => { void old.forwarder.close(); old.auth.close() }, initial.limits.shutdownGrace).unref()
+        configDigest = configHash(JSON.stringify(loaded.config))
         logger.info('config reloaded')
-        publishAudit({ kind: 'config.reloaded', ok: true, hash: configHash(loaded.source) })
+        publishAudit({ kind: 'config.reloaded', ok: true, hash: configDigest })
         return true
       } catch (err) {
         logger.error({ err: (err as Error).message }, 'config reload refused; the old config keeps serving')
@@ -246,6 +270,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       await closed
       clearTimeout(grace)
       storeHealth.stop()
+      metrics.close()
+      audit.close()
       current.auth.close()
       await current.forwarder.close()
       if (ownsStore) await store.close()

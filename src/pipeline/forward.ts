@@ -19,7 +19,7 @@ export interface ForwarderOptions {
   readonly timeoutMs: number
 }
 
-/** 502/504 E1032, or null when the answer has already started (then the socket is cut). */
+/** Called when the upstream fails before its answer started (after that the socket is cut): 502/504 E1032. */
 export type ForwardFailure = (refusal: Refusal) => void
 
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
@@ -62,7 +62,8 @@ export function createForwarder(origins: readonly string[], options: ForwarderOp
     return pool
   }
 
-  async function forward(req: IncomingMessage, res: ServerResponse, target: ForwardTarget, fail: ForwardFailure): Promise<void> {
+  /** onHeaders: the upstream's answer has started (its latency, for metrics). */
+  async function forward(req: IncomingMessage, res: ServerResponse, target: ForwardTarget, fail: ForwardFailure, onHeaders: () => void): Promise<void> {
     const abort = new AbortController()
     const onClose = () => { if (!res.writableFinished) abort.abort() }
     res.once('close', onClose)
@@ -77,6 +78,7 @@ export function createForwarder(origins: readonly string[], options: ForwarderOp
           opaque: res,
         },
         ({ statusCode, headers, opaque }) => {
+          onHeaders()
           const out = opaque as ServerResponse
           out.writeHead(statusCode, responseHeaders(headers, target.requestId))
           return out

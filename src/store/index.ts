@@ -2,6 +2,7 @@ import type { Clock } from '../clock.js'
 import { createMemoryStore } from './memory.js'
 import { createRedisStore, type RedisTarget } from './redis.js'
 import type { Store } from './types.js'
+import { storeChannel, type StoreEvent } from '../observe.js'
 
 export type { Counter, Store } from './types.js'
 export type { RedisTarget } from './redis.js'
@@ -18,6 +19,31 @@ export function createStore(
   clock?: Clock,
   opts: { onError?: (err: Error) => void } = {},
 ): Store {
-  if (config.redis === undefined) return createMemoryStore({ prefix: config.prefix, clock })
-  return createRedisStore({ redis: config.redis, prefix: config.prefix, onError: opts.onError })
+  const store = config.redis === undefined
+    ? createMemoryStore({ prefix: config.prefix, clock })
+    : createRedisStore({ redis: config.redis, prefix: config.prefix, onError: opts.onError })
+  return instrumentStore(store)
+}
+
+const ROUND_TRIPS = ['get', 'set', 'setIfAbsent', 'take', 'del', 'expire', 'ttl', 'incr', 'addToSet', 'removeFromSet', 'members', 'keys', 'publish', 'ping'] as const
+
+/** Every round trip published on keygate:store (metrics); nothing is measured while nobody listens. */
+export function instrumentStore(store: Store): Store {
+  const wrapped: Record<string, unknown> = { ...store }
+  for (const op of ROUND_TRIPS) {
+    const call = (store[op] as (...args: unknown[]) => Promise<unknown>).bind(store)
+    wrapped[op] = async (...args: unknown[]) => {
+      if (!storeChannel.hasSubscribers) return call(...args)
+      const started = performance.now()
+      try {
+        const result = await call(...args)
+        storeChannel.publish({ op, ok: true, durationMs: performance.now() - started } satisfies StoreEvent)
+        return result
+      } catch (err) {
+        storeChannel.publish({ op, ok: false, durationMs: performance.now() - started } satisfies StoreEvent)
+        throw err
+      }
+    }
+  }
+  return wrapped as unknown as Store
 }
