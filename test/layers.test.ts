@@ -10,7 +10,7 @@ const LAYERS: Array<[number, RegExp]> = [
   [1, /^(config\/load|config\/compile|store\/.*|tokens\/.*|mediawiki\/.*|upstream\/.*)$/],
   [2, /^(auth\/(?!index$).*|pipeline\/(?!index$).*)$/],
   [3, /^(pipeline\/index|endpoints\/.*)$/],
-  [4, /^(auth\/index|server|cli|metrics|audit|admin\/.*)$/],
+  [4, /^(auth\/index|server|cli|cluster|metrics|audit|admin\/.*)$/],
 ]
 const STAGES = /^pipeline\/(normalize|client-ip|authenticate|authorize|action-params|identity|forward)$/
 
