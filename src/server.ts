@@ -222,7 +222,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       principal: p?.username,
       route: decision.route?.name,
       client_ip: decision.client?.clientIp,
-      traceparent: req.headers.traceparent,
+      trace_id: traceIdOf(req.headers.traceparent),
     })
   }
 
@@ -278,6 +278,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     },
   }
 }
+
+const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/
+/** The W3C trace id, for the log line; the header itself goes upstream unchanged. */
+const traceIdOf = (header: string | string[] | undefined): string | undefined =>
+  typeof header === 'string' ? TRACEPARENT.exec(header.trim())?.[1] : undefined
 
 const configHash = (source: string) => createHash('sha256').update(source).digest('hex').slice(0, 16)
 

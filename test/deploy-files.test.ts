@@ -251,8 +251,9 @@ test('examples/nginx and examples/caddy ask forwardAuth.path and copy every iden
   assert.match(caddy, new RegExp(`\\{\\$KEYGATE_ADDR:127\\.0\\.0\\.1:${PORT}\\}`), 'default keygate address on the listen port')
 })
 
-test('examples/README-deploy.md quotes the tested files verbatim', () => {
-  const text = read('examples/README-deploy.md')
+test('the README\'s Deploy section quotes the tested files verbatim', () => {
+  const readme = read('README.md')
+  const text = readme.slice(readme.indexOf('## Deploy'), readme.indexOf('## Operations'))
   const blocks = [...text.matchAll(/^```[a-z]*\s+file=(\S+)\n([\s\S]*?)^```$/gm)]
   assert.ok(blocks.length >= 6, `snippets that name their file: ${blocks.length}`)
   const files = new Set<string>()
@@ -262,6 +263,6 @@ test('examples/README-deploy.md quotes the tested files verbatim', () => {
     assert.ok(read(file!).includes(body!), `the snippet from ${file} is a verbatim part of it:\n${body}`)
   }
   for (const f of ['examples/nginx/keygate.conf.template', 'examples/caddy/Caddyfile', 'examples/traefik/dynamic.yml', 'examples/envoy/envoy.yaml', 'deploy/k8s/sidecar.yaml', 'deploy/k8s/forward-auth.yaml', 'docker-compose.yml']) {
-    assert.ok(files.has(f), `README-deploy quotes ${f}`)
+    assert.ok(files.has(f), `the Deploy section quotes ${f}`)
   }
 })

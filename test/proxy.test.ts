@@ -210,3 +210,15 @@ test('the request log has method, path, status, decision and never the key', asy
   assert.ok(!gw.logs.join('').includes(API_KEY))
   assert.ok(!gw.logs.join('').includes('wrong-key'))
 })
+
+test('traceparent and tracestate go upstream unchanged; the trace id is on the log line', async () => {
+  const up = await startUpstream()
+  const gw = await startTestGateway(baseConfig(up.url))
+  const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
+  await rawGet(gw.port, '/public/x', { traceparent, tracestate: 'congo=t61rcWkgMzE' })
+  assert.equal(up.seen[0]!.headers.traceparent, traceparent)
+  assert.equal(up.seen[0]!.headers.tracestate, 'congo=t61rcWkgMzE')
+  await new Promise((r) => setTimeout(r, 20))
+  const line = gw.logs.map((l) => JSON.parse(l)).find((l) => l.req_id)
+  assert.equal(line.trace_id, '4bf92f3577b34da6a3ce929d0e0e4736')
+})
