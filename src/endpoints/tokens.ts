@@ -45,6 +45,12 @@ async function tokenInBody(ctx: EndpointContext, salt: string | undefined): Prom
   return INVALID
 }
 
+/** GET: the token in the path; POST: `{token}` or a whole `{envelope}` in the body. */
+async function presentedToken(ctx: EndpointContext, marker: string, salt: string | undefined): Promise<string | Refusal> {
+  if (ctx.req.method !== 'GET') return tokenInBody(ctx, salt)
+  return tokenInPath(ctx, marker) ?? INVALID
+}
+
 const wantsIssuer = (ctx: EndpointContext, fields: Record<string, string> | null): boolean => {
   const v = new URLSearchParams(ctx.target.query).get('withIssuer') ?? fields?.withIssuer
   return v === 'true' || v === '1'
@@ -78,8 +84,7 @@ export function createTokenEndpoints(deps: TokenEndpointDeps): Record<'user-toke
     },
 
     async 'user-token-verify'(ctx) {
-      const token = ctx.req.method === 'GET' ? tokenInPath(ctx, '/user-token/verify') : await tokenInBody(ctx, salt)
-      if (token === null) return ctx.refuse(INVALID)
+      const token = await presentedToken(ctx, '/user-token/verify', salt)
       if (typeof token !== 'string') return ctx.refuse(token)
       const found = await userTokens.verify(token)
       if (!found) return ctx.refuse(INVALID)
@@ -101,8 +106,7 @@ export function createTokenEndpoints(deps: TokenEndpointDeps): Record<'user-toke
     },
 
     async 'app-token-verify'(ctx) {
-      const token = ctx.req.method === 'GET' ? tokenInPath(ctx, '/app-token/verify') : await tokenInBody(ctx, salt)
-      if (token === null) return ctx.refuse(INVALID)
+      const token = await presentedToken(ctx, '/app-token/verify', salt)
       if (typeof token !== 'string') return ctx.refuse(token)
       const found = await appTokens.verify(token)
       if (!found) return ctx.refuse(INVALID)
