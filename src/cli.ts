@@ -83,18 +83,18 @@ async function serve(file: string): Promise<number> {
     return 1
   }
   // Loaded here so that hash-key and check-config start without the whole gateway.
-  const { createLogger } = await import('./log.js')
-  const logger = createLogger(loaded.config.logLevel)
+  const { createStdoutLog } = await import('./log.js')
+  const { logger, flush } = createStdoutLog(loaded.config.logLevel)
   const { isPrimary, superviseWorkers, workerCount } = await import('./cluster.js')
   const workers = workerCount(loaded.config.workers)
-  if (workers > 1 && isPrimary()) return superviseWorkers(workers, logger)
+  if (workers > 1 && isPrimary()) return superviseWorkers(workers, logger).finally(flush)
   const { startGateway } = await import('./server.js')
   const gateway = await startGateway({ config: loaded.config, configFile: file, logger })
   process.on('SIGHUP', () => { void gateway.reload() })
   return new Promise<number>((resolve) => {
     const stop = (signal: string) => {
       logger.info({ signal }, 'shutting down')
-      gateway.close().then(() => resolve(0), () => resolve(1))
+      gateway.close().then(() => resolve(0), () => resolve(1)).finally(flush)
     }
     process.once('SIGTERM', () => stop('SIGTERM'))
     process.once('SIGINT', () => stop('SIGINT'))

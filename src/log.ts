@@ -3,15 +3,27 @@ import pino, { type Logger } from 'pino'
 export type { Logger }
 
 // Belt and braces: request lines are built from chosen fields only, but anything that
-// ever logs a request or headers object must not leak credentials.
+// ever logs a request or headers object must not leak credentials. No wildcard paths: they
+// would be walked on every request line.
 const REDACT = [
   'req.headers.authorization', 'req.headers.cookie', 'req.headers["proxy-authorization"]',
   'headers.authorization', 'headers.cookie', 'headers["proxy-authorization"]',
-  'password', '*.password', 'token', '*.token', 'secret', '*.secret', 'key', '*.key',
+  'password', 'token', 'secret', 'key',
 ]
 
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
   return pino({ level, base: undefined, redact: { paths: REDACT, censor: '[redacted]' }, timestamp: pino.stdTimeFunctions.isoTime }, destination)
+}
+
+/**
+ * stdout, written asynchronously: lines that arrive while a write is in flight are joined into
+ * the next one, where a synchronous write per request line cost a sixth of a proxied request's
+ * CPU. Nothing waits for a size threshold, so a quiet gateway's lines appear at once; `flush`
+ * on shutdown writes what is left.
+ */
+export function createStdoutLog(level: string): { logger: Logger; flush(): void } {
+  const destination = pino.destination({ dest: 1, sync: false, minLength: 0 })
+  return { logger: createLogger(level, destination), flush: () => destination.flushSync() }
 }
 
 /** Paths may carry tokens (/user-token/verify/{token}, /app-token/{token}): log them without. */

@@ -95,11 +95,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     requestTimeout: 0,
     keepAliveTimeout: 5_000,
   })
-  const inFlight = new Set<ServerResponse>()
-
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    inFlight.add(res)
-    res.once('close', () => inFlight.delete(res))
     handle(current, req, res).catch((err) => {
       const storeDown = err instanceof StoreUnavailableError
       if (!storeDown) logger.error({ err: { message: (err as Error).message, stack: (err as Error).stack } }, 'request failed')

@@ -1,4 +1,4 @@
-import { compileCidrs, parseIp } from '../util/cidr.js'
+import { compileCidrs, ipv4Number, parseIp } from '../util/cidr.js'
 
 export interface ClientAddress {
   /** the caller, as CONTRACT §4 defines it */
@@ -8,7 +8,11 @@ export interface ClientAddress {
 }
 
 /** Folds IPv4-mapped IPv6 to IPv4 so that ::ffff:127.0.0.1 and 127.0.0.1 are one client. */
-export const canonicalIp = (ip: string): string => parseIp(ip)?.toString() ?? ip
+export function canonicalIp(ip: string): string {
+  const n = ipv4Number(ip)
+  if (n !== null) return ip.slice(ip.lastIndexOf(':') + 1) // a canonical dotted quad needs no parser
+  return parseIp(ip)?.toString() ?? ip
+}
 
 /**
  * Built once per config: the socket peer, unless it is a trusted proxy; then the right-most

@@ -64,9 +64,8 @@ export function createForwarder(origins: readonly string[], options: ForwarderOp
 
   /** onHeaders: the upstream's answer has started (its latency, for metrics). */
   async function forward(req: IncomingMessage, res: ServerResponse, target: ForwardTarget, fail: ForwardFailure, onHeaders: () => void): Promise<void> {
-    const abort = new AbortController()
-    const onClose = () => { if (!res.writableFinished) abort.abort() }
-    res.once('close', onClose)
+    // No AbortController per request: a client that goes away destroys `res` (or errors the
+    // request body) and undici aborts the upstream request itself.
     try {
       await poolFor(target.origin).stream(
         {
@@ -74,7 +73,6 @@ export function createForwarder(origins: readonly string[], options: ForwarderOp
           method: req.method as 'GET',
           headers: target.headers,
           body: target.body ?? (hasBody(req) ? req : null),
-          signal: abort.signal,
           opaque: res,
         },
         ({ statusCode, headers, opaque }) => {
@@ -85,11 +83,9 @@ export function createForwarder(origins: readonly string[], options: ForwarderOp
         },
       )
     } catch (err) {
-      if (abort.signal.aborted || err instanceof undiciErrors.RequestAbortedError) return
+      if (res.destroyed || err instanceof undiciErrors.RequestAbortedError) return
       if (!res.headersSent) fail(upstreamRefusal(err))
       else res.destroy()
-    } finally {
-      res.off('close', onClose)
     }
   }
 

@@ -35,10 +35,36 @@ export function isValidCidr(text: string): boolean {
 
 export type IpMatcher = (ip: string) => boolean
 
-/** Compiles CIDRs once; the matcher is a pure function of a textual address. An unparsable address never matches. */
+// No leading zeros: ipaddr.js reads 010 as octal, and such forms must take the same (slow) path.
+const DOTTED_QUAD = /^(?:::ffff:)?(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})$/i
+
+/** A canonical dotted quad (or its IPv4-mapped IPv6 form) as a 32-bit number; null for anything else. */
+export function ipv4Number(ip: string): number | null {
+  const m = DOTTED_QUAD.exec(ip)
+  if (!m) return null
+  let n = 0
+  for (let i = 1; i <= 4; i++) {
+    const octet = Number(m[i])
+    if (octet > 255) return null
+    n = n * 256 + octet
+  }
+  return n
+}
+
+/**
+ * Compiles CIDRs once; the matcher is a pure function of a textual address. An unparsable
+ * address never matches. Dotted quads (what sockets report) are matched as numbers without
+ * parsing; every other form goes through ipaddr.js.
+ */
 export function compileCidrs(cidrs: readonly string[]): IpMatcher {
   const ranges = cidrs.map(parseCidr)
+  const v4 = ranges.filter(([net]) => net.kind() === 'ipv4').map(([net, bits]) => {
+    const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0
+    return { base: (ipv4Number(net.toString())! & mask) >>> 0, mask }
+  })
   return (ip) => {
+    const n = ipv4Number(ip)
+    if (n !== null) return v4.some((r) => ((n & r.mask) >>> 0) === r.base)
     const addr = parseIp(ip)
     if (!addr) return false
     for (const [net, bits] of ranges) {

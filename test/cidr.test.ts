@@ -1,0 +1,33 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { compileCidrs, parseCidr } from '../src/util/cidr.js'
+import { createClientIpResolver } from '../src/pipeline/client-ip.js'
+
+test('CIDR matching: the numeric fast path and ipaddr.js agree, hostile addresses never match', () => {
+  const m = compileCidrs(['10.0.0.0/8', '127.0.0.1/32', '192.168.1.0/24', '::1/128', '::ffff:172.16.0.0/108'])
+  const cases: Array<[string, boolean]> = [
+    ['10.1.2.3', true], ['11.0.0.1', false], ['127.0.0.1', true], ['127.0.0.2', false],
+    ['::ffff:127.0.0.1', true], ['::FFFF:10.0.0.1', true], ['192.168.1.255', true], ['192.168.2.1', false],
+    ['::1', true], ['172.16.5.5', true], ['172.32.0.1', false],
+    ['999.1.1.1', false], ['010.0.0.1', false], ['1234:::5678', false], ['2001:db8::1%eth0', false],
+    ['', false], ['127.0.0.1 ', false], ['127.0.0.1/32', false], ['localhost', false],
+  ]
+  for (const [ip, expected] of cases) assert.equal(m(ip), expected, ip)
+  assert.equal(compileCidrs(['0.0.0.0/0'])('8.8.8.8'), true)
+  assert.equal(compileCidrs([])('127.0.0.1'), false)
+})
+
+test('bad CIDRs are refused when compiled, not when matched', () => {
+  for (const bad of ['192.168.0.0/33', '::/129', '127.0.0.1/', 'x', '10.0.0.0/8/8']) {
+    assert.throws(() => parseCidr(bad), Error, bad)
+  }
+})
+
+test('client IP: the peer unless trusted; then the right-most untrusted X-Forwarded-For hop', () => {
+  const resolve = createClientIpResolver(['10.0.0.0/8'])
+  assert.deepEqual(resolve('::ffff:203.0.113.1', '1.2.3.4'), { clientIp: '203.0.113.1', peerTrusted: false })
+  assert.deepEqual(resolve('10.0.0.1', '1.2.3.4, 10.0.0.9'), { clientIp: '1.2.3.4', peerTrusted: true })
+  assert.deepEqual(resolve('10.0.0.1', '10.0.0.7'), { clientIp: '10.0.0.7', peerTrusted: true })
+  assert.deepEqual(resolve('10.0.0.1', 'junk, 10.0.0.7'), { clientIp: '10.0.0.7', peerTrusted: true })
+  assert.deepEqual(resolve('10.0.0.1', undefined), { clientIp: '10.0.0.1', peerTrusted: true })
+})
