@@ -16,14 +16,18 @@ export function createLogger(level: string, destination?: pino.DestinationStream
 }
 
 /**
- * stdout, written asynchronously: lines that arrive while a write is in flight are joined into
- * the next one, where a synchronous write per request line cost a sixth of a proxied request's
- * CPU. Nothing waits for a size threshold, so a quiet gateway's lines appear at once; `flush`
- * on shutdown writes what is left.
+ * stdout, buffered: request lines are written 4 KiB at a time, or every 200 ms when fewer
+ * arrive, where a write system call per line cost a fifth of a proxied request's CPU.
+ * `flush` on shutdown writes what is left.
  */
 export function createStdoutLog(level: string): { logger: Logger; flush(): void } {
-  const destination = pino.destination({ dest: 1, sync: false, minLength: 0 })
-  return { logger: createLogger(level, destination), flush: () => destination.flushSync() }
+  const destination = pino.destination({ dest: 1, sync: false, minLength: 4096 })
+  const timer = setInterval(() => destination.flush(), 200)
+  timer.unref()
+  return {
+    logger: createLogger(level, destination),
+    flush: () => { clearInterval(timer); destination.flushSync() },
+  }
 }
 
 /** Paths may carry tokens (/user-token/verify/{token}, /app-token/{token}): log them without. */

@@ -75,7 +75,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const metricsEndpoint: EndpointHandler = async (ctx) => {
     if (!current.compiled.metricsAllowed(ctx.client.clientIp)) return ctx.refuse({ code: 'E1004' })
     const text = await metrics.render()
-    ctx.res.writeHead(200, { 'content-type': metrics.contentType, 'cache-control': 'no-store' })
+    ctx.res.writeHead(200, { 'content-type': metrics.contentType, 'cache-control': 'no-store', 'x-request-id': ctx.requestId })
     ctx.res.end(text)
   }
 
@@ -96,11 +96,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     keepAliveTimeout: 5_000,
   })
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    handle(current, req, res).catch((err) => {
+    const requestId = randomUUID()
+    handle(current, req, res, requestId).catch((err) => {
       const storeDown = err instanceof StoreUnavailableError
       if (!storeDown) logger.error({ err: { message: (err as Error).message, stack: (err as Error).stack } }, 'request failed')
       // Fail closed: an endpoint whose store call failed answers E1006, anything else unexpected E1005.
-      if (!res.headersSent) sendRefusal(res, storeDown ? { code: 'E1006' } : { code: 'E1005', message: 'Internal error' }, String(res.getHeader('x-request-id') ?? ''))
+      if (!res.headersSent) sendRefusal(res, storeDown ? { code: 'E1006' } : { code: 'E1005', message: 'Internal error' }, requestId)
       else res.destroy()
     })
   })
@@ -115,10 +116,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     socket.end(`HTTP/1.1 ${tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\ncontent-type: application/json\r\nx-request-id: ${randomUUID()}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
   })
 
-  async function handle(snap: Snapshot, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  // Every answer carries X-Request-Id in its own writeHead (no setHeader: it would take Node
+  // off the fast path of writeHead with a headers object).
+  async function handle(snap: Snapshot, req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
     const started = performance.now()
-    const requestId = randomUUID()
-    res.setHeader('x-request-id', requestId)
     const maxBody = snap.compiled.raw.limits.maxBodyBytes
     let bodyRead: Promise<Buffer | Refusal> | null = null
     const readBody = () => (bodyRead ??= readBoundedBody(req, maxBody))
@@ -188,7 +189,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       req, res, requestId, principal: decision.principal, target: decision.target, client: decision.client, readBody,
       send(status, body, headers) {
         const text = JSON.stringify(body)
-        res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers })
+        res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'x-request-id': requestId, ...headers })
         res.end(text)
       },
       refuse(refusal, headers) {
