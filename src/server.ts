@@ -13,7 +13,8 @@ import { createStore } from './store/index.js'
 import { createStoreHealth } from './store/health.js'
 import type { Store } from './store/types.js'
 import { createDecide, type Decide, type Decision } from './pipeline/index.js'
-import { buildUpstreamHeaders } from './pipeline/identity.js'
+import { buildUpstreamHeaders, createIdentityHeaders } from './pipeline/identity.js'
+import type { Principal } from './auth/types.js'
 import { ownScheme } from './pipeline/authenticate.js'
 import { createForwarder, type Forwarder } from './pipeline/forward.js'
 import { answerAsDemo } from './upstream/demo.js'
@@ -49,6 +50,7 @@ interface Snapshot {
   readonly auth: Auth
   readonly decide: Decide
   readonly forwarder: Forwarder
+  readonly identityOf: (principal: Principal | null) => Readonly<Record<string, string>>
   readonly endpoints: Partial<Record<EndpointId, EndpointHandler>>
 }
 
@@ -85,7 +87,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const decide = createDecide(compiled, auth.chain)
     const origins = [config.upstream, ...config.routes.map((r) => r.upstream ?? config.upstream)].filter((o) => o !== 'demo')
     const forwarder = createForwarder(origins, { connectTimeoutMs: config.limits.upstreamConnectTimeout, timeoutMs: config.limits.upstreamTimeout })
-    return { compiled, auth, decide, forwarder, endpoints: auth.endpoints(() => current.decide, () => current.compiled.raw) }
+    return { compiled, auth, decide, forwarder, identityOf: createIdentityHeaders(config.identityHeaders), endpoints: auth.endpoints(decide, config) }
   }
   let current = await build(initial)
 
@@ -175,8 +177,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   function upstreamRequest(snap: Snapshot, req: IncomingMessage, decision: Extract<Decision, { allow: true }>, requestId: string) {
     const headers = buildUpstreamHeaders({
-      headers: req.headers, principal: decision.principal, identityHeaderNames: snap.compiled.identityHeaderNames,
-      identityHeaders: snap.compiled.raw.identityHeaders, passCredentials: decision.route.passCredentials,
+      headers: req.headers, identityHeaderNames: snap.compiled.identityHeaderNames,
+      identity: snap.identityOf(decision.principal), passCredentials: decision.route.passCredentials,
       ownAuthorization: ownScheme(req.rawHeaders, snap.auth.chain) !== null, requestId,
       clientIp: decision.client.clientIp, peerIp: req.socket.remoteAddress ?? '', peerTrusted: decision.client.peerTrusted,
     })

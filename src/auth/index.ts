@@ -31,7 +31,8 @@ export interface AuthDeps {
 /** The authenticators of one config snapshot and the endpoints that share their services. */
 export interface Auth {
   readonly chain: AuthenticatorChain
-  endpoints(decide: () => Decide, config: () => GatewayConfig): Partial<Record<EndpointId, EndpointHandler>>
+  /** the snapshot's endpoints; forward-auth decides with this snapshot's own decide() */
+  endpoints(decide: Decide, config: GatewayConfig): Partial<Record<EndpointId, EndpointHandler>>
   close(): void
 }
 
@@ -61,12 +62,12 @@ export async function createAuth(compiled: CompiledConfig, deps: AuthDeps): Prom
 
   return {
     chain: { byScheme, session: createJwtAuthenticator('session', jwtDeps), upstream },
-    endpoints: (decide, currentConfig) => ({
+    endpoints: (decide, snapshotConfig) => ({
       health,
       ready: createReady(() => store.ping()),
       jwks: (ctx) => ctx.send(200, publicJwks(keys)),
       'method-not-allowed': methodNotAllowed,
-      'forward-auth': createForwardAuth(decide, currentConfig),
+      'forward-auth': createForwardAuth(decide, snapshotConfig),
       ...createTokenEndpoints({ config, userTokens, appTokens }),
       ...createAuthorizeEndpoints({
         config, clock, keys, issued, revocation,

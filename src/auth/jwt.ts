@@ -70,11 +70,18 @@ export function createJwtAuthenticator(scheme: 'bearer' | 'session', deps: JwtAu
   const allowed = new Set(types)
   const wrongType: AuthResult = { kind: 'deny', refusal: refuse('E1020') }
   const sessionGone: AuthResult = { kind: 'deny', refusal: refuse('E1003') }
+  // Cached claims come back as the same object: so does their principal (and its identity headers).
+  const principals = new WeakMap<JwtClaims, Principal>()
   /** The cache answered: a session's record must still be alive (and slides). */
   const ok = async (claims: JwtClaims): Promise<AuthResult> => {
     if (!allowed.has(claims.type)) return wrongType
     if (claims.type === 'session' && !(await deps.sessions(claims))) return sessionGone
-    return { kind: 'ok', principal: principalFromClaims(claims, scheme) }
+    let principal = principals.get(claims)
+    if (!principal) {
+      principal = principalFromClaims(claims, scheme)
+      principals.set(claims, principal)
+    }
+    return { kind: 'ok', principal }
   }
 
   return {

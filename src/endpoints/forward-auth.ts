@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { refuse, statusOf } from '../errors.js'
 import type { Decide } from '../pipeline/index.js'
-import { identityHeaders } from '../pipeline/identity.js'
+import { createIdentityHeaders } from '../pipeline/identity.js'
 import { matchesPrefix } from '../util/path-prefix.js'
 import type { GatewayConfig } from '../config/schema.js'
 import type { EndpointHandler } from './types.js'
@@ -30,18 +30,18 @@ export function originalRequest(method: string, path: string, query: string, hea
  * 200 with the identity on the response headers, 401 with a challenge, 403, or 503.
  * 400 becomes 403 here: nginx turns any status but 401/403 into a 500 for the client.
  */
-export function createForwardAuth(decide: () => Decide, config: () => GatewayConfig): EndpointHandler {
+export function createForwardAuth(decide: Decide, cfg: GatewayConfig): EndpointHandler {
+  const identityOf = createIdentityHeaders(cfg.identityHeaders)
   return async (ctx) => {
-    const cfg = config()
     const original = originalRequest(ctx.req.method ?? 'GET', ctx.target.path, ctx.target.query, ctx.req.headers, cfg.forwardAuth.path)
     if (!original) return ctx.refuse(refuse('E1030', { status: 403, message: 'The proxy headers describe two different requests' }))
     const { method, target } = original
     const headers = { ...ctx.req.headers }
     // X-Real-IP stands in for X-Forwarded-For when a trusted proxy sends only that.
     if (headers['x-forwarded-for'] === undefined && typeof headers['x-real-ip'] === 'string') headers['x-forwarded-for'] = headers['x-real-ip']
-    const decision = await decide()({ method, target, headers, rawHeaders: ctx.req.rawHeaders, peerIp: ctx.req.socket.remoteAddress ?? '', readBody: null })
+    const decision = await decide({ method, target, headers, rawHeaders: ctx.req.rawHeaders, peerIp: ctx.req.socket.remoteAddress ?? '', readBody: null })
     if (decision.allow) {
-      ctx.send(200, { status: true }, identityHeaders(decision.principal, cfg.identityHeaders))
+      ctx.send(200, { status: true }, identityOf(decision.principal))
       return
     }
     const status = statusOf(decision.refusal)

@@ -5,10 +5,10 @@ import type { GatewayConfig } from '../config/schema.js'
 
 export interface IdentityInput {
   readonly headers: IncomingHttpHeaders
-  readonly principal: Principal | null
   /** canonical identity header names (lower-case, '_' as '-') */
   readonly identityHeaderNames: ReadonlySet<string>
-  readonly identityHeaders: GatewayConfig['identityHeaders']
+  /** the caller's identity headers (createIdentityHeaders) */
+  readonly identity: Readonly<Record<string, string>>
   /** keep the gateway's own Authorization / session cookie for the upstream */
   readonly passCredentials: boolean
   /** the Authorization header carries one of the gateway's own schemes */
@@ -22,8 +22,11 @@ export interface IdentityInput {
 // Set by keygate itself, so a client's copy is never believed.
 const GATEWAY_SET = new Set(['x-request-id', 'x-real-ip', 'forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'expect', 'host'])
 
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/
+
 /** Header values carry UTF-8 bytes (what PHP and CGI upstreams read); control characters never pass. */
-const headerSafe = (value: string): string => Buffer.from(value.replace(/[\x00-\x1f\x7f]/g, ''), 'utf8').toString('latin1')
+const headerSafe = (value: string): string =>
+  PRINTABLE_ASCII.test(value) ? value : Buffer.from(value.replace(/[\x00-\x1f\x7f]/g, ''), 'utf8').toString('latin1')
 
 function withoutSessionCookie(cookie: string): string {
   return cookie.split(';').filter((pair) => pair.split('=', 1)[0]!.trim() !== SESSION_COOKIE).join(';').trim()
@@ -67,12 +70,29 @@ export function buildUpstreamHeaders(input: IdentityInput): Record<string, strin
   out['x-real-ip'] = input.clientIp
   out['x-request-id'] = input.requestId
 
-  return Object.assign(out, identityHeaders(input.principal, input.identityHeaders))
+  return Object.assign(out, input.identity)
 }
 
-/** The caller's identity as headers: injected upstream, and set on forward-auth answers (auth_request_set, copy_headers). */
-export function identityHeaders(principal: Principal | null, h: GatewayConfig['identityHeaders']): Record<string, string> {
-  if (!principal) return { [h.scheme]: 'anonymous' }
+/**
+ * The caller's identity as headers: injected upstream, and set on forward-auth answers
+ * (auth_request_set, copy_headers). Made once per config snapshot; a principal's headers are
+ * built once, since ApiKey principals are fixed and cached tokens give the same principal back.
+ */
+export function createIdentityHeaders(h: GatewayConfig['identityHeaders']): (principal: Principal | null) => Readonly<Record<string, string>> {
+  const anonymous = Object.freeze({ [h.scheme]: 'anonymous' })
+  const built = new WeakMap<Principal, Readonly<Record<string, string>>>()
+  return (principal) => {
+    if (!principal) return anonymous
+    let headers = built.get(principal)
+    if (!headers) {
+      headers = Object.freeze(buildIdentityHeaders(principal, h))
+      built.set(principal, headers)
+    }
+    return headers
+  }
+}
+
+function buildIdentityHeaders(principal: Principal, h: GatewayConfig['identityHeaders']): Record<string, string> {
   const out: Record<string, string> = {
     [h.user]: headerSafe(principal.username),
     [h.userId]: String(principal.uid),
