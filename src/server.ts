@@ -72,9 +72,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const storeHealth = createStoreHealth(store)
   storeHealth.start()
   let configDigest = configHash(JSON.stringify(initial))
-  const metrics = createMetrics({ configHash: () => configDigest, storeHealthy: () => storeHealth.healthy, cluster: cluster.isWorker })
+  const metrics = initial.metrics.enabled
+    ? createMetrics({ configHash: () => configDigest, storeHealthy: () => storeHealth.healthy, cluster: cluster.isWorker })
+    : null
   const audit = createAudit({ audit: initial.audit })
   const metricsEndpoint: EndpointHandler = async (ctx) => {
+    if (!metrics) return ctx.refuse({ code: 'E1004', status: 404, message: 'Metrics are disabled (metrics.enabled)' })
     if (!current.compiled.metricsAllowed(ctx.client.clientIp)) return ctx.refuse({ code: 'E1004' })
     const text = await metrics.render()
     ctx.res.writeHead(200, { 'content-type': metrics.contentType, 'cache-control': 'no-store', 'x-request-id': ctx.requestId })
@@ -95,7 +98,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     maxHeaderSize: initial.limits.maxHeaderBytes,
     headersTimeout: initial.limits.headersTimeout,
     requestTimeout: 0,
-    keepAliveTimeout: 5_000,
+    keepAliveTimeout: initial.limits.keepAliveTimeout,
   })
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const requestId = randomUUID()
@@ -269,7 +272,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       await closed
       clearTimeout(grace)
       storeHealth.stop()
-      metrics.close()
+      metrics?.close()
       audit.close()
       current.auth.close()
       await current.forwarder.close()

@@ -179,6 +179,10 @@ async function prepare(ctx: BenchContext, spec: CaseSpec, opts: CaseOptions): Pr
       const kg = await startKeygate(ctx, spec.key, keygateBase(ctx), kgOpts)
       return keygateTarget(ctx, kg, '/public/page', {}, 'GET /public/page (anonymous route)', ['memory store'])
     }
+    case 9: {
+      const kg = await startKeygate(ctx, spec.key, { ...keygateBase(ctx), metrics: { enabled: false } }, kgOpts)
+      return keygateTarget(ctx, kg, '/public/page', {}, 'GET /public/page (anonymous route, no metrics)', ['memory store', 'metrics off: compare with (4)'])
+    }
     case 5: {
       const kg = await startKeygate(ctx, spec.key, keygateBase(ctx), kgOpts)
       return keygateTarget(ctx, kg, '/data/page', { Authorization: `ApiKey ${ctx.credentials.apiKey}` }, 'GET /data/page with ApiKey', ['memory store', 'key with cidr + allow.paths'])

@@ -1,4 +1,4 @@
-/** The eight cases of issue 6, in the order they run. */
+/** The eight cases of issue 6 in the order they run, and (9) the anonymous case without metrics (issue 7: counting costs next to nothing). */
 export const CASES = [
   { id: 1, key: 'upstream', title: 'upstream directly', keygate: false },
   { id: 2, key: 'nginx-proxy', title: 'nginx proxy_pass, upstream keepalive', keygate: false },
@@ -8,6 +8,7 @@ export const CASES = [
   { id: 6, key: 'keygate-bearer', title: 'keygate, Bearer JWT HS256 + Redis', keygate: true },
   { id: 7, key: 'keygate-forward-auth', title: 'keygate, forward-auth decision (Bearer)', keygate: true },
   { id: 8, key: 'keygate-workers', title: 'keygate, workers: auto, Bearer + Redis', keygate: true },
+  { id: 9, key: 'keygate-anonymous-no-metrics', title: 'keygate, anonymous route, metrics.enabled: false', keygate: true },
 ] as const
 
 export type CaseSpec = (typeof CASES)[number]
@@ -34,7 +35,7 @@ export interface Settings {
 
 export const USAGE = `usage: npm run bench [-- CASE…]
 
-CASE: a number 1-8, a range like 4-7, or a name (${CASES.map((c) => c.key).join(', ')}).
+CASE: a number 1-9, a range like 4-7, or a name (${CASES.map((c) => c.key).join(', ')}).
 Without CASE every case runs. A selection also runs (1) and (3), the ratios' baselines,
 unless BENCH_BASELINES=0.
 

@@ -164,6 +164,7 @@ export const GatewaySchema = z.object({
   }).strict().default({}),
   limits: z.object({
     headersTimeout: Duration.default('10s'),
+    keepAliveTimeout: Duration.default('5s'),
     maxHeaderBytes: ByteSize.default('16KB'),
     maxBodyBytes: ByteSize.default('1MB'),
     upstreamConnectTimeout: Duration.default('5s'),
@@ -171,6 +172,7 @@ export const GatewaySchema = z.object({
     shutdownGrace: Duration.default('10s'),
   }).strict().default({}),
   metrics: z.object({
+    enabled: z.boolean().default(true),
     allow: z.array(Cidr).optional(),
   }).strict().default({}),
   audit: z.union([z.boolean(), z.object({ file: z.string() }).strict()]).default(false),
