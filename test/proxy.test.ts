@@ -222,3 +222,25 @@ test('traceparent and tracestate go upstream unchanged; the trace id is on the l
   const line = gw.logs.map((l) => JSON.parse(l)).find((l) => l.req_id)
   assert.equal(line.trace_id, '4bf92f3577b34da6a3ce929d0e0e4736')
 })
+
+const hostileFraming: Array<{ name: string; raw: string }> = [
+  { name: 'Content-Length and Transfer-Encoding', raw: 'POST /public/x HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /admin/ HTTP/1.1\r\nHost: x\r\n\r\n' },
+  { name: 'two different Content-Lengths', raw: 'POST /public/x HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 40\r\n\r\nabcd' },
+  { name: 'obs-fold header', raw: 'GET /public/x HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n  folded\r\n\r\n' },
+  { name: 'space before the colon', raw: 'GET /public/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n' },
+  { name: 'bad chunk size', raw: 'POST /public/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n' },
+  { name: 'bare LF line ends', raw: 'GET /public/x HTTP/1.1\nHost: x\n\n' },
+  { name: 'NUL in a header value', raw: 'GET /public/x HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n' },
+]
+
+test('hostile framing is refused with 4xx by the parser and never reaches the upstream', async () => {
+  const up = await startUpstream()
+  const gw = await startTestGateway(baseConfig(up.url))
+  for (const c of hostileFraming) {
+    const res = await rawRequest(gw.port, c.raw)
+    assert.ok(res.status >= 400 && res.status < 500, `${c.name}: ${res.status}`)
+  }
+  assert.equal(up.seen.filter((s) => s.url.startsWith('/admin')).length, 0, 'no smuggled request reached the upstream')
+  assert.ok(up.seen.every((s) => s.url === '/public/x'), 'only the legitimate path was ever seen')
+  assert.equal((await rawGet(gw.port, '/public/x')).status, 200, 'the gateway still serves')
+})
