@@ -89,3 +89,18 @@ test('hash-key prints sha256: + hex of stdin without its trailing newline', () =
   const independent = execFileSync('sh', ['-c', 'printf %s my-key | sha256sum'], { encoding: 'utf8' }).split(' ')[0]
   assert.equal(out.trim(), `sha256:${independent}`)
 })
+
+test('usersFile is read relative to the config file, and its problems carry its own file name', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kg-users-'))
+  writeFileSync(join(dir, 'users.yaml'), 'users:\n  - {username: ann, uid: 5, passwordHash: "scrypt$1$2$3$4$5", groups: [user]}\n')
+  writeFileSync(join(dir, 'gateway.yaml'), 'usersFile: users.yaml\nusers: [{username: bob, uid: 6, passwordHash: "scrypt$1$2$3$4$5"}]\n')
+  const ok = loadConfigFile(join(dir, 'gateway.yaml'), {})
+  assert.ok(ok.ok, JSON.stringify(!ok.ok && ok.problems))
+  assert.deepEqual(ok.config.users.map((u) => u.username), ['bob', 'ann'])
+  writeFileSync(join(dir, 'users.yaml'), 'users:\n  - {username: ann, uid: -1, passwordHash: "md5$x"}\n')
+  const bad = loadConfigFile(join(dir, 'gateway.yaml'), {})
+  assert.equal(bad.ok, false)
+  if (bad.ok) return
+  assert.ok(bad.problems.some((p) => p.file === join(dir, 'users.yaml') && p.path === 'users.0.uid'), JSON.stringify(bad.problems))
+  assert.ok(bad.problems.some((p) => p.path === 'users.0.passwordHash'), JSON.stringify(bad.problems))
+})
