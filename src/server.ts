@@ -105,7 +105,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     handle(current, req, res, requestId).catch((err) => {
       const storeDown = err instanceof StoreUnavailableError
       if (!storeDown) logger.error({ err: { message: (err as Error).message, stack: (err as Error).stack } }, 'request failed')
-      // Fail closed: an endpoint whose store call failed answers E1006, anything else unexpected E1005.
+      // Fail closed: anything unexpected answers E1005.
       if (!res.headersSent) sendRefusal(res, storeDown ? { code: 'E1006' } : { code: 'E1005', message: 'Internal error' }, requestId)
       else res.destroy()
     })
@@ -142,7 +142,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (decision.route.endpoint) {
       const handler = snap.endpoints[decision.route.endpoint]
       if (!handler) return sendRefusal(res, { code: 'E1004', status: 404, message: 'Not found' }, requestId)
-      await handler(endpointContext(req, res, requestId, decision, readBody, outcome))
+      const ctx = endpointContext(req, res, requestId, decision, readBody, outcome)
+      try {
+        await handler(ctx)
+      } catch (err) {
+        // An endpoint whose store call failed answers E1006 (and is logged and counted as such).
+        if (!(err instanceof StoreUnavailableError) || res.headersSent) throw err
+        ctx.refuse({ code: 'E1006' })
+      }
       return
     }
     const { headers, pathAndQuery } = upstreamRequest(snap, req, decision, requestId)
