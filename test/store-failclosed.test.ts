@@ -55,6 +55,9 @@ test('Redis stops: every request that needs the store gets 503 E1006 and nothing
     assert.ok(Date.now() - started < 2000, `${name} answered within 2 s`)
   }
   assert.equal(up.seen.length, before, 'nothing reached the upstream while the store was down')
+  await sleep(20)
+  const generateLine = gw.logs.map((l) => JSON.parse(l)).filter((l) => l.path === '/mws/v1/user-token/generate').at(-1)
+  assert.deepEqual([generateLine?.decision, generateLine?.code], ['deny', 'E1006'], 'an endpoint refused for the store is logged as such')
   // what needs no store still works: an anonymous route and a static key
   assert.equal((await rawGet(gw.port, '/public/x')).status, 200)
   assert.equal((await rawGet(gw.port, '/_keygate/health')).status, 200)
