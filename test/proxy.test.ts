@@ -244,3 +244,15 @@ test('hostile framing is refused with 4xx by the parser and never reaches the up
   assert.ok(up.seen.every((s) => s.url === '/public/x'), 'only the legitimate path was ever seen')
   assert.equal((await rawGet(gw.port, '/public/x')).status, 200, 'the gateway still serves')
 })
+
+test('headers that let an app re-route or re-method a judged request never reach the upstream', async () => {
+  const up = await startUpstream()
+  const gw = await startTestGateway(baseConfig(up.url))
+  const sneaky = {
+    'X-Original-URL': '/admin/x', X_Rewrite_URL: '/admin/x', 'X-HTTP-Method-Override': 'DELETE', 'x-method-override': 'PUT',
+    'X-Forwarded-Prefix': '/admin', 'X-Original-URI': '/admin/x', 'X-Forwarded-Uri': '/admin/x',
+  }
+  assert.equal((await rawGet(gw.port, '/public/x', sneaky)).status, 200)
+  const names = up.seen[0]!.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase().replace(/_/g, '-'))
+  for (const n of Object.keys(sneaky)) assert.ok(!names.includes(n.toLowerCase().replace(/_/g, '-')), `${n} reached the upstream`)
+})

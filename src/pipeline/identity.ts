@@ -22,6 +22,14 @@ export interface IdentityInput {
 // Set by keygate itself, so a client's copy is never believed.
 const GATEWAY_SET = new Set(['x-request-id', 'x-real-ip', 'forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'expect', 'host'])
 
+// Headers with which some frameworks let a request rename its own path or method after the
+// gateway has judged it (Symfony/IIS X-Original-URL and X-Rewrite-URL, method overrides, proxy
+// path prefixes): never passed on, in any spelling, so the upstream acts on what was decided.
+const REROUTING = new Set([
+  'x-original-url', 'x-rewrite-url', 'x-original-uri', 'x-original-method', 'x-forwarded-uri', 'x-forwarded-method',
+  'x-forwarded-path', 'x-forwarded-prefix', 'x-http-method-override', 'x-http-method', 'x-method-override',
+])
+
 const PRINTABLE_ASCII = /^[\x20-\x7e]*$/
 
 /** Header values carry UTF-8 bytes (what PHP and CGI upstreams read); control characters never pass. */
@@ -47,7 +55,8 @@ export function buildUpstreamHeaders(input: IdentityInput): Record<string, strin
     const value = src[name]
     if (value === undefined) continue
     if (HOP_BY_HOP.has(name) || connectionListed.has(name) || GATEWAY_SET.has(name)) continue
-    if (input.identityHeaderNames.has(canonicalHeaderName(name))) continue
+    const canonical = canonicalHeaderName(name)
+    if (input.identityHeaderNames.has(canonical) || REROUTING.has(canonical)) continue
     if (name === 'authorization' && input.ownAuthorization && !input.passCredentials) continue
     if (name === 'cookie' && !input.passCredentials) {
       const kept = withoutSessionCookie(String(value))
