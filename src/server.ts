@@ -306,6 +306,8 @@ export function sendRefusal(res: ServerResponse, refusal: Refusal, requestId: st
   const headers: Record<string, string> = { ...extra, 'content-type': 'application/json', 'x-request-id': requestId, 'cache-control': 'no-store' }
   if (challenge) headers['www-authenticate'] = challenge
   if (refusal.retryAfterSec !== undefined) headers['retry-after'] = String(refusal.retryAfterSec)
+  // A refused request whose body is still arriving: close rather than read (and discard) it all.
+  if (!res.req.complete) headers.connection = 'close'
   res.writeHead(statusOf(refusal), headers)
   res.end(body)
 }

@@ -117,3 +117,22 @@ test('CIDR: X-Forwarded-For counts only from a trusted proxy', async () => {
   const outsider = await rawGet(behindProxy.port, '/w/api.php?action=opensearch', { ...auth, 'X-Forwarded-For': '127.0.0.1, 192.0.2.7' }, { localAddress: '127.0.0.2' })
   assert.equal(outsider.status, 403, 'the right-most untrusted hop is the client')
 })
+
+test('a refused request whose body is still coming is answered at once and its connection closed', async () => {
+  const up = await startMediaWikiUpstream()
+  const gw = await startTestGateway(config(up.url, { limits: { maxBodyBytes: '1KB' } }))
+  const { connect } = await import('node:net')
+  const { once } = await import('node:events')
+  const socket = connect(gw.port, '127.0.0.1')
+  await once(socket, 'connect')
+  // declares 100 MB, sends 2 KB: keygate must not wait for (or read) the rest
+  socket.write(`POST /w/api.php HTTP/1.1\r\nHost: x\r\nAuthorization: ApiKey ${KEY}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${100 * 1024 * 1024}\r\n\r\naction=opensearch&search=${'a'.repeat(2048)}`)
+  let text = ''
+  socket.on('data', (d) => { text += d })
+  await Promise.race([once(socket, 'close'), new Promise((r) => setTimeout(r, 3000))])
+  assert.match(text, /^HTTP\/1.1 400/, text.slice(0, 80))
+  assert.match(text, /connection: close/i, 'the connection is closed, not drained')
+  assert.ok(socket.destroyed || socket.readableEnded, 'keygate closed the socket')
+  socket.destroy()
+  assert.equal(up.seen.length, 0)
+})
