@@ -1,5 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { connect } from 'node:net'
+import { once } from 'node:events'
 import { rawGet, rawRequest, startTestGateway } from './helpers.js'
 import { startMediaWikiUpstream } from './mediawiki-upstream.js'
 
@@ -121,8 +123,6 @@ test('CIDR: X-Forwarded-For counts only from a trusted proxy', async () => {
 test('a refused request whose body is still coming is answered at once and its connection closed', async () => {
   const up = await startMediaWikiUpstream()
   const gw = await startTestGateway(config(up.url, { limits: { maxBodyBytes: '1KB' } }))
-  const { connect } = await import('node:net')
-  const { once } = await import('node:events')
   const socket = connect(gw.port, '127.0.0.1')
   await once(socket, 'connect')
   // declares 100 MB, sends 2 KB: keygate must not wait for (or read) the rest
