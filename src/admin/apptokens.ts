@@ -1,10 +1,7 @@
 import { systemClock } from '../clock.js'
 import type { AppTokenRecord } from '../auth/apptoken.js'
 import { createTokenRegistry, type StoredToken, type TokenRegistry } from '../tokens/opaque.js'
-import {
-  AdminError, COMMON_OPTIONS, EXIT_OK, EXIT_USAGE, UsageError, configFileFrom, iso, openAdminStore, operator, parse, table,
-  type AdminIo, type AdminStore,
-} from './common.js'
+import { AdminError, COMMON_OPTIONS, EXIT_OK, UsageError, configFileFrom, iso, openAdminStore, operator, subcommand, table, type AdminIo, type AdminStore } from './common.js'
 
 // `keygate apptokens …`: the AppTokens /mws/v1/app-token/generate handed out. The store holds
 // them only by sha256 (tokens/opaque.ts, kind 'app'), so they are listed and revoked by hash.
@@ -39,13 +36,9 @@ const view = (t: StoredToken<AppTokenRecord>) => ({
 })
 
 export async function runAppTokens(args: string[], io: AdminIo): Promise<number> {
-  const [sub, ...rest] = args
-  if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
-    io.out(APPTOKENS_USAGE)
-    return sub === undefined ? EXIT_USAGE : EXIT_OK
-  }
-  const { values, positionals } = parse(rest, OPTIONS)
-  if (values.help) { io.out(APPTOKENS_USAGE); return EXIT_OK }
+  const command = subcommand(args, OPTIONS, APPTOKENS_USAGE, io)
+  if (command.done) return command.exit
+  const { sub, values, positionals } = command
   if (values.user === '') throw new UsageError('--user needs a user name')
   const json = values.json === true
   switch (sub) {

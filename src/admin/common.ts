@@ -50,6 +50,24 @@ export function parse<O extends Options>(args: string[], options: O) {
   }
 }
 
+/**
+ * `<command> <sub> [options]`: the subcommand with its parsed options, or the exit code when
+ * the caller only asked for help (0) or gave no subcommand (usage, 2).
+ */
+export function subcommand<O extends Options & { help: typeof COMMON_OPTIONS.help }>(args: string[], options: O, usage: string, io: AdminIo) {
+  const [sub, ...rest] = args
+  if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
+    io.out(usage)
+    return { done: true, exit: sub === undefined ? EXIT_USAGE : EXIT_OK } as const
+  }
+  const parsed = parse(rest, options)
+  if ((parsed.values as { help?: boolean }).help) {
+    io.out(usage)
+    return { done: true, exit: EXIT_OK } as const
+  }
+  return { done: false, sub, ...parsed } as const
+}
+
 export const configFileFrom = (flag: string | undefined, env: NodeJS.ProcessEnv): string =>
   flag ?? env.KEYGATE_CONFIG ?? 'gateway.yaml'
 

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { sha256Hex } from '../util/secret.js'
-import { COMMON_OPTIONS, EXIT_OK, EXIT_USAGE, UsageError, parse, type AdminIo } from './common.js'
+import { COMMON_OPTIONS, EXIT_OK, UsageError, subcommand, type AdminIo } from './common.js'
 
 // `keygate keys new <name>`: a fresh ApiKey. The key is printed once and kept nowhere: the
 // config holds only its keyHash, as `keygate hash-key` would print it.
@@ -23,13 +23,9 @@ const KEY_BYTES = 32
 const NAME_SHAPE = /^[^\x00-\x1f\x7f]{1,100}$/
 
 export function runKeys(args: string[], io: AdminIo, random: (bytes: number) => Buffer = randomBytes): number {
-  const [sub, ...rest] = args
-  if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
-    io.out(KEYS_USAGE)
-    return sub === undefined ? EXIT_USAGE : EXIT_OK
-  }
-  const { values, positionals } = parse(rest, { help: COMMON_OPTIONS.help, json: COMMON_OPTIONS.json })
-  if (values.help) { io.out(KEYS_USAGE); return EXIT_OK }
+  const command = subcommand(args, { help: COMMON_OPTIONS.help, json: COMMON_OPTIONS.json }, KEYS_USAGE, io)
+  if (command.done) return command.exit
+  const { sub, values, positionals } = command
   if (sub !== 'new') throw new UsageError(`unknown keys command "${sub}" (expected new)`)
   if (positionals.length !== 1) throw new UsageError('keys new needs exactly one name (the apiKeys entry\'s name)')
   const name = positionals[0]!

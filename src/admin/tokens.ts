@@ -1,9 +1,6 @@
 import type { TokenType } from '../auth/types.js'
 import type { IssuedRecord } from '../tokens/issued.js'
-import {
-  AdminError, COMMON_OPTIONS, EXIT_OK, EXIT_USAGE, UsageError, configFileFrom, iso, openAdminStore, operator, parse, table,
-  type AdminIo, type AdminStore,
-} from './common.js'
+import { AdminError, COMMON_OPTIONS, EXIT_OK, UsageError, configFileFrom, iso, openAdminStore, operator, subcommand, table, type AdminIo, type AdminStore } from './common.js'
 
 // `keygate tokens …` and `keygate sessions …`: the JWTs /api/authorize issued, from their
 // records (tokens/issued.ts), and their revocation through the same denylist and pub/sub channel
@@ -58,13 +55,9 @@ const view = (r: IssuedRecord) => ({
 
 export async function runTokens(family: Family, args: string[], io: AdminIo): Promise<number> {
   const usage = family === 'tokens' ? TOKENS_USAGE : SESSIONS_USAGE
-  const [sub, ...rest] = args
-  if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
-    io.out(usage)
-    return sub === undefined ? EXIT_USAGE : EXIT_OK
-  }
-  const { values, positionals } = parse(rest, OPTIONS)
-  if (values.help) { io.out(usage); return EXIT_OK }
+  const command = subcommand(args, OPTIONS, usage, io)
+  if (command.done) return command.exit
+  const { sub, values, positionals } = command
   if (family === 'sessions' && values.type !== undefined) throw new UsageError('sessions take no --type: they are tokens of type session')
   if (values.type !== undefined && !TOKEN_TYPES.includes(values.type as TokenType)) {
     throw new UsageError(`unknown token type "${values.type}" (expected one of ${TOKEN_TYPES.join(', ')})`)
