@@ -75,8 +75,9 @@ const LOOPBACK = ['127.0.0.0/8', '::1/128']
 
 /** Everything that depends only on the config, built once per load and frozen; a reload builds a new one. */
 export function compileConfig(config: GatewayConfig): CompiledConfig {
-  const endpointSpecs = [...OPS_ENDPOINTS, ...config.tokenApi.mounts.flatMap((m) => tokenEndpoints(m.replace(/\/$/, '')))]
-  const endpointRoutes = endpointSpecs.map((s): CompiledRoute => ({
+  const mounts = config.tokenApi.mounts.map((m) => m.replace(/\/$/, ''))
+  const endpointSpecs = [...OPS_ENDPOINTS, ...mounts.flatMap(tokenEndpoints)]
+  const endpointRoute = (s: EndpointSpec): CompiledRoute => ({
     name: s.endpoint,
     prefix: s.path,
     methods: s.methods ? new Set(s.methods) : null,
@@ -87,12 +88,11 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
     upstream: config.upstream,
     passCredentials: false,
     endpoint: s.endpoint,
-  }))
+  })
+  const forwardAuth: EndpointSpec = { path: config.forwardAuth.path, methods: null, policy: 'anonymous', endpoint: 'forward-auth' }
   // keygate owns its endpoint paths: any other method there is a 405, never a trip upstream.
-  const ownedPaths = [...new Set(endpointSpecs.map((s) => s.path))].map((p): CompiledRoute => ({
-    ...endpointRoutes[0]!, name: 'method-not-allowed', prefix: p, methods: null, policy: 'anonymous', schemes: null, endpoint: 'method-not-allowed',
-  }))
-  const forwardAuth: CompiledRoute = { ...endpointRoutes[0]!, name: 'forward-auth', prefix: config.forwardAuth.path, methods: null, endpoint: 'forward-auth', policy: 'anonymous', schemes: null }
+  const ownedPaths = [...new Set(endpointSpecs.map((s) => s.path))]
+    .map((path): EndpointSpec => ({ path, methods: null, policy: 'anonymous', endpoint: 'method-not-allowed' }))
 
   const configured = config.routes.map((r): CompiledRoute => ({
     name: r.name ?? r.path,
@@ -108,16 +108,15 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
   }))
   const fallback: CompiledRoute = {
     name: 'default', prefix: '/', methods: null, groups: [], schemes: null, tokenType: null,
-    policy: config.defaultPolicy === 'deny' ? 'deny' : config.defaultPolicy,
+    policy: config.defaultPolicy,
     upstream: config.upstream, passCredentials: false, endpoint: null,
   }
 
-  const mounts = config.tokenApi.mounts.map((m) => m.replace(/\/$/, ''))
   const h = config.identityHeaders
   const service = config.serviceUser
   return deepFreeze({
     raw: config,
-    routes: [forwardAuth, ...endpointRoutes, ...ownedPaths, ...configured, fallback],
+    routes: [...[forwardAuth, ...endpointSpecs, ...ownedPaths].map(endpointRoute), ...configured, fallback],
     identityHeaderNames: new Set([h.user, h.userId, h.email, h.groups, h.scheme].map(canonicalHeaderName)),
     apiKeys: config.apiKeys.map((k): CompiledApiKey => ({
       name: k.name,
