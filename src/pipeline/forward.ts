@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { Pool, errors as undiciErrors } from 'undici'
 import { refuse, type Refusal } from '../errors.js'
-import { HOP_BY_HOP } from '../util/header-names.js'
+import { connectionListed, HOP_BY_HOP } from '../util/header-names.js'
 
 export interface ForwardTarget {
   readonly origin: string
@@ -30,11 +30,11 @@ export function upstreamRefusal(err: unknown): Refusal {
 }
 
 function responseHeaders(headers: Record<string, string | string[] | undefined>, requestId: string): Record<string, string | string[]> {
-  const connectionListed = String(headers.connection ?? '').toLowerCase().split(',').map((t) => t.trim())
+  const listed = connectionListed(headers.connection)
   const out: Record<string, string | string[]> = {}
   for (const name in headers) {
     const v = headers[name]
-    if (v === undefined || HOP_BY_HOP.has(name) || connectionListed.includes(name)) continue
+    if (v === undefined || HOP_BY_HOP.has(name) || listed.has(name)) continue
     out[name] = v
   }
   out['x-request-id'] = requestId

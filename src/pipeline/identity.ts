@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http'
-import { canonicalHeaderName, HOP_BY_HOP } from '../util/header-names.js'
+import { canonicalHeaderName, connectionListed, HOP_BY_HOP } from '../util/header-names.js'
 import { SESSION_COOKIE, type Principal } from '../auth/types.js'
 import type { GatewayConfig } from '../config/schema.js'
 
@@ -47,14 +47,12 @@ function withoutSessionCookie(cookie: string): string {
  */
 export function buildUpstreamHeaders(input: IdentityInput): Record<string, string | string[]> {
   const src = input.headers
-  const connectionListed = new Set(
-    String(src.connection ?? '').split(',').map((t) => t.trim().toLowerCase()).filter(Boolean),
-  )
+  const listed = connectionListed(src.connection)
   const out: Record<string, string | string[]> = {}
   for (const name in src) {
     const value = src[name]
     if (value === undefined) continue
-    if (HOP_BY_HOP.has(name) || connectionListed.has(name) || GATEWAY_SET.has(name)) continue
+    if (HOP_BY_HOP.has(name) || listed.has(name) || GATEWAY_SET.has(name)) continue
     const canonical = canonicalHeaderName(name)
     if (input.identityHeaderNames.has(canonical) || REROUTING.has(canonical)) continue
     if (name === 'authorization' && input.ownAuthorization && !input.passCredentials) continue

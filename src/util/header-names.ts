@@ -9,3 +9,10 @@ export const HOP_BY_HOP = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization',
   'te', 'trailer', 'transfer-encoding', 'upgrade',
 ])
+
+/** The header names a Connection header lists: hop-by-hop for this message too (RFC 9110 §7.6.1). */
+export function connectionListed(connection: string | string[] | undefined): ReadonlySet<string> {
+  if (connection === undefined) return EMPTY
+  return new Set(String(connection).split(',').map((t) => t.trim().toLowerCase()).filter(Boolean))
+}
+const EMPTY: ReadonlySet<string> = new Set()
