@@ -1,10 +1,9 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { errorBody, statusOf, StoreUnavailableError, type Refusal } from './errors.js'
 import { publishAudit, publishRequest } from './observe.js'
-import { createHash } from 'node:crypto'
 import { createLogger, redactPath, type Logger } from './log.js'
 import { loadConfigFile, formatProblem } from './config/load.js'
 import { compileConfig, type CompiledConfig, type EndpointId } from './config/compile.js'
@@ -12,7 +11,7 @@ import type { GatewayConfig } from './config/schema.js'
 import { createStore } from './store/index.js'
 import { createStoreHealth } from './store/health.js'
 import type { Store } from './store/types.js'
-import { createDecide, type Decide, type Decision } from './pipeline/index.js'
+import { createDecide, type Decide, type Decision, type DecisionRequest } from './pipeline/index.js'
 import { buildUpstreamHeaders, createIdentityHeaders } from './pipeline/identity.js'
 import type { Principal } from './auth/types.js'
 import { ownScheme } from './pipeline/authenticate.js'
@@ -117,8 +116,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     if (!socket.writable) return socket.destroy()
     const tooLarge = err.code === 'HPE_HEADER_OVERFLOW'
-    const body = JSON.stringify(errorBody({ code: 'E1030', message: tooLarge ? 'Request headers too large' : 'Malformed request' }))
-    socket.end(`HTTP/1.1 ${tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\ncontent-type: application/json\r\nx-request-id: ${randomUUID()}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
+    const refusal: Refusal = tooLarge
+      ? { code: 'E1030', status: 431, message: 'Request headers too large' }
+      : { code: 'E1030', message: 'Malformed request' }
+    endSocketWithRefusal(socket, refusal, randomUUID())
   })
 
   // Every answer carries X-Request-Id in its own writeHead (no setHeader: it would take Node
@@ -129,10 +130,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     let bodyRead: Promise<Buffer | Refusal> | null = null
     const readBody = () => (bodyRead ??= readBoundedBody(req, maxBody))
 
-    const decision = await snap.decide({
-      method: req.method ?? 'GET', target: req.url ?? '/', headers: req.headers, rawHeaders: req.rawHeaders,
-      peerIp: req.socket.remoteAddress ?? '', readBody,
-    })
+    const decision = await snap.decide(decisionRequest(req, readBody))
     const outcome: Outcome = { refusal: null, upstreamMs: null, upstreamError: null }
     res.once('finish', () => logRequest(req, res, decision, requestId, started, outcome))
     if (!decision.allow) {
@@ -169,15 +167,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   async function handleUpgrade(snap: Snapshot, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const requestId = randomUUID()
-    const decision = await snap.decide({
-      method: req.method ?? 'GET', target: req.url ?? '/', headers: req.headers, rawHeaders: req.rawHeaders,
-      peerIp: req.socket.remoteAddress ?? '', readBody: null,
-    })
-    const refuseUpgrade = (refusal: Refusal, challenge?: string | null) => {
-      const body = JSON.stringify(errorBody(refusal))
-      const extra = challenge ? `www-authenticate: ${challenge}\r\n` : ''
-      socket.end(`HTTP/1.1 ${statusOf(refusal)} Refused\r\ncontent-type: application/json\r\nx-request-id: ${requestId}\r\n${extra}content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
-    }
+    const decision = await snap.decide(decisionRequest(req, null))
+    const refuseUpgrade = (refusal: Refusal, challenge?: string | null) => endSocketWithRefusal(socket, refusal, requestId, challenge)
     if (!decision.allow) return refuseUpgrade(decision.refusal, decision.challenge)
     if (decision.route.endpoint || decision.route.upstream === 'demo') return refuseUpgrade({ code: 'E1004', status: 404, message: 'No upgrade here' })
     const { headers, pathAndQuery } = upstreamRequest(snap, req, decision, requestId)
@@ -299,6 +290,20 @@ function loadOrThrow(file: string): GatewayConfig {
   const loaded = loadConfigFile(file)
   if (!loaded.ok) throw new Error(`invalid configuration:\n  ${loaded.problems.map(formatProblem).join('\n  ')}`)
   return loaded.config
+}
+
+/** The proxied request itself, as the pipeline decides on it. */
+const decisionRequest = (req: IncomingMessage, readBody: DecisionRequest['readBody']): DecisionRequest => ({
+  method: req.method ?? 'GET', target: req.url ?? '/', headers: req.headers, rawHeaders: req.rawHeaders,
+  peerIp: req.socket.remoteAddress ?? '', readBody,
+})
+
+/** A refusal written straight to a socket that has no ServerResponse (parse errors, upgrades), then closed. */
+function endSocketWithRefusal(socket: Duplex, refusal: Refusal, requestId: string, challenge?: string | null): void {
+  const body = JSON.stringify(errorBody(refusal))
+  const status = statusOf(refusal)
+  const challengeLine = challenge ? `www-authenticate: ${challenge}\r\n` : ''
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Refused'}\r\ncontent-type: application/json\r\nx-request-id: ${requestId}\r\n${challengeLine}content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
 }
 
 export function sendRefusal(res: ServerResponse, refusal: Refusal, requestId: string, challenge?: string | null, extra?: Record<string, string>): void {
