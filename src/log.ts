@@ -17,17 +17,77 @@ export function createLogger(level: string, destination?: pino.DestinationStream
 }
 
 /**
- * stdout, buffered: request lines are written 4 KiB at a time, or every 200 ms when fewer
+ * stdout, buffered: lines are gathered and written 16 KiB at a time, or every 200 ms when fewer
  * arrive, where a write system call per line cost a fifth of a proxied request's CPU.
  * `flush` on shutdown writes what is left.
  */
 export function createStdoutLog(level: string): { logger: Logger; flush(): void } {
-  const destination = pino.destination({ dest: 1, sync: false, minLength: 4096 })
-  const timer = setInterval(() => destination.flush(), 200)
+  const destination = pino.destination({ dest: 1, sync: false })
+  const batch = createLineBatch(destination)
+  const timer = setInterval(() => batch.flush(), 200)
   timer.unref()
   return {
-    logger: createLogger(level, destination),
-    flush: () => { clearInterval(timer); destination.flushSync() },
+    logger: createLogger(level, batch),
+    flush: () => { clearInterval(timer); batch.flush(); destination.flushSync() },
+  }
+}
+
+/**
+ * Lines kept in an array and joined once per batch: sonic-boom alone appends each line to its
+ * buffer string and measures that string again (3.6 µs a line here against 0.9 µs gathered).
+ */
+function createLineBatch(destination: { write(chunk: string): unknown }) {
+  const BATCH_BYTES = 16 * 1024
+  let lines: string[] = []
+  let length = 0
+  const flush = () => {
+    if (lines.length === 0) return
+    const chunk = lines.join('')
+    lines = []
+    length = 0
+    destination.write(chunk)
+  }
+  return {
+    write(line: string) {
+      lines.push(line)
+      length += line.length
+      if (length >= BATCH_BYTES) flush()
+    },
+    flush,
+  }
+}
+
+/** The fields of the one line written per request. */
+export interface RequestLine {
+  readonly reqId: string
+  readonly method: string
+  /** already without tokens (redactPath) */
+  readonly path: string
+  readonly status: number
+  readonly durationMs: number
+  readonly decision: 'allow' | 'deny'
+  readonly code: string | undefined
+  readonly scheme: string
+  readonly principal: string | undefined
+  readonly route: string | undefined
+  readonly clientIp: string | undefined
+  readonly traceId: string | undefined
+}
+
+/**
+ * The request line, in the shape pino writes (level, time, the logger's bindings, then the
+ * fields), built as one string and handed to the logger's own destination: pino's generic
+ * serialisation of the same object cost a tenth of a proxied request's CPU. Only info level
+ * and above write it, as with logger.info().
+ */
+export function createRequestLog(logger: Logger): (line: RequestLine) => void {
+  const destination = (logger as unknown as Record<symbol, { write(s: string): void }>)[pino.symbols.streamSym]!
+  const bindings = (logger as unknown as Record<symbol, string>)[pino.symbols.chindingsSym] ?? ''
+  const level = logger.levels.values.info
+  const text = (key: string, value: string | undefined) => (value === undefined ? '' : `,"${key}":${JSON.stringify(value)}`)
+  return (l) => {
+    if (!logger.isLevelEnabled('info')) return
+    destination.write(`{"level":${level},"time":${Date.now()}${bindings},"req_id":"${l.reqId}","method":${JSON.stringify(l.method)},"path":${JSON.stringify(l.path)},"status":${l.status},"duration_ms":${Math.round(l.durationMs * 100) / 100},"decision":"${l.decision}"${text('code', l.code)},"scheme":"${l.scheme}"${text('principal', l.principal)}${text('route', l.route)}${text('client_ip', l.clientIp)}${text('trace_id', l.traceId)}}\n`)
   }
 }
 

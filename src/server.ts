@@ -4,7 +4,7 @@ import { createHash, randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { errorBody, statusOf, StoreUnavailableError, type Refusal } from './errors.js'
 import { publishAudit, publishRequest } from './observe.js'
-import { createLogger, redactPath, type Logger } from './log.js'
+import { createLogger, createRequestLog, redactPath, type Logger } from './log.js'
 import { loadConfigFile, formatProblem } from './config/load.js'
 import { compileConfig, type CompiledConfig, type EndpointId } from './config/compile.js'
 import type { GatewayConfig } from './config/schema.js'
@@ -66,6 +66,7 @@ export interface Gateway {
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const initial = options.config ?? loadOrThrow(options.configFile!)
   const logger = options.logger ?? createLogger(initial.logLevel)
+  const writeRequestLine = createRequestLog(logger)
   const store = options.store ?? createStore({ redis: initial.store.redis, prefix: initial.store.prefix })
   const ownsStore = options.store === undefined
   const storeHealth = createStoreHealth(store)
@@ -101,13 +102,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   })
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const requestId = randomUUID()
-    handle(current, req, res, requestId).catch((err) => {
-      const storeDown = err instanceof StoreUnavailableError
-      if (!storeDown) logger.error({ err: { message: (err as Error).message, stack: (err as Error).stack } }, 'request failed')
-      // Fail closed: anything unexpected answers E1005.
-      if (!res.headersSent) sendRefusal(res, storeDown ? { code: 'E1006' } : { code: 'E1005', message: 'Internal error' }, requestId)
-      else res.destroy()
-    })
+    handle(current, req, res, requestId).catch((err) => answerFailure(res, err, requestId))
   })
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy())
@@ -122,8 +117,22 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     endSocketWithRefusal(socket, refusal, randomUUID())
   })
 
+  /** Fail closed: anything unexpected answers E1005 (E1006 when the store is down). */
+  function answerFailure(res: ServerResponse, err: unknown, requestId: string): Refusal | null {
+    const storeDown = err instanceof StoreUnavailableError
+    if (!storeDown) logger.error({ err: { message: (err as Error).message, stack: (err as Error).stack } }, 'request failed')
+    if (res.headersSent) {
+      res.destroy()
+      return null
+    }
+    const refusal: Refusal = storeDown ? { code: 'E1006' } : { code: 'E1005', message: 'Internal error' }
+    sendRefusal(res, refusal, requestId)
+    return refusal
+  }
+
   // Every answer carries X-Request-Id in its own writeHead (no setHeader: it would take Node
-  // off the fast path of writeHead with a headers object).
+  // off the fast path of writeHead with a headers object). The request line is written once
+  // the answer is (no 'finish' listener per request).
   async function handle(snap: Snapshot, req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
     const started = performance.now()
     const maxBody = snap.compiled.raw.limits.maxBodyBytes
@@ -132,11 +141,16 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
     const decision = await snap.decide(decisionRequest(req, readBody))
     const outcome: Outcome = { refusal: null, upstreamMs: null, upstreamError: null }
-    res.once('finish', () => logRequest(req, res, decision, requestId, started, outcome))
-    if (!decision.allow) {
-      sendRefusal(res, decision.refusal, requestId, decision.challenge)
-      return
+    try {
+      await answer(snap, req, res, requestId, decision, readBody, outcome)
+    } catch (err) {
+      outcome.refusal = answerFailure(res, err, requestId)
     }
+    logRequest(req, res, decision, requestId, started, outcome)
+  }
+
+  async function answer(snap: Snapshot, req: IncomingMessage, res: ServerResponse, requestId: string, decision: Decision, readBody: () => Promise<Buffer | Refusal>, outcome: Outcome): Promise<void> {
+    if (!decision.allow) return sendRefusal(res, decision.refusal, requestId, decision.challenge)
     if (decision.route.endpoint) {
       const handler = snap.endpoints[decision.route.endpoint]
       if (!handler) return sendRefusal(res, { code: 'E1004', status: 404, message: 'Not found' }, requestId)
@@ -151,18 +165,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       return
     }
     const { headers, pathAndQuery } = upstreamRequest(snap, req, decision, requestId)
-    if (decision.route.upstream === 'demo') {
-      answerAsDemo(req, res, pathAndQuery, headers, snap.compiled.raw.identityHeaders, requestId)
-      return
+    if (decision.route.upstream === 'demo') return answerAsDemo(req, res, pathAndQuery, headers, snap.compiled.raw.identityHeaders, requestId)
+    const forwarded = await snap.forwarder.forward(req, res, { origin: decision.route.upstream, pathAndQuery, headers, body: decision.body, requestId })
+    outcome.upstreamMs = forwarded.upstreamMs
+    if (forwarded.refusal) {
+      outcome.refusal = forwarded.refusal
+      outcome.upstreamError = statusOf(forwarded.refusal) === 504 ? 'timeout' : 'unreachable'
+      sendRefusal(res, forwarded.refusal, requestId)
     }
-    const sent = performance.now()
-    await snap.forwarder.forward(req, res, { origin: decision.route.upstream, pathAndQuery, headers, body: decision.body, requestId },
-      (refusal) => {
-        outcome.refusal = refusal
-        outcome.upstreamError = refusal.status === 504 ? 'timeout' : 'unreachable'
-        sendRefusal(res, refusal, requestId)
-      },
-      () => { outcome.upstreamMs = performance.now() - sent })
   }
 
   async function handleUpgrade(snap: Snapshot, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
@@ -210,19 +220,19 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       decision: refusal ? 'deny' : 'allow', code: refusal?.code ?? null, scheme: p?.scheme ?? 'anonymous',
       route: decision.route?.name ?? 'none', status: res.statusCode, durationMs, upstreamMs: outcome.upstreamMs, upstreamError: outcome.upstreamError,
     })
-    logger.info({
-      req_id: requestId,
-      method: req.method,
+    writeRequestLine({
+      reqId: requestId,
+      method: req.method ?? 'GET',
       path: redactPath(decision.allow ? decision.target.path : (req.url ?? '/').split('?')[0]!),
       status: res.statusCode,
-      duration_ms: Math.round(durationMs * 100) / 100,
+      durationMs,
       decision: refusal ? 'deny' : 'allow',
       code: refusal?.code,
       scheme: p?.scheme ?? 'anonymous',
       principal: p?.username,
       route: decision.route?.name,
-      client_ip: decision.client?.clientIp,
-      trace_id: traceIdOf(req.headers.traceparent),
+      clientIp: decision.client?.clientIp,
+      traceId: traceIdOf(req.headers.traceparent),
     })
   }
 

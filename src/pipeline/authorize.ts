@@ -3,12 +3,34 @@ import type { CompiledRoute } from '../config/compile.js'
 import type { Principal } from '../auth/types.js'
 import { matchesPrefix } from '../util/path-prefix.js'
 
-/** First route whose prefix and method match; the compiled table always ends with a catch-all. */
-export function findRoute(routes: readonly CompiledRoute[], matchPath: string, method: string): CompiledRoute {
+export type RouteTable = (matchPath: string, method: string) => CompiledRoute
+
+/**
+ * First route whose prefix and method match; the compiled table always ends with a catch-all.
+ * A prefix other than '/' can only match paths with the same first segment (prefixes are
+ * segment-aware), so routes are bucketed by it once and a request scans its own bucket, not
+ * the forty-odd routes of keygate's own endpoints.
+ */
+export function createRouteTable(routes: readonly CompiledRoute[]): RouteTable {
+  const everywhere = routes.filter((r) => r.prefix === '/')
+  const buckets = new Map<string, CompiledRoute[]>()
   for (const r of routes) {
-    if (matchesPrefix(matchPath, r.prefix) && (r.methods === null || r.methods.has(method))) return r
+    if (r.prefix !== '/' && !buckets.has(firstSegment(r.prefix))) {
+      const segment = firstSegment(r.prefix)
+      buckets.set(segment, routes.filter((c) => c.prefix === '/' || firstSegment(c.prefix) === segment))
+    }
   }
-  throw new Error('route table has no catch-all') // compileConfig always appends one
+  return (matchPath, method) => {
+    for (const r of buckets.get(firstSegment(matchPath)) ?? everywhere) {
+      if (matchesPrefix(matchPath, r.prefix) && (r.methods === null || r.methods.has(method))) return r
+    }
+    throw new Error('route table has no catch-all') // compileConfig always appends one
+  }
+}
+
+function firstSegment(path: string): string {
+  const end = path.indexOf('/', 1)
+  return end === -1 ? path.slice(1) : path.slice(1, end)
 }
 
 export const isActionApiPath = (actionApiPaths: readonly string[], matchPath: string): boolean =>

@@ -19,8 +19,31 @@ export interface ForwarderOptions {
   readonly timeoutMs: number
 }
 
-/** Called when the upstream fails before its answer started (after that the socket is cut): 502/504 E1032. */
+export interface ForwardResult {
+  /** the upstream failed before its answer started: 502/504 E1032, for the caller to send (after that the socket is cut) */
+  readonly refusal: Refusal | null
+  /** from sending the request to the upstream's response headers; null when none came */
+  readonly upstreamMs: number | null
+}
+
 export type ForwardFailure = (refusal: Refusal) => void
+
+/** One proxied request, passed to undici as `opaque` rather than captured by a closure per request. */
+interface InFlight {
+  readonly res: ServerResponse
+  readonly requestId: string
+  readonly sentAt: number
+  headersAt: number
+}
+
+function answerWithUpstreamHeaders({ statusCode, headers, opaque }: { statusCode: number; headers: Record<string, string | string[] | undefined>; opaque: unknown }): ServerResponse {
+  const flight = opaque as InFlight
+  flight.headersAt = performance.now()
+  flight.res.writeHead(statusCode, responseHeaders(headers, flight.requestId))
+  return flight.res
+}
+
+const upstreamMs = (flight: InFlight): number | null => (flight.headersAt === 0 ? null : flight.headersAt - flight.sentAt)
 
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
 
@@ -62,10 +85,10 @@ export function createForwarder(origins: readonly string[], options: ForwarderOp
     return pool
   }
 
-  /** onHeaders: the upstream's answer has started (its latency, for metrics). */
-  async function forward(req: IncomingMessage, res: ServerResponse, target: ForwardTarget, fail: ForwardFailure, onHeaders: () => void): Promise<void> {
+  async function forward(req: IncomingMessage, res: ServerResponse, target: ForwardTarget): Promise<ForwardResult> {
     // No AbortController per request: a client that goes away destroys `res` (or errors the
     // request body) and undici aborts the upstream request itself.
+    const flight: InFlight = { res, requestId: target.requestId, sentAt: performance.now(), headersAt: 0 }
     try {
       await poolFor(target.origin).stream(
         {
@@ -73,19 +96,16 @@ export function createForwarder(origins: readonly string[], options: ForwarderOp
           method: req.method as 'GET',
           headers: target.headers,
           body: target.body ?? (hasBody(req) ? req : null),
-          opaque: res,
+          opaque: flight,
         },
-        ({ statusCode, headers, opaque }) => {
-          onHeaders()
-          const out = opaque as ServerResponse
-          out.writeHead(statusCode, responseHeaders(headers, target.requestId))
-          return out
-        },
+        answerWithUpstreamHeaders,
       )
+      return { refusal: null, upstreamMs: upstreamMs(flight) }
     } catch (err) {
-      if (res.destroyed || err instanceof undiciErrors.RequestAbortedError) return
-      if (!res.headersSent) fail(upstreamRefusal(err))
-      else res.destroy()
+      if (res.destroyed || err instanceof undiciErrors.RequestAbortedError) return { refusal: null, upstreamMs: upstreamMs(flight) }
+      if (!res.headersSent) return { refusal: upstreamRefusal(err), upstreamMs: null }
+      res.destroy()
+      return { refusal: null, upstreamMs: upstreamMs(flight) }
     }
   }
 

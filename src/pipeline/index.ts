@@ -5,7 +5,7 @@ import type { Principal } from '../auth/types.js'
 import { normalizeTarget, type NormalizedTarget } from './normalize.js'
 import { createClientIpResolver, type ClientAddress } from './client-ip.js'
 import { authenticate, type AuthenticatorChain } from './authenticate.js'
-import { authorize, findRoute, isActionApiPath } from './authorize.js'
+import { authorize, createRouteTable, isActionApiPath } from './authorize.js'
 import { checkActionParams } from './action-params.js'
 import { publishAudit } from '../observe.js'
 
@@ -52,6 +52,7 @@ const INVALID_TOKEN_CHALLENGE = 'Bearer realm="keygate", error="invalid_token"'
 export function createDecide(config: CompiledConfig, chain: AuthenticatorChain): Decide {
   const resolveClientIp = createClientIpResolver(config.raw.trustedProxies)
   const postBodies = config.raw.forwardAuth.actionPostBodies
+  const findRoute = createRouteTable(config.routes)
 
   return async function decide(request) {
     const deny = (refusal: Refusal, extra: { route?: CompiledRoute; principal?: Principal | null; client?: ClientAddress } = {}): Decision => ({
@@ -67,7 +68,7 @@ export function createDecide(config: CompiledConfig, chain: AuthenticatorChain):
     if ('code' in target) return deny(target)
     const xff = request.headers['x-forwarded-for']
     const client = resolveClientIp(request.peerIp, Array.isArray(xff) ? xff.join(',') : xff)
-    const route = findRoute(config.routes, target.matchPath, request.method)
+    const route = findRoute(target.matchPath, request.method)
     const allow = (principal: Principal | null, body: Buffer | null = null): Decision => ({ allow: true, route, principal, target, client, body })
 
     if (route.policy === 'deny') return deny(refuse('E1004'), { route, client })

@@ -16,6 +16,7 @@ const DOUBLE_ENCODED = /%25[0-9A-Fa-f]{2}/
 const RAW_FORBIDDEN = /[\\;#\x00-\x20\x7f]/
 const ABSOLUTE_FORM = /^https?:\/\/[^/?#]*/i
 const AMBIGUOUS = refuse('E1030')
+const DOT_SEGMENT = /(?:^|\/)\.\.?(?:\/|$)/
 
 /**
  * One normalised path for the whole pipeline (CONTRACT §4): dot segments, %2e, encoded slashes,
@@ -33,21 +34,13 @@ export function normalizeTarget(rawTarget: string): NormalizedTarget | Refusal {
   if (query.includes('#') || /[\x00-\x20\x7f]/.test(query)) return AMBIGUOUS
   if (RAW_FORBIDDEN.test(rawPath) || DOUBLE_ENCODED.test(rawPath)) return AMBIGUOUS
 
-  let path = ''
-  for (let i = 0; i < rawPath.length; i++) {
-    const c = rawPath[i]!
-    if (c !== '%') { path += c; continue }
-    const hex = rawPath.slice(i + 1, i + 3).toUpperCase()
-    if (!/^[0-9A-F]{2}$/.test(hex)) return AMBIGUOUS
-    if (FORBIDDEN_ESCAPES.has(hex)) return AMBIGUOUS
-    const ch = String.fromCharCode(parseInt(hex, 16))
-    path += UNRESERVED.test(ch) ? ch : `%${hex}`
-    i += 2
-  }
-  path = path.replace(/\/{2,}/g, '/')
-  for (const segment of path.split('/')) {
-    if (segment === '.' || segment === '..') return AMBIGUOUS
-  }
+  // Most paths carry no escapes: they need no decoding pass at all.
+  const hasEscapes = rawPath.includes('%')
+  const decoded = hasEscapes ? decodeUnreservedEscapes(rawPath) : rawPath
+  if (decoded === null) return AMBIGUOUS
+  const path = decoded.includes('//') ? decoded.replace(/\/{2,}/g, '/') : decoded
+  if (DOT_SEGMENT.test(path)) return AMBIGUOUS
+  if (!hasEscapes) return { path, matchPath: path, query }
   let matchPath: string
   try {
     matchPath = decodeURIComponent(path)
@@ -56,4 +49,20 @@ export function normalizeTarget(rawTarget: string): NormalizedTarget | Refusal {
   }
   if (/[\x00-\x1f\x7f]/.test(matchPath)) return AMBIGUOUS
   return { path, matchPath, query }
+}
+
+/** Percent-escapes upper-cased and unreserved characters decoded; null when an escape is invalid or forbidden. */
+function decodeUnreservedEscapes(rawPath: string): string | null {
+  let path = ''
+  for (let i = 0; i < rawPath.length; i++) {
+    const c = rawPath[i]!
+    if (c !== '%') { path += c; continue }
+    const hex = rawPath.slice(i + 1, i + 3).toUpperCase()
+    if (!/^[0-9A-F]{2}$/.test(hex)) return null
+    if (FORBIDDEN_ESCAPES.has(hex)) return null
+    const ch = String.fromCharCode(parseInt(hex, 16))
+    path += UNRESERVED.test(ch) ? ch : `%${hex}`
+    i += 2
+  }
+  return path
 }
