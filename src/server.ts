@@ -139,7 +139,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     let bodyRead: Promise<Buffer | Refusal> | null = null
     const readBody = () => (bodyRead ??= readBoundedBody(req, maxBody))
 
-    const decision = await snap.decide(decisionRequest(req, readBody))
+    const decided = snap.decide(decisionRequest(req, readBody))
+    const decision = decided instanceof Promise ? await decided : decided
     const outcome: Outcome = { refusal: null, upstreamMs: null, upstreamError: null }
     try {
       await answer(snap, req, res, requestId, decision, readBody, outcome)

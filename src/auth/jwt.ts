@@ -6,6 +6,7 @@ import { principalFromClaims, verifyJwt, type IssuerVerifier, type JwtClaims, ty
 import type { Revocation, TokenVerifier } from '../tokens/revocation.js'
 import { RECORDED_TYPES, type IssuedTokens } from '../tokens/issued.js'
 import type { Authenticator, AuthResult, Principal, TokenType } from './types.js'
+import { andThen, type MaybePromise } from '../util/maybe-promise.js'
 
 export interface JwtAuthDeps {
   readonly keys: JwtKeys
@@ -28,10 +29,7 @@ export interface JwtAuthDeps {
 export function createSessionKeeper(deps: Pick<JwtAuthDeps, 'clock' | 'issued' | 'sessionIdleMs'>) {
   const slideEveryMs = Math.min(60_000, Math.max(50, Math.floor(deps.sessionIdleMs / 4)))
   const lastSlid = new LRUCache<string, number>({ max: 50_000 })
-  return async function alive(claims: JwtClaims): Promise<boolean> {
-    const now = deps.clock.now()
-    const last = lastSlid.get(claims.jti)
-    if (last !== undefined && now - last < slideEveryMs) return true
+  const slide = async (claims: JwtClaims, now: number): Promise<boolean> => {
     const record = await deps.issued.slide(claims.jti, Math.min(deps.sessionIdleMs, claims.expiresAt - now))
     if (!record) {
       lastSlid.delete(claims.jti)
@@ -39,6 +37,12 @@ export function createSessionKeeper(deps: Pick<JwtAuthDeps, 'clock' | 'issued' |
     }
     lastSlid.set(claims.jti, now)
     return true
+  }
+  return function alive(claims: JwtClaims): MaybePromise<boolean> {
+    const now = deps.clock.now()
+    const last = lastSlid.get(claims.jti)
+    if (last !== undefined && now - last < slideEveryMs) return true
+    return slide(claims, now)
   }
 }
 
@@ -73,9 +77,12 @@ export function createJwtAuthenticator(scheme: 'bearer' | 'session', deps: JwtAu
   // Cached claims come back as the same object: so does their principal (and its identity headers).
   const principals = new WeakMap<JwtClaims, Principal>()
   /** The cache answered: a session's record must still be alive (and slides). */
-  const ok = async (claims: JwtClaims): Promise<AuthResult> => {
+  const ok = (claims: JwtClaims): MaybePromise<AuthResult> => {
     if (!allowed.has(claims.type)) return wrongType
-    if (claims.type === 'session' && !(await deps.sessions(claims))) return sessionGone
+    if (claims.type !== 'session') return withPrincipal(claims)
+    return andThen(deps.sessions(claims), (alive) => (alive ? withPrincipal(claims) : sessionGone))
+  }
+  const withPrincipal = (claims: JwtClaims): AuthResult => {
     let principal = principals.get(claims)
     if (!principal) {
       principal = principalFromClaims(claims, scheme)
@@ -83,19 +90,21 @@ export function createJwtAuthenticator(scheme: 'bearer' | 'session', deps: JwtAu
     }
     return { kind: 'ok', principal }
   }
+  const verifyAndCache = async (token: string): Promise<AuthResult> => {
+    if (scheme === 'bearer' && deps.issuers) {
+      const external = await externalIdentity(deps.issuers, deps.keys.issuer, token)
+      if (external) return external
+    }
+    const r = await deps.revocation.check(token, verify)
+    if (!r.ok) return { kind: 'deny', refusal: refuse(r.code) }
+    return ok(r.claims)
+  }
 
   return {
     scheme,
-    async authenticate({ token }) {
+    authenticate({ token }) {
       const hot = deps.revocation.cached(token)
-      if (hot) return ok(hot)
-      if (scheme === 'bearer' && deps.issuers) {
-        const external = await externalIdentity(deps.issuers, deps.keys.issuer, token)
-        if (external) return external
-      }
-      const r = await deps.revocation.check(token, verify)
-      if (!r.ok) return { kind: 'deny', refusal: refuse(r.code) }
-      return ok(r.claims)
+      return hot ? ok(hot) : verifyAndCache(token)
     },
   }
 }

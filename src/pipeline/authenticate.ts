@@ -1,6 +1,7 @@
 import { refuse, StoreUnavailableError } from '../errors.js'
 import { SESSION_COOKIE, type AuthResult, type Authenticator } from '../auth/types.js'
 import { cookieValues, headerValues } from '../util/raw-headers.js'
+import { andThen, type MaybePromise } from '../util/maybe-promise.js'
 
 /** The authenticators of one config snapshot, chosen by the scheme word or the kind of credential. */
 export interface AuthenticatorChain {
@@ -38,20 +39,29 @@ export function ownScheme(rawHeaders: readonly string[], chain: AuthenticatorCha
   return chain.byScheme.has(scheme) ? scheme : null
 }
 
-async function run(authenticator: Authenticator, token: string, clientIp: string): Promise<AuthResult> {
-  try {
-    return await authenticator.authenticate({ token, clientIp })
-  } catch (err) {
-    if (err instanceof StoreUnavailableError) return STORE_DOWN
-    throw err
-  }
+/** The store being down is an answer (E1006), not a failure of the request. */
+function storeDownOrThrow(err: unknown): AuthResult {
+  if (err instanceof StoreUnavailableError) return STORE_DOWN
+  throw err
 }
+
+function run(authenticator: Authenticator, token: string, clientIp: string): MaybePromise<AuthResult> {
+  let result: MaybePromise<AuthResult>
+  try {
+    result = authenticator.authenticate({ token, clientIp })
+  } catch (err) {
+    return storeDownOrThrow(err)
+  }
+  return result instanceof Promise ? result.catch(storeDownOrThrow) : result
+}
+
+const NONE: AuthOutcome = { kind: 'none' }
 
 /**
  * Authorization header first, then the session cookie, then the wiki's own cookies.
  * "none" means no credential of ours at all; whether that is enough is the route's business.
  */
-export async function authenticate(input: AuthInput, chain: AuthenticatorChain): Promise<AuthOutcome> {
+export function authenticate(input: AuthInput, chain: AuthenticatorChain): MaybePromise<AuthOutcome> {
   const authHeaders = headerValues(input.rawHeaders, 'authorization')
   if (authHeaders.length > 1) return AMBIGUOUS
   if (authHeaders.length === 1) {
@@ -72,10 +82,7 @@ export async function authenticate(input: AuthInput, chain: AuthenticatorChain):
   }
   if (chain.upstream) {
     const cookies = headerValues(input.rawHeaders, 'cookie').join('; ')
-    if (cookies) {
-      const r = await run(chain.upstream, cookies, input.clientIp)
-      if (r.kind !== 'skip') return r
-    }
+    if (cookies) return andThen(run(chain.upstream, cookies, input.clientIp), (r) => (r.kind === 'skip' ? NONE : r))
   }
-  return { kind: 'none' }
+  return NONE
 }

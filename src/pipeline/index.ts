@@ -8,6 +8,7 @@ import { authenticate, type AuthenticatorChain } from './authenticate.js'
 import { authorize, createRouteTable, isActionApiPath } from './authorize.js'
 import { checkActionParams } from './action-params.js'
 import { publishAudit } from '../observe.js'
+import { andThen, type MaybePromise } from '../util/maybe-promise.js'
 
 /** What a decision is made on: from the proxied request itself, or from forward-auth headers. */
 export interface DecisionRequest {
@@ -40,10 +41,19 @@ export type Decision =
       readonly challenge: string | null
     }
 
-export type Decide = (request: DecisionRequest) => Promise<Decision>
+/** Synchronous when no stage had to wait (anonymous routes, ApiKeys, cached tokens). */
+export type Decide = (request: DecisionRequest) => MaybePromise<Decision>
 
 const CHALLENGE = 'Bearer realm="keygate", ApiKey realm="keygate", AppToken realm="keygate"'
 const INVALID_TOKEN_CHALLENGE = 'Bearer realm="keygate", error="invalid_token"'
+
+const allow = (route: CompiledRoute, principal: Principal | null, target: NormalizedTarget, client: ClientAddress, body: Buffer | null = null): Decision =>
+  ({ allow: true, route, principal, target, client, body })
+
+const deny = (refusal: Refusal, route: CompiledRoute | null = null, principal: Principal | null = null, client: ClientAddress | null = null): Decision => ({
+  allow: false, refusal, route, principal, client,
+  challenge: refusal.code === 'E1000' ? CHALLENGE : (refusal.code === 'E1001' || refusal.code === 'E1002' || refusal.code === 'E1003') ? INVALID_TOKEN_CHALLENGE : null,
+})
 
 /**
  * The one decision function behind the proxy and the forward-auth endpoint:
@@ -54,46 +64,39 @@ export function createDecide(config: CompiledConfig, chain: AuthenticatorChain):
   const postBodies = config.raw.forwardAuth.actionPostBodies
   const findRoute = createRouteTable(config.routes)
 
-  return async function decide(request) {
-    const deny = (refusal: Refusal, extra: { route?: CompiledRoute; principal?: Principal | null; client?: ClientAddress } = {}): Decision => ({
-      allow: false,
-      refusal,
-      route: extra.route ?? null,
-      principal: extra.principal ?? null,
-      client: extra.client ?? null,
-      challenge: refusal.code === 'E1000' ? CHALLENGE : (refusal.code === 'E1001' || refusal.code === 'E1002' || refusal.code === 'E1003') ? INVALID_TOKEN_CHALLENGE : null,
-    })
-
+  return function decide(request) {
     const target = normalizeTarget(request.target)
     if ('code' in target) return deny(target)
     const xff = request.headers['x-forwarded-for']
     const client = resolveClientIp(request.peerIp, Array.isArray(xff) ? xff.join(',') : xff)
     const route = findRoute(target.matchPath, request.method)
-    const allow = (principal: Principal | null, body: Buffer | null = null): Decision => ({ allow: true, route, principal, target, client, body })
 
-    if (route.policy === 'deny') return deny(refuse('E1004'), { route, client })
-    if (route.policy === 'anonymous') return allow(null)
+    if (route.policy === 'deny') return deny(refuse('E1004'), route, null, client)
+    if (route.policy === 'anonymous') return allow(route, null, target, client)
+    return andThen(authenticate({ rawHeaders: request.rawHeaders, clientIp: client.clientIp }, chain), (outcome) => {
+      if (outcome.kind === 'deny') return deny(outcome.refusal, route, null, client)
+      if (outcome.kind !== 'ok') return route.policy === 'optional' ? allow(route, null, target, client) : deny(refuse('E1000'), route, null, client)
+      return judge(request, route, outcome.principal, target, client)
+    })
+  }
 
-    const outcome = await authenticate({ rawHeaders: request.rawHeaders, clientIp: client.clientIp }, chain)
-    if (outcome.kind === 'deny') return deny(outcome.refusal, { route, client })
-    if (outcome.kind !== 'ok') {
-      return route.policy === 'optional' ? allow(null) : deny(refuse('E1000'), { route, client })
-    }
-    const principal = outcome.principal
+  /** What an authenticated caller may do here: the route, then its own limits (paths, Action API modules). */
+  function judge(request: DecisionRequest, route: CompiledRoute, principal: Principal, target: NormalizedTarget, client: ClientAddress): MaybePromise<Decision> {
     const onActionApi = route.endpoint === null && isActionApiPath(config.actionApiPaths, target.matchPath)
     const refusal = authorize(route, principal, target.matchPath, onActionApi)
     if (refusal) {
       if (principal.keyName) publishAudit({ kind: 'apikey.refused', keyName: principal.keyName, clientIp: client.clientIp, reason: 'path' })
-      return deny(refusal, { route, principal, client })
+      return deny(refusal, route, principal, client)
     }
-    if (!onActionApi || !principal.limits) return allow(principal)
+    if (!onActionApi || !principal.limits) return allow(route, principal, target, client)
 
-    const action = await checkActionParams({
+    return checkActionParams({
       method: request.method, query: target.query, headers: request.headers, rawHeaders: request.rawHeaders,
       limits: principal.limits, readBody: request.readBody, postBodies,
+    }).then((action) => {
+      if (action.ok) return allow(route, principal, target, client, action.body)
+      if (principal.keyName) publishAudit({ kind: 'apikey.refused', keyName: principal.keyName, clientIp: client.clientIp, reason: 'module' })
+      return deny(action.refusal, route, principal, client)
     })
-    if (action.ok) return allow(principal, action.body)
-    if (principal.keyName) publishAudit({ kind: 'apikey.refused', keyName: principal.keyName, clientIp: client.clientIp, reason: 'module' })
-    return deny(action.refusal, { route, principal, client })
   }
 }

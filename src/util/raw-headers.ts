@@ -2,7 +2,8 @@
 export function headerValues(rawHeaders: readonly string[], lowerName: string): string[] {
   const out: string[] = []
   for (let i = 0; i < rawHeaders.length; i += 2) {
-    if (rawHeaders[i]!.toLowerCase() === lowerName) out.push(rawHeaders[i + 1]!)
+    const name = rawHeaders[i]!
+    if (name.length === lowerName.length && name.toLowerCase() === lowerName) out.push(rawHeaders[i + 1]!)
   }
   return out
 }
