@@ -526,6 +526,22 @@ for (const [name, make] of harnesses) {
     assert.equal(s.b.cached(s.token), undefined)
   })
 
+  test(`${name}: requests that find a token due for its recheck share one denylist read`, async (t) => {
+    const s = await setup(t)
+    assert.ok((await s.b.check(s.token, s.verify)).ok, 'first check')
+    s.clock.advance(1001)
+    const readsBefore = s.reads()
+    const answers = await Promise.all(Array.from({ length: 64 }, () => s.b.check(s.token, s.verify)))
+    assert.ok(answers.every((r) => r.ok && r.cached), 'all 64 pass from the cache')
+    assert.equal(s.reads() - readsBefore, 1, 'one store read for 64 concurrent requests')
+    assert.ok(s.b.cached(s.token), 'fresh again after the shared read')
+    // and a revocation is still seen by every one of them
+    await s.a.revoke(s.jti, s.expiresAt)
+    s.clock.advance(1001)
+    const refused = await Promise.all(Array.from({ length: 8 }, () => s.b.check(s.token, s.verify)))
+    assert.ok(refused.every((r) => !r.ok && r.code === 'E1002'), 'all refused after the revocation')
+  })
+
   test(`${name}: a revocation on one instance reaches another within 1 s (pub/sub)`, async (t) => {
     const s = await setup(t)
     assert.ok((await s.a.check(s.token, s.verify)).ok, '(await s.a.check(s.token, s.verify)).ok')

@@ -83,6 +83,8 @@ interface Entry<C> {
   readonly claims: C
   /** clock ms when the denylist was last read for this token */
   checkedAt: number
+  /** the denylist read under way for it: requests that find it due share one round trip */
+  recheck?: Promise<boolean> | undefined
 }
 
 const JTI_SHAPE = /^[\x21-\x7e]{1,256}$/
@@ -167,7 +169,8 @@ export async function createRevocation<C extends RevocableClaims>(deps: Revocati
         const e = lookup(token, now)
         if (e) {
           if (now - e.checkedAt < recheckMs) return { ok: true, claims: e.claims, cached: true }
-          if (await isRevokedInStore(e.claims.jti)) {
+          const revoked = await (e.recheck ??= isRevokedInStore(e.claims.jti).finally(() => { e.recheck = undefined }))
+          if (revoked) {
             verified.delete(token)
             return { ok: false, code: 'E1002', reason: 'revoked' }
           }
