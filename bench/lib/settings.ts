@@ -40,11 +40,12 @@ Without CASE every case runs. A selection also runs (1) and (3), the ratios' bas
 unless BENCH_BASELINES=0.
 
 environment:
-  BENCH_DURATION=10    measured seconds per case (whole seconds: wrk's unit)
-  BENCH_WARMUP=2       warm-up seconds per case, not measured
+  BENCH_DURATION=8     measured seconds per case (whole seconds: wrk's unit)
+  BENCH_WARMUP=5       warm-up seconds per case, not measured (V8 needs 3-4 s under load to
+                       optimise keygate's hot path; measuring earlier measures the JIT)
   BENCH_QUICK=1        smoke check: 1 s warm-up + 1 s measured per case
   BENCH_ROUNDS=1       run every case this many times, interleaved, and report medians
-                       (e.g. BENCH_ROUNDS=3 BENCH_DURATION=5 for steadier ratios in ~2.5 min)
+                       (e.g. BENCH_ROUNDS=2 BENCH_DURATION=5 for steadier ratios in ~4 min)
   BENCH_CONNECTIONS=64 wrk connections (one wrk thread)
   BENCH_REDIS_URL      Redis for the Bearer cases (default redis://127.0.0.1:6379; \`own\`: start a
                        private redis-server on the load CPU)
@@ -80,7 +81,7 @@ export function readSettings(env: NodeJS.ProcessEnv, args: readonly string[]): S
   const named = args.length ? select(args) : [...CASES]
   const addedBaselines = args.length && env.BENCH_BASELINES !== '0' ? BASELINE_IDS.filter((id) => !named.some((c) => c.id === id)) : []
   const cases = CASES.filter((c) => named.includes(c) || addedBaselines.includes(c.id))
-  const durationS = quick ? 1 : wholeSeconds(env, 'BENCH_DURATION', 10)
+  const durationS = quick ? 1 : wholeSeconds(env, 'BENCH_DURATION', 8)
   if (durationS < 1) throw new Error('BENCH_DURATION must be at least 1')
   const rounds = quick ? 1 : Number(env.BENCH_ROUNDS || 1)
   if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) throw new Error(`BENCH_ROUNDS=${env.BENCH_ROUNDS}: expected 1-20`)
@@ -88,7 +89,7 @@ export function readSettings(env: NodeJS.ProcessEnv, args: readonly string[]): S
   if (!Number.isInteger(connections) || connections < 1) throw new Error(`BENCH_CONNECTIONS=${env.BENCH_CONNECTIONS}: expected a positive integer`)
   return {
     durationS,
-    warmupS: quick ? 1 : wholeSeconds(env, 'BENCH_WARMUP', 2),
+    warmupS: quick ? 1 : wholeSeconds(env, 'BENCH_WARMUP', 5),
     connections,
     threads: 1,
     rounds,
