@@ -95,7 +95,7 @@ export interface CaseResult {
 }
 
 /** What a case puts under load. */
-interface Target {
+export interface Target {
   readonly url: string
   readonly headers: Record<string, string>
   /** the process tree whose CPU and RSS are reported */
@@ -161,7 +161,8 @@ async function bearerToken(ctx: BenchContext, kg: RunningKeygate): Promise<strin
   }
 }
 
-async function prepare(ctx: BenchContext, spec: CaseSpec, opts: CaseOptions): Promise<Target> {
+/** Starts what a case needs and checks that its request passes (throws Skip otherwise). */
+export async function prepare(ctx: BenchContext, spec: CaseSpec, opts: CaseOptions = {}): Promise<Target> {
   const kgOpts = { role: 'sut' as const, nodeArgs: opts.nodeArgs }
   switch (spec.id) {
     case 1:

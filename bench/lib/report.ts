@@ -1,4 +1,5 @@
 import type { CaseResult } from './cases.js'
+import { TARGET_RATIOS } from './settings.js'
 
 export interface RatedResult extends CaseResult {
   /** req/s divided by (3)'s and (1)'s in the same run; null when either side is missing */
@@ -76,7 +77,7 @@ export function checkTargets(rated: readonly RatedResult[]): TargetCheck[] {
     ? { what: '(8) workers: auto ≥ 1.7 × (6)', value: `${(many.rps / one.rps).toFixed(2)} × on ${many.notes.find((n) => n.includes('worker')) ?? '?'}`, met: many.rps / one.rps >= 1.7 }
     : { what: '(8) workers: auto ≥ 1.7 × (6)', value: notMeasured(rated, one ? 8 : 6), met: null }
   return [
-    ratio(4, 0.95, 'anonymous'), ratio(5, 0.9, 'ApiKey'), ratio(6, 0.85, 'Bearer + Redis'),
+    ratio(4, TARGET_RATIOS[4], 'anonymous'), ratio(5, TARGET_RATIOS[5], 'ApiKey'), ratio(6, TARGET_RATIOS[6], 'Bearer + Redis'),
     p99(5), p99(6), scaling,
   ]
 }

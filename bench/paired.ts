@@ -1,0 +1,95 @@
+// Paired ratios: keygate and the bare undici proxy (3) loaded AT THE SAME TIME, both pinned to
+// the system-under-test CPU, each by its own wrk. They share one core and whatever else the
+// machine is doing at that moment, so the ratio of their CPU per request is steady where
+// `npm run bench` (one case after the other) swings by ±15 % between runs on a shared VM.
+// usage: node --import tsx bench/paired.ts [CASES…]   (default 4 5 6; BENCH_ROUNDS, BENCH_DURATION, BENCH_WARMUP apply)
+import { writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { prepare, type Target } from './lib/cases.js'
+import { Skip } from './lib/keygate.js'
+import { cpuSecondsBetween, cpuTicks, processTree } from './lib/procs.js'
+import { openSession } from './lib/session.js'
+import { CASES, readSettings, TARGET_RATIOS } from './lib/settings.js'
+import { runWrk } from './lib/wrk.js'
+import type { BenchContext } from './lib/cases.js'
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
+const say = (line = '') => process.stdout.write(`${line}\n`)
+const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!
+const BARE = CASES.find((c) => c.id === 3)!
+
+interface Pair { readonly bareUs: number; readonly keygateUs: number; readonly bareRps: number; readonly keygateRps: number }
+
+/** Both under load at once: warm-up, then the measured seconds; CPU µs per request of each. */
+async function measurePair(ctx: BenchContext, bare: Target, keygate: Target): Promise<Pair> {
+  const load = (t: Target, seconds: number) => runWrk(ctx.procs, ctx.root, { url: t.url, headers: t.headers, seconds, connections: ctx.settings.connections, threads: ctx.settings.threads })
+  await Promise.all([load(bare, ctx.settings.warmupS), load(keygate, ctx.settings.warmupS)])
+  const before = [bare, keygate].map((t) => cpuTicks(processTree(t.sut.pid)))
+  const [b, k] = await Promise.all([load(bare, ctx.settings.durationS), load(keygate, ctx.settings.durationS)])
+  const cpuUs = [bare, keygate].map((t, i) => (cpuSecondsBetween(before[i]!, cpuTicks(processTree(t.sut.pid)), ctx.ticksPerSecond) * 1e6))
+  return { bareUs: cpuUs[0]! / b!.requests, keygateUs: cpuUs[1]! / k!.requests, bareRps: b!.rps, keygateRps: k!.rps }
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const wanted = argv.length ? argv : ['4', '5', '6']
+  const settings = readSettings({ ...process.env, BENCH_BASELINES: '0' }, wanted)
+  const specs = settings.cases.filter((c) => c.keygate && c.id !== 8)
+  if (specs.length === 0) {
+    process.stderr.write('paired: give single-process keygate cases (4-7, 9)\n')
+    return 2
+  }
+  const session = await openSession(settings, ROOT)
+  if (!session) return 2
+  const { ctx } = session
+  try {
+    if (!ctx.pinning.enabled) say(`note: no pinning (${ctx.pinning.description}); the pair still shares the machine, but not one core`)
+    say(`paired: each case runs beside the bare undici proxy (3), both on CPU ${ctx.pinning.enabled ? ctx.pinning.sutCpu : '-'}, ${settings.warmupS} s warm-up + ${settings.durationS} s, ${settings.rounds} round(s)`)
+    const rows: Array<{ id: number; title: string; ratios: number[]; pairs: Pair[]; skipped?: string }> = []
+    for (const spec of specs) rows.push({ id: spec.id, title: spec.title, ratios: [], pairs: [] })
+    for (let round = 1; round <= settings.rounds; round++) {
+      for (const [i, spec] of specs.entries()) {
+        const row = rows[i]!
+        if (row.skipped) continue
+        let bare: Target | null = null
+        let keygate: Target | null = null
+        try {
+          bare = await prepare(ctx, BARE)
+          keygate = await prepare(ctx, spec)
+          const pair = await measurePair(ctx, bare, keygate)
+          // Same core, same moment: the ratio of CPU per request is what keygate keeps of the floor.
+          const ratio = pair.bareUs / pair.keygateUs
+          row.ratios.push(ratio)
+          row.pairs.push(pair)
+          say(`(${spec.id}) [${round}/${settings.rounds}] ${spec.title}: ${pair.keygateUs.toFixed(0)} µs/req beside ${pair.bareUs.toFixed(0)} µs/req for (3) → ${ratio.toFixed(2)} ×`)
+        } catch (err) {
+          if (!(err instanceof Skip)) throw err
+          row.skipped = err.message
+          say(`(${spec.id}) skipped: ${err.message}`)
+        } finally {
+          for (const t of [keygate, bare]) if (t?.ownsSut) await ctx.procs.stop(t.sut)
+        }
+      }
+    }
+    say()
+    say('| # | case | paired × (3), median | rounds | target |')
+    say('|---|---|---:|---|---:|')
+    for (const r of rows) {
+      const target = TARGET_RATIOS[r.id as keyof typeof TARGET_RATIOS]
+      const got = r.ratios.length ? median(r.ratios) : null
+      const mark = got === null || target === undefined ? '' : got >= target ? ' ✓' : ' ✗'
+      say(`| ${r.id} | ${r.title} | ${got === null ? `skipped: ${r.skipped}` : `${got.toFixed(2)}${mark}`} | ${r.ratios.map((x) => x.toFixed(2)).join(', ')} | ${target === undefined ? '—' : `≥ ${target.toFixed(2)}`} |`)
+    }
+    const out = join(ROOT, 'bench', 'results', 'paired.json')
+    writeFileSync(out, `${JSON.stringify({ date: new Date().toISOString(), pinning: ctx.pinning.description, settings: { warmupS: settings.warmupS, durationS: settings.durationS, rounds: settings.rounds, connections: settings.connections }, rows }, null, 2)}\n`)
+    say(`\nwritten to bench/results/paired.json`)
+    return 0
+  } finally {
+    await session.close()
+  }
+}
+
+main(process.argv.slice(2)).then((code) => { process.exitCode = code }, (err: Error) => {
+  process.stderr.write(`paired: ${err.stack ?? err.message}\n`)
+  process.exitCode = 1
+})
