@@ -17,12 +17,12 @@ export function createLogger(level: string, destination?: pino.DestinationStream
 }
 
 /**
- * stdout, buffered: lines are gathered and written 16 KiB at a time, or every 200 ms when fewer
+ * stdout, buffered: lines are gathered and written 64 KiB at a time, or every 200 ms when fewer
  * arrive, where a write system call per line cost a fifth of a proxied request's CPU.
  * `flush` on shutdown writes what is left.
  */
 export function createStdoutLog(level: string): { logger: Logger; flush(): void } {
-  const destination = pino.destination({ dest: 1, sync: false })
+  const destination = pino.destination({ dest: 1, sync: false, maxWrite: 1024 * 1024 })
   const batch = createLineBatch(destination)
   const timer = setInterval(() => batch.flush(), 200)
   timer.unref()
@@ -37,7 +37,7 @@ export function createStdoutLog(level: string): { logger: Logger; flush(): void 
  * buffer string and measures that string again (3.6 µs a line here against 0.9 µs gathered).
  */
 function createLineBatch(destination: { write(chunk: string): unknown }) {
-  const BATCH_BYTES = 16 * 1024
+  const BATCH_BYTES = 64 * 1024
   let lines: string[] = []
   let length = 0
   const flush = () => {
