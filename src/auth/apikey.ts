@@ -9,7 +9,7 @@ import type { Authenticator, AuthResult, Principal } from './types.js'
  * over the secret itself and no key is kept in clear after start-up.
  */
 export function createApiKeyAuthenticator(keys: readonly CompiledApiKey[]): Authenticator {
-  const byHash = new Map<string, { key: CompiledApiKey; principal: Principal }>()
+  const byHash = new Map<string, { key: CompiledApiKey; ok: AuthResult }>()
   for (const key of keys) {
     const principal: Principal = {
       scheme: 'apikey',
@@ -21,7 +21,8 @@ export function createApiKeyAuthenticator(keys: readonly CompiledApiKey[]): Auth
       limits: key.limits,
       keyName: key.name,
     }
-    for (const hash of key.keyHashes) byHash.set(hash, { key, principal })
+    const ok: AuthResult = { kind: 'ok', principal }
+    for (const hash of key.keyHashes) byHash.set(hash, { key, ok })
   }
   const invalid: AuthResult = { kind: 'deny', refusal: refuse('E1001') }
   const outsideNetwork: AuthResult = { kind: 'deny', refusal: refuse('E1004') }
@@ -34,7 +35,7 @@ export function createApiKeyAuthenticator(keys: readonly CompiledApiKey[]): Auth
         publishAudit({ kind: 'apikey.refused', keyName: found.key.name, clientIp, reason: 'cidr' })
         return outsideNetwork
       }
-      return { kind: 'ok', principal: found.principal }
+      return found.ok
     },
   }
 }

@@ -74,8 +74,8 @@ export function createJwtAuthenticator(scheme: 'bearer' | 'session', deps: JwtAu
   const allowed = new Set(types)
   const wrongType: AuthResult = { kind: 'deny', refusal: refuse('E1020') }
   const sessionGone: AuthResult = { kind: 'deny', refusal: refuse('E1003') }
-  // Cached claims come back as the same object: so does their principal (and its identity headers).
-  const principals = new WeakMap<JwtClaims, Principal>()
+  // Cached claims come back as the same object: so does their answer (its principal, and so its identity headers).
+  const answers = new WeakMap<JwtClaims, AuthResult>()
   /** The cache answered: a session's record must still be alive (and slides). */
   const ok = (claims: JwtClaims): MaybePromise<AuthResult> => {
     if (!allowed.has(claims.type)) return wrongType
@@ -83,12 +83,12 @@ export function createJwtAuthenticator(scheme: 'bearer' | 'session', deps: JwtAu
     return andThen(deps.sessions(claims), (alive) => (alive ? withPrincipal(claims) : sessionGone))
   }
   const withPrincipal = (claims: JwtClaims): AuthResult => {
-    let principal = principals.get(claims)
-    if (!principal) {
-      principal = principalFromClaims(claims, scheme)
-      principals.set(claims, principal)
+    let answer = answers.get(claims)
+    if (!answer) {
+      answer = { kind: 'ok', principal: principalFromClaims(claims, scheme) }
+      answers.set(claims, answer)
     }
-    return { kind: 'ok', principal }
+    return answer
   }
   const verifyAndCache = async (token: string): Promise<AuthResult> => {
     if (scheme === 'bearer' && deps.issuers) {

@@ -35,9 +35,11 @@ export function parseAuthorization(value: string): { scheme: string; token: stri
 export function ownScheme(rawHeaders: readonly string[], chain: AuthenticatorChain): string | null {
   const [auth] = headerValues(rawHeaders, 'authorization')
   if (auth === undefined) return null
-  const { scheme } = parseAuthorization(auth)
+  // Only the scheme word is needed: no slicing and trimming of a long token.
+  const scheme = SCHEME_WORD.exec(auth)?.[1]?.toLowerCase() ?? ''
   return chain.byScheme.has(scheme) ? scheme : null
 }
+const SCHEME_WORD = /^\s*(\S+)/
 
 /** The store being down is an answer (E1006), not a failure of the request. */
 function storeDownOrThrow(err: unknown): AuthResult {
