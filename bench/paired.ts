@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { prepare, type Target } from './lib/cases.js'
 import { Skip } from './lib/keygate.js'
 import { cpuSecondsBetween, cpuTicks, processTree } from './lib/procs.js'
-import { openSession } from './lib/session.js'
+import { openSession, runScript } from './lib/session.js'
 import { CASES, readSettings, TARGET_RATIOS } from './lib/settings.js'
 import { runWrk } from './lib/wrk.js'
 import type { BenchContext } from './lib/cases.js'
@@ -89,7 +89,4 @@ async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then((code) => { process.exitCode = code }, (err: Error) => {
-  process.stderr.write(`paired: ${err.stack ?? err.message}\n`)
-  process.exitCode = 1
-})
+runScript('paired', main)

@@ -8,7 +8,7 @@ import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { runCase } from './lib/cases.js'
 import { summarize, type CpuProfile, type FrameTime } from './lib/cpuprofile.js'
-import { openSession } from './lib/session.js'
+import { openSession, runScript } from './lib/session.js'
 import { CASES, readSettings } from './lib/settings.js'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -81,7 +81,4 @@ async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then((code) => { process.exitCode = code }, (err: Error) => {
-  process.stderr.write(`profile: ${err.stack ?? err.message}\n`)
-  process.exitCode = 1
-})
+runScript('profile', main)

@@ -8,7 +8,7 @@ import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { runCase, type CaseResult } from './lib/cases.js'
 import { checkTargets, combineRounds, footnotes, markdownTable, rate, targetLines } from './lib/report.js'
-import { openSession, type Session } from './lib/session.js'
+import { openSession, runScript, type Session } from './lib/session.js'
 import { readSettings, USAGE, type Settings } from './lib/settings.js'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -111,4 +111,4 @@ async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then((code) => { process.exitCode = code })
+runScript('bench', main)

@@ -65,3 +65,11 @@ export async function openSession(settings: Settings, root: string): Promise<Ses
     throw err
   }
 }
+
+/** Runs a bench script's main with the command-line arguments; its result, or a crash, is the exit code. */
+export function runScript(name: string, main: (argv: readonly string[]) => Promise<number>): void {
+  main(process.argv.slice(2)).then((code) => { process.exitCode = code }, (err: Error) => {
+    process.stderr.write(`${name}: ${err.stack ?? err.message}\n`)
+    process.exitCode = 1
+  })
+}
