@@ -79,10 +79,10 @@ export function createJwtAuthenticator(scheme: 'bearer' | 'session', deps: JwtAu
   /** The cache answered: a session's record must still be alive (and slides). */
   const ok = (claims: JwtClaims): MaybePromise<AuthResult> => {
     if (!allowed.has(claims.type)) return wrongType
-    if (claims.type !== 'session') return withPrincipal(claims)
-    return andThen(deps.sessions(claims), (alive) => (alive ? withPrincipal(claims) : sessionGone))
+    if (claims.type !== 'session') return answerFor(claims)
+    return andThen(deps.sessions(claims), (alive) => (alive ? answerFor(claims) : sessionGone))
   }
-  const withPrincipal = (claims: JwtClaims): AuthResult => {
+  const answerFor = (claims: JwtClaims): AuthResult => {
     let answer = answers.get(claims)
     if (!answer) {
       answer = { kind: 'ok', principal: principalFromClaims(claims, scheme) }

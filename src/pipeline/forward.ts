@@ -26,6 +26,7 @@ export interface ForwardResult {
   readonly upstreamMs: number | null
 }
 
+/** How an upgrade reports an upstream that failed before the tunnel opened: 502/504 E1032. */
 export type ForwardFailure = (refusal: Refusal) => void
 
 /** One proxied request, passed to undici as `opaque` rather than captured by a closure per request. */
