@@ -45,6 +45,7 @@ async function main(argv: readonly string[]): Promise<number> {
   try {
     if (!ctx.pinning.enabled) say(`note: no pinning (${ctx.pinning.description}); the pair still shares the machine, but not one core`)
     say(`paired: each case runs beside the bare undici proxy (3), both on CPU ${ctx.pinning.enabled ? ctx.pinning.sutCpu : '-'}, ${settings.warmupS} s warm-up + ${settings.durationS} s, ${settings.rounds} round(s)`)
+    say(`keygate from ${ctx.runner.kind === 'dist' ? 'dist/' : `src/ via tsx (${ctx.runner.why})`}, logLevel ${settings.logLevel}${settings.quick ? '; BENCH_QUICK: the numbers are not meaningful' : ''}`)
     const rows: Array<{ id: number; title: string; ratios: number[]; pairs: Pair[]; skipped?: string }> = []
     for (const spec of specs) rows.push({ id: spec.id, title: spec.title, ratios: [], pairs: [] })
     for (let round = 1; round <= settings.rounds; round++) {
