@@ -77,17 +77,18 @@ export interface RequestLine {
 /**
  * The request line, in the shape pino writes (level, time, the logger's bindings, then the
  * fields), built as one string and handed to the logger's own destination: pino's generic
- * serialisation of the same object cost a tenth of a proxied request's CPU. Only info level
- * and above write it, as with logger.info().
+ * serialisation of the same object cost a tenth of a proxied request's CPU. Written only while
+ * the logger's level lets info through, as with logger.info().
  */
-export function createRequestLog(logger: Logger): (line: RequestLine) => void {
+export function createRequestLog(logger: Logger): { enabled(): boolean; write(line: RequestLine): void } {
   const destination = (logger as unknown as Record<symbol, { write(s: string): void }>)[pino.symbols.streamSym]!
   const bindings = (logger as unknown as Record<symbol, string>)[pino.symbols.chindingsSym] ?? ''
   const level = logger.levels.values.info
   const text = (key: string, value: string | undefined) => (value === undefined ? '' : `,"${key}":${JSON.stringify(value)}`)
-  return (l) => {
-    if (!logger.isLevelEnabled('info')) return
-    destination.write(`{"level":${level},"time":${Date.now()}${bindings},"req_id":"${l.reqId}","method":${JSON.stringify(l.method)},"path":${JSON.stringify(l.path)},"status":${l.status},"duration_ms":${Math.round(l.durationMs * 100) / 100},"decision":"${l.decision}"${text('code', l.code)},"scheme":"${l.scheme}"${text('principal', l.principal)}${text('route', l.route)}${text('client_ip', l.clientIp)}${text('trace_id', l.traceId)}}\n`)
+  return {
+    /** ask first: with request lines off (logLevel warn) the caller gathers no fields at all */
+    enabled: () => logger.isLevelEnabled('info'),
+    write: (l) => destination.write(`{"level":${level},"time":${Date.now()}${bindings},"req_id":"${l.reqId}","method":${JSON.stringify(l.method)},"path":${JSON.stringify(l.path)},"status":${l.status},"duration_ms":${Math.round(l.durationMs * 100) / 100},"decision":"${l.decision}"${text('code', l.code)},"scheme":"${l.scheme}"${text('principal', l.principal)}${text('route', l.route)}${text('client_ip', l.clientIp)}${text('trace_id', l.traceId)}}\n`),
   }
 }
 

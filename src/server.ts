@@ -66,7 +66,7 @@ export interface Gateway {
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const initial = options.config ?? loadOrThrow(options.configFile!)
   const logger = options.logger ?? createLogger(initial.logLevel)
-  const writeRequestLine = createRequestLog(logger)
+  const requestLog = createRequestLog(logger)
   const store = options.store ?? createStore({ redis: initial.store.redis, prefix: initial.store.prefix })
   const ownsStore = options.store === undefined
   const storeHealth = createStoreHealth(store)
@@ -221,7 +221,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       decision: refusal ? 'deny' : 'allow', code: refusal?.code ?? null, scheme: p?.scheme ?? 'anonymous',
       route: decision.route?.name ?? 'none', status: res.statusCode, durationMs, upstreamMs: outcome.upstreamMs, upstreamError: outcome.upstreamError,
     })
-    writeRequestLine({
+    if (!requestLog.enabled()) return
+    requestLog.write({
       reqId: requestId,
       method: req.method ?? 'GET',
       path: redactPath(decision.allow ? decision.target.path : (req.url ?? '/').split('?')[0]!),

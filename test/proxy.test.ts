@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { request } from 'undici'
-import { rawGet, rawRequest, startTestGateway, startUpstream } from './helpers.js'
+import { captureLogs, rawGet, rawRequest, startTestGateway, startUpstream } from './helpers.js'
 
 const API_KEY = 'proxy-test-api-key-0123456789abcdef012345'
 
@@ -209,6 +209,22 @@ test('the request log has method, path, status, decision and never the key', asy
   assert.deepEqual([lines[1].status, lines[1].decision, lines[1].code], [401, 'deny', 'E1001'])
   assert.ok(!gw.logs.join('').includes(API_KEY))
   assert.ok(!gw.logs.join('').includes('wrong-key'))
+})
+
+test('request lines follow the logger: none below info, and a child logger\'s bindings on each', async () => {
+  const up = await startUpstream()
+  const quiet = captureLogs()
+  quiet.logger.level = 'warn'
+  const gwQuiet = await startTestGateway(baseConfig(up.url), { logger: quiet.logger })
+  assert.equal((await rawGet(gwQuiet.port, '/public/x')).status, 200)
+  const child = captureLogs()
+  const gwChild = await startTestGateway(baseConfig(up.url), { logger: child.logger.child({ instance: 'b' }) })
+  assert.equal((await rawGet(gwChild.port, '/public/x')).status, 200)
+  await new Promise((r) => setTimeout(r, 20))
+  assert.equal(up.seen.length, 2, 'both requests were proxied')
+  assert.equal(quiet.lines.filter((l) => l.includes('"req_id"')).length, 0, 'no request line at warn')
+  const line = child.lines.map((l) => JSON.parse(l)).find((l) => l.req_id)
+  assert.deepEqual([line?.level, line?.instance, line?.path, line?.status], [30, 'b', '/public/x', 200])
 })
 
 test('traceparent and tracestate go upstream unchanged; the trace id is on the log line', async () => {
