@@ -14,11 +14,8 @@ export type RouteTable = (matchPath: string, method: string) => CompiledRoute
 export function createRouteTable(routes: readonly CompiledRoute[]): RouteTable {
   const everywhere = routes.filter((r) => r.prefix === '/')
   const buckets = new Map<string, CompiledRoute[]>()
-  for (const r of routes) {
-    if (r.prefix !== '/' && !buckets.has(firstSegment(r.prefix))) {
-      const segment = firstSegment(r.prefix)
-      buckets.set(segment, routes.filter((c) => c.prefix === '/' || firstSegment(c.prefix) === segment))
-    }
+  for (const segment of new Set(routes.filter((r) => r.prefix !== '/').map((r) => firstSegment(r.prefix)))) {
+    buckets.set(segment, routes.filter((r) => r.prefix === '/' || firstSegment(r.prefix) === segment))
   }
   return (matchPath, method) => {
     for (const r of buckets.get(firstSegment(matchPath)) ?? everywhere) {
