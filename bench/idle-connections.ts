@@ -19,38 +19,55 @@ async function freePort(): Promise<number> {
   return port
 }
 
-const rssMb = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024
+const rssMb = (pid: number): number =>
+  Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024
 
 async function main(): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'kg-idle-'))
   const port = await freePort()
   const config = join(dir, 'gateway.yaml')
-  writeFileSync(config, `listen: 127.0.0.1:${port}\nupstream: demo\ndefaultPolicy: anonymous\nlogLevel: warn\nlimits: {keepAliveTimeout: 120s}\n`)
+  writeFileSync(
+    config,
+    `listen: 127.0.0.1:${port}\nupstream: demo\ndefaultPolicy: anonymous\nlogLevel: warn\nlimits: {keepAliveTimeout: 120s}\n`,
+  )
   const fromDist = existsSync('dist/cli.js')
-  const args = fromDist ? ['dist/cli.js', 'serve', '--config', config] : ['--import', 'tsx', 'src/cli.ts', 'serve', '--config', config]
+  const args = fromDist
+    ? ['dist/cli.js', 'serve', '--config', config]
+    : ['--import', 'tsx', 'src/cli.ts', 'serve', '--config', config]
   const gw = spawn(process.execPath, args, { stdio: 'ignore' })
   const sockets: Socket[] = []
   try {
     for (let i = 0; i < 100; i++) {
-      try { const s = connect(port, '127.0.0.1'); await once(s, 'connect'); s.destroy(); break } catch { await sleep(100) }
+      try {
+        const s = connect(port, '127.0.0.1')
+        await once(s, 'connect')
+        s.destroy()
+        break
+      } catch {
+        await sleep(100)
+      }
     }
     const before = rssMb(gw.pid!)
     // Each connection makes one keep-alive request, then stays open and idle.
     const batch = 500
     for (let i = 0; i < CONNECTIONS; i += batch) {
-      await Promise.all(Array.from({ length: Math.min(batch, CONNECTIONS - i) }, async () => {
-        const s = connect(port, '127.0.0.1')
-        sockets.push(s)
-        s.on('error', () => {})
-        await once(s, 'connect')
-        s.write('GET /ping HTTP/1.1\r\nHost: x\r\n\r\n')
-        await once(s, 'data')
-      }))
+      await Promise.all(
+        Array.from({ length: Math.min(batch, CONNECTIONS - i) }, async () => {
+          const s = connect(port, '127.0.0.1')
+          sockets.push(s)
+          s.on('error', () => {})
+          await once(s, 'connect')
+          s.write('GET /ping HTTP/1.1\r\nHost: x\r\n\r\n')
+          await once(s, 'data')
+        }),
+      )
     }
     await sleep(1000)
     const open = sockets.filter((s) => !s.destroyed).length
     const after = rssMb(gw.pid!)
-    console.log(`keygate (${fromDist ? 'dist' : 'tsx'}): ${open} idle keep-alive connections held; RSS ${before.toFixed(0)} MiB before, ${after.toFixed(0)} MiB with them (limit ${LIMIT_MB} MiB)`)
+    console.log(
+      `keygate (${fromDist ? 'dist' : 'tsx'}): ${open} idle keep-alive connections held; RSS ${before.toFixed(0)} MiB before, ${after.toFixed(0)} MiB with them (limit ${LIMIT_MB} MiB)`,
+    )
     return open === CONNECTIONS && after < LIMIT_MB ? 0 : 1
   } finally {
     for (const s of sockets) s.destroy()
@@ -59,4 +76,12 @@ async function main(): Promise<number> {
   }
 }
 
-main().then((code) => { process.exitCode = code }, (err) => { console.error(err); process.exitCode = 1 })
+main().then(
+  (code) => {
+    process.exitCode = code
+  },
+  (err) => {
+    console.error(err)
+    process.exitCode = 1
+  },
+)

@@ -19,15 +19,29 @@ const say = (line = '') => process.stdout.write(`${line}\n`)
 const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!
 const BARE = CASES.find((c) => c.id === 3)!
 
-interface Pair { readonly bareUs: number; readonly keygateUs: number; readonly bareRps: number; readonly keygateRps: number }
+interface Pair {
+  readonly bareUs: number
+  readonly keygateUs: number
+  readonly bareRps: number
+  readonly keygateRps: number
+}
 
 /** Both under load at once: warm-up, then the measured seconds; CPU µs per request of each. */
 async function measurePair(ctx: BenchContext, bare: Target, keygate: Target): Promise<Pair> {
-  const load = (t: Target, seconds: number) => runWrk(ctx.procs, ctx.root, { url: t.url, headers: t.headers, seconds, connections: ctx.settings.connections, threads: ctx.settings.threads })
+  const load = (t: Target, seconds: number) =>
+    runWrk(ctx.procs, ctx.root, {
+      url: t.url,
+      headers: t.headers,
+      seconds,
+      connections: ctx.settings.connections,
+      threads: ctx.settings.threads,
+    })
   await Promise.all([load(bare, ctx.settings.warmupS), load(keygate, ctx.settings.warmupS)])
   const before = [bare, keygate].map((t) => cpuTicks(processTree(t.sut.pid)))
   const [b, k] = await Promise.all([load(bare, ctx.settings.durationS), load(keygate, ctx.settings.durationS)])
-  const cpuUs = [bare, keygate].map((t, i) => (cpuSecondsBetween(before[i]!, cpuTicks(processTree(t.sut.pid)), ctx.ticksPerSecond) * 1e6))
+  const cpuUs = [bare, keygate].map(
+    (t, i) => cpuSecondsBetween(before[i]!, cpuTicks(processTree(t.sut.pid)), ctx.ticksPerSecond) * 1e6,
+  )
   return { bareUs: cpuUs[0]! / b!.requests, keygateUs: cpuUs[1]! / k!.requests, bareRps: b!.rps, keygateRps: k!.rps }
 }
 
@@ -43,9 +57,14 @@ async function main(argv: readonly string[]): Promise<number> {
   if (!session) return 2
   const { ctx } = session
   try {
-    if (!ctx.pinning.enabled) say(`note: no pinning (${ctx.pinning.description}); the pair still shares the machine, but not one core`)
-    say(`paired: each case runs beside the bare undici proxy (3), both on CPU ${ctx.pinning.enabled ? ctx.pinning.sutCpu : '-'}, ${settings.warmupS} s warm-up + ${settings.durationS} s, ${settings.rounds} round(s)`)
-    say(`keygate from ${ctx.runner.kind === 'dist' ? 'dist/' : `src/ via tsx (${ctx.runner.why})`}, logLevel ${settings.logLevel}${settings.quick ? '; BENCH_QUICK: the numbers are not meaningful' : ''}`)
+    if (!ctx.pinning.enabled)
+      say(`note: no pinning (${ctx.pinning.description}); the pair still shares the machine, but not one core`)
+    say(
+      `paired: each case runs beside the bare undici proxy (3), both on CPU ${ctx.pinning.enabled ? ctx.pinning.sutCpu : '-'}, ${settings.warmupS} s warm-up + ${settings.durationS} s, ${settings.rounds} round(s)`,
+    )
+    say(
+      `keygate from ${ctx.runner.kind === 'dist' ? 'dist/' : `src/ via tsx (${ctx.runner.why})`}, logLevel ${settings.logLevel}${settings.quick ? '; BENCH_QUICK: the numbers are not meaningful' : ''}`,
+    )
     const rows: Array<{ id: number; title: string; ratios: number[]; pairs: Pair[]; skipped?: string }> = []
     for (const spec of specs) rows.push({ id: spec.id, title: spec.title, ratios: [], pairs: [] })
     for (let round = 1; round <= settings.rounds; round++) {
@@ -62,7 +81,9 @@ async function main(argv: readonly string[]): Promise<number> {
           const ratio = pair.bareUs / pair.keygateUs
           row.ratios.push(ratio)
           row.pairs.push(pair)
-          say(`(${spec.id}) [${round}/${settings.rounds}] ${spec.title}: ${pair.keygateUs.toFixed(0)} µs/req beside ${pair.bareUs.toFixed(0)} µs/req for (3) → ${ratio.toFixed(2)} ×`)
+          say(
+            `(${spec.id}) [${round}/${settings.rounds}] ${spec.title}: ${pair.keygateUs.toFixed(0)} µs/req beside ${pair.bareUs.toFixed(0)} µs/req for (3) → ${ratio.toFixed(2)} ×`,
+          )
         } catch (err) {
           if (!(err instanceof Skip)) throw err
           row.skipped = err.message
@@ -79,10 +100,15 @@ async function main(argv: readonly string[]): Promise<number> {
       const target = TARGET_RATIOS[r.id as keyof typeof TARGET_RATIOS]
       const got = r.ratios.length ? median(r.ratios) : null
       const mark = got === null || target === undefined ? '' : got >= target ? ' ✓' : ' ✗'
-      say(`| ${r.id} | ${r.title} | ${got === null ? `skipped: ${r.skipped}` : `${got.toFixed(2)}${mark}`} | ${r.ratios.map((x) => x.toFixed(2)).join(', ')} | ${target === undefined ? '—' : `≥ ${target.toFixed(2)}`} |`)
+      say(
+        `| ${r.id} | ${r.title} | ${got === null ? `skipped: ${r.skipped}` : `${got.toFixed(2)}${mark}`} | ${r.ratios.map((x) => x.toFixed(2)).join(', ')} | ${target === undefined ? '—' : `≥ ${target.toFixed(2)}`} |`,
+      )
     }
     const out = join(ROOT, 'bench', 'results', 'paired.json')
-    writeFileSync(out, `${JSON.stringify({ date: new Date().toISOString(), pinning: ctx.pinning.description, settings: { warmupS: settings.warmupS, durationS: settings.durationS, rounds: settings.rounds, connections: settings.connections }, rows }, null, 2)}\n`)
+    writeFileSync(
+      out,
+      `${JSON.stringify({ date: new Date().toISOString(), pinning: ctx.pinning.description, settings: { warmupS: settings.warmupS, durationS: settings.durationS, rounds: settings.rounds, connections: settings.connections }, rows }, null, 2)}\n`,
+    )
     say(`\nwritten to bench/results/paired.json`)
     return 0
   } finally {

@@ -14,18 +14,21 @@ import { CASES, readSettings } from './lib/settings.js'
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const say = (line = '') => process.stdout.write(`${line}\n`)
 
-const table = (rows: readonly FrameTime[]) => [
-  '| self ms | % of busy | frame |',
-  '|---:|---:|---|',
-  ...rows.map((r) => `| ${r.selfMs.toFixed(0)} | ${r.percent.toFixed(1)} | \`${r.frame}\` |`),
-].join('\n')
+const table = (rows: readonly FrameTime[]) =>
+  [
+    '| self ms | % of busy | frame |',
+    '|---:|---:|---|',
+    ...rows.map((r) => `| ${r.selfMs.toFixed(0)} | ${r.percent.toFixed(1)} | \`${r.frame}\` |`),
+  ].join('\n')
 
 async function main(argv: readonly string[]): Promise<number> {
   const caseArg = argv[0] ?? '6'
   const top = Number(argv[1] ?? 5)
   const spec = CASES.find((c) => String(c.id) === caseArg || c.key === caseArg)
   if (!spec || spec.id < 3 || spec.id > 7) {
-    process.stderr.write(`profile: CASE must be 3 (bare proxy) or one of the single-process keygate cases 4-7, not "${caseArg}"\n`)
+    process.stderr.write(
+      `profile: CASE must be 3 (bare proxy) or one of the single-process keygate cases 4-7, not "${caseArg}"\n`,
+    )
     return 2
   }
   // One case only, no baselines: a profile needs no ratio.
@@ -36,7 +39,11 @@ async function main(argv: readonly string[]): Promise<number> {
   try {
     const profDir = join(ctx.dir, 'cpuprofile')
     mkdirSync(profDir)
-    const how = !spec.keygate ? 'via tsx' : ctx.runner.kind === 'dist' ? 'keygate from dist/' : `keygate via tsx (${ctx.runner.why}; line numbers are those of tsx's output)`
+    const how = !spec.keygate
+      ? 'via tsx'
+      : ctx.runner.kind === 'dist'
+        ? 'keygate from dist/'
+        : `keygate via tsx (${ctx.runner.why}; line numbers are those of tsx's output)`
     say(`profiling (${spec.id}) ${spec.title}: ${settings.warmupS} s warm-up + ${settings.durationS} s, ${how}`)
     say(`pinning: ${ctx.pinning.description}`)
     const { result, window } = await runCase(ctx, spec, {
@@ -47,11 +54,15 @@ async function main(argv: readonly string[]): Promise<number> {
       say(`(${spec.id}) ${result.status}: ${result.reason}`)
       return result.status === 'skipped' ? 0 : 1
     }
-    say(`(${spec.id}) ${Math.round(result.rps ?? 0).toLocaleString('en-US')} req/s under the profiler (slower than without it), ${result.cpuUsPerRequest?.toFixed(0)} µs CPU/request`)
+    say(
+      `(${spec.id}) ${Math.round(result.rps ?? 0).toLocaleString('en-US')} req/s under the profiler (slower than without it), ${result.cpuUsPerRequest?.toFixed(0)} µs CPU/request`,
+    )
     // The main thread's profile: CPU.<date>.<time>.<pid>.<thread 0>.<seq>.cpuprofile
     const file = readdirSync(profDir).find((f) => f.includes(`.${window.pid}.0.`) && f.endsWith('.cpuprofile'))
     if (!file) {
-      say(`no CPU profile: the process did not exit cleanly on SIGTERM within 20 s, so node could not write it (that is a finding in itself)`)
+      say(
+        `no CPU profile: the process did not exit cleanly on SIGTERM within 20 s, so node could not write it (that is a finding in itself)`,
+      )
       return 1
     }
     const profile = JSON.parse(readFileSync(join(profDir, file), 'utf8')) as CpuProfile
@@ -61,7 +72,9 @@ async function main(argv: readonly string[]): Promise<number> {
     const kept = join(ROOT, 'bench', 'results', `${spec.key}.cpuprofile`)
     copyFileSync(join(profDir, file), kept)
     say()
-    say(`measured window ${summary.windowMs.toFixed(0)} ms: busy ${summary.busyMs.toFixed(0)} ms, idle ${summary.idleMs.toFixed(0)} ms`)
+    say(
+      `measured window ${summary.windowMs.toFixed(0)} ms: busy ${summary.busyMs.toFixed(0)} ms, idle ${summary.idleMs.toFixed(0)} ms`,
+    )
     say()
     say(`top ${top} self-time frames:`)
     say(table(summary.frames))

@@ -28,7 +28,10 @@ function oneLine(r: CaseResult): string {
 }
 
 async function main(argv: readonly string[]): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) { say(USAGE); return 0 }
+  if (argv.includes('--help') || argv.includes('-h')) {
+    say(USAGE)
+    return 0
+  }
   let settings: Settings
   try {
     settings = readSettings(process.env, argv)
@@ -50,15 +53,27 @@ async function main(argv: readonly string[]): Promise<number> {
     say(`# keygate benchmark — ${started.toISOString()}`)
     say()
     say(`machine:  ${cpus()[0]?.model ?? '?'} × ${availableParallelism()}, Linux ${release()}, Node ${process.version}`)
-    say(`load:     wrk ${wrk}, -t${settings.threads} -c${settings.connections}, ${settings.warmupS} s warm-up + ${settings.durationS} s per case${settings.rounds > 1 ? `, ${settings.rounds} interleaved rounds (medians)` : ''}${settings.quick ? ' (BENCH_QUICK smoke check: numbers are not meaningful)' : ''}; only 127.0.0.1`)
+    say(
+      `load:     wrk ${wrk}, -t${settings.threads} -c${settings.connections}, ${settings.warmupS} s warm-up + ${settings.durationS} s per case${settings.rounds > 1 ? `, ${settings.rounds} interleaved rounds (medians)` : ''}${settings.quick ? ' (BENCH_QUICK smoke check: numbers are not meaningful)' : ''}; only 127.0.0.1`,
+    )
     say(`pinning:  ${ctx.pinning.description}`)
     // Other work on the box (a test suite, a build) moves every figure; say so rather than hide it.
     const busyBefore = loadAverage()
-    if (busyBefore > 0.5) say(`warning:  load average ${busyBefore.toFixed(2)} before the run: something else is using the CPUs, so this run is noisy`)
-    say(`keygate:  ${ctx.runner.kind === 'dist' ? 'node dist/cli.js (dist/ is fresher than src/)' : `node --import tsx src/cli.ts — ${ctx.runner.why}; tsx adds start-up time, not per-request cost`}; logLevel ${settings.logLevel}, log lines to a file`)
-    if (settings.addedBaselines.length) say(`cases:    ${settings.cases.map((c) => c.id).join(', ')} (added ${settings.addedBaselines.join(' and ')} for the ratios; BENCH_BASELINES=0 leaves them out)`)
+    if (busyBefore > 0.5)
+      say(
+        `warning:  load average ${busyBefore.toFixed(2)} before the run: something else is using the CPUs, so this run is noisy`,
+      )
+    say(
+      `keygate:  ${ctx.runner.kind === 'dist' ? 'node dist/cli.js (dist/ is fresher than src/)' : `node --import tsx src/cli.ts — ${ctx.runner.why}; tsx adds start-up time, not per-request cost`}; logLevel ${settings.logLevel}, log lines to a file`,
+    )
+    if (settings.addedBaselines.length)
+      say(
+        `cases:    ${settings.cases.map((c) => c.id).join(', ')} (added ${settings.addedBaselines.join(' and ')} for the ratios; BENCH_BASELINES=0 leaves them out)`,
+      )
     const expected = estimateSeconds(settings)
-    say(`expected: about ${expected} s${expected > 180 ? ' — over the 3-minute budget of issue 6; lower BENCH_DURATION or BENCH_ROUNDS' : ''}`)
+    say(
+      `expected: about ${expected} s${expected > 180 ? ' — over the 3-minute budget of issue 6; lower BENCH_DURATION or BENCH_ROUNDS' : ''}`,
+    )
     say(`upstream: ${ctx.upstream.description}`)
     say()
 
@@ -66,7 +81,9 @@ async function main(argv: readonly string[]): Promise<number> {
     const rounds = new Map<number, CaseResult[]>(settings.cases.map((c) => [c.id, []]))
     for (let round = 1; round <= settings.rounds; round++) {
       for (const spec of settings.cases) {
-        process.stdout.write(`(${spec.id})${settings.rounds > 1 ? ` [${round}/${settings.rounds}]` : ''} ${spec.title} … `)
+        process.stdout.write(
+          `(${spec.id})${settings.rounds > 1 ? ` [${round}/${settings.rounds}]` : ''} ${spec.title} … `,
+        )
         const { result } = await runCase(ctx, spec)
         say(oneLine(result))
         rounds.get(spec.id)!.push(result)
@@ -74,7 +91,10 @@ async function main(argv: readonly string[]): Promise<number> {
     }
     const results = settings.cases.map((c) => combineRounds(rounds.get(c.id)!))
     const redis = await ctx.usedRedis()?.catch(() => null)
-    if (redis) say(`redis:    ${redis.url}, Redis ${redis.version}, prefix ${redis.prefix}; ${redis.ownProcess ? `started by the bench${ctx.pinning.enabled ? ` on CPU ${ctx.pinning.loadCpu}` : ''}` : 'a server the bench did not start, so not pinned (BENCH_REDIS_URL=own starts a pinned one)'}`)
+    if (redis)
+      say(
+        `redis:    ${redis.url}, Redis ${redis.version}, prefix ${redis.prefix}; ${redis.ownProcess ? `started by the bench${ctx.pinning.enabled ? ` on CPU ${ctx.pinning.loadCpu}` : ''}` : 'a server the bench did not start, so not pinned (BENCH_REDIS_URL=own starts a pinned one)'}`,
+      )
 
     const busyAfter = loadAverage() // recorded only: the bench itself keeps about two CPUs busy
     const rated = rate(results)
@@ -89,17 +109,40 @@ async function main(argv: readonly string[]): Promise<number> {
 
     const out = join(ROOT, 'bench', 'results', 'latest.json')
     mkdirSync(dirname(out), { recursive: true })
-    writeFileSync(out, `${JSON.stringify({
-      date: started.toISOString(),
-      machine: { cpu: cpus()[0]?.model ?? null, cpus: availableParallelism(), kernel: release(), node: process.version, nginx: ctx.nginx?.version ?? null, wrk, redis: redis ? `${redis.version}${redis.ownProcess ? ' (started by the bench)' : ''}` : null },
-      settings: { durationS: settings.durationS, warmupS: settings.warmupS, rounds: settings.rounds, connections: settings.connections, threads: settings.threads, quick: settings.quick, logLevel: settings.logLevel },
-      pinning: ctx.pinning.description,
-      loadAverage: { before: busyBefore, after: busyAfter },
-      upstream: ctx.upstream.description,
-      keygate: ctx.runner.kind === 'dist' ? 'dist' : `tsx (${ctx.runner.why})`,
-      cases: rated,
-      targets,
-    }, null, 2)}\n`)
+    writeFileSync(
+      out,
+      `${JSON.stringify(
+        {
+          date: started.toISOString(),
+          machine: {
+            cpu: cpus()[0]?.model ?? null,
+            cpus: availableParallelism(),
+            kernel: release(),
+            node: process.version,
+            nginx: ctx.nginx?.version ?? null,
+            wrk,
+            redis: redis ? `${redis.version}${redis.ownProcess ? ' (started by the bench)' : ''}` : null,
+          },
+          settings: {
+            durationS: settings.durationS,
+            warmupS: settings.warmupS,
+            rounds: settings.rounds,
+            connections: settings.connections,
+            threads: settings.threads,
+            quick: settings.quick,
+            logLevel: settings.logLevel,
+          },
+          pinning: ctx.pinning.description,
+          loadAverage: { before: busyBefore, after: busyAfter },
+          upstream: ctx.upstream.description,
+          keygate: ctx.runner.kind === 'dist' ? 'dist' : `tsx (${ctx.runner.why})`,
+          cases: rated,
+          targets,
+        },
+        null,
+        2,
+      )}\n`,
+    )
     say()
     say(`written: ${relative(process.cwd(), out) || out}`)
     return results.some((r) => r.status === 'failed') ? 1 : 0

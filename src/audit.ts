@@ -27,29 +27,50 @@ export interface Audit {
 }
 
 const REDACT = [
-  'token', 'password', 'secret', 'key', 'value', 'envelope', 'authorization', 'cookie',
-  '*.token', '*.password', '*.secret', '*.key', '*.value', '*.envelope', '*.authorization', '*.cookie',
+  'token',
+  'password',
+  'secret',
+  'key',
+  'value',
+  'envelope',
+  'authorization',
+  'cookie',
+  '*.token',
+  '*.password',
+  '*.secret',
+  '*.key',
+  '*.value',
+  '*.envelope',
+  '*.authorization',
+  '*.cookie',
 ]
 
 export function createAudit(opts: AuditOptions): Audit {
   if (opts.audit === false && !opts.destination) return { write() {}, close() {} }
   // Synchronous writes: audit events are rare (issuance, revocation, refusals, reloads) and a
   // line must not be lost in a buffer when the process is killed right after a revocation.
-  const destination = opts.destination ?? pino.destination({
-    dest: opts.audit === true || opts.audit === false ? 1 : opts.audit.file,
-    sync: true,
-    mkdir: true,
-    append: true,
-  })
-  const logger = pino({
-    base: opts.source ? { source: opts.source } : undefined,
-    timestamp: pino.stdTimeFunctions.isoTime,
-    // the level says nothing in an audit line; `audit: true` tells the lines apart on a shared stdout
-    formatters: { level: () => ({ audit: true }) },
-    redact: { paths: REDACT, censor: '[redacted]' },
-  }, destination)
+  const destination =
+    opts.destination ??
+    pino.destination({
+      dest: opts.audit === true || opts.audit === false ? 1 : opts.audit.file,
+      sync: true,
+      mkdir: true,
+      append: true,
+    })
+  const logger = pino(
+    {
+      base: opts.source ? { source: opts.source } : undefined,
+      timestamp: pino.stdTimeFunctions.isoTime,
+      // the level says nothing in an audit line; `audit: true` tells the lines apart on a shared stdout
+      formatters: { level: () => ({ audit: true }) },
+      redact: { paths: REDACT, censor: '[redacted]' },
+    },
+    destination,
+  )
 
-  const write = (event: AuditEvent): void => { logger.info({ ...event }) }
+  const write = (event: AuditEvent): void => {
+    logger.info({ ...event })
+  }
   const onAudit = (message: unknown): void => {
     const event = message as AuditEvent
     if (opts.accept && !opts.accept(event)) return

@@ -39,7 +39,12 @@ async function main(argv: string[]): Promise<number> {
     await new Promise<void>((resolve) => process.stderr.write('', () => resolve()))
     process.exit(code)
   }
-  const { values } = parseArgs({ args: rest, options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true })
+  const { values } = parseArgs({
+    args: rest,
+    options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } },
+    allowPositionals: true,
+    strict: true,
+  })
   if (values.help || command === undefined || command === 'help' || command === '--help') {
     process.stdout.write(USAGE)
     return command === undefined ? 1 : 0
@@ -52,19 +57,27 @@ async function main(argv: string[]): Promise<number> {
         process.stdout.write(`${file}: ok\n`)
         return 0
       }
-      process.stderr.write(`invalid configuration (${loaded.problems.length} problem${loaded.problems.length === 1 ? '' : 's'}):\n`)
+      process.stderr.write(
+        `invalid configuration (${loaded.problems.length} problem${loaded.problems.length === 1 ? '' : 's'}):\n`,
+      )
       for (const p of loaded.problems) process.stderr.write(`  ${formatProblem(p)}\n`)
       return 1
     }
     case 'hash-key': {
       const secret = readStdinSecret()
-      if (!secret) { process.stderr.write('hash-key: no key on stdin\n'); return 1 }
+      if (!secret) {
+        process.stderr.write('hash-key: no key on stdin\n')
+        return 1
+      }
       process.stdout.write(`sha256:${sha256Hex(secret)}\n`)
       return 0
     }
     case 'hash-password': {
       const password = readStdinSecret()
-      if (!password) { process.stderr.write('hash-password: no password on stdin\n'); return 1 }
+      if (!password) {
+        process.stderr.write('hash-password: no password on stdin\n')
+        return 1
+      }
       process.stdout.write(`${await hashPassword(password)}\n`)
       return 0
     }
@@ -90,11 +103,19 @@ async function serve(file: string): Promise<number> {
   if (workers > 1 && isPrimary()) return superviseWorkers(workers, logger).finally(flush)
   const { startGateway } = await import('./server.js')
   const gateway = await startGateway({ config: loaded.config, configFile: file, logger })
-  process.on('SIGHUP', () => { void gateway.reload() })
+  process.on('SIGHUP', () => {
+    void gateway.reload()
+  })
   return new Promise<number>((resolve) => {
     const stop = (signal: string) => {
       logger.info({ signal }, 'shutting down')
-      gateway.close().then(() => resolve(0), () => resolve(1)).finally(flush)
+      gateway
+        .close()
+        .then(
+          () => resolve(0),
+          () => resolve(1),
+        )
+        .finally(flush)
     }
     process.once('SIGTERM', () => stop('SIGTERM'))
     process.once('SIGINT', () => stop('SIGINT'))
@@ -103,6 +124,11 @@ async function serve(file: string): Promise<number> {
 
 main(process.argv.slice(2)).then(
   // An explicit exit: a cluster worker's IPC channel would otherwise keep it alive after draining.
-  (code) => { process.exit(code) },
-  (err: Error) => { process.stderr.write(`keygate: ${err.message}\n`); process.exitCode = 1 },
+  (code) => {
+    process.exit(code)
+  },
+  (err: Error) => {
+    process.stderr.write(`keygate: ${err.message}\n`)
+    process.exitCode = 1
+  },
 )

@@ -11,5 +11,10 @@ export interface ManualClock extends Clock {
 
 export function createManualClock(startMs = 0): ManualClock {
   let t = startMs
-  return { now: () => t, advance: (ms) => { t += ms } }
+  return {
+    now: () => t,
+    advance: (ms) => {
+      t += ms
+    },
+  }
 }

@@ -25,18 +25,25 @@ export function superviseWorkers(count: number, logger: Logger): Promise<number>
     logger.error({ worker: worker.process.pid, code, signal }, 'worker died; starting another')
     fork()
   })
-  process.on('SIGHUP', () => { for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGHUP') })
+  process.on('SIGHUP', () => {
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGHUP')
+  })
   logger.info({ workers: count }, 'keygate primary started')
   return new Promise((resolve) => {
     const stop = (signal: NodeJS.Signals) => {
       stopping = true
       logger.info({ signal }, 'stopping workers')
       const workers = Object.values(cluster.workers ?? {})
-      const done = () => { metrics.close(); resolve(0) }
+      const done = () => {
+        metrics.close()
+        resolve(0)
+      }
       if (workers.length === 0) return done()
       let left = workers.length
       for (const w of workers) {
-        w?.once('exit', () => { if (--left === 0) done() })
+        w?.once('exit', () => {
+          if (--left === 0) done()
+        })
         w?.process.kill('SIGTERM')
       }
     }

@@ -37,11 +37,19 @@ export const refuse = (code: ErrorCode, extra?: Omit<Refusal, 'code'>): Refusal 
 
 export const statusOf = (r: Refusal): number => r.status ?? ERRORS[r.code].status
 
-export const errorBody = (r: Refusal) => ({ status: false as const, code: r.code, message: r.message ?? ERRORS[r.code].message })
+export const errorBody = (r: Refusal) => ({
+  status: false as const,
+  code: r.code,
+  message: r.message ?? ERRORS[r.code].message,
+})
 
 /** Thrown only at the edges (start-up, CLI); the request path passes Refusal values. */
 export class KeygateError extends Error {
-  constructor(readonly code: ErrorCode, message?: string, options?: ErrorOptions) {
+  constructor(
+    readonly code: ErrorCode,
+    message?: string,
+    options?: ErrorOptions,
+  ) {
     super(message ?? ERRORS[code].message, options)
     this.name = 'KeygateError'
   }

@@ -6,9 +6,16 @@ export type { Logger }
 // ever logs a request or headers object must not leak credentials. No wildcard paths: they
 // would be walked on every request line.
 const REDACT = [
-  'req.headers.authorization', 'req.headers.cookie', 'req.headers["proxy-authorization"]',
-  'headers.authorization', 'headers.cookie', 'headers["proxy-authorization"]',
-  'password', 'token', 'secret', 'key',
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'req.headers["proxy-authorization"]',
+  'headers.authorization',
+  'headers.cookie',
+  'headers["proxy-authorization"]',
+  'password',
+  'token',
+  'secret',
+  'key',
 ]
 
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
@@ -28,7 +35,11 @@ export function createStdoutLog(level: string): { logger: Logger; flush(): void 
   timer.unref()
   return {
     logger: createLogger(level, batch),
-    flush: () => { clearInterval(timer); batch.flush(); destination.flushSync() },
+    flush: () => {
+      clearInterval(timer)
+      batch.flush()
+      destination.flushSync()
+    },
   }
 }
 
@@ -84,11 +95,15 @@ export function createRequestLog(logger: Logger): { enabled(): boolean; write(li
   const destination = (logger as unknown as Record<symbol, { write(s: string): void }>)[pino.symbols.streamSym]!
   const bindings = (logger as unknown as Record<symbol, string>)[pino.symbols.chindingsSym] ?? ''
   const level = logger.levels.values.info
-  const text = (key: string, value: string | undefined) => (value === undefined ? '' : `,"${key}":${JSON.stringify(value)}`)
+  const text = (key: string, value: string | undefined) =>
+    value === undefined ? '' : `,"${key}":${JSON.stringify(value)}`
   return {
     /** ask first: with request lines off (logLevel warn) the caller gathers no fields at all */
     enabled: () => logger.isLevelEnabled('info'),
-    write: (l) => destination.write(`{"level":${level},"time":${Date.now()}${bindings},"req_id":"${l.reqId}","method":${JSON.stringify(l.method)},"path":${JSON.stringify(l.path)},"status":${l.status},"duration_ms":${Math.round(l.durationMs * 100) / 100},"decision":"${l.decision}"${text('code', l.code)},"scheme":"${l.scheme}"${text('principal', l.principal)}${text('route', l.route)}${text('client_ip', l.clientIp)}${text('trace_id', l.traceId)}}\n`),
+    write: (l) =>
+      destination.write(
+        `{"level":${level},"time":${Date.now()}${bindings},"req_id":"${l.reqId}","method":${JSON.stringify(l.method)},"path":${JSON.stringify(l.path)},"status":${l.status},"duration_ms":${Math.round(l.durationMs * 100) / 100},"decision":"${l.decision}"${text('code', l.code)},"scheme":"${l.scheme}"${text('principal', l.principal)}${text('route', l.route)}${text('client_ip', l.clientIp)}${text('trace_id', l.traceId)}}\n`,
+      ),
   }
 }
 

@@ -1,7 +1,14 @@
 import cluster from 'node:cluster'
 import { randomUUID } from 'node:crypto'
 import { AggregatorRegistry, Counter, Gauge, Histogram, Registry } from 'prom-client'
-import { auditChannel, requestChannel, storeChannel, type AuditEvent, type RequestEvent, type StoreEvent } from './observe.js'
+import {
+  auditChannel,
+  requestChannel,
+  storeChannel,
+  type AuditEvent,
+  type RequestEvent,
+  type StoreEvent,
+} from './observe.js'
 
 // Prometheus metrics fed by the diagnostics channels of observe.ts: the request path only
 // publishes (one hasSubscribers check when nobody listens), this module counts.
@@ -58,53 +65,81 @@ export function createMetrics(opts: MetricsOptions): Metrics {
   const accept = opts.accept ?? null
 
   const requests = createTally(registry, {
-    name: 'keygate_requests_total', help: 'Requests by decision, error code (none when allowed), scheme and route',
+    name: 'keygate_requests_total',
+    help: 'Requests by decision, error code (none when allowed), scheme and route',
     labelNames: ['decision', 'code', 'scheme', 'route'],
   })
   const requestDuration = createHistogram(registry, {
-    name: 'keygate_request_duration_seconds', help: 'Whole request, from the first byte read to the response end', buckets: REQUEST_BUCKETS,
+    name: 'keygate_request_duration_seconds',
+    help: 'Whole request, from the first byte read to the response end',
+    buckets: REQUEST_BUCKETS,
   })
   const upstreamDuration = createHistogram(registry, {
-    name: 'keygate_upstream_duration_seconds', help: 'Time spent waiting on the upstream, for requests that went there', buckets: UPSTREAM_BUCKETS,
+    name: 'keygate_upstream_duration_seconds',
+    help: 'Time spent waiting on the upstream, for requests that went there',
+    buckets: UPSTREAM_BUCKETS,
   })
   const upstreamErrors = createTally(registry, {
-    name: 'keygate_upstream_errors_total', help: 'Upstream unreachable (502) or timed out (504)', labelNames: ['kind'],
+    name: 'keygate_upstream_errors_total',
+    help: 'Upstream unreachable (502) or timed out (504)',
+    labelNames: ['kind'],
   })
   const storeOps = createTally(registry, {
-    name: 'keygate_store_ops_total', help: 'Store round trips by operation and outcome', labelNames: ['op', 'ok'],
+    name: 'keygate_store_ops_total',
+    help: 'Store round trips by operation and outcome',
+    labelNames: ['op', 'ok'],
   })
   new Gauge({
-    name: 'keygate_store_healthy', help: '1 while the store heartbeat succeeds, else 0',
-    registers: [registry], aggregator: 'min',
-    collect() { this.set(opts.storeHealthy() ? 1 : 0) },
+    name: 'keygate_store_healthy',
+    help: '1 while the store heartbeat succeeds, else 0',
+    registers: [registry],
+    aggregator: 'min',
+    collect() {
+      this.set(opts.storeHealthy() ? 1 : 0)
+    },
   })
   // Audit events are rare: plain prom-client counters.
   const tokensIssued = new Counter({
-    name: 'keygate_tokens_issued_total', help: 'Tokens issued by type (access, session, refresh, api, user, app)',
-    labelNames: ['type'] as const, registers: [registry],
+    name: 'keygate_tokens_issued_total',
+    help: 'Tokens issued by type (access, session, refresh, api, user, app)',
+    labelNames: ['type'] as const,
+    registers: [registry],
   })
   const tokensRevoked = new Counter({
-    name: 'keygate_tokens_revoked_total', help: 'Tokens and sessions revoked by type',
-    labelNames: ['type'] as const, registers: [registry],
+    name: 'keygate_tokens_revoked_total',
+    help: 'Tokens and sessions revoked by type',
+    labelNames: ['type'] as const,
+    registers: [registry],
   })
   const loginFailures = new Counter({
-    name: 'keygate_login_failures_total', help: 'Failed /api/authorize logins', registers: [registry],
+    name: 'keygate_login_failures_total',
+    help: 'Failed /api/authorize logins',
+    registers: [registry],
   })
   const lockouts = new Counter({
-    name: 'keygate_lockouts_total', help: 'Login lockouts started, by scope (user or ip)',
-    labelNames: ['scope'] as const, registers: [registry],
+    name: 'keygate_lockouts_total',
+    help: 'Login lockouts started, by scope (user or ip)',
+    labelNames: ['scope'] as const,
+    registers: [registry],
   })
   const apiKeyRefusals = new Counter({
-    name: 'keygate_apikey_refusals_total', help: 'ApiKey callers refused by CIDR, path or Action API module, by configured key name',
-    labelNames: ['key', 'reason'] as const, registers: [registry],
+    name: 'keygate_apikey_refusals_total',
+    help: 'ApiKey callers refused by CIDR, path or Action API module, by configured key name',
+    labelNames: ['key', 'reason'] as const,
+    registers: [registry],
   })
   const reloads = new Counter({
-    name: 'keygate_config_reloads_total', help: 'Config reloads by result (ok or failed)',
-    labelNames: ['result'] as const, registers: [registry],
+    name: 'keygate_config_reloads_total',
+    help: 'Config reloads by result (ok or failed)',
+    labelNames: ['result'] as const,
+    registers: [registry],
   })
   new Gauge({
-    name: 'keygate_config_info', help: 'The loaded config, by the hash of its source (value 1)',
-    labelNames: ['hash'] as const, registers: [registry], aggregator: 'max',
+    name: 'keygate_config_info',
+    help: 'The loaded config, by the hash of its source (value 1)',
+    labelNames: ['hash'] as const,
+    registers: [registry],
+    aggregator: 'max',
     collect() {
       // reset first: after a reload only the new hash is shown
       this.reset()
@@ -134,12 +169,24 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     const e = message as AuditEvent
     if (accept && !accept({ channel: 'audit', event: e })) return
     switch (e.kind) {
-      case 'token.issued': tokensIssued.inc({ type: e.type }); break
-      case 'token.revoked': tokensRevoked.inc({ type: e.type }); break
-      case 'login.failed': loginFailures.inc(); break
-      case 'login.lockout': lockouts.inc({ scope: e.scope }); break
-      case 'apikey.refused': apiKeyRefusals.inc({ key: e.keyName, reason: e.reason }); break
-      case 'config.reloaded': reloads.inc({ result: e.ok ? 'ok' : 'failed' }); break
+      case 'token.issued':
+        tokensIssued.inc({ type: e.type })
+        break
+      case 'token.revoked':
+        tokensRevoked.inc({ type: e.type })
+        break
+      case 'login.failed':
+        loginFailures.inc()
+        break
+      case 'login.lockout':
+        lockouts.inc({ scope: e.scope })
+        break
+      case 'apikey.refused':
+        apiKeyRefusals.inc({ key: e.keyName, reason: e.reason })
+        break
+      case 'config.reloaded':
+        reloads.inc({ result: e.ok ? 'ok' : 'failed' })
+        break
     }
   }
   requestChannel.subscribe(onRequest)
@@ -175,15 +222,24 @@ export function createMetrics(opts: MetricsOptions): Metrics {
 // (tens of ns), and prom-client sees the totals only when scraped.
 
 /** A counter whose increments go to a Map; the prom-client Counter is filled at collect time. */
-function createTally<L extends string>(registry: Registry, config: { name: string; help: string; labelNames: readonly L[] }) {
-  interface Tally { readonly labels: Record<L, string>; n: number }
+function createTally<L extends string>(
+  registry: Registry,
+  config: { name: string; help: string; labelNames: readonly L[] },
+) {
+  interface Tally {
+    readonly labels: Record<L, string>
+    n: number
+  }
   // One Map level per label: finding a series allocates nothing (a joined string key would).
   type Level = Map<string, Level | Tally>
   const root: Level = new Map()
   const all: Tally[] = []
   const depth = config.labelNames.length
   new Counter<L>({
-    name: config.name, help: config.help, labelNames: config.labelNames, registers: [registry],
+    name: config.name,
+    help: config.help,
+    labelNames: config.labelNames,
+    registers: [registry],
     collect() {
       this.reset()
       for (const t of all) this.inc(t.labels as Partial<Record<L, string>>, t.n)
@@ -195,13 +251,21 @@ function createTally<L extends string>(registry: Registry, config: { name: strin
       let level = root
       for (let i = 0; i < depth - 1; i++) {
         let next = level.get(values[i]!) as Level | undefined
-        if (next === undefined) { next = new Map(); level.set(values[i]!, next) }
+        if (next === undefined) {
+          next = new Map()
+          level.set(values[i]!, next)
+        }
         level = next
       }
       const found = level.get(values[depth - 1]!) as Tally | undefined
-      if (found !== undefined) { found.n += n; return }
+      if (found !== undefined) {
+        found.n += n
+        return
+      }
       const labels = {} as Record<L, string>
-      config.labelNames.forEach((name, i) => { labels[name] = values[i]! })
+      config.labelNames.forEach((name, i) => {
+        labels[name] = values[i]!
+      })
       const t: Tally = { labels, n }
       level.set(values[depth - 1]!, t)
       all.push(t)
@@ -212,22 +276,40 @@ function createTally<L extends string>(registry: Registry, config: { name: strin
 /** An unlabelled histogram kept in an array, exposed to the registry in prom-client's own shape. */
 function createHistogram(registry: Registry, config: { name: string; help: string; buckets: readonly number[] }) {
   const bounds = [...config.buckets].sort((a, b) => a - b)
-  let counts = new Array<number>(bounds.length + 1).fill(0)         // the last one is +Inf
+  let counts = new Array<number>(bounds.length + 1).fill(0) // the last one is +Inf
   let sum = 0
   let count = 0
   const { name, help } = config
   const metric = {
-    name, help, type: 'histogram' as const, aggregator: 'sum' as const,
+    name,
+    help,
+    type: 'histogram' as const,
+    aggregator: 'sum' as const,
     async get() {
       let cumulative = 0
-      const values = bounds.map((le, i) => ({ metricName: `${name}_bucket`, labels: { le }, value: (cumulative += counts[i]!) }))
+      const values = bounds.map((le, i) => ({
+        metricName: `${name}_bucket`,
+        labels: { le },
+        value: (cumulative += counts[i]!),
+      }))
       values.push({ metricName: `${name}_bucket`, labels: { le: '+Inf' as unknown as number }, value: count })
       return {
-        name, help, type: 'histogram', aggregator: 'sum',
-        values: [...values, { metricName: `${name}_sum`, labels: {}, value: sum }, { metricName: `${name}_count`, labels: {}, value: count }],
+        name,
+        help,
+        type: 'histogram',
+        aggregator: 'sum',
+        values: [
+          ...values,
+          { metricName: `${name}_sum`, labels: {}, value: sum },
+          { metricName: `${name}_count`, labels: {}, value: count },
+        ],
       }
     },
-    reset() { counts = counts.map(() => 0); sum = 0; count = 0 },
+    reset() {
+      counts = counts.map(() => 0)
+      sum = 0
+      count = 0
+    },
   }
   registry.registerMetric(metric as unknown as Parameters<Registry['registerMetric']>[0])
   return {
@@ -241,8 +323,16 @@ function createHistogram(registry: Registry, config: { name: string; help: strin
   }
 }
 
-interface ClusterRequest { readonly type: typeof CLUSTER_REQ; readonly id: string }
-interface ClusterResponse { readonly type: typeof CLUSTER_RES; readonly id: string; readonly text?: string; readonly error?: string }
+interface ClusterRequest {
+  readonly type: typeof CLUSTER_REQ
+  readonly id: string
+}
+interface ClusterResponse {
+  readonly type: typeof CLUSTER_RES
+  readonly id: string
+  readonly text?: string
+  readonly error?: string
+}
 
 /**
  * Worker side: answers the primary's prom-client aggregation requests with this registry, and
@@ -280,7 +370,10 @@ function createWorkerSide(registry: Registry, timeoutMs: number): { render(): Pr
     },
     close() {
       process.off('message', onMessage)
-      for (const p of pending.values()) { clearTimeout(p.timer); p.reject(new Error('metrics closed')) }
+      for (const p of pending.values()) {
+        clearTimeout(p.timer)
+        p.reject(new Error('metrics closed'))
+      }
       pending.clear()
     },
   }
@@ -299,8 +392,15 @@ export function createClusterMetrics(): { close(): void } {
     const reply = (r: Omit<ClusterResponse, 'type' | 'id'>) => {
       if (worker.isConnected()) worker.send({ type: CLUSTER_RES, id: m.id, ...r } satisfies ClusterResponse)
     }
-    aggregator.clusterMetrics().then((text) => reply({ text }), (err: Error) => reply({ error: err.message }))
+    aggregator.clusterMetrics().then(
+      (text) => reply({ text }),
+      (err: Error) => reply({ error: err.message }),
+    )
   }
   cluster.on('message', onMessage)
-  return { close() { cluster.off('message', onMessage) } }
+  return {
+    close() {
+      cluster.off('message', onMessage)
+    },
+  }
 }

@@ -21,12 +21,40 @@ export interface RequestEvent {
 }
 
 export type AuditEvent =
-  | { readonly kind: 'token.issued'; readonly type: string; readonly jti: string; readonly subject: string; readonly clientIp: string }
-  | { readonly kind: 'token.revoked'; readonly type: string; readonly jti: string; readonly subject: string; readonly by: string }
+  | {
+      readonly kind: 'token.issued'
+      readonly type: string
+      readonly jti: string
+      readonly subject: string
+      readonly clientIp: string
+    }
+  | {
+      readonly kind: 'token.revoked'
+      readonly type: string
+      readonly jti: string
+      readonly subject: string
+      readonly by: string
+    }
   | { readonly kind: 'login.failed'; readonly username: string; readonly clientIp: string; readonly reason: string }
-  | { readonly kind: 'login.lockout'; readonly scope: 'user' | 'ip'; readonly username: string; readonly clientIp: string; readonly retryAfterSec: number }
-  | { readonly kind: 'apikey.refused'; readonly keyName: string; readonly clientIp: string; readonly reason: 'cidr' | 'path' | 'module' }
-  | { readonly kind: 'config.reloaded'; readonly ok: boolean; readonly hash: string | null; readonly problems?: readonly string[] }
+  | {
+      readonly kind: 'login.lockout'
+      readonly scope: 'user' | 'ip'
+      readonly username: string
+      readonly clientIp: string
+      readonly retryAfterSec: number
+    }
+  | {
+      readonly kind: 'apikey.refused'
+      readonly keyName: string
+      readonly clientIp: string
+      readonly reason: 'cidr' | 'path' | 'module'
+    }
+  | {
+      readonly kind: 'config.reloaded'
+      readonly ok: boolean
+      readonly hash: string | null
+      readonly problems?: readonly string[]
+    }
 
 export interface StoreEvent {
   readonly op: string

@@ -73,24 +73,49 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   storeHealth.start()
   let configDigest = configHash(JSON.stringify(initial))
   const metrics = initial.metrics.enabled
-    ? createMetrics({ configHash: () => configDigest, storeHealthy: () => storeHealth.healthy, cluster: cluster.isWorker })
+    ? createMetrics({
+        configHash: () => configDigest,
+        storeHealthy: () => storeHealth.healthy,
+        cluster: cluster.isWorker,
+      })
     : null
   const audit = createAudit({ audit: initial.audit })
   const metricsEndpoint: EndpointHandler = async (ctx) => {
     if (!metrics) return ctx.refuse({ code: 'E1004', status: 404, message: 'Metrics are disabled (metrics.enabled)' })
     if (!current.compiled.metricsAllowed(ctx.client.clientIp)) return ctx.refuse({ code: 'E1004' })
     const text = await metrics.render()
-    ctx.res.writeHead(200, { 'content-type': metrics.contentType, 'cache-control': 'no-store', 'x-request-id': ctx.requestId })
+    ctx.res.writeHead(200, {
+      'content-type': metrics.contentType,
+      'cache-control': 'no-store',
+      'x-request-id': ctx.requestId,
+    })
     ctx.res.end(text)
   }
 
   const build = async (config: GatewayConfig): Promise<Snapshot> => {
     const compiled = compileConfig(config)
-    const auth = await createAuth(compiled, { store, storeHealth, logger, extraEndpoints: { metrics: metricsEndpoint } })
+    const auth = await createAuth(compiled, {
+      store,
+      storeHealth,
+      logger,
+      extraEndpoints: { metrics: metricsEndpoint },
+    })
     const decide = createDecide(compiled, auth.chain)
-    const origins = [config.upstream, ...config.routes.map((r) => r.upstream ?? config.upstream)].filter((o) => o !== 'demo')
-    const forwarder = createForwarder(origins, { connectTimeoutMs: config.limits.upstreamConnectTimeout, timeoutMs: config.limits.upstreamTimeout })
-    return { compiled, auth, decide, forwarder, identityOf: createIdentityHeaders(config.identityHeaders), endpoints: auth.endpoints(decide, config) }
+    const origins = [config.upstream, ...config.routes.map((r) => r.upstream ?? config.upstream)].filter(
+      (o) => o !== 'demo',
+    )
+    const forwarder = createForwarder(origins, {
+      connectTimeoutMs: config.limits.upstreamConnectTimeout,
+      timeoutMs: config.limits.upstreamTimeout,
+    })
+    return {
+      compiled,
+      auth,
+      decide,
+      forwarder,
+      identityOf: createIdentityHeaders(config.identityHeaders),
+      endpoints: auth.endpoints(decide, config),
+    }
   }
   let current = await build(initial)
 
@@ -120,7 +145,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   /** Fail closed: anything unexpected answers E1005 (E1006 when the store is down). */
   function answerFailure(res: ServerResponse, err: unknown, requestId: string): Refusal | null {
     const storeDown = err instanceof StoreUnavailableError
-    if (!storeDown) logger.error({ err: { message: (err as Error).message, stack: (err as Error).stack } }, 'request failed')
+    if (!storeDown)
+      logger.error({ err: { message: (err as Error).message, stack: (err as Error).stack } }, 'request failed')
     if (res.headersSent) {
       res.destroy()
       return null
@@ -150,7 +176,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     logRequest(req, res, decision, requestId, started, outcome)
   }
 
-  async function answer(snap: Snapshot, req: IncomingMessage, res: ServerResponse, requestId: string, decision: Decision, readBody: () => Promise<Buffer | Refusal>, outcome: Outcome): Promise<void> {
+  async function answer(
+    snap: Snapshot,
+    req: IncomingMessage,
+    res: ServerResponse,
+    requestId: string,
+    decision: Decision,
+    readBody: () => Promise<Buffer | Refusal>,
+    outcome: Outcome,
+  ): Promise<void> {
     if (!decision.allow) return sendRefusal(res, decision.refusal, requestId, decision.challenge)
     if (decision.route.endpoint) {
       const handler = snap.endpoints[decision.route.endpoint]
@@ -166,8 +200,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       return
     }
     const { headers, pathAndQuery } = upstreamRequest(snap, req, decision, requestId)
-    if (decision.route.upstream === 'demo') return answerAsDemo(req, res, pathAndQuery, headers, snap.compiled.raw.identityHeaders, requestId)
-    const forwarded = await snap.forwarder.forward(req, res, { origin: decision.route.upstream, pathAndQuery, headers, body: decision.body, requestId })
+    if (decision.route.upstream === 'demo')
+      return answerAsDemo(req, res, pathAndQuery, headers, snap.compiled.raw.identityHeaders, requestId)
+    const forwarded = await snap.forwarder.forward(req, res, {
+      origin: decision.route.upstream,
+      pathAndQuery,
+      headers,
+      body: decision.body,
+      requestId,
+    })
     outcome.upstreamMs = forwarded.upstreamMs
     if (forwarded.refusal) {
       outcome.refusal = forwarded.refusal
@@ -179,31 +220,78 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   async function handleUpgrade(snap: Snapshot, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const requestId = randomUUID()
     const decision = await snap.decide(decisionRequest(req, null))
-    const refuseUpgrade = (refusal: Refusal, challenge?: string | null) => endSocketWithRefusal(socket, refusal, requestId, challenge)
+    const refuseUpgrade = (refusal: Refusal, challenge?: string | null) =>
+      endSocketWithRefusal(socket, refusal, requestId, challenge)
     if (!decision.allow) return refuseUpgrade(decision.refusal, decision.challenge)
-    if (decision.route.endpoint || decision.route.upstream === 'demo') return refuseUpgrade({ code: 'E1004', status: 404, message: 'No upgrade here' })
+    if (decision.route.endpoint || decision.route.upstream === 'demo')
+      return refuseUpgrade({ code: 'E1004', status: 404, message: 'No upgrade here' })
     const { headers, pathAndQuery } = upstreamRequest(snap, req, decision, requestId)
-    logger.info({ req_id: requestId, method: req.method, path: redactPath(decision.target.path), status: 101, decision: 'allow', scheme: decision.principal?.scheme ?? 'anonymous', principal: decision.principal?.username, route: decision.route.name })
-    await snap.forwarder.upgrade(req, socket, head, { origin: decision.route.upstream, pathAndQuery, headers, body: null, requestId }, (r) => refuseUpgrade(r))
+    logger.info({
+      req_id: requestId,
+      method: req.method,
+      path: redactPath(decision.target.path),
+      status: 101,
+      decision: 'allow',
+      scheme: decision.principal?.scheme ?? 'anonymous',
+      principal: decision.principal?.username,
+      route: decision.route.name,
+    })
+    await snap.forwarder.upgrade(
+      req,
+      socket,
+      head,
+      { origin: decision.route.upstream, pathAndQuery, headers, body: null, requestId },
+      (r) => refuseUpgrade(r),
+    )
   }
 
-  function upstreamRequest(snap: Snapshot, req: IncomingMessage, decision: Extract<Decision, { allow: true }>, requestId: string) {
+  function upstreamRequest(
+    snap: Snapshot,
+    req: IncomingMessage,
+    decision: Extract<Decision, { allow: true }>,
+    requestId: string,
+  ) {
     const headers = buildUpstreamHeaders({
-      headers: req.headers, identityHeaderNames: snap.compiled.identityHeaderNames,
-      identity: snap.identityOf(decision.principal), passCredentials: decision.route.passCredentials,
-      ownAuthorization: ownScheme(req.rawHeaders, snap.auth.chain) !== null, requestId,
-      clientIp: decision.client.clientIp, peerIp: req.socket.remoteAddress ?? '', peerTrusted: decision.client.peerTrusted,
+      headers: req.headers,
+      identityHeaderNames: snap.compiled.identityHeaderNames,
+      identity: snap.identityOf(decision.principal),
+      passCredentials: decision.route.passCredentials,
+      ownAuthorization: ownScheme(req.rawHeaders, snap.auth.chain) !== null,
+      requestId,
+      clientIp: decision.client.clientIp,
+      peerIp: req.socket.remoteAddress ?? '',
+      peerTrusted: decision.client.peerTrusted,
     })
-    const pathAndQuery = decision.target.query ? `${decision.target.path}?${decision.target.query}` : decision.target.path
+    const pathAndQuery = decision.target.query
+      ? `${decision.target.path}?${decision.target.query}`
+      : decision.target.path
     return { headers, pathAndQuery }
   }
 
-  function endpointContext(req: IncomingMessage, res: ServerResponse, requestId: string, decision: Extract<Decision, { allow: true }>, readBody: () => Promise<Buffer | Refusal>, outcome: Outcome): EndpointContext {
+  function endpointContext(
+    req: IncomingMessage,
+    res: ServerResponse,
+    requestId: string,
+    decision: Extract<Decision, { allow: true }>,
+    readBody: () => Promise<Buffer | Refusal>,
+    outcome: Outcome,
+  ): EndpointContext {
     return {
-      req, res, requestId, principal: decision.principal, target: decision.target, client: decision.client, readBody,
+      req,
+      res,
+      requestId,
+      principal: decision.principal,
+      target: decision.target,
+      client: decision.client,
+      readBody,
       send(status, body, headers) {
         const text = JSON.stringify(body)
-        res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'x-request-id': requestId, ...headers })
+        res.writeHead(status, {
+          'content-type': 'application/json',
+          'cache-control': 'no-store',
+          'x-request-id': requestId,
+          ...headers,
+        })
         res.end(text)
       },
       refuse(refusal, headers) {
@@ -213,13 +301,26 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
   }
 
-  function logRequest(req: IncomingMessage, res: ServerResponse, decision: Decision, requestId: string, started: number, outcome: Outcome): void {
+  function logRequest(
+    req: IncomingMessage,
+    res: ServerResponse,
+    decision: Decision,
+    requestId: string,
+    started: number,
+    outcome: Outcome,
+  ): void {
     const p = decision.principal
     const durationMs = performance.now() - started
     const refusal = decision.allow ? outcome.refusal : decision.refusal
     publishRequest({
-      decision: refusal ? 'deny' : 'allow', code: refusal?.code ?? null, scheme: p?.scheme ?? 'anonymous',
-      route: decision.route?.name ?? 'none', status: res.statusCode, durationMs, upstreamMs: outcome.upstreamMs, upstreamError: outcome.upstreamError,
+      decision: refusal ? 'deny' : 'allow',
+      code: refusal?.code ?? null,
+      scheme: p?.scheme ?? 'anonymous',
+      route: decision.route?.name ?? 'none',
+      status: res.statusCode,
+      durationMs,
+      upstreamMs: outcome.upstreamMs,
+      upstreamError: outcome.upstreamError,
     })
     if (!requestLog.enabled()) return
     requestLog.write({
@@ -264,7 +365,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         const next = await build(loaded.config)
         const old = current
         current = next
-        setTimeout(() => { void old.forwarder.close(); old.auth.close() }, initial.limits.shutdownGrace).unref()
+        setTimeout(() => {
+          void old.forwarder.close()
+          old.auth.close()
+        }, initial.limits.shutdownGrace).unref()
         configDigest = configHash(JSON.stringify(loaded.config))
         logger.info('config reloaded')
         publishAudit({ kind: 'config.reloaded', ok: true, hash: configDigest })
@@ -306,8 +410,12 @@ function loadOrThrow(file: string): GatewayConfig {
 
 /** The proxied request itself, as the pipeline decides on it. */
 const decisionRequest = (req: IncomingMessage, readBody: DecisionRequest['readBody']): DecisionRequest => ({
-  method: req.method ?? 'GET', target: req.url ?? '/', headers: req.headers, rawHeaders: req.rawHeaders,
-  peerIp: req.socket.remoteAddress ?? '', readBody,
+  method: req.method ?? 'GET',
+  target: req.url ?? '/',
+  headers: req.headers,
+  rawHeaders: req.rawHeaders,
+  peerIp: req.socket.remoteAddress ?? '',
+  readBody,
 })
 
 /** A refusal written straight to a socket that has no ServerResponse (parse errors, upgrades), then closed. */
@@ -315,12 +423,25 @@ function endSocketWithRefusal(socket: Duplex, refusal: Refusal, requestId: strin
   const body = JSON.stringify(errorBody(refusal))
   const status = statusOf(refusal)
   const challengeLine = challenge ? `www-authenticate: ${challenge}\r\n` : ''
-  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Refused'}\r\ncontent-type: application/json\r\nx-request-id: ${requestId}\r\n${challengeLine}content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Refused'}\r\ncontent-type: application/json\r\nx-request-id: ${requestId}\r\n${challengeLine}content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  )
 }
 
-export function sendRefusal(res: ServerResponse, refusal: Refusal, requestId: string, challenge?: string | null, extra?: Record<string, string>): void {
+export function sendRefusal(
+  res: ServerResponse,
+  refusal: Refusal,
+  requestId: string,
+  challenge?: string | null,
+  extra?: Record<string, string>,
+): void {
   const body = JSON.stringify(errorBody(refusal))
-  const headers: Record<string, string> = { ...extra, 'content-type': 'application/json', 'x-request-id': requestId, 'cache-control': 'no-store' }
+  const headers: Record<string, string> = {
+    ...extra,
+    'content-type': 'application/json',
+    'x-request-id': requestId,
+    'cache-control': 'no-store',
+  }
   if (challenge) headers['www-authenticate'] = challenge
   if (refusal.retryAfterSec !== undefined) headers['retry-after'] = String(refusal.retryAfterSec)
   // A refused request whose body is still arriving: close rather than read (and discard) it all.

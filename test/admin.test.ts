@@ -33,16 +33,23 @@ function openStore(sub: string): Store {
 }
 after(async () => {
   const s = createRedisStore({ redis: REDIS_URL, prefix: PREFIX })
-  try { await Promise.all((await s.keys('')).map((k) => s.del(k))) } finally { await s.close() }
+  try {
+    await Promise.all((await s.keys('')).map((k) => s.del(k)))
+  } finally {
+    await s.close()
+  }
 })
 
 async function writeConfig(sub: string, extra = '', secrets = `{jwt: {secret: ${TEST_SECRET}}}`): Promise<string> {
   const dir = await makeTempDir('admin')
   const file = join(dir, 'gateway.yaml')
-  writeFileSync(file, `upstream: demo
+  writeFileSync(
+    file,
+    `upstream: demo
 store: {redis: ${REDIS_URL}, prefix: "${PREFIX}${sub}"}
 secrets: ${secrets}
-${extra}`)
+${extra}`,
+  )
   return file
 }
 
@@ -50,22 +57,40 @@ ${extra}`)
 async function admin(...argv: string[]): Promise<{ code: number; out: string; err: string; json: any }> {
   let out = ''
   let err = ''
-  const io: AdminIo = { out: (t) => { out += t }, err: (t) => { err += t }, env: {} }
+  const io: AdminIo = {
+    out: (t) => {
+      out += t
+    },
+    err: (t) => {
+      err += t
+    },
+    env: {},
+  }
   const code = await runAdmin(argv[0]!, argv.slice(1), io)
   let json: any
-  try { json = JSON.parse(out) } catch { json = undefined }
+  try {
+    json = JSON.parse(out)
+  } catch {
+    json = undefined
+  }
   return { code, out, err, json }
 }
 
 /** The real command line as a child process. */
 async function cli(args: readonly string[]): Promise<{ code: number | null; out: string; err: string; ms: number }> {
   const started = Date.now()
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   let out = ''
   let err = ''
-  child.stdout.on('data', (c) => { out += c })
-  child.stderr.on('data', (c) => { err += c })
-  const [code] = await once(child, 'exit') as [number | null]
+  child.stdout.on('data', (c) => {
+    out += c
+  })
+  child.stderr.on('data', (c) => {
+    err += c
+  })
+  const [code] = (await once(child, 'exit')) as [number | null]
   return { code, out, err, ms: Date.now() - started }
 }
 
@@ -79,13 +104,20 @@ function record(over: Partial<IssuedRecord> & Pick<IssuedRecord, 'jti' | 'type' 
 // ------------------------------------------------------------ arguments, help, errors
 
 test('every command has --help (exit 0) and refuses bad arguments with exit 2 and a message', async () => {
-  for (const cmd of [['tokens', '--help'], ['tokens', 'list', '--help'], ['sessions', '-h'], ['apptokens', 'revoke', '--help'], ['keys', '--help'], ['keys', 'new', '-h']]) {
+  for (const cmd of [
+    ['tokens', '--help'],
+    ['tokens', 'list', '--help'],
+    ['sessions', '-h'],
+    ['apptokens', 'revoke', '--help'],
+    ['keys', '--help'],
+    ['keys', 'new', '-h'],
+  ]) {
     const r = await admin(...cmd)
     assert.equal(r.code, 0, `${cmd.join(' ')}: ${r.err}`)
     assert.match(r.out, /^usage:/, `${cmd.join(' ')} prints its usage`)
   }
   const bad: Array<{ argv: string[]; message: RegExp }> = [
-    { argv: ['tokens'], message: /^$/ },                                    // usage on stdout, exit 2
+    { argv: ['tokens'], message: /^$/ }, // usage on stdout, exit 2
     { argv: ['tokens', 'frob'], message: /unknown tokens command "frob"/ },
     { argv: ['tokens', 'list', '--type', 'bogus'], message: /unknown token type "bogus"/ },
     { argv: ['tokens', 'list', '--bogus'], message: /Unknown option '--bogus'/ },
@@ -149,7 +181,11 @@ test('keys new prints a fresh 32-byte key once with its keyHash and a YAML entry
   const key = /^key: ([0-9a-f]{64})$/m.exec(a.out)?.[1]
   assert.ok(key, `no key line in: ${a.out}`)
   assert.match(a.out, new RegExp(`^keyHash: sha256:${sha256Hex(key)}$`, 'm'), 'the keyHash line')
-  assert.match(a.out, new RegExp(`apiKeys:\\n  - name: "chatbot"\\n    keyHash: sha256:${sha256Hex(key)}\\n`), 'the YAML entry')
+  assert.match(
+    a.out,
+    new RegExp(`apiKeys:\\n  - name: "chatbot"\\n    keyHash: sha256:${sha256Hex(key)}\\n`),
+    'the YAML entry',
+  )
   assert.equal(a.out.split(key).length - 1, 1, 'the key is printed exactly once')
   const b = await admin('keys', 'new', 'chatbot', '--json')
   assert.equal(b.code, 0)
@@ -181,20 +217,45 @@ test('tokens and sessions: list with filters, revoke by jti and by user (denylis
   const heard: string[] = []
   const gatewayStore = openStore(sub)
   await gatewayStore.subscribe('revocations', (jti) => heard.push(jti))
-  const gatewayRevocation = await createRevocation<RevocableClaims>({ store: gatewayStore, clock: systemClock, healthy: () => true })
+  const gatewayRevocation = await createRevocation<RevocableClaims>({
+    store: gatewayStore,
+    clock: systemClock,
+    healthy: () => true,
+  })
   after(() => gatewayRevocation.close())
 
   const all = await admin('tokens', 'list', '--json', '--config', config)
   assert.equal(all.code, 0, all.err)
-  assert.deepEqual(all.json.map((r: any) => r.jti), recs.map((r) => r.jti))
+  assert.deepEqual(
+    all.json.map((r: any) => r.jti),
+    recs.map((r) => r.jti),
+  )
   assert.deepEqual(all.json[0], {
-    jti: 'a-access-1', type: 'access', user: 'alice', uid: 1, clientId: 'c', clientIp: '192.0.2.1',
-    issued: new Date(recs[0]!.issuedAt).toISOString(), expires: new Date(recs[0]!.expiresAt).toISOString(),
+    jti: 'a-access-1',
+    type: 'access',
+    user: 'alice',
+    uid: 1,
+    clientId: 'c',
+    clientIp: '192.0.2.1',
+    issued: new Date(recs[0]!.issuedAt).toISOString(),
+    expires: new Date(recs[0]!.expiresAt).toISOString(),
   })
-  assert.deepEqual((await admin('tokens', 'list', '--user', 'alice', '--json', '-c', config)).json.map((r: any) => r.jti), ['a-access-1', 'a-access-2', 'a-session'])
-  assert.deepEqual((await admin('tokens', 'list', '--type', 'session', '--json', '-c', config)).json.map((r: any) => r.jti), ['a-session', 'b-session'])
-  assert.deepEqual((await admin('sessions', 'list', '--json', '-c', config)).json.map((r: any) => r.jti), ['a-session', 'b-session'])
-  assert.deepEqual((await admin('sessions', 'list', '-u', 'bob', '--json', '-c', config)).json.map((r: any) => r.jti), ['b-session'])
+  assert.deepEqual(
+    (await admin('tokens', 'list', '--user', 'alice', '--json', '-c', config)).json.map((r: any) => r.jti),
+    ['a-access-1', 'a-access-2', 'a-session'],
+  )
+  assert.deepEqual(
+    (await admin('tokens', 'list', '--type', 'session', '--json', '-c', config)).json.map((r: any) => r.jti),
+    ['a-session', 'b-session'],
+  )
+  assert.deepEqual(
+    (await admin('sessions', 'list', '--json', '-c', config)).json.map((r: any) => r.jti),
+    ['a-session', 'b-session'],
+  )
+  assert.deepEqual(
+    (await admin('sessions', 'list', '-u', 'bob', '--json', '-c', config)).json.map((r: any) => r.jti),
+    ['b-session'],
+  )
   const text = await admin('tokens', 'list', '-c', config)
   assert.match(text.out, /^JTI +TYPE +USER +ISSUED +EXPIRES +CLIENT IP\n/, text.out)
   assert.match(text.out, /^b-api +api +bob +\d{4}-/m, text.out)
@@ -219,12 +280,21 @@ test('tokens and sessions: list with filters, revoke by jti and by user (denylis
   const bobSessions = await admin('sessions', 'revoke', '--user', 'bob', '-c', config)
   assert.equal(bobSessions.code, 0, bobSessions.err)
   assert.equal(bobSessions.out, 'revoked 1 session of bob: b-session\n')
-  assert.notEqual(await issued.get('b-api'), null, 'bob\'s api token stays')
+  assert.notEqual(await issued.get('b-api'), null, "bob's api token stays")
   const aliceAccess = await admin('tokens', 'revoke', '--user', 'alice', '--type', 'access', '--json', '-c', config)
-  assert.deepEqual(aliceAccess.json.revoked.map((r: any) => r.jti), ['a-access-2'])
+  assert.deepEqual(
+    aliceAccess.json.revoked.map((r: any) => r.jti),
+    ['a-access-2'],
+  )
   const aliceRest = await admin('tokens', 'revoke', '--user', 'alice', '--json', '-c', config)
-  assert.deepEqual(aliceRest.json.revoked.map((r: any) => r.jti), ['a-session'])
-  assert.deepEqual((await admin('tokens', 'list', '--json', '-c', config)).json.map((r: any) => r.jti), ['b-api'])
+  assert.deepEqual(
+    aliceRest.json.revoked.map((r: any) => r.jti),
+    ['a-session'],
+  )
+  assert.deepEqual(
+    (await admin('tokens', 'list', '--json', '-c', config)).json.map((r: any) => r.jti),
+    ['b-api'],
+  )
   assert.equal((await admin('tokens', 'revoke', '--user', 'alice', '-c', config)).out, 'no tokens of alice to revoke\n')
 
   // every revocation was published to running gateways, in order
@@ -232,12 +302,23 @@ test('tokens and sessions: list with filters, revoke by jti and by user (denylis
   assert.deepEqual(heard, ['a-access-1', 'b-session', 'a-access-2', 'a-session'])
 
   // and written to the config's audit file, attributed to the operator
-  const lines = readFileSync(auditFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l))
-  assert.deepEqual(lines.map((l) => [l.kind, l.jti, l.subject, l.source]), [
-    ['token.revoked', 'a-access-1', 'alice', 'admin-cli'], ['token.revoked', 'b-session', 'bob', 'admin-cli'],
-    ['token.revoked', 'a-access-2', 'alice', 'admin-cli'], ['token.revoked', 'a-session', 'alice', 'admin-cli'],
-  ])
-  assert.ok(lines.every((l) => l.audit === true && /^admin-cli/.test(l.by)), `audit lines: ${JSON.stringify(lines)}`)
+  const lines = readFileSync(auditFile, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l))
+  assert.deepEqual(
+    lines.map((l) => [l.kind, l.jti, l.subject, l.source]),
+    [
+      ['token.revoked', 'a-access-1', 'alice', 'admin-cli'],
+      ['token.revoked', 'b-session', 'bob', 'admin-cli'],
+      ['token.revoked', 'a-access-2', 'alice', 'admin-cli'],
+      ['token.revoked', 'a-session', 'alice', 'admin-cli'],
+    ],
+  )
+  assert.ok(
+    lines.every((l) => l.audit === true && /^admin-cli/.test(l.by)),
+    `audit lines: ${JSON.stringify(lines)}`,
+  )
 })
 
 // ------------------------------------------------------------ app tokens
@@ -247,7 +328,14 @@ test('apptokens: list (all, by user), revoke by hash, by user and --all; revoked
   const config = await writeConfig(sub)
   const store = openStore(sub)
   const registry = createTokenRegistry<AppTokenRecord>({ store, clock: systemClock, kind: 'app', ttlMs: HOUR })
-  const rec = (username: string): AppTokenRecord => ({ username, uid: 0, groups: ['bot', 'sysop'], realName: username, email: '', issuedBy: 'chatbot' })
+  const rec = (username: string): AppTokenRecord => ({
+    username,
+    uid: 0,
+    groups: ['bot', 'sysop'],
+    realName: username,
+    email: '',
+    issuedBy: 'chatbot',
+  })
   const s1 = await registry.issue(rec('svc'))
   const s2 = await registry.issue(rec('svc'))
   const o1 = await registry.issue(rec('other user'))
@@ -259,7 +347,12 @@ test('apptokens: list (all, by user), revoke by hash, by user and --all; revoked
   assert.deepEqual(new Set(list.json.map((t: any) => t.hash)), new Set([s1, s2, o1, o2, x1].map((t) => t.hash)))
   assert.deepEqual(Object.keys(list.json[0]).sort(), ['expires', 'groups', 'hash', 'issued', 'issuedBy', 'uid', 'user'])
   assert.ok(!list.out.includes(s1.token), 'a token value in the listing')
-  assert.deepEqual(new Set((await admin('apptokens', 'list', '--user', 'other user', '--json', '-c', config)).json.map((t: any) => t.hash)), new Set([o1.hash, o2.hash]))
+  assert.deepEqual(
+    new Set(
+      (await admin('apptokens', 'list', '--user', 'other user', '--json', '-c', config)).json.map((t: any) => t.hash),
+    ),
+    new Set([o1.hash, o2.hash]),
+  )
   const table = await admin('apptokens', 'list', '-c', config)
   assert.match(table.out, /^HASH +USER +ISSUED BY +ISSUED +EXPIRES\n/, table.out)
 
@@ -289,7 +382,9 @@ const API_KEY = 'admin-test-api-key-0123456789abcdef0123'
 const SALT = 'admin-test-salt-0123456789abcdef0123456789'
 
 async function startGatewayProcess(config: string) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--config', config], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   after(async () => {
     if (child.exitCode !== null || child.signalCode !== null) return
     const exited = once(child, 'exit')
@@ -299,8 +394,12 @@ async function startGatewayProcess(config: string) {
     clearTimeout(timer)
   })
   let out = ''
-  child.stdout.on('data', (c) => { out += c })
-  child.stderr.on('data', (c) => { out += c })
+  child.stdout.on('data', (c) => {
+    out += c
+  })
+  child.stderr.on('data', (c) => {
+    out += c
+  })
   for (let i = 0; i < 150 && !out.includes('keygate listening'); i++) await new Promise((r) => setTimeout(r, 100))
   const port = Number(/"listen":"[^"]*:(\d+)"/.exec(out)?.[1])
   assert.ok(port > 0, `the gateway did not start: ${out}`)
@@ -309,8 +408,13 @@ async function startGatewayProcess(config: string) {
 
 const postJson = (port: number, path: string, body: unknown, headers: Record<string, string> = {}) => {
   const text = JSON.stringify(body)
-  const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')
-  return rawRequest(port, `POST ${path} HTTP/1.1\r\nHost: gw.test\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\n${extra}Connection: close\r\n\r\n${text}`)
+  const extra = Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('')
+  return rawRequest(
+    port,
+    `POST ${path} HTTP/1.1\r\nHost: gw.test\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\n${extra}Connection: close\r\n\r\n${text}`,
+  )
 }
 
 /** Polls until the request is refused; how long after `since` that took. */
@@ -326,30 +430,51 @@ async function refusedWithin(since: number, limitMs: number, attempt: () => Prom
 
 test('the whole story: a gateway process, a Bearer login, `keygate tokens revoke --user` as a command, 401 E1002 within 1 s', async () => {
   const sub = 'story:'
-  const config = await writeConfig(sub, `listen: 127.0.0.1:0
+  const config = await writeConfig(
+    sub,
+    `listen: 127.0.0.1:0
 users:
   - {username: carol, passwordHash: "${await hashPassword(PASSWORD, { N: 1024, r: 8, p: 1 })}", uid: 12, name: Carol, email: c@example.org, groups: [user]}
 apiKeys:
   - {name: chatbot, key: ${API_KEY}, allow: {paths: [/mws/v1/app-token/generate]}}
-`, `{jwt: {secret: ${TEST_SECRET}}, salt: ${SALT}}`)
+`,
+    `{jwt: {secret: ${TEST_SECRET}}, salt: ${SALT}}`,
+  )
   const gw = await startGatewayProcess(config)
 
-  const login = await postJson(gw.port, '/api/authorize', { username: 'carol', password: PASSWORD, token_type: 'access' })
+  const login = await postJson(gw.port, '/api/authorize', {
+    username: 'carol',
+    password: PASSWORD,
+    token_type: 'access',
+  })
   assert.equal(login.status, 200, login.body)
   const bearer = { Authorization: `Bearer ${login.json.token}` }
-  const session = await postJson(gw.port, '/api/authorize', { username: 'carol', password: PASSWORD, token_type: 'session' })
+  const session = await postJson(gw.port, '/api/authorize', {
+    username: 'carol',
+    password: PASSWORD,
+    token_type: 'session',
+  })
   assert.equal(session.status, 200, session.body)
   const cookie = { Cookie: `keygate_session=${session.json.token}` }
-  for (let i = 0; i < 3; i++) {           // the token is now in the gateway's verified-token cache
+  for (let i = 0; i < 3; i++) {
+    // the token is now in the gateway's verified-token cache
     assert.equal((await rawGet(gw.port, '/wiki/Page', bearer)).status, 200)
     assert.equal((await rawGet(gw.port, '/wiki/Page', cookie)).status, 200)
   }
 
   const listed = await cli(['tokens', 'list', '--user', 'carol', '--json', '--config', config])
   assert.equal(listed.code, 0, listed.err)
-  assert.deepEqual(JSON.parse(listed.out).map((r: any) => r.jti).sort(), [login.json.jti, session.json.jti].sort())
+  assert.deepEqual(
+    JSON.parse(listed.out)
+      .map((r: any) => r.jti)
+      .sort(),
+    [login.json.jti, session.json.jti].sort(),
+  )
   const sessions = await cli(['sessions', 'list', '--json', '--config', config])
-  assert.deepEqual(JSON.parse(sessions.out).map((r: any) => r.jti), [session.json.jti])
+  assert.deepEqual(
+    JSON.parse(sessions.out).map((r: any) => r.jti),
+    [session.json.jti],
+  )
 
   // ending the session first: the Bearer token must keep working
   const endSession = await cli(['sessions', 'revoke', session.json.jti, '--config', config])

@@ -11,7 +11,10 @@ const PUBLIC_BASE = 'https://wiki.example.org/w/rest.php'
 
 const stores = {
   memory: () => undefined,
-  redis: () => ({ redis: 'redis://127.0.0.1:6379', prefix: `kgtest:app:${process.pid}:${randomBytes(4).toString('hex')}:` }),
+  redis: () => ({
+    redis: 'redis://127.0.0.1:6379',
+    prefix: `kgtest:app:${process.pid}:${randomBytes(4).toString('hex')}:`,
+  }),
 }
 
 after(async () => {
@@ -30,17 +33,27 @@ const config = (upstream: string, store: unknown, ttl = '1h') => ({
   serviceUser: { name: 'ChatBot service user', id: 2, groups: ['bot'] },
   routes: [{ path: '/w/index.php', require: { groups: ['sysop'] } }],
   apiKeys: [
-    { name: 'chatbot', key: KEY, cidr: ['127.0.0.1/32'], allow: { paths: ['/mws/v1/app-token/'], actionModules: ['opensearch'] } },
+    {
+      name: 'chatbot',
+      key: KEY,
+      cidr: ['127.0.0.1/32'],
+      allow: { paths: ['/mws/v1/app-token/'], actionModules: ['opensearch'] },
+    },
     { name: 'reader', key: `${KEY}-reader`, allow: { actionModules: ['opensearch'] } },
   ],
 })
 
 const generate = (port: number, key = KEY, mount = '/mws/v1') =>
-  rawRequest(port, `POST ${mount}/app-token/generate HTTP/1.1\r\nHost: x\r\nAuthorization: ApiKey ${key}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`)
+  rawRequest(
+    port,
+    `POST ${mount}/app-token/generate HTTP/1.1\r\nHost: x\r\nAuthorization: ApiKey ${key}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
+  )
 
 function openEnvelopeIndependently(value: string) {
   const env = JSON.parse(Buffer.from(value, 'base64').toString('utf8'))
-  const expected = createHmac('sha256', SALT).update(env.verifyCallback + env.token).digest('hex')
+  const expected = createHmac('sha256', SALT)
+    .update(env.verifyCallback + env.token)
+    .digest('hex')
   return { env, sigOk: env.sig === expected }
 }
 
@@ -60,7 +73,9 @@ for (const [storeName, storeConfig] of Object.entries(stores)) {
     // full (sysop) access as the service user, scheme apptoken
     const edit = await rawGet(gw.port, '/w/api.php?action=edit&title=X', { Authorization: `AppToken ${env.token}` })
     assert.equal(edit.status, 200, edit.body)
-    const admin = await rawGet(gw.port, '/w/index.php?title=Special:UserRights', { Authorization: `apptoken ${env.token}` })
+    const admin = await rawGet(gw.port, '/w/index.php?title=Special:UserRights', {
+      Authorization: `apptoken ${env.token}`,
+    })
     assert.equal(admin.status, 200, admin.body)
     const seen = up.seen.at(-1)!
     assert.equal(seen.headers['x-auth-user'], 'ChatBot service user')
@@ -70,9 +85,17 @@ for (const [storeName, storeConfig] of Object.entries(stores)) {
     assert.equal(seen.headers.authorization, undefined)
 
     // the whole envelope is accepted too; a tampered one is not
-    assert.equal((await rawGet(gw.port, '/w/api.php?action=edit', { Authorization: `AppToken ${res.json.value}` })).status, 200)
-    const tampered = Buffer.from(JSON.stringify({ ...env, token: env.token.replace(/.$/, env.token.endsWith('0') ? '1' : '0') })).toString('base64')
-    assert.equal((await rawGet(gw.port, '/w/api.php?action=edit', { Authorization: `AppToken ${tampered}` })).json.code, 'E1001')
+    assert.equal(
+      (await rawGet(gw.port, '/w/api.php?action=edit', { Authorization: `AppToken ${res.json.value}` })).status,
+      200,
+    )
+    const tampered = Buffer.from(
+      JSON.stringify({ ...env, token: env.token.replace(/.$/, env.token.endsWith('0') ? '1' : '0') }),
+    ).toString('base64')
+    assert.equal(
+      (await rawGet(gw.port, '/w/api.php?action=edit', { Authorization: `AppToken ${tampered}` })).json.code,
+      'E1001',
+    )
 
     // verify tells an allowed key holder who the token is for
     const verify = await rawGet(gw.port, `/mws/v1/app-token/verify/${env.token}`, { Authorization: `ApiKey ${KEY}` })
@@ -81,7 +104,10 @@ for (const [storeName, storeConfig] of Object.entries(stores)) {
     assert.deepEqual(verify.json.groups, ['bot', 'sysop'])
 
     // revoke, then it no longer works
-    const revoke = await rawRequest(gw.port, `DELETE /mws/v1/app-token/${env.token} HTTP/1.1\r\nHost: x\r\nAuthorization: ApiKey ${KEY}\r\nConnection: close\r\n\r\n`)
+    const revoke = await rawRequest(
+      gw.port,
+      `DELETE /mws/v1/app-token/${env.token} HTTP/1.1\r\nHost: x\r\nAuthorization: ApiKey ${KEY}\r\nConnection: close\r\n\r\n`,
+    )
     assert.equal(revoke.status, 200, revoke.body)
     const after = await rawGet(gw.port, '/w/api.php?action=edit', { Authorization: `AppToken ${env.token}` })
     assert.equal(after.status, 401)
@@ -92,7 +118,10 @@ for (const [storeName, storeConfig] of Object.entries(stores)) {
     const up = await startMediaWikiUpstream()
     const gw = await startTestGateway(config(up.url, storeConfig(), '1s'))
     const { env } = openEnvelopeIndependently((await generate(gw.port, KEY, '/w/rest.php/mws/v1')).json.value)
-    assert.equal((await rawGet(gw.port, '/w/api.php?action=edit', { Authorization: `AppToken ${env.token}` })).status, 200)
+    assert.equal(
+      (await rawGet(gw.port, '/w/api.php?action=edit', { Authorization: `AppToken ${env.token}` })).status,
+      200,
+    )
     await new Promise((r) => setTimeout(r, 1200))
     const expired = await rawGet(gw.port, '/w/api.php?action=edit', { Authorization: `AppToken ${env.token}` })
     assert.equal(expired.status, 401)
@@ -106,10 +135,17 @@ test('app tokens: only a key listing the path may generate, only ApiKeys may gen
   const reader = await generate(gw.port, `${KEY}-reader`)
   assert.equal(reader.status, 403)
   assert.equal(reader.json.code, 'E1004')
-  const outside = await rawRequest(gw.port, `POST /mws/v1/app-token/generate HTTP/1.1\r\nHost: x\r\nAuthorization: ApiKey ${KEY}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`, { localAddress: '127.0.0.2' })
+  const outside = await rawRequest(
+    gw.port,
+    `POST /mws/v1/app-token/generate HTTP/1.1\r\nHost: x\r\nAuthorization: ApiKey ${KEY}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
+    { localAddress: '127.0.0.2' },
+  )
   assert.equal(outside.status, 403)
   const { env } = openEnvelopeIndependently((await generate(gw.port)).json.value)
-  const byAppToken = await rawRequest(gw.port, `POST /mws/v1/app-token/generate HTTP/1.1\r\nHost: x\r\nAuthorization: AppToken ${env.token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`)
+  const byAppToken = await rawRequest(
+    gw.port,
+    `POST /mws/v1/app-token/generate HTTP/1.1\r\nHost: x\r\nAuthorization: AppToken ${env.token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
+  )
   assert.equal(byAppToken.status, 403, 'an app token cannot mint more app tokens')
   const getGenerate = await rawGet(gw.port, '/mws/v1/app-token/generate', { Authorization: `ApiKey ${KEY}` })
   assert.equal(getGenerate.status, 405)
@@ -121,8 +157,19 @@ test('app tokens: a wrong token of the right length is refused; AppToken CIDR bi
   const gw = await startTestGateway({ ...config(up.url, undefined), tokens: { appToken: { cidr: ['127.0.0.1/32'] } } })
   const { env } = openEnvelopeIndependently((await generate(gw.port)).json.value)
   const wrong = env.token.split('').reverse().join('')
-  assert.equal((await rawGet(gw.port, '/w/api.php?action=edit', { Authorization: `AppToken ${wrong}` })).json.code, 'E1001')
-  assert.equal((await rawGet(gw.port, '/w/api.php?action=edit', { Authorization: `AppToken ${env.token}` })).status, 200)
-  const outside = await rawGet(gw.port, '/w/api.php?action=edit', { Authorization: `AppToken ${env.token}` }, { localAddress: '127.0.0.2' })
+  assert.equal(
+    (await rawGet(gw.port, '/w/api.php?action=edit', { Authorization: `AppToken ${wrong}` })).json.code,
+    'E1001',
+  )
+  assert.equal(
+    (await rawGet(gw.port, '/w/api.php?action=edit', { Authorization: `AppToken ${env.token}` })).status,
+    200,
+  )
+  const outside = await rawGet(
+    gw.port,
+    '/w/api.php?action=edit',
+    { Authorization: `AppToken ${env.token}` },
+    { localAddress: '127.0.0.2' },
+  )
   assert.equal(outside.status, 403)
 })

@@ -13,7 +13,12 @@ import { makeTempDir } from './support/processes.js'
 // with `audit: true`, a timestamp and the event's own fields, and nothing else.
 
 const readLines = (file: string): Record<string, unknown>[] =>
-  existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) : []
+  existsSync(file)
+    ? readFileSync(file, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+    : []
 
 const EVERY_KIND: readonly AuditEvent[] = [
   { kind: 'token.issued', type: 'access', jti: 'jti-1', subject: 'alice', clientIp: '192.0.2.1' },
@@ -27,12 +32,12 @@ const EVERY_KIND: readonly AuditEvent[] = [
 
 test('every audit event kind published on the channel becomes one JSON line in the file', async () => {
   const dir = await makeTempDir('audit')
-  const file = join(dir, 'nested', 'audit.log')                    // the directory is created
+  const file = join(dir, 'nested', 'audit.log') // the directory is created
   const audit = createAudit({ audit: { file } })
   after(() => audit.close())
   for (const e of EVERY_KIND) publishAudit(e)
   audit.close()
-  publishAudit({ kind: 'login.failed', username: 'late', clientIp: '192.0.2.2', reason: 'credentials' })   // after close: not written
+  publishAudit({ kind: 'login.failed', username: 'late', clientIp: '192.0.2.2', reason: 'credentials' }) // after close: not written
 
   const lines = readLines(file)
   assert.equal(lines.length, EVERY_KIND.length, `lines: ${JSON.stringify(lines)}`)
@@ -51,7 +56,15 @@ test('the file is appended to, never truncated, and a credential-named field is 
   const audit = createAudit({ audit: { file } })
   after(() => audit.close())
   // Events never carry these; if one ever did by mistake, the trail must not keep it.
-  const careless = { kind: 'token.issued', type: 'app', jti: 'h', subject: 's', clientIp: '1.2.3.4', token: 'deadbeef', password: 'pw' } as unknown as AuditEvent
+  const careless = {
+    kind: 'token.issued',
+    type: 'app',
+    jti: 'h',
+    subject: 's',
+    clientIp: '1.2.3.4',
+    token: 'deadbeef',
+    password: 'pw',
+  } as unknown as AuditEvent
   publishAudit(careless)
   audit.close()
   const lines = readLines(file)
@@ -62,16 +75,22 @@ test('the file is appended to, never truncated, and a credential-named field is 
   assert.ok(!readFileSync(file, 'utf8').includes('deadbeef'), 'the careless token value reached the file')
 })
 
-test('audit: false writes nothing; accept() keeps another gateway\'s events out', async () => {
+test("audit: false writes nothing; accept() keeps another gateway's events out", async () => {
   const dir = await makeTempDir('audit')
   const file = join(dir, 'audit.log')
   const off = createAudit({ audit: false })
   const mine = createAudit({ audit: { file }, accept: (e) => e.kind !== 'login.failed' || e.username === 'mine' })
-  after(() => { off.close(); mine.close() })
+  after(() => {
+    off.close()
+    mine.close()
+  })
   publishAudit({ kind: 'login.failed', username: 'mine', clientIp: '192.0.2.1', reason: 'credentials' })
   publishAudit({ kind: 'login.failed', username: 'theirs', clientIp: '192.0.2.1', reason: 'credentials' })
   mine.close()
-  assert.deepEqual(readLines(file).map((l) => l.username), ['mine'])
+  assert.deepEqual(
+    readLines(file).map((l) => l.username),
+    ['mine'],
+  )
 })
 
 test('audit: true writes the lines on stdout', () => {
@@ -82,9 +101,15 @@ test('audit: true writes the lines on stdout', () => {
     publishAudit({ kind: 'apikey.refused', keyName: 'k', clientIp: '192.0.2.3', reason: 'module' })
     audit.close()
   `
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 })
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    encoding: 'utf8',
+    timeout: 20_000,
+  })
   assert.equal(r.status, 0, r.stderr)
-  const lines = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
+  const lines = r.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
   assert.equal(lines.length, 1, r.stdout)
   assert.equal(lines[0]!.audit, true)
   assert.equal(lines[0]!.kind, 'apikey.refused')
@@ -94,7 +119,7 @@ test('audit: true writes the lines on stdout', () => {
 const PASSWORD = 'audit test password 7'
 const API_KEY = 'audit-test-api-key-0123456789abcdef0123'
 
-test('a gateway\'s own actions reach the trail: issue, revoke, failed login, lockout, ApiKey refused, reloads', async () => {
+test("a gateway's own actions reach the trail: issue, revoke, failed login, lockout, ApiKey refused, reloads", async () => {
   const dir = await makeTempDir('audit')
   const file = join(dir, 'audit.log')
   const configFile = join(dir, 'gateway.yaml')
@@ -111,15 +136,27 @@ loginLimit: {perUser: 2, perIp: 100, window: 15m}
   after(() => audit.close())
   const gw = await startTestGateway(yamlConfig(yaml), { configFile })
   const post = (path: string, body: string, headers = '') =>
-    rawRequest(gw.port, `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${headers}Connection: close\r\n\r\n${body}`)
+    rawRequest(
+      gw.port,
+      `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${headers}Connection: close\r\n\r\n${body}`,
+    )
 
-  const login = await post('/api/authorize', JSON.stringify({ username: 'alice', password: PASSWORD, token_type: 'session' }))
+  const login = await post(
+    '/api/authorize',
+    JSON.stringify({ username: 'alice', password: PASSWORD, token_type: 'session' }),
+  )
   assert.equal(login.status, 200, login.body)
   const jti = String(login.json.jti)
   const logout = await post('/api/logout', '{}', `Authorization: Bearer ${login.json.token}\r\n`)
   assert.equal(logout.status, 200, logout.body)
-  assert.equal((await post('/api/authorize', JSON.stringify({ username: 'mallory', password: 'wrong-pass-1' }))).status, 401)
-  assert.equal((await post('/api/authorize', JSON.stringify({ username: 'mallory', password: 'wrong-pass-2' }))).status, 401)
+  assert.equal(
+    (await post('/api/authorize', JSON.stringify({ username: 'mallory', password: 'wrong-pass-1' }))).status,
+    401,
+  )
+  assert.equal(
+    (await post('/api/authorize', JSON.stringify({ username: 'mallory', password: 'wrong-pass-2' }))).status,
+    401,
+  )
   assert.equal((await rawGet(gw.port, '/page', { Authorization: `ApiKey ${API_KEY}` })).status, 403)
   assert.equal(await gw.reload(), true, gw.logs.join(''))
   writeFileSync(configFile, `${yaml}bogus: 1\n`)
@@ -128,13 +165,22 @@ loginLimit: {perUser: 2, perIp: 100, window: 15m}
 
   const lines = readLines(file)
   const kinds = lines.map((l) => l.kind)
-  assert.deepEqual(kinds, ['token.issued', 'token.revoked', 'login.failed', 'login.failed', 'login.lockout', 'apikey.refused', 'config.reloaded', 'config.reloaded'])
+  assert.deepEqual(kinds, [
+    'token.issued',
+    'token.revoked',
+    'login.failed',
+    'login.failed',
+    'login.lockout',
+    'apikey.refused',
+    'config.reloaded',
+    'config.reloaded',
+  ])
   assert.deepEqual(lines[0], { ...lines[0], type: 'session', jti, subject: 'alice', clientIp: '127.0.0.1' })
   assert.deepEqual(lines[1], { ...lines[1], type: 'session', jti, subject: 'alice', by: 'alice' })
   assert.deepEqual(lines[4], { ...lines[4], scope: 'user', username: 'mallory' })
   assert.deepEqual(lines[5], { ...lines[5], keyName: 'far-away', clientIp: '127.0.0.1', reason: 'cidr' })
   assert.equal(lines[6]!.ok, true)
-  assert.match(String(lines[6]!.hash), /^[0-9a-f]{16}$/, 'the new config\'s hash')
+  assert.match(String(lines[6]!.hash), /^[0-9a-f]{16}$/, "the new config's hash")
   assert.equal(lines[7]!.ok, false)
   assert.match(JSON.stringify(lines[7]!.problems), /bogus/, 'the problems of the refused config')
   const text = readFileSync(file, 'utf8')

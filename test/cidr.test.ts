@@ -6,11 +6,25 @@ import { createClientIpResolver } from '../src/pipeline/client-ip.js'
 test('CIDR matching: the numeric fast path and ipaddr.js agree, hostile addresses never match', () => {
   const m = compileCidrs(['10.0.0.0/8', '127.0.0.1/32', '192.168.1.0/24', '::1/128', '::ffff:172.16.0.0/108'])
   const cases: Array<[string, boolean]> = [
-    ['10.1.2.3', true], ['11.0.0.1', false], ['127.0.0.1', true], ['127.0.0.2', false],
-    ['::ffff:127.0.0.1', true], ['::FFFF:10.0.0.1', true], ['192.168.1.255', true], ['192.168.2.1', false],
-    ['::1', true], ['172.16.5.5', true], ['172.32.0.1', false],
-    ['999.1.1.1', false], ['010.0.0.1', false], ['1234:::5678', false], ['2001:db8::1%eth0', false],
-    ['', false], ['127.0.0.1 ', false], ['127.0.0.1/32', false], ['localhost', false],
+    ['10.1.2.3', true],
+    ['11.0.0.1', false],
+    ['127.0.0.1', true],
+    ['127.0.0.2', false],
+    ['::ffff:127.0.0.1', true],
+    ['::FFFF:10.0.0.1', true],
+    ['192.168.1.255', true],
+    ['192.168.2.1', false],
+    ['::1', true],
+    ['172.16.5.5', true],
+    ['172.32.0.1', false],
+    ['999.1.1.1', false],
+    ['010.0.0.1', false],
+    ['1234:::5678', false],
+    ['2001:db8::1%eth0', false],
+    ['', false],
+    ['127.0.0.1 ', false],
+    ['127.0.0.1/32', false],
+    ['localhost', false],
   ]
   for (const [ip, expected] of cases) assert.equal(m(ip), expected, ip)
   assert.equal(compileCidrs(['0.0.0.0/0'])('8.8.8.8'), true)

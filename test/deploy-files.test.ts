@@ -42,7 +42,10 @@ test('Dockerfile: multi-stage on node:20-slim, npm ci, build, dev deps pruned, n
   const lines = text.split('\n').map((l) => l.trim())
   const froms = lines.filter((l) => /^FROM /i.test(l))
   assert.ok(froms.length >= 2, `multi-stage: ${froms.join(' | ')}`)
-  assert.ok(froms.every((f) => /^FROM node:20-slim\b/.test(f)), `node:20-slim everywhere: ${froms.join(' | ')}`)
+  assert.ok(
+    froms.every((f) => /^FROM node:20-slim\b/.test(f)),
+    `node:20-slim everywhere: ${froms.join(' | ')}`,
+  )
   assert.match(text, /^RUN npm ci\b/m, 'npm ci')
   assert.match(text, /npm run build/, 'build')
   assert.match(text, /npm prune --omit=dev/, 'dev dependencies pruned')
@@ -70,9 +73,19 @@ test('Dockerfile: multi-stage on node:20-slim, npm ci, build, dev deps pruned, n
 })
 
 test('.dockerignore keeps node_modules, dist, .git and tests out of the build context, but not what COPY needs', () => {
-  const ignored = read('.dockerignore').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'))
+  const ignored = read('.dockerignore')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'))
   for (const p of ['node_modules', 'dist', '.git', 'test']) assert.ok(ignored.includes(p), `${p} ignored`)
-  for (const p of ['src', 'package.json', 'package-lock.json', 'gateway.yaml', 'tsconfig.json', 'tsconfig.build.json']) {
+  for (const p of [
+    'src',
+    'package.json',
+    'package-lock.json',
+    'gateway.yaml',
+    'tsconfig.json',
+    'tsconfig.build.json',
+  ]) {
     assert.ok(!ignored.includes(p), `${p} must reach the build`)
   }
 })
@@ -86,7 +99,11 @@ test('docker-compose.yml: keygate + Redis + MediaWiki, secrets from the environm
   assert.equal(wiki.ports, undefined, 'the wiki is not published: only through keygate')
   assert.equal(redis.ports, undefined, 'Redis is not published')
   for (const name of ['KEYGATE_SALT', 'KEYGATE_JWT_SECRET', 'CHATBOT_KEY']) {
-    assert.match(String(keygate.environment[name]), new RegExp(`^\\$\\{${name}:\\?`), `${name} comes from the environment and is required`)
+    assert.match(
+      String(keygate.environment[name]),
+      new RegExp(`^\\$\\{${name}:\\?`),
+      `${name} comes from the environment and is required`,
+    )
   }
   assert.equal(keygate.environment.REDIS_URL, 'redis://redis:6379')
   // the mounted config is the one keygate is told to serve, and it loads
@@ -120,7 +137,8 @@ function servedConfig(docs: Doc[], pod: Doc, container: Doc, file: string): Gate
   const key = configArg.slice(mount.mountPath.length + 1)
   assert.ok(typeof cm.data[key] === 'string', `${file}: ConfigMap key ${key}`)
   // the env the container gets: its Secret's keys
-  for (const ref of container.envFrom as Doc[]) assert.equal(ref.secretRef?.name, secret.metadata.name, `${file}: secrets from the Secret ${secret.metadata.name}`)
+  for (const ref of container.envFrom as Doc[])
+    assert.equal(ref.secretRef?.name, secret.metadata.name, `${file}: secrets from the Secret ${secret.metadata.name}`)
   return loadGateway(cm.data[key], `${file}#${cm.metadata.name}/${key}`, secretEnv)
 }
 
@@ -131,7 +149,10 @@ function checkKeygateContainer(file: string, c: Doc, config: GatewayConfig): voi
   assert.equal(c.readinessProbe?.httpGet?.path, '/_keygate/ready', `${file}: readiness`)
   assert.equal(c.livenessProbe?.httpGet?.path, '/_keygate/health', `${file}: liveness`)
   for (const probe of [c.readinessProbe, c.livenessProbe]) {
-    assert.ok(probe.httpGet.port === 'http' || probe.httpGet.port === config.listen.port, `${file}: probe port ${probe.httpGet.port}`)
+    assert.ok(
+      probe.httpGet.port === 'http' || probe.httpGet.port === config.listen.port,
+      `${file}: probe port ${probe.httpGet.port}`,
+    )
   }
   assert.equal(c.securityContext?.runAsNonRoot, true, `${file}: non-root`)
   assert.ok(config.store.redis, `${file}: replicas share a Redis store`)
@@ -148,12 +169,20 @@ test('deploy/k8s/sidecar.yaml: keygate in front of the app on localhost, probes,
   const config = servedConfig(docs, pod, keygate, file)
   checkKeygateContainer(file, keygate, config)
   const upstream = new URL(config.upstream)
-  assert.equal(upstream.hostname, '127.0.0.1', 'the app is reached on the Pod\'s localhost')
-  assert.equal(Number(upstream.port || 80), (app.ports as Doc[])[0]!.containerPort, 'upstream port = the app container\'s port')
+  assert.equal(upstream.hostname, '127.0.0.1', "the app is reached on the Pod's localhost")
+  assert.equal(
+    Number(upstream.port || 80),
+    (app.ports as Doc[])[0]!.containerPort,
+    "upstream port = the app container's port",
+  )
   // the Service reaches keygate only, never the app's port
   const service = docs.find((d) => d.kind === 'Service')!
   assert.deepEqual(service.spec.selector, deployment.spec.selector.matchLabels, 'the Service selects the Pods')
-  for (const p of service.spec.ports as Doc[]) assert.ok(p.targetPort === 'http' || p.targetPort === config.listen.port, `Service targets keygate: ${p.targetPort}`)
+  for (const p of service.spec.ports as Doc[])
+    assert.ok(
+      p.targetPort === 'http' || p.targetPort === config.listen.port,
+      `Service targets keygate: ${p.targetPort}`,
+    )
 })
 
 test('deploy/k8s/forward-auth.yaml: keygate Deployment + Service, and an Ingress whose auth-url is forwardAuth.path', () => {
@@ -171,18 +200,26 @@ test('deploy/k8s/forward-auth.yaml: keygate Deployment + Service, and an Ingress
   const servicePort = (service.spec.ports as Doc[])[0]!
   assert.ok(servicePort.targetPort === 'http' || servicePort.targetPort === config.listen.port, 'Service → keygate')
 
-  const ingress = docs.find((d) => d.kind === 'Ingress' && d.metadata.annotations?.['nginx.ingress.kubernetes.io/auth-url'])!
+  const ingress = docs.find(
+    (d) => d.kind === 'Ingress' && d.metadata.annotations?.['nginx.ingress.kubernetes.io/auth-url'],
+  )!
   const authUrl = new URL(ingress.metadata.annotations['nginx.ingress.kubernetes.io/auth-url'])
   assert.equal(authUrl.pathname, config.forwardAuth.path, 'auth-url path = forwardAuth.path')
   assert.equal(authUrl.hostname.split('.')[0], service.metadata.name, 'auth-url host is the keygate Service')
   assert.equal(Number(authUrl.port), servicePort.port, 'auth-url port = the Service port')
-  const copied = String(ingress.metadata.annotations['nginx.ingress.kubernetes.io/auth-response-headers']).split(',').map((s) => s.trim())
+  const copied = String(ingress.metadata.annotations['nginx.ingress.kubernetes.io/auth-response-headers'])
+    .split(',')
+    .map((s) => s.trim())
   const h = config.identityHeaders
-  assert.deepEqual(lower(copied), lower([h.user, h.userId, h.email, h.groups, h.scheme]), 'every identity header is copied')
+  assert.deepEqual(
+    lower(copied),
+    lower([h.user, h.userId, h.email, h.groups, h.scheme]),
+    'every identity header is copied',
+  )
   // the app behind the Ingress is the Service keygate itself talks to
   const backend = ingress.spec.rules[0].http.paths[0].backend.service
   const upstream = new URL(config.upstream)
-  assert.equal(upstream.hostname.split('.')[0], backend.name, 'keygate\'s upstream is the Ingress backend')
+  assert.equal(upstream.hostname.split('.')[0], backend.name, "keygate's upstream is the Ingress backend")
   assert.equal(Number(upstream.port || 80), backend.port.number)
 })
 
@@ -198,11 +235,12 @@ test('examples/traefik: forwardAuth asks forwardAuth.path, passes only credentia
   assert.deepEqual(lower(fa.authResponseHeaders), lower(IDENTITY))
   // Traefik removes every request header matching the regex before copying: all spellings
   const re = new RegExp(String(fa.authResponseHeadersRegex).replace(/^\(\?i\)/, ''), 'i')
-  for (const name of [...IDENTITY, 'X-Auth_User', 'x_auth_user', 'X_AUTH-GROUPS']) assert.match(name, re, `${name} is stripped`)
+  for (const name of [...IDENTITY, 'X-Auth_User', 'x_auth_user', 'X_AUTH-GROUPS'])
+    assert.match(name, re, `${name} is stripped`)
   assert.doesNotMatch('Authorization', re, 'the regex is narrow')
   const router = dynamic.http.routers.wiki
   assert.deepEqual(router.middlewares, ['keygate'])
-  assert.ok(staticConf.entryPoints[router.entryPoints[0]], 'the router\'s entry point exists')
+  assert.ok(staticConf.entryPoints[router.entryPoints[0]], "the router's entry point exists")
   const keygateService = dynamic.http.services.keygate.loadBalancer.servers[0].url
   assert.equal(new URL(keygateService).port, String(PORT))
 })
@@ -210,7 +248,11 @@ test('examples/traefik: forwardAuth asks forwardAuth.path, passes only credentia
 test('examples/envoy: ext_authz HTTP with path_prefix = forwardAuth.path, identity headers stripped first and copied after', () => {
   const envoy = parse(read('examples/envoy/envoy.yaml')) as Doc
   const hcm = envoy.static_resources.listeners[0].filter_chains[0].filters[0].typed_config
-  assert.equal(hcm.common_http_protocol_options.headers_with_underscores_action, 'REJECT_REQUEST', 'X-Auth_User cannot sneak in')
+  assert.equal(
+    hcm.common_http_protocol_options.headers_with_underscores_action,
+    'REJECT_REQUEST',
+    'X-Auth_User cannot sneak in',
+  )
   const filters = hcm.http_filters as Doc[]
   const names = filters.map((f) => f.name)
   const mutation = names.indexOf('envoy.filters.http.header_mutation')
@@ -224,10 +266,17 @@ test('examples/envoy: ext_authz HTTP with path_prefix = forwardAuth.path, identi
   assert.equal(ext.http_service.path_prefix, AUTH_PATH)
   const sent = (ext.allowed_headers.patterns as Doc[]).map((p) => p.exact)
   assert.ok(sent.includes('authorization') && sent.includes('cookie'), `credentials go to keygate: ${sent}`)
-  assert.ok(!sent.some((h: string) => /^x-(original|forwarded)-(uri|method)$/.test(h)), 'no client X-Original-*/X-Forwarded-Uri')
-  const upstreamHeaders = (ext.http_service.authorization_response.allowed_upstream_headers.patterns as Doc[]).map((p) => p.exact)
+  assert.ok(
+    !sent.some((h: string) => /^x-(original|forwarded)-(uri|method)$/.test(h)),
+    'no client X-Original-*/X-Forwarded-Uri',
+  )
+  const upstreamHeaders = (ext.http_service.authorization_response.allowed_upstream_headers.patterns as Doc[]).map(
+    (p) => p.exact,
+  )
   assert.deepEqual(lower(upstreamHeaders), lower(IDENTITY))
-  const clientHeaders = (ext.http_service.authorization_response.allowed_client_headers.patterns as Doc[]).map((p) => p.exact)
+  const clientHeaders = (ext.http_service.authorization_response.allowed_client_headers.patterns as Doc[]).map(
+    (p) => p.exact,
+  )
   assert.ok(clientHeaders.includes('www-authenticate'), 'a 401 keeps its challenge')
   const clusterName = ext.http_service.server_uri.cluster
   const cluster = (envoy.static_resources.clusters as Doc[]).find((c) => c.name === clusterName)
@@ -248,10 +297,14 @@ test('examples/nginx and examples/caddy ask forwardAuth.path and copy every iden
   const caddy = read('examples/caddy/Caddyfile')
   assert.match(caddy, new RegExp(`^\\s*uri ${AUTH_PATH.replace(/\//g, '\\/')}$`, 'm'))
   assert.match(caddy, new RegExp(`copy_headers ${IDENTITY.join(' ')}`))
-  assert.match(caddy, new RegExp(`\\{\\$KEYGATE_ADDR:127\\.0\\.0\\.1:${PORT}\\}`), 'default keygate address on the listen port')
+  assert.match(
+    caddy,
+    new RegExp(`\\{\\$KEYGATE_ADDR:127\\.0\\.0\\.1:${PORT}\\}`),
+    'default keygate address on the listen port',
+  )
 })
 
-test('the README\'s Deploy section quotes the tested files verbatim', () => {
+test("the README's Deploy section quotes the tested files verbatim", () => {
   const readme = read('README.md')
   const text = readme.slice(readme.indexOf('## Deploy'), readme.indexOf('## Operations'))
   const blocks = [...text.matchAll(/^```[a-z]*\s+file=(\S+)\n([\s\S]*?)^```$/gm)]
@@ -262,7 +315,15 @@ test('the README\'s Deploy section quotes the tested files verbatim', () => {
     assert.ok(exists(file!), `${file} exists`)
     assert.ok(read(file!).includes(body!), `the snippet from ${file} is a verbatim part of it:\n${body}`)
   }
-  for (const f of ['examples/nginx/keygate.conf.template', 'examples/caddy/Caddyfile', 'examples/traefik/dynamic.yml', 'examples/envoy/envoy.yaml', 'deploy/k8s/sidecar.yaml', 'deploy/k8s/forward-auth.yaml', 'docker-compose.yml']) {
+  for (const f of [
+    'examples/nginx/keygate.conf.template',
+    'examples/caddy/Caddyfile',
+    'examples/traefik/dynamic.yml',
+    'examples/envoy/envoy.yaml',
+    'deploy/k8s/sidecar.yaml',
+    'deploy/k8s/forward-auth.yaml',
+    'docker-compose.yml',
+  ]) {
     assert.ok(files.has(f), `the Deploy section quotes ${f}`)
   }
 })

@@ -14,7 +14,11 @@ function errorRows(markdown: string, heading: RegExp): Array<{ code: string; sta
 
 test('the error table, the README and the contract list the same codes, statuses and messages', () => {
   const readme = errorRows(readFileSync('README.md', 'utf8'), /^## Errors$/m)
-  assert.deepEqual(readme.map((r) => r.code).sort(), Object.keys(ERRORS).sort(), 'README and ERRORS list the same codes')
+  assert.deepEqual(
+    readme.map((r) => r.code).sort(),
+    Object.keys(ERRORS).sort(),
+    'README and ERRORS list the same codes',
+  )
   for (const row of readme) {
     const e = ERRORS[row.code as ErrorCode]
     assert.equal(Number(row.status), e.status, `${row.code} status`)
@@ -23,8 +27,19 @@ test('the error table, the README and the contract list the same codes, statuses
   const contractFile = '../shared/CONTRACT.md'
   if (!existsSync(contractFile)) return // a clone without shared/ beside it: the README check above still ran
   const contract = errorRows(readFileSync(contractFile, 'utf8'), /^## 6\. Errors$/m)
-  assert.deepEqual(contract.map((r) => r.code).sort(), Object.keys(ERRORS).sort(), 'CONTRACT and ERRORS list the same codes')
-  for (const row of contract) assert.ok(row.status.split(' / ').map(Number).includes(ERRORS[row.code as ErrorCode].status), `${row.code}: contract says ${row.status}`)
+  assert.deepEqual(
+    contract.map((r) => r.code).sort(),
+    Object.keys(ERRORS).sort(),
+    'CONTRACT and ERRORS list the same codes',
+  )
+  for (const row of contract)
+    assert.ok(
+      row.status
+        .split(' / ')
+        .map(Number)
+        .includes(ERRORS[row.code as ErrorCode].status),
+      `${row.code}: contract says ${row.status}`,
+    )
 })
 
 test('a refusal body is the contract shape; statuses can be overridden only where the contract has two', () => {

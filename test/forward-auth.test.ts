@@ -29,34 +29,69 @@ const config = (extra: Record<string, unknown> = {}) => ({
 const apiKey = { Authorization: `ApiKey ${KEY}` }
 
 /** One request as bytes: the path is sent exactly as given. */
-function send(port: number, method: string, target: string, headers: Record<string, string>, opts: { localAddress?: string } = {}): Promise<RawResponse> {
-  const lines = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')
+function send(
+  port: number,
+  method: string,
+  target: string,
+  headers: Record<string, string>,
+  opts: { localAddress?: string } = {},
+): Promise<RawResponse> {
+  const lines = Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('')
   return rawRequest(port, `${method} ${target} HTTP/1.1\r\n${lines}Connection: close\r\n\r\n`, opts)
 }
 
 /** How each proxy describes "METHOD URI with these client headers" to the decision endpoint. */
 interface Shape {
   readonly name: string
-  ask(port: number, method: string, uri: string, client: Record<string, string>, opts?: { localAddress?: string }): Promise<RawResponse>
+  ask(
+    port: number,
+    method: string,
+    uri: string,
+    client: Record<string, string>,
+    opts?: { localAddress?: string },
+  ): Promise<RawResponse>
 }
 
 const nginx: Shape = {
   name: 'nginx auth_request',
   // the subrequest: GET to the internal location, every client header kept, X-Original-* set, body off
-  ask: (port, method, uri, client, opts) => send(port, 'GET', '/_keygate/auth', {
-    Host: `127.0.0.1:${port}`, ...client,
-    'X-Original-URI': uri, 'X-Original-Method': method, 'X-Forwarded-For': '198.51.100.20',
-  }, opts),
+  ask: (port, method, uri, client, opts) =>
+    send(
+      port,
+      'GET',
+      '/_keygate/auth',
+      {
+        Host: `127.0.0.1:${port}`,
+        ...client,
+        'X-Original-URI': uri,
+        'X-Original-Method': method,
+        'X-Forwarded-For': '198.51.100.20',
+      },
+      opts,
+    ),
 }
 
 const traefik: Shape = {
   name: 'Traefik forwardAuth',
   // Traefik: GET to the address, client headers copied, the request described by X-Forwarded-*
-  ask: (port, method, uri, client, opts) => send(port, 'GET', '/_keygate/auth', {
-    Host: `127.0.0.1:${port}`, ...client,
-    'X-Forwarded-Method': method, 'X-Forwarded-Proto': 'https', 'X-Forwarded-Host': 'wiki.example.org',
-    'X-Forwarded-Uri': uri, 'X-Forwarded-For': '198.51.100.20',
-  }, opts),
+  ask: (port, method, uri, client, opts) =>
+    send(
+      port,
+      'GET',
+      '/_keygate/auth',
+      {
+        Host: `127.0.0.1:${port}`,
+        ...client,
+        'X-Forwarded-Method': method,
+        'X-Forwarded-Proto': 'https',
+        'X-Forwarded-Host': 'wiki.example.org',
+        'X-Forwarded-Uri': uri,
+        'X-Forwarded-For': '198.51.100.20',
+      },
+      opts,
+    ),
 }
 
 const caddy: Shape = {
@@ -64,28 +99,51 @@ const caddy: Shape = {
   // Caddy rewrites the path to the auth URI and keeps the original query string
   ask: (port, method, uri, client, opts) => {
     const q = uri.indexOf('?')
-    return send(port, 'GET', `/_keygate/auth${q === -1 ? '' : uri.slice(q)}`, {
-      Host: 'wiki.example.org', ...client,
-      'X-Forwarded-Method': method, 'X-Forwarded-Uri': uri,
-      'X-Forwarded-For': '198.51.100.20', 'X-Forwarded-Proto': 'http', 'X-Forwarded-Host': 'wiki.example.org',
-    }, opts)
+    return send(
+      port,
+      'GET',
+      `/_keygate/auth${q === -1 ? '' : uri.slice(q)}`,
+      {
+        Host: 'wiki.example.org',
+        ...client,
+        'X-Forwarded-Method': method,
+        'X-Forwarded-Uri': uri,
+        'X-Forwarded-For': '198.51.100.20',
+        'X-Forwarded-Proto': 'http',
+        'X-Forwarded-Host': 'wiki.example.org',
+      },
+      opts,
+    )
   },
 }
 
 const envoy: Shape = {
   name: 'Envoy ext_authz (HTTP)',
   // Envoy: the original method, path_prefix + the original path and query, allowed headers only, no body
-  ask: (port, method, uri, client, opts) => send(port, method, `/_keygate/auth${uri}`, {
-    Host: 'wiki.example.org', ...client, 'Content-Length': '0',
-    'X-Forwarded-Proto': 'https', 'X-Envoy-Expected-Rq-Timeout-Ms': '1000',
-  }, opts),
+  ask: (port, method, uri, client, opts) =>
+    send(
+      port,
+      method,
+      `/_keygate/auth${uri}`,
+      {
+        Host: 'wiki.example.org',
+        ...client,
+        'Content-Length': '0',
+        'X-Forwarded-Proto': 'https',
+        'X-Envoy-Expected-Rq-Timeout-Ms': '1000',
+      },
+      opts,
+    ),
 }
 
 const shapes = [nginx, traefik, caddy, envoy]
 
 const identityOf = (res: RawResponse) => ({
-  user: res.headers['x-auth-user'], id: res.headers['x-auth-user-id'], email: res.headers['x-auth-email'],
-  groups: res.headers['x-auth-groups'], scheme: res.headers['x-auth-scheme'],
+  user: res.headers['x-auth-user'],
+  id: res.headers['x-auth-user-id'],
+  email: res.headers['x-auth-email'],
+  groups: res.headers['x-auth-groups'],
+  scheme: res.headers['x-auth-scheme'],
 })
 
 for (const shape of shapes) {
@@ -93,12 +151,24 @@ for (const shape of shapes) {
     const gw = await startTestGateway(config())
     const ok = await shape.ask(gw.port, 'GET', '/app/page?x=1', apiKey)
     assert.equal(ok.status, 200, ok.body)
-    assert.deepEqual(identityOf(ok), { user: SERVICE_USER, id: '2', email: 'bot@example.org', groups: 'bot', scheme: 'apikey' })
+    assert.deepEqual(identityOf(ok), {
+      user: SERVICE_USER,
+      id: '2',
+      email: 'bot@example.org',
+      groups: 'bot',
+      scheme: 'apikey',
+    })
     assert.ok(ok.headers['x-request-id'], 'every answer carries a request id')
 
     const anon = await shape.ask(gw.port, 'GET', '/public/page', {})
     assert.equal(anon.status, 200, anon.body)
-    assert.deepEqual(identityOf(anon), { user: undefined, id: undefined, email: undefined, groups: undefined, scheme: 'anonymous' })
+    assert.deepEqual(identityOf(anon), {
+      user: undefined,
+      id: undefined,
+      email: undefined,
+      groups: undefined,
+      scheme: 'anonymous',
+    })
 
     // a client's own identity headers are not echoed back as if keygate had set them
     const spoof = await shape.ask(gw.port, 'GET', '/public/page', { 'X-Auth-User': 'admin', 'X-Auth-Groups': 'sysop' })
@@ -115,7 +185,9 @@ for (const shape of shapes) {
     assert.match(none.headers['www-authenticate'] ?? '', /ApiKey realm="keygate"/, 'a 401 names the schemes it accepts')
     assert.equal(none.headers['x-auth-user'], undefined, 'a refusal carries no identity')
 
-    const bad = await shape.ask(gw.port, 'GET', '/app/page', { Authorization: 'ApiKey not-a-key-0123456789abcdef0123456789' })
+    const bad = await shape.ask(gw.port, 'GET', '/app/page', {
+      Authorization: 'ApiKey not-a-key-0123456789abcdef0123456789',
+    })
     assert.equal(bad.status, 401, bad.body)
     assert.equal(bad.json?.code, 'E1001', bad.body)
     assert.ok(bad.headers['www-authenticate'], `a 401 always challenges: ${JSON.stringify(bad.headers)}`)
@@ -154,7 +226,10 @@ for (const shape of shapes) {
   test(`${shape.name}: a POST to the Action API by a module-limited key is refused, the body being invisible`, async () => {
     const gw = await startTestGateway(config())
     for (const uri of ['/w/api.php', '/w/api.php?action=opensearch&search=Main']) {
-      const res = await shape.ask(gw.port, 'POST', uri, { ...apiKey, 'Content-Type': 'application/x-www-form-urlencoded' })
+      const res = await shape.ask(gw.port, 'POST', uri, {
+        ...apiKey,
+        'Content-Type': 'application/x-www-form-urlencoded',
+      })
       assert.equal(res.status, 403, `${uri}: ${res.body}`)
       assert.equal(res.json?.code, 'E1004', res.body)
       assert.match(res.json?.message ?? '', /cannot see a POST body/i, `the message says why: ${res.body}`)
@@ -205,7 +280,11 @@ for (const shape of [nginx, traefik, caddy]) {
           assert.ok(res.status === 401 || res.status === 403, `${uri}: ${res.status} ${res.body}`)
           continue
         }
-        assert.equal(res.status, 403, `${uri} (${Object.keys(headers).length ? 'ApiKey' : 'anonymous'}): ${res.status} ${res.body}`)
+        assert.equal(
+          res.status,
+          403,
+          `${uri} (${Object.keys(headers).length ? 'ApiKey' : 'anonymous'}): ${res.status} ${res.body}`,
+        )
         assert.equal(res.json?.code, 'E1030', `${uri}: ${res.body}`)
         assert.equal(res.headers['x-auth-user'], undefined, `${uri}: no identity on a refusal`)
       }
@@ -235,7 +314,19 @@ test('X-Forwarded-For is believed only from trustedProxies', async () => {
 
   const trusting = await startTestGateway(config({ trustedProxies: ['127.0.0.1/32'] }))
   const viaProxy = (xff: string, localAddress = '127.0.0.1') =>
-    send(trusting.port, 'GET', '/_keygate/auth', { Host: 'x', Authorization: `ApiKey ${OFFICE_KEY}`, 'X-Original-URI': '/app/page', 'X-Original-Method': 'GET', 'X-Forwarded-For': xff }, { localAddress })
+    send(
+      trusting.port,
+      'GET',
+      '/_keygate/auth',
+      {
+        Host: 'x',
+        Authorization: `ApiKey ${OFFICE_KEY}`,
+        'X-Original-URI': '/app/page',
+        'X-Original-Method': 'GET',
+        'X-Forwarded-For': xff,
+      },
+      { localAddress },
+    )
   const ok = await viaProxy('203.0.113.7')
   assert.equal(ok.status, 200, `the trusted proxy vouches for 203.0.113.7: ${ok.body}`)
   assert.equal(ok.headers['x-auth-user'], SERVICE_USER)
@@ -246,14 +337,25 @@ test('X-Forwarded-For is believed only from trustedProxies', async () => {
   const other = await viaProxy('203.0.113.7', '127.0.0.2')
   assert.equal(other.status, 403, `127.0.0.2 is not a trusted proxy: ${other.body}`)
   // X-Real-IP from a trusted proxy stands in when X-Forwarded-For is absent
-  const realIp = await send(trusting.port, 'GET', '/_keygate/auth', { Host: 'x', Authorization: `ApiKey ${OFFICE_KEY}`, 'X-Original-URI': '/app/page', 'X-Real-IP': '203.0.113.8' })
+  const realIp = await send(trusting.port, 'GET', '/_keygate/auth', {
+    Host: 'x',
+    Authorization: `ApiKey ${OFFICE_KEY}`,
+    'X-Original-URI': '/app/page',
+    'X-Real-IP': '203.0.113.8',
+  })
   assert.equal(realIp.status, 200, realIp.body)
 })
 
 test('the decision endpoint answers any method, is matched without its query, and only at its own path', async () => {
   const gw = await startTestGateway(config())
   for (const method of ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH']) {
-    const res = await send(gw.port, method, '/_keygate/auth?rd=https%3A%2F%2Fwiki.example.org', { Host: 'x', ...apiKey, 'X-Original-URI': '/app/page', 'X-Original-Method': 'GET', 'Content-Length': '0' })
+    const res = await send(gw.port, method, '/_keygate/auth?rd=https%3A%2F%2Fwiki.example.org', {
+      Host: 'x',
+      ...apiKey,
+      'X-Original-URI': '/app/page',
+      'X-Original-Method': 'GET',
+      'Content-Length': '0',
+    })
     assert.equal(res.status, 200, `${method}: ${res.body}`)
     assert.equal(res.headers['x-auth-user'], SERVICE_USER, method)
   }
@@ -271,16 +373,50 @@ test('the decision endpoint answers any method, is matched without its query, an
 // with X-Forwarded-Uri/-Method and pass every other client header on; nginx sets X-Original-* and
 // passes X-Forwarded-* through. The decision must rest on the calling proxy's pair, never on a mix.
 const smuggled: Array<{ name: string; shape: Shape; method: string; uri: string; client: Record<string, string> }> = [
-  { name: 'Traefik: client X-Original-URI over X-Forwarded-Uri', shape: traefik, method: 'GET', uri: '/admin/users', client: { ...apiKey, 'X-Original-URI': '/app/page' } },
-  { name: 'Caddy: client X-Original-URI over X-Forwarded-Uri', shape: caddy, method: 'GET', uri: '/admin/users', client: { ...apiKey, 'X-Original-URI': '/app/page' } },
-  { name: 'Traefik: client X-Original-Method: GET on a POST', shape: traefik, method: 'POST', uri: '/w/api.php?action=opensearch', client: { ...apiKey, 'X-Original-Method': 'GET' } },
-  { name: 'Envoy: client X-Original-Method: GET on a POST', shape: envoy, method: 'POST', uri: '/w/api.php?action=opensearch', client: { ...apiKey, 'X-Original-Method': 'GET' } },
-  { name: 'Traefik: client X-Original-URI and X-Original-Method matching the URI, GET on a POST', shape: traefik, method: 'POST', uri: '/w/api.php?action=opensearch', client: { ...apiKey, 'X-Original-URI': '/w/api.php?action=opensearch', 'X-Original-Method': 'GET' } },
+  {
+    name: 'Traefik: client X-Original-URI over X-Forwarded-Uri',
+    shape: traefik,
+    method: 'GET',
+    uri: '/admin/users',
+    client: { ...apiKey, 'X-Original-URI': '/app/page' },
+  },
+  {
+    name: 'Caddy: client X-Original-URI over X-Forwarded-Uri',
+    shape: caddy,
+    method: 'GET',
+    uri: '/admin/users',
+    client: { ...apiKey, 'X-Original-URI': '/app/page' },
+  },
+  {
+    name: 'Traefik: client X-Original-Method: GET on a POST',
+    shape: traefik,
+    method: 'POST',
+    uri: '/w/api.php?action=opensearch',
+    client: { ...apiKey, 'X-Original-Method': 'GET' },
+  },
+  {
+    name: 'Envoy: client X-Original-Method: GET on a POST',
+    shape: envoy,
+    method: 'POST',
+    uri: '/w/api.php?action=opensearch',
+    client: { ...apiKey, 'X-Original-Method': 'GET' },
+  },
+  {
+    name: 'Traefik: client X-Original-URI and X-Original-Method matching the URI, GET on a POST',
+    shape: traefik,
+    method: 'POST',
+    uri: '/w/api.php?action=opensearch',
+    client: { ...apiKey, 'X-Original-URI': '/w/api.php?action=opensearch', 'X-Original-Method': 'GET' },
+  },
 ]
 
 test('nginx: client X-Forwarded-Uri/-Method beside X-Original-* change nothing', async () => {
   const gw = await startTestGateway(config())
-  const post = await nginx.ask(gw.port, 'POST', '/w/api.php?action=opensearch', { ...apiKey, 'X-Forwarded-Method': 'GET', 'X-Forwarded-Uri': '/w/api.php?action=opensearch' })
+  const post = await nginx.ask(gw.port, 'POST', '/w/api.php?action=opensearch', {
+    ...apiKey,
+    'X-Forwarded-Method': 'GET',
+    'X-Forwarded-Uri': '/w/api.php?action=opensearch',
+  })
   assert.equal(post.status, 403, post.body)
   const admin = await nginx.ask(gw.port, 'GET', '/admin/users', { ...apiKey, 'X-Forwarded-Uri': '/app/page' })
   assert.equal(admin.status, 403, admin.body)

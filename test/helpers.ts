@@ -8,7 +8,13 @@ import { GatewaySchema, type GatewayConfig } from '../src/config/schema.js'
 import { startGateway, type Gateway, type GatewayOptions } from '../src/server.js'
 import { createLogger } from '../src/log.js'
 
-export interface SeenRequest { method: string; url: string; headers: IncomingHttpHeaders; rawHeaders: string[]; body: Buffer }
+export interface SeenRequest {
+  method: string
+  url: string
+  headers: IncomingHttpHeaders
+  rawHeaders: string[]
+  body: Buffer
+}
 
 /** A real upstream on loopback that records what reached it; `handler` may answer differently. */
 export async function startUpstream(handler?: (req: IncomingMessage, res: ServerResponse, body: Buffer) => void) {
@@ -24,7 +30,10 @@ export async function startUpstream(handler?: (req: IncomingMessage, res: Server
   })
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
-  after(() => { server.closeAllConnections(); server.close() })
+  after(() => {
+    server.closeAllConnections()
+    server.close()
+  })
   const port = (server.address() as { port: number }).port
   return { server, seen, port, url: `http://127.0.0.1:${port}` }
 }
@@ -34,7 +43,12 @@ export const TEST_SECRET = 'test-secret-0123456789-0123456789-abcdef'
 /** Collects every log line, so a test can assert that no secret was ever written. */
 export function captureLogs() {
   const lines: string[] = []
-  const sink = new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb() } })
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      lines.push(String(chunk))
+      cb()
+    },
+  })
   return { lines, logger: createLogger('info', sink) }
 }
 
@@ -47,18 +61,33 @@ export function yamlConfig(text: string): GatewayConfig {
 }
 
 /** A gateway on 127.0.0.1:0, closed after the test file. */
-export async function startTestGateway(config: GatewayConfig | Record<string, unknown>, extra: Partial<GatewayOptions> = {}): Promise<Gateway & { logs: string[] }> {
-  const parsed = 'limits' in config && typeof (config as GatewayConfig).limits?.maxBodyBytes === 'number' ? config as GatewayConfig : parseConfig(config)
+export async function startTestGateway(
+  config: GatewayConfig | Record<string, unknown>,
+  extra: Partial<GatewayOptions> = {},
+): Promise<Gateway & { logs: string[] }> {
+  const parsed =
+    'limits' in config && typeof (config as GatewayConfig).limits?.maxBodyBytes === 'number'
+      ? (config as GatewayConfig)
+      : parseConfig(config)
   const { lines, logger } = captureLogs()
   const gw = await startGateway({ config: parsed, logger, listen: { host: '127.0.0.1', port: 0 }, ...extra })
   after(() => gw.close())
   return Object.assign(gw, { logs: lines })
 }
 
-export interface RawResponse { status: number; headers: Record<string, string>; body: string; json: any }
+export interface RawResponse {
+  status: number
+  headers: Record<string, string>
+  body: string
+  json: any
+}
 
 /** Sends bytes as they are over a socket: fetch and URL parsers would normalise hostile paths first. */
-export async function rawRequest(port: number, request: string | Buffer, opts: { localAddress?: string; host?: string } = {}): Promise<RawResponse> {
+export async function rawRequest(
+  port: number,
+  request: string | Buffer,
+  opts: { localAddress?: string; host?: string } = {},
+): Promise<RawResponse> {
   const socket = connect({ port, host: opts.host ?? '127.0.0.1', localAddress: opts.localAddress })
   await once(socket, 'connect')
   socket.write(request)
@@ -80,7 +109,11 @@ export function parseRawResponse(text: string): RawResponse {
   let body = rest.join('\r\n\r\n')
   if (headers['transfer-encoding'] === 'chunked') body = dechunk(body)
   let json: any
-  try { json = JSON.parse(body) } catch { json = undefined }
+  try {
+    json = JSON.parse(body)
+  } catch {
+    json = undefined
+  }
   return { status: Number(statusLine.split(' ')[1]), headers, body, json }
 }
 
@@ -99,5 +132,16 @@ function dechunk(text: string): string {
 }
 
 /** GET with Connection: close, raw target kept exactly as given. */
-export const rawGet = (port: number, target: string, headers: Record<string, string> = {}, opts: { localAddress?: string } = {}) =>
-  rawRequest(port, `GET ${target} HTTP/1.1\r\nHost: gw.test\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}Connection: close\r\n\r\n`, opts)
+export const rawGet = (
+  port: number,
+  target: string,
+  headers: Record<string, string> = {},
+  opts: { localAddress?: string } = {},
+) =>
+  rawRequest(
+    port,
+    `GET ${target} HTTP/1.1\r\nHost: gw.test\r\n${Object.entries(headers)
+      .map(([k, v]) => `${k}: ${v}\r\n`)
+      .join('')}Connection: close\r\n\r\n`,
+    opts,
+  )

@@ -14,10 +14,11 @@ const LAYERS: Array<[number, RegExp]> = [
 ]
 const STAGES = /^pipeline\/(normalize|client-ip|authenticate|authorize|action-params|identity|forward)$/
 
-const files = (dir: string): string[] => readdirSync(dir).flatMap((f) => {
-  const p = join(dir, f)
-  return statSync(p).isDirectory() ? files(p) : p.endsWith('.ts') ? [p] : []
-})
+const files = (dir: string): string[] =>
+  readdirSync(dir).flatMap((f) => {
+    const p = join(dir, f)
+    return statSync(p).isDirectory() ? files(p) : p.endsWith('.ts') ? [p] : []
+  })
 const moduleOf = (file: string) => relative('src', file).replace(/\.ts$/, '')
 const layerOf = (mod: string): number => {
   const hit = LAYERS.find(([, re]) => re.test(mod))
@@ -32,7 +33,8 @@ test('no module imports from a higher layer, and no stage imports another stage'
     const imports = [...readFileSync(file, 'utf8').matchAll(/^import .* from '(\.[^']+)'/gm)].map((m) => m[1]!)
     for (const spec of imports) {
       const target = moduleOf(normalize(join(dirname(file), spec.replace(/\.js$/, '.ts'))))
-      if (layerOf(target) > layerOf(mod)) problems.push(`${mod} (layer ${layerOf(mod)}) imports ${target} (layer ${layerOf(target)})`)
+      if (layerOf(target) > layerOf(mod))
+        problems.push(`${mod} (layer ${layerOf(mod)}) imports ${target} (layer ${layerOf(target)})`)
       if (STAGES.test(mod) && STAGES.test(target)) problems.push(`stage ${mod} imports stage ${target}`)
     }
   }

@@ -18,11 +18,19 @@ function tempConfig(text: string): string {
 }
 
 async function startCli(file: string) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] })
-  after(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--config', file], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  after(() => {
+    if (child.exitCode === null) child.kill('SIGKILL')
+  })
   let out = ''
-  child.stdout.on('data', (c) => { out += c })
-  child.stderr.on('data', (c) => { out += c })
+  child.stdout.on('data', (c) => {
+    out += c
+  })
+  child.stderr.on('data', (c) => {
+    out += c
+  })
   for (let i = 0; i < 100 && !out.includes('keygate listening'); i++) await new Promise((r) => setTimeout(r, 100))
   const port = Number(/"listen":"[^"]*:(\d+)"/.exec(out)?.[1])
   assert.ok(port > 0, `gateway did not start: ${out}`)
@@ -30,8 +38,12 @@ async function startCli(file: string) {
 }
 
 test('SIGTERM: stops accepting, lets an in-flight request finish, exits 0', async () => {
-  const up = await startUpstream((_req, res) => { setTimeout(() => res.end('slow but whole'), 800) })
-  const { child, port } = await startCli(tempConfig(`listen: 127.0.0.1:0\nupstream: ${up.url}\ndefaultPolicy: anonymous\n`))
+  const up = await startUpstream((_req, res) => {
+    setTimeout(() => res.end('slow but whole'), 800)
+  })
+  const { child, port } = await startCli(
+    tempConfig(`listen: 127.0.0.1:0\nupstream: ${up.url}\ndefaultPolicy: anonymous\n`),
+  )
   const inFlight = rawGet(port, '/slow')
   await new Promise((r) => setTimeout(r, 200))
   child.kill('SIGTERM')
@@ -74,18 +86,28 @@ test('the demo upstream echoes method, path and identity headers', async () => {
   const gw = await startTestGateway({ upstream: 'demo', defaultPolicy: 'anonymous' })
   const res = await rawGet(gw.port, '/anything?x=1', { 'X-Auth-User': 'spoof' })
   assert.equal(res.status, 200)
-  assert.deepEqual(res.json, { upstream: 'demo', method: 'GET', path: '/anything?x=1', identity: { 'X-Auth-Scheme': 'anonymous' } })
+  assert.deepEqual(res.json, {
+    upstream: 'demo',
+    method: 'GET',
+    path: '/anything?x=1',
+    identity: { 'X-Auth-Scheme': 'anonymous' },
+  })
 })
 
 test('WebSocket upgrades are proxied after the same authentication', async () => {
   const ws = createServer()
   ws.on('upgrade', (req, socket) => {
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Seen-User: ${req.headers['x-auth-user'] ?? 'none'}\r\nX-Seen-Spoof: ${req.headers['x-auth_user'] ?? 'none'}\r\n\r\n`)
+    socket.write(
+      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Seen-User: ${req.headers['x-auth-user'] ?? 'none'}\r\nX-Seen-Spoof: ${req.headers['x-auth_user'] ?? 'none'}\r\n\r\n`,
+    )
     socket.on('data', (d) => socket.write(Buffer.concat([Buffer.from('echo:'), d])))
   })
   ws.listen(0, '127.0.0.1')
   await once(ws, 'listening')
-  after(() => { ws.closeAllConnections(); ws.close() })
+  after(() => {
+    ws.closeAllConnections()
+    ws.close()
+  })
   const key = 'ws-test-api-key-0123456789abcdef0123456789'
   const gw = await startTestGateway({
     upstream: `http://127.0.0.1:${(ws.address() as { port: number }).port}`,
@@ -95,7 +117,9 @@ test('WebSocket upgrades are proxied after the same authentication', async () =>
   const open = async (headers: string) => {
     const socket = connect(gw.port, '127.0.0.1')
     await once(socket, 'connect')
-    socket.write(`GET /socket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${headers}\r\n`)
+    socket.write(
+      `GET /socket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${headers}\r\n`,
+    )
     const [first] = await once(socket, 'data')
     return { socket, head: String(first) }
   }
@@ -128,12 +152,16 @@ test('workers: 2 runs a primary and two workers on one port, sharing Redis; SIGT
   const { hashPassword } = await import('../src/tokens/password.js')
   const prefix = `kgtest:cluster:${process.pid}:`
   const hash = await hashPassword('cluster-password')
-  const file = tempConfig([
-    'listen: 127.0.0.1:0', `upstream: ${up.url}`, 'workers: 2',
-    `store: {redis: "redis://127.0.0.1:6379", prefix: "${prefix}"}`,
-    'secrets: {jwt: {secret: "cluster-jwt-secret-0123456789abcdef0123"}}',
-    `users: [{username: carl, uid: 4, passwordHash: "${hash}", groups: [user]}]`,
-  ].join('\n'))
+  const file = tempConfig(
+    [
+      'listen: 127.0.0.1:0',
+      `upstream: ${up.url}`,
+      'workers: 2',
+      `store: {redis: "redis://127.0.0.1:6379", prefix: "${prefix}"}`,
+      'secrets: {jwt: {secret: "cluster-jwt-secret-0123456789abcdef0123"}}',
+      `users: [{username: carl, uid: 4, passwordHash: "${hash}", groups: [user]}]`,
+    ].join('\n'),
+  )
   // port 0 would give each worker its own port: pick one for the test
   const { createServer } = await import('node:net')
   const probe = createServer().listen(0, '127.0.0.1')
@@ -141,16 +169,28 @@ test('workers: 2 runs a primary and two workers on one port, sharing Redis; SIGT
   const port = (probe.address() as { port: number }).port
   probe.close()
   writeFileSync(file, readFileSync(file, 'utf8').replace('127.0.0.1:0', `127.0.0.1:${port}`))
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] })
-  after(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--config', file], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  after(() => {
+    if (child.exitCode === null) child.kill('SIGKILL')
+  })
   let out = ''
-  child.stdout.on('data', (c) => { out += c })
-  child.stderr.on('data', (c) => { out += c })
-  for (let i = 0; i < 100 && (out.match(/keygate listening/g) ?? []).length < 2; i++) await new Promise((r) => setTimeout(r, 100))
+  child.stdout.on('data', (c) => {
+    out += c
+  })
+  child.stderr.on('data', (c) => {
+    out += c
+  })
+  for (let i = 0; i < 100 && (out.match(/keygate listening/g) ?? []).length < 2; i++)
+    await new Promise((r) => setTimeout(r, 100))
   assert.equal((out.match(/keygate listening/g) ?? []).length, 2, `two workers listen: ${out}`)
   const body = JSON.stringify({ username: 'carl', password: 'cluster-password' })
   const { rawRequest } = await import('./helpers.js')
-  const login = await rawRequest(port, `POST /api/authorize HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`)
+  const login = await rawRequest(
+    port,
+    `POST /api/authorize HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+  )
   assert.equal(login.status, 200, login.body)
   for (let i = 0; i < 20; i++) {
     const res = await rawGet(port, '/page', { Authorization: `Bearer ${login.json.token}` })

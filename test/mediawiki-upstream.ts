@@ -9,9 +9,12 @@ export function startMediaWikiUpstream() {
     const url = new URL(req.url!, 'http://wiki.test')
     res.setHeader('content-type', 'application/json')
     if (url.pathname.endsWith('/api.php')) {
-      const form = req.headers['content-type']?.startsWith('application/x-www-form-urlencoded') ? new URLSearchParams(body.toString()) : null
+      const form = req.headers['content-type']?.startsWith('application/x-www-form-urlencoded')
+        ? new URLSearchParams(body.toString())
+        : null
       const action = form?.get('action') ?? url.searchParams.get('action') ?? 'help'
-      if (action === 'opensearch') return res.end(JSON.stringify(['Main', ['Main Page'], [''], ['http://wiki.test/wiki/Main_Page']]))
+      if (action === 'opensearch')
+        return res.end(JSON.stringify(['Main', ['Main Page'], [''], ['http://wiki.test/wiki/Main_Page']]))
       return res.end(JSON.stringify({ action, user: req.headers['x-auth-user'] ?? null }))
     }
     if (url.pathname.includes('/rest.php/')) return res.end(JSON.stringify({ title: 'Main Page', source: 'Hello' }))

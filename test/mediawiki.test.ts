@@ -10,7 +10,8 @@ import { cookieJar, missingWikiPackages, startWiki } from './support/mediawiki.j
 // identityFromUpstream (meta=userinfo with the user's cookies).
 
 const missing = missingWikiPackages()
-if (missing && process.env.CI) throw new Error(`CI must run the MediaWiki test, but ${missing} is not installed (.ci/run installs it)`)
+if (missing && process.env.CI)
+  throw new Error(`CI must run the MediaWiki test, but ${missing} is not installed (.ci/run installs it)`)
 const skip = missing ? `needs ${missing}: apt-get install -y mediawiki php-cli php-sqlite3` : false
 
 const KEY = 'mediawiki-test-key-0123456789abcdef0123456789'
@@ -23,18 +24,30 @@ const apiKey = { Authorization: `ApiKey ${KEY}` }
 async function setup() {
   const wiki = await startWiki({ trustHeaderFrom: ['127.0.0.1', '::1'] })
   // the service user keygate's ApiKey and AppToken callers act as, and a wiki user with a password
-  await wiki.maintenance('createAndPromote', ['--bot', '--sysop', SERVICE_USER, 'Service-Password-For-A-Throwaway-Wiki-01'])
+  await wiki.maintenance('createAndPromote', [
+    '--bot',
+    '--sysop',
+    SERVICE_USER,
+    'Service-Password-For-A-Throwaway-Wiki-01',
+  ])
   await wiki.maintenance('createAndPromote', [WIKI_USER, WIKI_PASSWORD])
   const gw = await startTestGateway({
     upstream: wiki.url,
     secrets: { salt: SALT },
     serviceUser: { name: SERVICE_USER, groups: ['bot'] },
-    apiKeys: [{
-      name: 'chatbot', key: KEY, cidr: ['127.0.0.1/32'],
-      allow: { paths: ['/mws/v1/app-token/generate', '/mws/v1/user-token/verify'], actionModules: ['opensearch'] },
-    }],
+    apiKeys: [
+      {
+        name: 'chatbot',
+        key: KEY,
+        cidr: ['127.0.0.1/32'],
+        allow: { paths: ['/mws/v1/app-token/generate', '/mws/v1/user-token/verify'], actionModules: ['opensearch'] },
+      },
+    ],
     tokenApi: { publicBase: 'http://127.0.0.1/w/rest.php' },
-    identityFromUpstream: { url: '/w/api.php?action=query&meta=userinfo&uiprop=groups|email|realname&format=json', cacheTtl: '30s' },
+    identityFromUpstream: {
+      url: '/w/api.php?action=query&meta=userinfo&uiprop=groups|email|realname&format=json',
+      cacheTtl: '30s',
+    },
     defaultPolicy: 'authenticated',
   })
   return { wiki, gw }
@@ -48,7 +61,10 @@ function env() {
 }
 
 const api = (base: string, query: string) => `${base}/w/api.php?${query}&format=json`
-const form = (fields: Record<string, string>) => ({ 'content-type': 'application/x-www-form-urlencoded', body: new URLSearchParams({ ...fields, format: 'json' }).toString() })
+const form = (fields: Record<string, string>) => ({
+  'content-type': 'application/x-www-form-urlencoded',
+  body: new URLSearchParams({ ...fields, format: 'json' }).toString(),
+})
 
 async function post(url: string, fields: Record<string, string>, headers: Record<string, string> = {}) {
   const f = form(fields)
@@ -57,13 +73,18 @@ async function post(url: string, fields: Record<string, string>, headers: Record
 
 /** What the wiki itself says about a page's latest revision (straight to the wiki, no keygate). */
 async function latestRevision(wikiUrl: string, title: string): Promise<{ user: string; content: string } | null> {
-  const res = await fetch(api(wikiUrl, `action=query&prop=revisions&titles=${encodeURIComponent(title)}&rvprop=user%7Ccontent&rvslots=main&formatversion=2`))
-  const page = (await res.json() as any).query.pages[0]
+  const res = await fetch(
+    api(
+      wikiUrl,
+      `action=query&prop=revisions&titles=${encodeURIComponent(title)}&rvprop=user%7Ccontent&rvslots=main&formatversion=2`,
+    ),
+  )
+  const page = ((await res.json()) as any).query.pages[0]
   if (page.missing) return null
   return { user: page.revisions[0].user, content: page.revisions[0].slots.main.content }
 }
 
-test('MediaWiki: an ApiKey limited to opensearch gets the wiki\'s real opensearch results', { skip }, async () => {
+test("MediaWiki: an ApiKey limited to opensearch gets the wiki's real opensearch results", { skip }, async () => {
   const { gw } = env()
   const res = await fetch(api(gw.url, 'action=opensearch&search=Main'), { headers: apiKey })
   const body = await res.text()
@@ -76,105 +97,150 @@ test('MediaWiki: an ApiKey limited to opensearch gets the wiki\'s real opensearc
   assert.equal(search.status, 403, await search.text())
 })
 
-test('MediaWiki: the opensearch-only ApiKey is refused action=edit, by GET and by POST, and the wiki never sees it', { skip }, async () => {
-  const { gw, wiki } = env()
-  const get = await fetch(api(gw.url, 'action=edit&title=Keygate_refused&text=nope&token=%2B%5C'), { headers: apiKey })
-  const getBody = await get.json() as any
-  assert.equal(get.status, 403, JSON.stringify(getBody))
-  assert.equal(getBody.code, 'E1004', JSON.stringify(getBody))
-  const byPost = await post(`${gw.url}/w/api.php`, { action: 'edit', title: 'Keygate_refused', text: 'nope', token: '+\\' }, apiKey)
-  const postBody = await byPost.json() as any
-  assert.equal(byPost.status, 403, JSON.stringify(postBody))
-  assert.equal(postBody.code, 'E1004', JSON.stringify(postBody))
-  assert.equal(await latestRevision(wiki.url, 'Keygate_refused'), null, 'the page was never created')
-})
+test(
+  'MediaWiki: the opensearch-only ApiKey is refused action=edit, by GET and by POST, and the wiki never sees it',
+  { skip },
+  async () => {
+    const { gw, wiki } = env()
+    const get = await fetch(api(gw.url, 'action=edit&title=Keygate_refused&text=nope&token=%2B%5C'), {
+      headers: apiKey,
+    })
+    const getBody = (await get.json()) as any
+    assert.equal(get.status, 403, JSON.stringify(getBody))
+    assert.equal(getBody.code, 'E1004', JSON.stringify(getBody))
+    const byPost = await post(
+      `${gw.url}/w/api.php`,
+      { action: 'edit', title: 'Keygate_refused', text: 'nope', token: '+\\' },
+      apiKey,
+    )
+    const postBody = (await byPost.json()) as any
+    assert.equal(byPost.status, 403, JSON.stringify(postBody))
+    assert.equal(postBody.code, 'E1004', JSON.stringify(postBody))
+    assert.equal(await latestRevision(wiki.url, 'Keygate_refused'), null, 'the page was never created')
+  },
+)
 
-test('MediaWiki: an AppToken generated by the ApiKey reads and edits the wiki as the service user', { skip }, async () => {
-  const { gw, wiki } = env()
-  const gen = await fetch(`${gw.url}/mws/v1/app-token/generate`, { method: 'POST', headers: apiKey })
-  const genBody = await gen.json() as any
-  assert.equal(gen.status, 200, JSON.stringify(genBody))
-  const envelope = JSON.parse(Buffer.from(genBody.value, 'base64').toString('utf8'))
-  assert.equal(envelope.verifyCallback, 'http://127.0.0.1/w/rest.php', JSON.stringify(envelope))
-  assert.match(envelope.token, /^[0-9a-f]{32,}$/, 'the inner token is hex')
-  const appToken = { Authorization: `AppToken ${envelope.token}` }
+test(
+  'MediaWiki: an AppToken generated by the ApiKey reads and edits the wiki as the service user',
+  { skip },
+  async () => {
+    const { gw, wiki } = env()
+    const gen = await fetch(`${gw.url}/mws/v1/app-token/generate`, { method: 'POST', headers: apiKey })
+    const genBody = (await gen.json()) as any
+    assert.equal(gen.status, 200, JSON.stringify(genBody))
+    const envelope = JSON.parse(Buffer.from(genBody.value, 'base64').toString('utf8'))
+    assert.equal(envelope.verifyCallback, 'http://127.0.0.1/w/rest.php', JSON.stringify(envelope))
+    assert.match(envelope.token, /^[0-9a-f]{32,}$/, 'the inner token is hex')
+    const appToken = { Authorization: `AppToken ${envelope.token}` }
 
-  // read: page text through the Action API and the REST API
-  const read = await fetch(api(gw.url, 'action=query&prop=revisions&titles=Main_Page&rvprop=content&rvslots=main&formatversion=2'), { headers: appToken })
-  const readBody = await read.json() as any
-  assert.equal(read.status, 200, JSON.stringify(readBody))
-  assert.match(readBody.query.pages[0].revisions[0].slots.main.content, /MediaWiki has been installed/, 'the Main Page text')
-  const rest = await fetch(`${gw.url}/w/rest.php/v1/page/Main_Page`, { headers: appToken })
-  const restBody = await rest.json() as any
-  assert.equal(rest.status, 200, JSON.stringify(restBody))
-  assert.equal(restBody.title, 'Main Page', JSON.stringify(restBody).slice(0, 300))
+    // read: page text through the Action API and the REST API
+    const read = await fetch(
+      api(gw.url, 'action=query&prop=revisions&titles=Main_Page&rvprop=content&rvslots=main&formatversion=2'),
+      { headers: appToken },
+    )
+    const readBody = (await read.json()) as any
+    assert.equal(read.status, 200, JSON.stringify(readBody))
+    assert.match(
+      readBody.query.pages[0].revisions[0].slots.main.content,
+      /MediaWiki has been installed/,
+      'the Main Page text',
+    )
+    const rest = await fetch(`${gw.url}/w/rest.php/v1/page/Main_Page`, { headers: appToken })
+    const restBody = (await rest.json()) as any
+    assert.equal(rest.status, 200, JSON.stringify(restBody))
+    assert.equal(restBody.title, 'Main Page', JSON.stringify(restBody).slice(0, 300))
 
-  // the wiki knows the caller as the service user, so it hands out a real CSRF token
-  const who = await fetch(api(gw.url, 'action=query&meta=userinfo&uiprop=groups'), { headers: appToken })
-  const whoBody = await who.json() as any
-  assert.equal(whoBody.query.userinfo.name, SERVICE_USER, JSON.stringify(whoBody))
-  const tokens = await fetch(api(gw.url, 'action=query&meta=tokens'), { headers: appToken })
-  const csrf = ((await tokens.json()) as any).query.tokens.csrftoken as string
-  assert.notEqual(csrf, '+\\', 'an anonymous CSRF token would mean the wiki did not take keygate\'s identity')
+    // the wiki knows the caller as the service user, so it hands out a real CSRF token
+    const who = await fetch(api(gw.url, 'action=query&meta=userinfo&uiprop=groups'), { headers: appToken })
+    const whoBody = (await who.json()) as any
+    assert.equal(whoBody.query.userinfo.name, SERVICE_USER, JSON.stringify(whoBody))
+    const tokens = await fetch(api(gw.url, 'action=query&meta=tokens'), { headers: appToken })
+    const csrf = ((await tokens.json()) as any).query.tokens.csrftoken as string
+    assert.notEqual(csrf, '+\\', "an anonymous CSRF token would mean the wiki did not take keygate's identity")
 
-  const text = `Written through keygate at ${new Date().toISOString()}`
-  const edit = await post(`${gw.url}/w/api.php`, { action: 'edit', title: 'Keygate AppToken edit', text, summary: 'keygate test', token: csrf }, appToken)
-  const editBody = await edit.json() as any
-  assert.equal(edit.status, 200, JSON.stringify(editBody))
-  assert.equal(editBody.edit?.result, 'Success', JSON.stringify(editBody))
-  assert.deepEqual(await latestRevision(wiki.url, 'Keygate AppToken edit'), { user: SERVICE_USER, content: text })
+    const text = `Written through keygate at ${new Date().toISOString()}`
+    const edit = await post(
+      `${gw.url}/w/api.php`,
+      { action: 'edit', title: 'Keygate AppToken edit', text, summary: 'keygate test', token: csrf },
+      appToken,
+    )
+    const editBody = (await edit.json()) as any
+    assert.equal(edit.status, 200, JSON.stringify(editBody))
+    assert.equal(editBody.edit?.result, 'Success', JSON.stringify(editBody))
+    assert.deepEqual(await latestRevision(wiki.url, 'Keygate AppToken edit'), { user: SERVICE_USER, content: text })
 
-  // the ApiKey itself is still refused the edit that its AppToken may make
-  const again = await post(`${gw.url}/w/api.php`, { action: 'edit', title: 'Keygate AppToken edit', text: 'by key', token: csrf }, apiKey)
-  assert.equal(again.status, 403, await again.text())
-})
+    // the ApiKey itself is still refused the edit that its AppToken may make
+    const again = await post(
+      `${gw.url}/w/api.php`,
+      { action: 'edit', title: 'Keygate AppToken edit', text: 'by key', token: csrf },
+      apiKey,
+    )
+    assert.equal(again.status, 403, await again.text())
+  },
+)
 
-test('MediaWiki: a user logged in by the wiki\'s own cookies gets a user token through identityFromUpstream, and verify returns that wiki user', { skip }, async () => {
-  const { gw, wiki } = env()
-  // log in at the wiki itself, as a browser would (action=clientlogin with the user's password)
-  const jar = cookieJar()
-  const lt = await fetch(api(wiki.url, 'action=query&meta=tokens&type=login'))
-  jar.take(lt)
-  const loginToken = ((await lt.json()) as any).query.tokens.logintoken as string
-  const login = await post(`${wiki.url}/w/api.php`, { action: 'clientlogin', username: WIKI_USER, password: WIKI_PASSWORD, loginreturnurl: `${wiki.url}/`, logintoken: loginToken }, { cookie: jar.header() })
-  jar.take(login)
-  const loginBody = await login.json() as any
-  assert.equal(loginBody.clientlogin?.status, 'PASS', JSON.stringify(loginBody))
-  const self = await fetch(api(wiki.url, 'action=query&meta=userinfo&uiprop=groups%7Cemail%7Crealname'), { headers: { cookie: jar.header() } })
-  const me = ((await self.json()) as any).query.userinfo
-  assert.equal(me.name, WIKI_USER, JSON.stringify(me))
-  assert.ok(me.id > 0, 'a registered user')
+test(
+  "MediaWiki: a user logged in by the wiki's own cookies gets a user token through identityFromUpstream, and verify returns that wiki user",
+  { skip },
+  async () => {
+    const { gw, wiki } = env()
+    // log in at the wiki itself, as a browser would (action=clientlogin with the user's password)
+    const jar = cookieJar()
+    const lt = await fetch(api(wiki.url, 'action=query&meta=tokens&type=login'))
+    jar.take(lt)
+    const loginToken = ((await lt.json()) as any).query.tokens.logintoken as string
+    const login = await post(
+      `${wiki.url}/w/api.php`,
+      {
+        action: 'clientlogin',
+        username: WIKI_USER,
+        password: WIKI_PASSWORD,
+        loginreturnurl: `${wiki.url}/`,
+        logintoken: loginToken,
+      },
+      { cookie: jar.header() },
+    )
+    jar.take(login)
+    const loginBody = (await login.json()) as any
+    assert.equal(loginBody.clientlogin?.status, 'PASS', JSON.stringify(loginBody))
+    const self = await fetch(api(wiki.url, 'action=query&meta=userinfo&uiprop=groups%7Cemail%7Crealname'), {
+      headers: { cookie: jar.header() },
+    })
+    const me = ((await self.json()) as any).query.userinfo
+    assert.equal(me.name, WIKI_USER, JSON.stringify(me))
+    assert.ok(me.id > 0, 'a registered user')
 
-  // through keygate, with nothing but the wiki's cookies
-  const gen = await fetch(`${gw.url}/mws/v1/user-token/generate`, { headers: { cookie: jar.header() } })
-  const genBody = await gen.json() as any
-  assert.equal(gen.status, 200, JSON.stringify(genBody))
-  assert.match(genBody.value, /^[0-9a-f]{32,}$/, JSON.stringify(genBody))
+    // through keygate, with nothing but the wiki's cookies
+    const gen = await fetch(`${gw.url}/mws/v1/user-token/generate`, { headers: { cookie: jar.header() } })
+    const genBody = (await gen.json()) as any
+    assert.equal(gen.status, 200, JSON.stringify(genBody))
+    assert.match(genBody.value, /^[0-9a-f]{32,}$/, JSON.stringify(genBody))
 
-  const verify = await fetch(`${gw.url}/mws/v1/user-token/verify/${genBody.value}`, { headers: apiKey })
-  const user = await verify.json() as any
-  assert.equal(verify.status, 200, JSON.stringify(user))
-  assert.equal(user.id, me.id, JSON.stringify(user))
-  assert.equal(user.username, WIKI_USER, JSON.stringify(user))
-  assert.deepEqual(user.groups, me.groups, JSON.stringify(user))
-  assert.equal(user.real_name, me.realname, JSON.stringify(user))
+    const verify = await fetch(`${gw.url}/mws/v1/user-token/verify/${genBody.value}`, { headers: apiKey })
+    const user = (await verify.json()) as any
+    assert.equal(verify.status, 200, JSON.stringify(user))
+    assert.equal(user.id, me.id, JSON.stringify(user))
+    assert.equal(user.username, WIKI_USER, JSON.stringify(user))
+    assert.deepEqual(user.groups, me.groups, JSON.stringify(user))
+    assert.equal(user.real_name, me.realname, JSON.stringify(user))
 
-  // single use: the same token is refused the second time
-  const twice = await fetch(`${gw.url}/mws/v1/user-token/verify/${genBody.value}`, { headers: apiKey })
-  assert.equal(twice.status, 400, await twice.text())
+    // single use: the same token is refused the second time
+    const twice = await fetch(`${gw.url}/mws/v1/user-token/verify/${genBody.value}`, { headers: apiKey })
+    assert.equal(twice.status, 400, await twice.text())
 
-  // the same cookies through keygate reach the wiki as that user (X-Auth-User from the upstream identity)
-  const proxied = await fetch(api(gw.url, 'action=query&meta=userinfo'), { headers: { cookie: jar.header() } })
-  const proxiedBody = await proxied.json() as any
-  assert.equal(proxied.status, 200, JSON.stringify(proxiedBody))
-  assert.equal(proxiedBody.query.userinfo.name, WIKI_USER, JSON.stringify(proxiedBody))
+    // the same cookies through keygate reach the wiki as that user (X-Auth-User from the upstream identity)
+    const proxied = await fetch(api(gw.url, 'action=query&meta=userinfo'), { headers: { cookie: jar.header() } })
+    const proxiedBody = (await proxied.json()) as any
+    assert.equal(proxied.status, 200, JSON.stringify(proxiedBody))
+    assert.equal(proxiedBody.query.userinfo.name, WIKI_USER, JSON.stringify(proxiedBody))
 
-  // without the wiki's cookies there is no wiki user: an anonymous token (id 0), or 401 elsewhere
-  const anonGen = await fetch(`${gw.url}/mws/v1/user-token/generate`)
-  const anonValue = ((await anonGen.json()) as any).value as string
-  const anon = await fetch(`${gw.url}/mws/v1/user-token/verify/${anonValue}`, { headers: apiKey })
-  const anonBody = await anon.json() as any
-  assert.equal(anonBody.id, 0, JSON.stringify(anonBody))
-  const noCookies = await fetch(api(gw.url, 'action=query&meta=userinfo'))
-  assert.equal(noCookies.status, 401, await noCookies.text())
-})
+    // without the wiki's cookies there is no wiki user: an anonymous token (id 0), or 401 elsewhere
+    const anonGen = await fetch(`${gw.url}/mws/v1/user-token/generate`)
+    const anonValue = ((await anonGen.json()) as any).value as string
+    const anon = await fetch(`${gw.url}/mws/v1/user-token/verify/${anonValue}`, { headers: apiKey })
+    const anonBody = (await anon.json()) as any
+    assert.equal(anonBody.id, 0, JSON.stringify(anonBody))
+    const noCookies = await fetch(api(gw.url, 'action=query&meta=userinfo'))
+    assert.equal(noCookies.status, 401, await noCookies.text())
+  },
+)

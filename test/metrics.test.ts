@@ -16,8 +16,17 @@ import { rawGet, rawRequest, startTestGateway, startUpstream, TEST_SECRET } from
 
 // ------------------------------------------------------------ a strict Prometheus text parser
 
-interface Sample { readonly name: string; readonly labels: Readonly<Record<string, string>>; readonly value: number }
-interface Family { readonly name: string; type: string; help: string | null; readonly samples: Sample[] }
+interface Sample {
+  readonly name: string
+  readonly labels: Readonly<Record<string, string>>
+  readonly value: number
+}
+interface Family {
+  readonly name: string
+  type: string
+  help: string | null
+  readonly samples: Sample[]
+}
 
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/
@@ -54,7 +63,13 @@ function parseSampleLine(line: string, where: string): Sample {
         else if (n === 'n') value += '\n'
         else throw new Error(`${where}: bad escape \\${n}`)
         i += 2
-      } else if (c === '"') { i++; break } else { value += c; i++ }
+      } else if (c === '"') {
+        i++
+        break
+      } else {
+        value += c
+        i++
+      }
     }
     if (labelName in labels) throw new Error(`${where}: label ${labelName} twice`)
     labels[labelName] = value
@@ -88,7 +103,10 @@ function parsePrometheusText(text: string): Map<string, Family> {
       const [, kind, name, rest] = m as unknown as [string, 'HELP' | 'TYPE', string, string]
       if (!METRIC_NAME.test(name)) throw new Error(`${where}: bad metric name ${name}`)
       let f = families.get(name)
-      if (!f) { f = { name, type: 'untyped', help: null, samples: [] }; families.set(name, f) }
+      if (!f) {
+        f = { name, type: 'untyped', help: null, samples: [] }
+        families.set(name, f)
+      }
       if (kind === 'TYPE') {
         if (!TYPES.has(rest)) throw new Error(`${where}: bad type ${rest}`)
         if (f.samples.length > 0) throw new Error(`${where}: TYPE after samples of ${name}`)
@@ -103,7 +121,10 @@ function parsePrometheusText(text: string): Map<string, Family> {
     const f = familyOf(s.name)
     if (!f) throw new Error(`${where}: sample ${s.name} has no TYPE line`)
     for (const l of Object.keys(s.labels)) if (!LABEL_NAME.test(l)) throw new Error(`${where}: bad label name ${l}`)
-    const key = `${s.name}{${Object.entries(s.labels).sort().map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(',')}}`
+    const key = `${s.name}{${Object.entries(s.labels)
+      .sort()
+      .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+      .join(',')}}`
     if (seenSeries.has(key)) throw new Error(`${where}: series ${key} twice`)
     seenSeries.add(key)
     f.samples.push(s)
@@ -126,7 +147,9 @@ function parsePrometheusText(text: string): Map<string, Family> {
     }
     for (const g of groups.values()) {
       const sorted = [...g.buckets].sort((a, b) => a[0] - b[0])
-      sorted.forEach(([, v], i) => { if (i > 0 && v < sorted[i - 1]![1]) throw new Error(`${f.name}: buckets not cumulative`) })
+      sorted.forEach(([, v], i) => {
+        if (i > 0 && v < sorted[i - 1]![1]) throw new Error(`${f.name}: buckets not cumulative`)
+      })
       const inf = sorted.at(-1)
       if (!inf || inf[0] !== Infinity) throw new Error(`${f.name}: no +Inf bucket`)
       if (g.count === undefined || g.sum === undefined) throw new Error(`${f.name}: _count or _sum missing`)
@@ -150,21 +173,29 @@ function reader(text: string) {
     },
     /** every series of a name, as "k=v,k=v" → value, for whole-set comparisons */
     series(name: string): Record<string, number> {
-      return Object.fromEntries(samplesNamed(name).map((s) => [Object.entries(s.labels).sort().map(([k, v]) => `${k}=${v}`).join(','), s.value]))
+      return Object.fromEntries(
+        samplesNamed(name).map((s) => [
+          Object.entries(s.labels)
+            .sort()
+            .map(([k, v]) => `${k}=${v}`)
+            .join(','),
+          s.value,
+        ]),
+      )
     },
   }
 }
 
 test('the Prometheus parser of this file refuses what a scraper would refuse', () => {
   const bad = [
-    'keygate_x 1\n',                                                        // no TYPE
-    '# TYPE keygate_x counter\nkeygate_x{a="1} 1\n',                         // unterminated value
-    '# TYPE keygate_x counter\nkeygate_x{a="1",a="2"} 1\n',                   // label twice
-    '# TYPE keygate_x counter\nkeygate_x 1\nkeygate_x 2\n',                   // series twice
-    '# TYPE keygate_x counter\nkeygate_x one\n',                              // bad value
-    '# TYPE keygate_x counter\nkeygate_x 1',                                  // no final newline
+    'keygate_x 1\n', // no TYPE
+    '# TYPE keygate_x counter\nkeygate_x{a="1} 1\n', // unterminated value
+    '# TYPE keygate_x counter\nkeygate_x{a="1",a="2"} 1\n', // label twice
+    '# TYPE keygate_x counter\nkeygate_x 1\nkeygate_x 2\n', // series twice
+    '# TYPE keygate_x counter\nkeygate_x one\n', // bad value
+    '# TYPE keygate_x counter\nkeygate_x 1', // no final newline
     '# TYPE h histogram\nh_bucket{le="1"} 2\nh_bucket{le="+Inf"} 1\nh_sum 1\nh_count 1\n', // not cumulative
-    '# TYPE h histogram\nh_bucket{le="+Inf"} 2\nh_sum 1\nh_count 1\n',                   // +Inf != count
+    '# TYPE h histogram\nh_bucket{le="+Inf"} 2\nh_sum 1\nh_count 1\n', // +Inf != count
   ]
   for (const text of bad) assert.throws(() => parsePrometheusText(text), `accepted: ${JSON.stringify(text)}`)
   const ok = reader('# HELP k_total a help\n# TYPE k_total counter\nk_total{a="x\\"y",b="z\\\\"} 3\n')
@@ -174,7 +205,15 @@ test('the Prometheus parser of this file refuses what a scraper would refuse', (
 // ------------------------------------------------------------ events published on the channels
 
 const req = (over: Partial<RequestEvent>): RequestEvent => ({
-  decision: 'allow', code: null, scheme: 'anonymous', route: 'public', status: 200, durationMs: 2, upstreamMs: 1, upstreamError: null, ...over,
+  decision: 'allow',
+  code: null,
+  scheme: 'anonymous',
+  route: 'public',
+  status: 200,
+  durationMs: 2,
+  upstreamMs: 1,
+  upstreamError: null,
+  ...over,
 })
 
 test('a scripted mix of channel events: every series counts exactly', async () => {
@@ -191,12 +230,30 @@ test('a scripted mix of channel events: every series counts exactly', async () =
   assert.equal(empty.value('keygate_request_duration_seconds_count'), 0)
 
   for (let i = 0; i < 3; i++) publishRequest(req({ durationMs: 0.3, upstreamMs: 0.2 }))
-  publishRequest(req({ decision: 'deny', code: 'E1000', route: 'default', status: 401, durationMs: 0.1, upstreamMs: null }))
-  publishRequest(req({ decision: 'deny', code: 'E1000', route: 'default', status: 401, durationMs: 0.1, upstreamMs: null }))
-  publishRequest(req({ decision: 'deny', code: 'E1004', scheme: 'apikey', route: 'admin', status: 403, durationMs: 0.1, upstreamMs: null }))
+  publishRequest(
+    req({ decision: 'deny', code: 'E1000', route: 'default', status: 401, durationMs: 0.1, upstreamMs: null }),
+  )
+  publishRequest(
+    req({ decision: 'deny', code: 'E1000', route: 'default', status: 401, durationMs: 0.1, upstreamMs: null }),
+  )
+  publishRequest(
+    req({
+      decision: 'deny',
+      code: 'E1004',
+      scheme: 'apikey',
+      route: 'admin',
+      status: 403,
+      durationMs: 0.1,
+      upstreamMs: null,
+    }),
+  )
   publishRequest(req({ scheme: 'bearer', route: 'api', durationMs: 30, upstreamMs: 29 }))
-  publishRequest(req({ scheme: 'bearer', route: 'api', status: 502, durationMs: 3, upstreamMs: 2.5, upstreamError: 'unreachable' }))
-  publishRequest(req({ scheme: 'bearer', route: 'api', status: 504, durationMs: 7000, upstreamMs: 6999, upstreamError: 'timeout' }))
+  publishRequest(
+    req({ scheme: 'bearer', route: 'api', status: 502, durationMs: 3, upstreamMs: 2.5, upstreamError: 'unreachable' }),
+  )
+  publishRequest(
+    req({ scheme: 'bearer', route: 'api', status: 504, durationMs: 7000, upstreamMs: 6999, upstreamError: 'timeout' }),
+  )
   const store = (e: StoreEvent) => storeChannel.publish(e)
   store({ op: 'get', ok: true, durationMs: 0.2 })
   store({ op: 'get', ok: true, durationMs: 0.2 })
@@ -207,7 +264,8 @@ test('a scripted mix of channel events: every series counts exactly', async () =
   publishAudit({ kind: 'token.issued', type: 'session', jti: 'j3', subject: 'bob', clientIp: '127.0.0.1' })
   publishAudit({ kind: 'token.issued', type: 'app', jti: 'h1', subject: 'bot', clientIp: '127.0.0.1' })
   publishAudit({ kind: 'token.revoked', type: 'session', jti: 'j3', subject: 'bob', by: 'bob' })
-  for (let i = 0; i < 4; i++) publishAudit({ kind: 'login.failed', username: 'mallory', clientIp: '10.0.0.9', reason: 'credentials' })
+  for (let i = 0; i < 4; i++)
+    publishAudit({ kind: 'login.failed', username: 'mallory', clientIp: '10.0.0.9', reason: 'credentials' })
   publishAudit({ kind: 'login.lockout', scope: 'user', username: 'mallory', clientIp: '10.0.0.9', retryAfterSec: 900 })
   publishAudit({ kind: 'apikey.refused', keyName: 'chatbot', clientIp: '10.1.1.1', reason: 'cidr' })
   publishAudit({ kind: 'apikey.refused', keyName: 'chatbot', clientIp: '127.0.0.1', reason: 'path' })
@@ -231,17 +289,27 @@ test('a scripted mix of channel events: every series counts exactly', async () =
   assert.equal(m.value('keygate_request_duration_seconds_bucket', { le: '0.0005' }), 6, '3 × 0.3 ms and 3 × 0.1 ms')
   assert.equal(m.value('keygate_request_duration_seconds_bucket', { le: '0.005' }), 7, '+ the 3 ms one')
   assert.equal(m.value('keygate_request_duration_seconds_bucket', { le: '10' }), 9)
-  assert.ok(Math.abs(m.value('keygate_request_duration_seconds_sum')! - 7.0342) < 1e-9, `sum ${m.value('keygate_request_duration_seconds_sum')}`)
+  assert.ok(
+    Math.abs(m.value('keygate_request_duration_seconds_sum')! - 7.0342) < 1e-9,
+    `sum ${m.value('keygate_request_duration_seconds_sum')}`,
+  )
   assert.equal(m.value('keygate_upstream_duration_seconds_count'), 6, 'only requests that went upstream')
   assert.equal(m.value('keygate_upstream_duration_seconds_bucket', { le: '0.001' }), 3)
   assert.deepEqual(m.series('keygate_upstream_errors_total'), { 'kind=unreachable': 1, 'kind=timeout': 1 })
-  assert.deepEqual(m.series('keygate_store_ops_total'), { 'ok=true,op=get': 2, 'ok=false,op=get': 1, 'ok=true,op=set': 1 })
+  assert.deepEqual(m.series('keygate_store_ops_total'), {
+    'ok=true,op=get': 2,
+    'ok=false,op=get': 1,
+    'ok=true,op=set': 1,
+  })
   assert.equal(m.value('keygate_store_healthy'), 0)
   assert.deepEqual(m.series('keygate_tokens_issued_total'), { 'type=access': 2, 'type=session': 1, 'type=app': 1 })
   assert.deepEqual(m.series('keygate_tokens_revoked_total'), { 'type=session': 1 })
   assert.equal(m.value('keygate_login_failures_total'), 4)
   assert.deepEqual(m.series('keygate_lockouts_total'), { 'scope=user': 1, 'scope=ip': 0 })
-  assert.deepEqual(m.series('keygate_apikey_refusals_total'), { 'key=chatbot,reason=cidr': 1, 'key=chatbot,reason=path': 1 })
+  assert.deepEqual(m.series('keygate_apikey_refusals_total'), {
+    'key=chatbot,reason=cidr': 1,
+    'key=chatbot,reason=path': 1,
+  })
   assert.deepEqual(m.series('keygate_config_reloads_total'), { 'result=ok': 1, 'result=failed': 1 })
   assert.deepEqual(m.series('keygate_config_info'), { 'hash=cafe0002': 1 }, 'only the hash now serving')
 
@@ -255,14 +323,33 @@ test('a scripted mix of channel events: every series counts exactly', async () =
   publishRequest(req({}))
   publishAudit({ kind: 'login.failed', username: 'x', clientIp: '1.1.1.1', reason: 'credentials' })
   const afterClose = reader(await metrics.render())
-  assert.equal(afterClose.value('keygate_requests_total', { decision: 'allow', code: 'none', scheme: 'anonymous', route: 'public' }), 3)
+  assert.equal(
+    afterClose.value('keygate_requests_total', {
+      decision: 'allow',
+      code: 'none',
+      scheme: 'anonymous',
+      route: 'public',
+    }),
+    3,
+  )
   assert.equal(afterClose.value('keygate_login_failures_total'), 4)
 })
 
 test('two gateways in one process: each metrics instance has its own registry, and accept() picks its events', async () => {
-  const a = createMetrics({ configHash: () => 'a', storeHealthy: () => true, accept: (o) => o.channel !== 'request' || o.event.route.startsWith('a-') })
-  const b = createMetrics({ configHash: () => 'b', storeHealthy: () => true, accept: (o) => o.channel !== 'request' || o.event.route.startsWith('b-') })
-  after(() => { a.close(); b.close() })
+  const a = createMetrics({
+    configHash: () => 'a',
+    storeHealthy: () => true,
+    accept: (o) => o.channel !== 'request' || o.event.route.startsWith('a-'),
+  })
+  const b = createMetrics({
+    configHash: () => 'b',
+    storeHealthy: () => true,
+    accept: (o) => o.channel !== 'request' || o.event.route.startsWith('b-'),
+  })
+  after(() => {
+    a.close()
+    b.close()
+  })
   publishRequest(req({ route: 'a-one' }))
   publishRequest(req({ route: 'b-one' }))
   publishRequest(req({ route: 'b-one' }))
@@ -277,7 +364,9 @@ test('cluster mode: a scrape answered by one worker covers every worker', async 
   // node:cluster forks re-run a script file, so the scenario is a file of its own.
   const dir = await makeTempDir('metrics-cluster')
   const script = join(dir, 'cluster.mts')
-  writeFileSync(script, `
+  writeFileSync(
+    script,
+    `
     import cluster from 'node:cluster'
     import { createMetrics, createClusterMetrics } from ${JSON.stringify(resolve('src/metrics.ts'))}
     import { publishRequest } from ${JSON.stringify(resolve('src/observe.ts'))}
@@ -300,11 +389,16 @@ test('cluster mode: a scrape answered by one worker covers every worker', async 
       process.on('message', (m) => { if (m === 'render') metrics.render().then((scrape) => process.send({ scrape })) })
       process.send('ready')
     }
-  `)
+  `,
+  )
   const r = spawnSync(process.execPath, ['--import', 'tsx', script], { encoding: 'utf8', timeout: 30_000 })
   assert.equal(r.status, 0, r.stderr)
   const m = reader(r.stdout)
-  assert.deepEqual(m.series('keygate_requests_total'), { 'code=none,decision=allow,route=r,scheme=anonymous': 5 }, 'summed over both workers')
+  assert.deepEqual(
+    m.series('keygate_requests_total'),
+    { 'code=none,decision=allow,route=r,scheme=anonymous': 5 },
+    'summed over both workers',
+  )
   assert.equal(m.value('keygate_request_duration_seconds_count'), 5)
   assert.equal(m.value('keygate_store_healthy'), 0, 'healthy only when every worker is')
   assert.deepEqual(m.series('keygate_config_info'), { 'hash=h1': 1 }, 'one config, not one per worker')
@@ -326,8 +420,13 @@ const API_KEY = 'metrics-test-api-key-0123456789abcdef'
 const PASSWORD = 'metrics test password 42'
 
 function post(port: number, path: string, body: string, headers: Record<string, string> = {}) {
-  const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')
-  return rawRequest(port, `POST ${path} HTTP/1.1\r\nHost: gw.test\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}Connection: close\r\n\r\n${body}`)
+  const extra = Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('')
+  return rawRequest(
+    port,
+    `POST ${path} HTTP/1.1\r\nHost: gw.test\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}Connection: close\r\n\r\n${body}`,
+  )
 }
 
 test('a scripted mix of allowed and refused requests through a gateway: each counter exactly', async (t) => {
@@ -336,7 +435,16 @@ test('a scripted mix of allowed and refused requests through a gateway: each cou
   const gw = await startTestGateway({
     upstream: up.url,
     secrets: { jwt: { secret: TEST_SECRET } },
-    users: [{ username: 'alice', passwordHash: await hashPassword(PASSWORD, { N: 1024, r: 8, p: 1 }), uid: 7, name: 'Alice', email: 'a@example.org', groups: ['user'] }],
+    users: [
+      {
+        username: 'alice',
+        passwordHash: await hashPassword(PASSWORD, { N: 1024, r: 8, p: 1 }),
+        uid: 7,
+        name: 'Alice',
+        email: 'a@example.org',
+        groups: ['user'],
+      },
+    ],
     apiKeys: [{ name: 'chatbot', key: API_KEY, allow: { paths: ['/bot/'] } }],
     routes: [
       { name: 'public', path: '/public/', anonymous: true },
@@ -351,16 +459,20 @@ test('a scripted mix of allowed and refused requests through a gateway: each cou
 
   const expect = async (p: Promise<{ status: number }>, status: number) => assert.equal((await p).status, status)
   for (let i = 0; i < 3; i++) await expect(rawGet(gw.port, `/public/page${i}`), 200)
-  await expect(rawGet(gw.port, '/private'), 401)                                            // E1000
-  await expect(rawGet(gw.port, '/private', { Authorization: 'Bearer not.a.jwt' }), 401)     // E1001
+  await expect(rawGet(gw.port, '/private'), 401) // E1000
+  await expect(rawGet(gw.port, '/private', { Authorization: 'Bearer not.a.jwt' }), 401) // E1001
   await expect(rawGet(gw.port, '/bot/ask', { Authorization: `ApiKey ${API_KEY}` }), 200)
-  await expect(rawGet(gw.port, '/private', { Authorization: `ApiKey ${API_KEY}` }), 403)    // E1004, apikey.refused path
-  await expect(rawGet(gw.port, '/gone/x'), 502)                                             // upstream unreachable
+  await expect(rawGet(gw.port, '/private', { Authorization: `ApiKey ${API_KEY}` }), 403) // E1004, apikey.refused path
+  await expect(rawGet(gw.port, '/gone/x'), 502) // upstream unreachable
   // an unknown user fails like a wrong password (E1026), and the second failure starts a lockout
   await expect(post(gw.port, '/api/authorize', JSON.stringify({ username: 'mallory', password: 'guess 1' })), 401)
   await expect(post(gw.port, '/api/authorize', JSON.stringify({ username: 'mallory', password: 'guess 2' })), 401)
   await expect(post(gw.port, '/api/authorize', JSON.stringify({ username: 'mallory', password: 'guess 3' })), 429)
-  const login = await post(gw.port, '/api/authorize', JSON.stringify({ username: 'alice', password: PASSWORD, token_type: 'access' }))
+  const login = await post(
+    gw.port,
+    '/api/authorize',
+    JSON.stringify({ username: 'alice', password: PASSWORD, token_type: 'access' }),
+  )
   assert.equal(login.status, 200, `login: ${login.body}`)
   const token = String(login.json.token)
   await expect(rawGet(gw.port, '/docs/1', { Authorization: `Bearer ${token}` }), 200)
@@ -391,20 +503,33 @@ test('a scripted mix of allowed and refused requests through a gateway: each cou
   assert.deepEqual(m.series('keygate_config_info'), { 'hash=h-next': 1 })
   assert.deepEqual(m.series('keygate_tokens_issued_total'), { 'type=access': 1 })
 
-  assert.equal(m.value('keygate_upstream_duration_seconds_count'), 5, 'every answer the upstream gave: public ×3, the ApiKey call, the Bearer call (/gone never answered)')
+  assert.equal(
+    m.value('keygate_upstream_duration_seconds_count'),
+    5,
+    'every answer the upstream gave: public ×3, the ApiKey call, the Bearer call (/gone never answered)',
+  )
 })
 
-test('GET /_keygate/metrics serves the gateway\'s own numbers to allowed addresses only', async () => {
+test("GET /_keygate/metrics serves the gateway's own numbers to allowed addresses only", async () => {
   const up = await startUpstream()
-  const gw = await startTestGateway({ upstream: up.url, routes: [{ name: 'public', path: '/public/', anonymous: true }] })
+  const gw = await startTestGateway({
+    upstream: up.url,
+    routes: [{ name: 'public', path: '/public/', anonymous: true }],
+  })
   for (let i = 0; i < 2; i++) assert.equal((await rawGet(gw.port, '/public/x')).status, 200)
   assert.equal((await rawGet(gw.port, '/private')).status, 401)
   const scrape = await rawGet(gw.port, '/_keygate/metrics')
   assert.equal(scrape.status, 200, scrape.body)
   assert.match(scrape.headers['content-type'] ?? '', /^text\/plain; version=0\.0\.4/, 'the Prometheus content type')
   const m = reader(scrape.body)
-  assert.equal(m.value('keygate_requests_total', { decision: 'allow', code: 'none', scheme: 'anonymous', route: 'public' }), 2)
-  assert.equal(m.value('keygate_requests_total', { decision: 'deny', code: 'E1000', scheme: 'anonymous', route: 'default' }), 1)
+  assert.equal(
+    m.value('keygate_requests_total', { decision: 'allow', code: 'none', scheme: 'anonymous', route: 'public' }),
+    2,
+  )
+  assert.equal(
+    m.value('keygate_requests_total', { decision: 'deny', code: 'E1000', scheme: 'anonymous', route: 'default' }),
+    1,
+  )
   assert.equal(m.value('keygate_store_healthy'), 1)
   assert.equal(Object.keys(m.series('keygate_config_info')).length, 1, 'one config hash')
 

@@ -20,7 +20,11 @@ const REDIS_URL = 'redis://127.0.0.1:6379'
 const PREFIX = `kgnosecret:${process.pid}:${randomBytes(4).toString('hex')}:`
 after(async () => {
   const s = createRedisStore({ redis: REDIS_URL, prefix: PREFIX })
-  try { await Promise.all((await s.keys('')).map((k) => s.del(k))) } finally { await s.close() }
+  try {
+    await Promise.all((await s.keys('')).map((k) => s.del(k)))
+  } finally {
+    await s.close()
+  }
 })
 
 // Distinctive values: a hit can only mean a leak.
@@ -32,27 +36,49 @@ const SALT = 'salt-Pw90-never-log-me-0123456789abcdef'
 const BOGUS_BEARER = 'bogus-Rt13-never-log-me'
 
 async function runCli(args: readonly string[]): Promise<{ code: number | null; out: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   let out = ''
-  child.stdout.on('data', (c) => { out += c })
-  child.stderr.on('data', (c) => { out += c })
-  const [code] = await once(child, 'exit') as [number | null]
+  child.stdout.on('data', (c) => {
+    out += c
+  })
+  child.stderr.on('data', (c) => {
+    out += c
+  })
+  const [code] = (await once(child, 'exit')) as [number | null]
   return { code, out }
 }
 
-function request(port: number, method: string, path: string, headers: Record<string, string> = {}, body?: string, type = 'application/json'): Promise<RawResponse> {
-  const lines = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')
-  const bodyHeaders = body === undefined ? '' : `Content-Type: ${type}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`
-  return rawRequest(port, `${method} ${path} HTTP/1.1\r\nHost: gw.test\r\n${lines}${bodyHeaders}Connection: close\r\n\r\n${body ?? ''}`)
+function request(
+  port: number,
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+  body?: string,
+  type = 'application/json',
+): Promise<RawResponse> {
+  const lines = Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('')
+  const bodyHeaders =
+    body === undefined ? '' : `Content-Type: ${type}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`
+  return rawRequest(
+    port,
+    `${method} ${path} HTTP/1.1\r\nHost: gw.test\r\n${lines}${bodyHeaders}Connection: close\r\n\r\n${body ?? ''}`,
+  )
 }
 
-const openEnvelope = (value: string): { token: string; sig: string } => JSON.parse(Buffer.from(value, 'base64').toString('utf8'))
+const openEnvelope = (value: string): { token: string; sig: string } =>
+  JSON.parse(Buffer.from(value, 'base64').toString('utf8'))
 
 test('a scripted session with every kind of credential leaves no secret or token in any log, audit line or admin output', async (t) => {
   const dir = await makeTempDir('nosecrets')
   const auditFile = join(dir, 'audit.log')
   const config = join(dir, 'gateway.yaml')
-  writeFileSync(config, `listen: 127.0.0.1:0
+  writeFileSync(
+    config,
+    `listen: 127.0.0.1:0
 upstream: demo
 logLevel: debug
 audit: {file: ${auditFile}}
@@ -66,12 +92,21 @@ apiKeys:
   - name: chatbot
     key: ${API_KEY}
     allow: {paths: [/mws/v1/app-token, /mws/v1/user-token/verify, /bot/]}
-`)
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] })
+`,
+  )
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--config', config], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   let logs = ''
-  child.stdout.on('data', (c) => { logs += c })
-  child.stderr.on('data', (c) => { logs += c })
-  after(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  child.stdout.on('data', (c) => {
+    logs += c
+  })
+  child.stderr.on('data', (c) => {
+    logs += c
+  })
+  after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  })
   for (let i = 0; i < 150 && !logs.includes('keygate listening'); i++) await new Promise((r) => setTimeout(r, 100))
   const port = Number(/"listen":"[^"]*:(\d+)"/.exec(logs)?.[1])
   assert.ok(port > 0, `the gateway did not start: ${logs}`)
@@ -82,21 +117,53 @@ apiKeys:
     assert.equal(typeof token, 'string', 'a token was issued')
     secrets.push(String(token), String(token).split('.')[2]!)
   }
-  const ok = (r: RawResponse, what: string) => { assert.equal(r.status, 200, `${what}: ${r.status} ${r.body}`); return r }
+  const ok = (r: RawResponse, what: string) => {
+    assert.equal(r.status, 200, `${what}: ${r.status} ${r.body}`)
+    return r
+  }
   const ApiKey = { Authorization: `ApiKey ${API_KEY}` }
 
   // passwords: a wrong one, then JSON, form and multipart logins of each token type
-  assert.equal((await request(port, 'POST', '/api/authorize', {}, JSON.stringify({ username: 'dana', password: WRONG_PASSWORD }))).status, 401)
-  const access = ok(await request(port, 'POST', '/api/authorize', {}, JSON.stringify({ username: 'dana', password: PASSWORD })), 'access login')
+  assert.equal(
+    (await request(port, 'POST', '/api/authorize', {}, JSON.stringify({ username: 'dana', password: WRONG_PASSWORD })))
+      .status,
+    401,
+  )
+  const access = ok(
+    await request(port, 'POST', '/api/authorize', {}, JSON.stringify({ username: 'dana', password: PASSWORD })),
+    'access login',
+  )
   addJwt(access.json.token)
-  const session = ok(await request(port, 'POST', '/api/authorize', {}, `username=dana&password=${encodeURIComponent(PASSWORD)}&token_type=session`, 'application/x-www-form-urlencoded'), 'session login')
+  const session = ok(
+    await request(
+      port,
+      'POST',
+      '/api/authorize',
+      {},
+      `username=dana&password=${encodeURIComponent(PASSWORD)}&token_type=session`,
+      'application/x-www-form-urlencoded',
+    ),
+    'session login',
+  )
   addJwt(session.json.token)
   const boundary = 'kgboundary'
-  const multipart = [['username', 'dana'], ['password', PASSWORD], ['token_type', 'refresh']]
-    .map(([k, v]) => `--${boundary}\r\nContent-Disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`).join('') + `--${boundary}--\r\n`
-  const refresh = ok(await request(port, 'POST', '/api/authorize', {}, multipart, `multipart/form-data; boundary=${boundary}`), 'refresh login')
+  const multipart =
+    [
+      ['username', 'dana'],
+      ['password', PASSWORD],
+      ['token_type', 'refresh'],
+    ]
+      .map(([k, v]) => `--${boundary}\r\nContent-Disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`)
+      .join('') + `--${boundary}--\r\n`
+  const refresh = ok(
+    await request(port, 'POST', '/api/authorize', {}, multipart, `multipart/form-data; boundary=${boundary}`),
+    'refresh login',
+  )
   addJwt(refresh.json.token)
-  const refreshed = ok(await request(port, 'POST', '/api/refresh', {}, JSON.stringify({ refresh_token: refresh.json.token })), 'refresh')
+  const refreshed = ok(
+    await request(port, 'POST', '/api/refresh', {}, JSON.stringify({ refresh_token: refresh.json.token })),
+    'refresh',
+  )
   addJwt(refreshed.json.token)
   addJwt(refreshed.json.refresh_token)
 
@@ -123,11 +190,20 @@ apiKeys:
   ok(await rawGet(port, `/mws/v1/user-token/verify/${user1.json.value}`, ApiKey), 'user token verify in the path')
   const user2 = ok(await rawGet(port, '/mws/v1/user-token/generate', bearer), 'user token 2')
   secrets.push(String(user2.json.value))
-  ok(await request(port, 'POST', '/mws/v1/user-token/verify', ApiKey, JSON.stringify({ token: user2.json.value })), 'user token verify in a body')
-  const user3 = ok(await rawGet(port, '/w/rest.php/mws/v1/user-token/generate?withIssuer=true', bearer), 'user token envelope')
+  ok(
+    await request(port, 'POST', '/mws/v1/user-token/verify', ApiKey, JSON.stringify({ token: user2.json.value })),
+    'user token verify in a body',
+  )
+  const user3 = ok(
+    await rawGet(port, '/w/rest.php/mws/v1/user-token/generate?withIssuer=true', bearer),
+    'user token envelope',
+  )
   const user3Inner = openEnvelope(String(user3.json.value))
   secrets.push(String(user3.json.value), user3Inner.token, user3Inner.sig)
-  ok(await request(port, 'POST', '/mws/v1/user-token/verify', ApiKey, JSON.stringify({ envelope: user3.json.value })), 'user token envelope verify')
+  ok(
+    await request(port, 'POST', '/mws/v1/user-token/verify', ApiKey, JSON.stringify({ envelope: user3.json.value })),
+    'user token envelope verify',
+  )
   // a used single-use token in the path: refused, and still not logged
   assert.equal((await rawGet(port, `/mws/v1/user-token/verify/${user1.json.value}`, ApiKey)).status, 400)
 
@@ -135,7 +211,13 @@ apiKeys:
   ok(await request(port, 'DELETE', `/mws/v1/app-token/${appInner.token}`, ApiKey), 'app token revoke')
   ok(await request(port, 'POST', '/api/logout', bearer, '{}'), 'logout')
   const adminOut: string[] = []
-  for (const args of [['tokens', 'list'], ['tokens', 'list', '--json'], ['sessions', 'list', '--json'], ['apptokens', 'list', '--json'], ['sessions', 'revoke', '--user', 'dana']]) {
+  for (const args of [
+    ['tokens', 'list'],
+    ['tokens', 'list', '--json'],
+    ['sessions', 'list', '--json'],
+    ['apptokens', 'list', '--json'],
+    ['sessions', 'revoke', '--user', 'dana'],
+  ]) {
     const r = await runCli([...args, '--config', config])
     assert.equal(r.code, 0, `${args.join(' ')}: ${r.out}`)
     adminOut.push(r.out)
@@ -150,7 +232,11 @@ apiKeys:
     assert.match(audit, /"kind":"login\.failed"/, 'the failed login was audited')
   })
   assert.match(audit, /"source":"admin-cli","kind":"token\.revoked"/, 'the admin command audited its revocation')
-  assert.match(logs, /"path":"\/mws\/v1\/user-token\/verify\/\[redacted\]"/, 'the token in the verify path was logged redacted')
+  assert.match(
+    logs,
+    /"path":"\/mws\/v1\/user-token\/verify\/\[redacted\]"/,
+    'the token in the verify path was logged redacted',
+  )
   const requestLines = logs.split('\n').filter((l) => l.includes('"req_id"')).length
   assert.equal(requestLines, 24, 'one request line per request (so the search covers every request)')
 
@@ -159,11 +245,19 @@ apiKeys:
     assert.ok(secret.length >= 16, `a secret too short to search for: ${secret.length}`)
     for (const [where, text] of Object.entries(everything)) {
       const at = text.indexOf(secret)
-      assert.equal(at, -1, `${where} holds a secret (${secret.slice(0, 6)}…): ${text.slice(Math.max(0, at - 200), at + 50)}`)
+      assert.equal(
+        at,
+        -1,
+        `${where} holds a secret (${secret.slice(0, 6)}…): ${text.slice(Math.max(0, at - 200), at + 50)}`,
+      )
     }
   }
   // No Authorization or Cookie header value at all, whatever its scheme.
   for (const [where, text] of Object.entries(everything)) {
-    assert.doesNotMatch(text, /ApiKey [A-Za-z0-9]|Bearer [A-Za-z0-9]|AppToken [A-Za-z0-9]|keygate_session=[A-Za-z0-9]/, `${where} holds a credential header`)
+    assert.doesNotMatch(
+      text,
+      /ApiKey [A-Za-z0-9]|Bearer [A-Za-z0-9]|AppToken [A-Za-z0-9]|keygate_session=[A-Za-z0-9]/,
+      `${where} holds a credential header`,
+    )
   }
 })

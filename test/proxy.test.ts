@@ -22,11 +22,19 @@ const baseConfig = (upstream: string, extra: Record<string, unknown> = {}) => ({
 test('a 20 MB body streams both ways through the proxy, status and headers preserved', async () => {
   const big = Buffer.alloc(20 * 1024 * 1024, 'abcdefghij')
   const up = await startUpstream((req, res, body) => {
-    res.writeHead(207, { 'x-upstream': 'yes', 'content-type': 'application/octet-stream', 'x-body-sha': createHash('sha256').update(body).digest('hex') })
+    res.writeHead(207, {
+      'x-upstream': 'yes',
+      'content-type': 'application/octet-stream',
+      'x-body-sha': createHash('sha256').update(body).digest('hex'),
+    })
     res.end(Buffer.concat([body, Buffer.from('!')]))
   })
   const gw = await startTestGateway(baseConfig(up.url))
-  const res = await request(`${gw.url}/public/upload`, { method: 'POST', body: big, headers: { 'content-type': 'application/octet-stream' } })
+  const res = await request(`${gw.url}/public/upload`, {
+    method: 'POST',
+    body: big,
+    headers: { 'content-type': 'application/octet-stream' },
+  })
   const back = Buffer.from(await res.body.arrayBuffer())
   assert.equal(res.statusCode, 207)
   assert.equal(res.headers['x-upstream'], 'yes')
@@ -38,7 +46,16 @@ test('a 20 MB body streams both ways through the proxy, status and headers prese
 test('spoofed identity headers in every spelling never reach the upstream', async () => {
   const up = await startUpstream()
   const gw = await startTestGateway(baseConfig(up.url))
-  const spellings = ['x-auth-user', 'X-AUTH-USER', 'X-Auth_User', 'x_auth_user', 'X-Auth-User-Id', 'X_Auth_Groups', 'x-auth-email', 'X-Auth-Scheme']
+  const spellings = [
+    'x-auth-user',
+    'X-AUTH-USER',
+    'X-Auth_User',
+    'x_auth_user',
+    'X-Auth-User-Id',
+    'X_Auth_Groups',
+    'x-auth-email',
+    'X-Auth-Scheme',
+  ]
   for (const name of spellings) {
     const anon = await rawGet(gw.port, '/public/page', { [name]: 'admin' })
     assert.equal(anon.status, 200, name)
@@ -53,8 +70,20 @@ test('spoofed identity headers in every spelling never reach the upstream', asyn
     }
   }
   const authed = up.seen.filter((s) => s.url === '/bots/page')
-  assert.ok(authed.every((s) => s.headers['x-auth-user'] === 'Bot user' && s.headers['x-auth-user-id'] === '7' && s.headers['x-auth-groups'] === 'bot' && s.headers['x-auth-scheme'] === 'apikey'))
-  assert.ok(up.seen.filter((s) => s.url === '/public/page').every((s) => s.headers['x-auth-scheme'] === 'anonymous' && s.headers['x-auth-user'] === undefined))
+  assert.ok(
+    authed.every(
+      (s) =>
+        s.headers['x-auth-user'] === 'Bot user' &&
+        s.headers['x-auth-user-id'] === '7' &&
+        s.headers['x-auth-groups'] === 'bot' &&
+        s.headers['x-auth-scheme'] === 'apikey',
+    ),
+  )
+  assert.ok(
+    up.seen
+      .filter((s) => s.url === '/public/page')
+      .every((s) => s.headers['x-auth-scheme'] === 'anonymous' && s.headers['x-auth-user'] === undefined),
+  )
 })
 
 const hostilePaths: Array<{ path: string; status: number; upstreamSees?: string }> = [
@@ -112,14 +141,24 @@ test('segment-aware prefixes: /admin/ does not cover /adminx, /closed/ is denied
   assert.equal(bot.status, 403)
   assert.equal(bot.json.code, 'E1004')
   assert.equal((await rawGet(gw.port, '/closed/x', { Authorization: `ApiKey ${API_KEY}` })).json.code, 'E1004')
-  assert.deepEqual(up.seen.map((s) => s.url), ['/adminx/page'])
+  assert.deepEqual(
+    up.seen.map((s) => s.url),
+    ['/adminx/page'],
+  )
 })
 
 test('route methods are part of the match; unmatched requests follow defaultPolicy', async () => {
   const up = await startUpstream()
-  const gw = await startTestGateway({ upstream: up.url, routes: [{ path: '/read/', methods: ['GET'], anonymous: true }], defaultPolicy: 'deny' })
+  const gw = await startTestGateway({
+    upstream: up.url,
+    routes: [{ path: '/read/', methods: ['GET'], anonymous: true }],
+    defaultPolicy: 'deny',
+  })
   assert.equal((await rawGet(gw.port, '/read/x')).status, 200)
-  const post = await rawRequest(gw.port, 'POST /read/x HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n')
+  const post = await rawRequest(
+    gw.port,
+    'POST /read/x HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n',
+  )
   assert.equal(post.status, 403)
   assert.equal((await rawGet(gw.port, '/elsewhere')).json.code, 'E1004')
 })
@@ -135,7 +174,10 @@ test('401 carries WWW-Authenticate and the contract body; two Authorization head
   assert.equal(wrong.json.code, 'E1001', 'a wrong key of the right length is refused')
   const lower = await rawGet(gw.port, '/bots/x', { Authorization: `apikey ${API_KEY}` })
   assert.equal(lower.status, 200, 'scheme words are case-insensitive')
-  const two = await rawRequest(gw.port, `GET /bots/x HTTP/1.1\r\nHost: x\r\nAuthorization: ApiKey ${API_KEY}\r\nAuthorization: ApiKey other\r\nConnection: close\r\n\r\n`)
+  const two = await rawRequest(
+    gw.port,
+    `GET /bots/x HTTP/1.1\r\nHost: x\r\nAuthorization: ApiKey ${API_KEY}\r\nAuthorization: ApiKey other\r\nConnection: close\r\n\r\n`,
+  )
   assert.equal(two.status, 400)
   assert.equal(two.json.code, 'E1030')
   assert.equal(up.seen.length, 1)
@@ -147,10 +189,14 @@ test('hop-by-hop headers and the gateway credentials stay out; X-Request-Id is t
     res.end('ok')
   })
   const gw = await startTestGateway(baseConfig(up.url))
-  const res = await rawRequest(gw.port, `GET /bots/x HTTP/1.1\r\nHost: x\r\nAuthorization: ApiKey ${API_KEY}\r\nConnection: close, X-Drop-Me\r\nX-Drop-Me: 1\r\nProxy-Authorization: Basic Zm9vOmJhcg==\r\nTE: trailers\r\nX-Request-Id: client-chosen\r\nCookie: wiki=1; keygate_session=abc; other=2\r\nX-Keep: 1\r\n\r\n`)
+  const res = await rawRequest(
+    gw.port,
+    `GET /bots/x HTTP/1.1\r\nHost: x\r\nAuthorization: ApiKey ${API_KEY}\r\nConnection: close, X-Drop-Me\r\nX-Drop-Me: 1\r\nProxy-Authorization: Basic Zm9vOmJhcg==\r\nTE: trailers\r\nX-Request-Id: client-chosen\r\nCookie: wiki=1; keygate_session=abc; other=2\r\nX-Keep: 1\r\n\r\n`,
+  )
   assert.equal(res.status, 200)
   const seen = up.seen[0]!
-  for (const h of ['x-drop-me', 'proxy-authorization', 'te', 'authorization']) assert.equal(seen.headers[h], undefined, h)
+  for (const h of ['x-drop-me', 'proxy-authorization', 'te', 'authorization'])
+    assert.equal(seen.headers[h], undefined, h)
   assert.equal(seen.headers['x-keep'], '1')
   assert.equal(seen.headers.cookie, 'wiki=1; other=2')
   assert.equal(seen.headers['x-request-id'], res.headers['x-request-id'])
@@ -171,13 +217,21 @@ test('X-Forwarded-For is ignored from an untrusted peer and walked right to left
   assert.equal(up.seen.at(-1)!.headers['x-real-ip'], '203.0.113.9')
   assert.equal(up.seen.at(-1)!.headers['x-forwarded-for'], '198.51.100.1, 203.0.113.9, 10.1.2.3, 127.0.0.1')
   await rawGet(trusted.port, '/public/x', { 'X-Forwarded-For': 'garbage, ::ffff:10.9.9.9' })
-  assert.equal(up.seen.at(-1)!.headers['x-real-ip'], '10.9.9.9', 'a malformed hop ends the walk at the last trusted one')
+  assert.equal(
+    up.seen.at(-1)!.headers['x-real-ip'],
+    '10.9.9.9',
+    'a malformed hop ends the walk at the last trusted one',
+  )
 })
 
 test('an unreachable upstream is 502 E1032, a slow one 504 E1032', async () => {
-  const slow = await startUpstream((_req, res) => { setTimeout(() => res.end('late'), 1500) })
+  const slow = await startUpstream((_req, res) => {
+    setTimeout(() => res.end('late'), 1500)
+  })
   const gw = await startTestGateway({
-    upstream: 'http://127.0.0.1:1', routes: [{ path: '/slow/', anonymous: true, upstream: slow.url }], defaultPolicy: 'anonymous',
+    upstream: 'http://127.0.0.1:1',
+    routes: [{ path: '/slow/', anonymous: true, upstream: slow.url }],
+    defaultPolicy: 'anonymous',
     limits: { upstreamTimeout: '300ms' },
   })
   const down = await rawGet(gw.port, '/x')
@@ -205,13 +259,16 @@ test('the request log has method, path, status, decision and never the key', asy
   await new Promise((r) => setTimeout(r, 20))
   const lines = gw.logs.map((l) => JSON.parse(l)).filter((l) => l.req_id)
   assert.equal(lines.length, 2)
-  assert.deepEqual([lines[0].method, lines[0].path, lines[0].status, lines[0].decision, lines[0].scheme, lines[0].principal], ['GET', '/bots/x', 200, 'allow', 'apikey', 'Bot user'])
+  assert.deepEqual(
+    [lines[0].method, lines[0].path, lines[0].status, lines[0].decision, lines[0].scheme, lines[0].principal],
+    ['GET', '/bots/x', 200, 'allow', 'apikey', 'Bot user'],
+  )
   assert.deepEqual([lines[1].status, lines[1].decision, lines[1].code], [401, 'deny', 'E1001'])
   assert.ok(!gw.logs.join('').includes(API_KEY))
   assert.ok(!gw.logs.join('').includes('wrong-key'))
 })
 
-test('request lines follow the logger: none below info, and a child logger\'s bindings on each', async () => {
+test("request lines follow the logger: none below info, and a child logger's bindings on each", async () => {
   const up = await startUpstream()
   const quiet = captureLogs()
   quiet.logger.level = 'warn'
@@ -240,11 +297,20 @@ test('traceparent and tracestate go upstream unchanged; the trace id is on the l
 })
 
 const hostileFraming: Array<{ name: string; raw: string }> = [
-  { name: 'Content-Length and Transfer-Encoding', raw: 'POST /public/x HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /admin/ HTTP/1.1\r\nHost: x\r\n\r\n' },
-  { name: 'two different Content-Lengths', raw: 'POST /public/x HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 40\r\n\r\nabcd' },
+  {
+    name: 'Content-Length and Transfer-Encoding',
+    raw: 'POST /public/x HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /admin/ HTTP/1.1\r\nHost: x\r\n\r\n',
+  },
+  {
+    name: 'two different Content-Lengths',
+    raw: 'POST /public/x HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 40\r\n\r\nabcd',
+  },
   { name: 'obs-fold header', raw: 'GET /public/x HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n  folded\r\n\r\n' },
   { name: 'space before the colon', raw: 'GET /public/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n' },
-  { name: 'bad chunk size', raw: 'POST /public/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n' },
+  {
+    name: 'bad chunk size',
+    raw: 'POST /public/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n',
+  },
   { name: 'bare LF line ends', raw: 'GET /public/x HTTP/1.1\nHost: x\n\n' },
   { name: 'NUL in a header value', raw: 'GET /public/x HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n' },
 ]
@@ -257,7 +323,10 @@ test('hostile framing is refused with 4xx by the parser and never reaches the up
     assert.ok(res.status >= 400 && res.status < 500, `${c.name}: ${res.status}`)
   }
   assert.equal(up.seen.filter((s) => s.url.startsWith('/admin')).length, 0, 'no smuggled request reached the upstream')
-  assert.ok(up.seen.every((s) => s.url === '/public/x'), 'only the legitimate path was ever seen')
+  assert.ok(
+    up.seen.every((s) => s.url === '/public/x'),
+    'only the legitimate path was ever seen',
+  )
   assert.equal((await rawGet(gw.port, '/public/x')).status, 200, 'the gateway still serves')
 })
 
@@ -265,10 +334,16 @@ test('headers that let an app re-route or re-method a judged request never reach
   const up = await startUpstream()
   const gw = await startTestGateway(baseConfig(up.url))
   const sneaky = {
-    'X-Original-URL': '/admin/x', X_Rewrite_URL: '/admin/x', 'X-HTTP-Method-Override': 'DELETE', 'x-method-override': 'PUT',
-    'X-Forwarded-Prefix': '/admin', 'X-Original-URI': '/admin/x', 'X-Forwarded-Uri': '/admin/x',
+    'X-Original-URL': '/admin/x',
+    X_Rewrite_URL: '/admin/x',
+    'X-HTTP-Method-Override': 'DELETE',
+    'x-method-override': 'PUT',
+    'X-Forwarded-Prefix': '/admin',
+    'X-Original-URI': '/admin/x',
+    'X-Forwarded-Uri': '/admin/x',
   }
   assert.equal((await rawGet(gw.port, '/public/x', sneaky)).status, 200)
   const names = up.seen[0]!.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase().replace(/_/g, '-'))
-  for (const n of Object.keys(sneaky)) assert.ok(!names.includes(n.toLowerCase().replace(/_/g, '-')), `${n} reached the upstream`)
+  for (const n of Object.keys(sneaky))
+    assert.ok(!names.includes(n.toLowerCase().replace(/_/g, '-')), `${n} reached the upstream`)
 })

@@ -10,25 +10,52 @@ import { parseConfig, TEST_SECRET } from './helpers.js'
 const scanAll = (routes: readonly CompiledRoute[], path: string, method: string) =>
   routes.find((r) => matchesPrefix(path, r.prefix) && (r.methods === null || r.methods.has(method)))
 
-const config = compileConfig(parseConfig({
-  upstream: 'http://127.0.0.1:1',
-  secrets: { salt: TEST_SECRET, jwt: { alg: 'HS256', secret: TEST_SECRET } },
-  routes: [
-    { path: '/a/b', methods: ['POST'], anonymous: true },
-    { path: '/a', anonymous: true },
-    { path: '/ab/', deny: true },
-    { path: '/api/x', anonymous: true },
-    { path: '/mws/v1/user-token/', deny: true },
-    { path: '/w/', methods: ['GET'], anonymous: true },
-    { path: '/_keygate', deny: true },
-  ],
-}))
+const config = compileConfig(
+  parseConfig({
+    upstream: 'http://127.0.0.1:1',
+    secrets: { salt: TEST_SECRET, jwt: { alg: 'HS256', secret: TEST_SECRET } },
+    routes: [
+      { path: '/a/b', methods: ['POST'], anonymous: true },
+      { path: '/a', anonymous: true },
+      { path: '/ab/', deny: true },
+      { path: '/api/x', anonymous: true },
+      { path: '/mws/v1/user-token/', deny: true },
+      { path: '/w/', methods: ['GET'], anonymous: true },
+      { path: '/_keygate', deny: true },
+    ],
+  }),
+)
 
 const paths = [
-  '/', '/a', '/a/', '/a/b', '/a/bc', '/a/b/c', '/ab', '/ab/', '/ab/c', '/abc', '/api', '/api/x', '/api/xy',
-  '/api/authorize', '/api/authorize/x', '/api/authorizex', '/_keygate', '/_keygate/auth', '/_keygate/authx',
-  '/mws/v1/user-token/generate', '/mws/v1/user-token/verify/abc', '/mws/v1/other', '/w', '/w/index.php',
-  '/w/rest.php/mws/v1/user-token/verify/x', '/.well-known/jwks.json', '/.well-known/other', '/zzz/', '/A/b',
+  '/',
+  '/a',
+  '/a/',
+  '/a/b',
+  '/a/bc',
+  '/a/b/c',
+  '/ab',
+  '/ab/',
+  '/ab/c',
+  '/abc',
+  '/api',
+  '/api/x',
+  '/api/xy',
+  '/api/authorize',
+  '/api/authorize/x',
+  '/api/authorizex',
+  '/_keygate',
+  '/_keygate/auth',
+  '/_keygate/authx',
+  '/mws/v1/user-token/generate',
+  '/mws/v1/user-token/verify/abc',
+  '/mws/v1/other',
+  '/w',
+  '/w/index.php',
+  '/w/rest.php/mws/v1/user-token/verify/x',
+  '/.well-known/jwks.json',
+  '/.well-known/other',
+  '/zzz/',
+  '/A/b',
 ]
 
 test('the route table picks the route a scan of every route in order picks', () => {
@@ -51,7 +78,10 @@ test('paths without escapes skip decoding and are judged the same', () => {
     ['/a/%41%2f', null],
     ['/a/%41b', { path: '/a/Ab', matchPath: '/a/Ab', query: '' }],
     ['/a/%C3%A9', { path: '/a/%C3%A9', matchPath: '/a/é', query: '' }],
-    ['/a/./b', null], ['/a/..', null], ['/..', null], ['/a/.hidden', { path: '/a/.hidden', matchPath: '/a/.hidden', query: '' }],
+    ['/a/./b', null],
+    ['/a/..', null],
+    ['/..', null],
+    ['/a/.hidden', { path: '/a/.hidden', matchPath: '/a/.hidden', query: '' }],
     ['/a/..b/', { path: '/a/..b/', matchPath: '/a/..b/', query: '' }],
   ] as const) {
     const got = normalizeTarget(raw)

@@ -7,7 +7,17 @@ import { join } from 'node:path'
 import { once } from 'node:events'
 import { rawGet, startTestGateway, startUpstream, type RawResponse } from './helpers.js'
 import {
-  ALICE_PW, JWT_SECRET, REDIS_URL, STORE_KINDS, bearer, login, makeUsers, redisPrefixes, send, sleep, type StoreKind,
+  ALICE_PW,
+  JWT_SECRET,
+  REDIS_URL,
+  STORE_KINDS,
+  bearer,
+  login,
+  makeUsers,
+  redisPrefixes,
+  send,
+  sleep,
+  type StoreKind,
 } from './support/users.js'
 
 // Browser sessions (the keygate_session cookie), logout and revocation — on one gateway in both
@@ -33,17 +43,34 @@ function parseSetCookie(header: string | undefined) {
   assert.ok(header, 'a Set-Cookie header')
   const [pair, ...attrs] = header.split(';').map((s) => s.trim())
   const i = pair!.indexOf('=')
-  const attributes = new Map(attrs.map((a) => { const j = a.indexOf('='); return j === -1 ? [a.toLowerCase(), ''] : [a.slice(0, j).toLowerCase(), a.slice(j + 1)] }))
+  const attributes = new Map(
+    attrs.map((a) => {
+      const j = a.indexOf('=')
+      return j === -1 ? [a.toLowerCase(), ''] : [a.slice(0, j).toLowerCase(), a.slice(j + 1)]
+    }),
+  )
   return { name: pair!.slice(0, i), value: pair!.slice(i + 1), attributes }
 }
 
-async function sessionLogin(port: number, fields: Record<string, unknown> = {}, headers: Record<string, string> = {}, localAddress?: string) {
-  const res = await login(port, { username: 'alice', password: ALICE_PW, token_type: 'session', ...fields }, headers, localAddress)
+async function sessionLogin(
+  port: number,
+  fields: Record<string, unknown> = {},
+  headers: Record<string, string> = {},
+  localAddress?: string,
+) {
+  const res = await login(
+    port,
+    { username: 'alice', password: ALICE_PW, token_type: 'session', ...fields },
+    headers,
+    localAddress,
+  )
   assert.equal(res.status, 200, res.body)
   return { res, cookie: parseSetCookie(res.headers['set-cookie']) }
 }
 
-const withCookie = (value: string, others = '') => ({ Cookie: others ? `${others}; keygate_session=${value}` : `keygate_session=${value}` })
+const withCookie = (value: string, others = '') => ({
+  Cookie: others ? `${others}; keygate_session=${value}` : `keygate_session=${value}`,
+})
 
 for (const kind of STORE_KINDS) {
   test(`${kind}: token_type session sets keygate_session (HttpOnly, SameSite=Lax, Max-Age; no Secure on plain loopback); the cookie alone authenticates and is not forwarded`, async () => {
@@ -69,7 +96,10 @@ for (const kind of STORE_KINDS) {
     assert.equal(seen.headers['x-auth-groups'], 'user,editors')
     assert.equal(seen.headers['x-auth-scheme'], 'session')
     const fwd = String(seen.headers.cookie ?? '')
-    assert.ok(!fwd.includes('keygate_session') && !fwd.includes(cookie.value), `the session cookie is not forwarded: ${fwd}`)
+    assert.ok(
+      !fwd.includes('keygate_session') && !fwd.includes(cookie.value),
+      `the session cookie is not forwarded: ${fwd}`,
+    )
     assert.match(fwd, /(^|;\s*)theme=dark(;|$)/, `other cookies are: ${fwd}`)
     assert.match(fwd, /(^|;\s*)lang=en(;|$)/, `other cookies are: ${fwd}`)
     // only the session cookie, and again (now from the cache)
@@ -88,7 +118,9 @@ for (const kind of STORE_KINDS) {
     assert.equal(asCookie.status, 400, asCookie.body)
     assert.equal(asCookie.json.code, 'E1020')
     // two session cookies are ambiguous
-    const two = await rawGet(gw.port, '/wiki/Page', { Cookie: `keygate_session=${cookie.value}; keygate_session=${cookie.value}` })
+    const two = await rawGet(gw.port, '/wiki/Page', {
+      Cookie: `keygate_session=${cookie.value}; keygate_session=${cookie.value}`,
+    })
     assert.equal(two.status, 400, two.body)
   })
 
@@ -101,16 +133,30 @@ for (const kind of STORE_KINDS) {
     assert.equal((await rawGet(gw.port, '/wiki/P', withCookie(remembered.cookie.value))).status, 200)
     const form = await send(gw.port, 'POST', '/api/authorize', {
       headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ username: 'alice', password: ALICE_PW, token_type: 'session', remember: 'on' }).toString(),
+      body: new URLSearchParams({
+        username: 'alice',
+        password: ALICE_PW,
+        token_type: 'session',
+        remember: 'on',
+      }).toString(),
     })
-    assert.equal(parseSetCookie(form.headers['set-cookie']).attributes.get('max-age'), String(7 * 86400), 'remember=on from an HTML form')
+    assert.equal(
+      parseSetCookie(form.headers['set-cookie']).attributes.get('max-age'),
+      String(7 * 86400),
+      'remember=on from an HTML form',
+    )
 
-    const viaHttps = await sessionLogin(gw.port, {}, { 'X-Forwarded-Proto': 'https', 'X-Forwarded-For': '127.0.0.1' }, '127.0.0.2')
+    const viaHttps = await sessionLogin(
+      gw.port,
+      {},
+      { 'X-Forwarded-Proto': 'https', 'X-Forwarded-For': '127.0.0.1' },
+      '127.0.0.2',
+    )
     assert.ok(viaHttps.cookie.attributes.has('secure'), 'Secure when a trusted proxy says the client used HTTPS')
     const remote = await sessionLogin(gw.port, {}, { 'X-Forwarded-For': '203.0.113.9' }, '127.0.0.2')
     assert.ok(remote.cookie.attributes.has('secure'), 'Secure for a client that is not on loopback')
     const spoofed = await sessionLogin(gw.port, {}, { 'X-Forwarded-Proto': 'http', 'X-Forwarded-For': '203.0.113.9' })
-    assert.ok(!spoofed.cookie.attributes.has('secure'), 'an untrusted peer\'s X-Forwarded-For is not believed')
+    assert.ok(!spoofed.cookie.attributes.has('secure'), "an untrusted peer's X-Forwarded-For is not believed")
   })
 
   test(`${kind}: POST /api/logout with the cookie revokes the session and clears the cookie; DELETE /api/authorize likewise`, async () => {
@@ -118,7 +164,11 @@ for (const kind of STORE_KINDS) {
     const gw = await startTestGateway(sessionConfig(up.url, prefixes.store(kind)))
     const { res, cookie } = await sessionLogin(gw.port)
     const other = await sessionLogin(gw.port)
-    assert.equal((await rawGet(gw.port, '/wiki/P', withCookie(cookie.value))).status, 200, 'in use (and cached) before logout')
+    assert.equal(
+      (await rawGet(gw.port, '/wiki/P', withCookie(cookie.value))).status,
+      200,
+      'in use (and cached) before logout',
+    )
 
     const out = await send(gw.port, 'POST', '/api/logout', { headers: withCookie(cookie.value) })
     assert.equal(out.status, 200, out.body)
@@ -137,8 +187,16 @@ for (const kind of STORE_KINDS) {
     }
     const asBearer = await rawGet(gw.port, '/wiki/P', bearer(cookie.value))
     assert.equal(asBearer.status, 401, `nor as a Bearer token: ${asBearer.body}`)
-    assert.equal((await send(gw.port, 'POST', '/api/logout', { headers: withCookie(cookie.value) })).status, 401, 'logging out twice')
-    assert.equal((await rawGet(gw.port, '/wiki/P', withCookie(other.cookie.value))).status, 200, 'the other session lives on')
+    assert.equal(
+      (await send(gw.port, 'POST', '/api/logout', { headers: withCookie(cookie.value) })).status,
+      401,
+      'logging out twice',
+    )
+    assert.equal(
+      (await rawGet(gw.port, '/wiki/P', withCookie(other.cookie.value))).status,
+      200,
+      'the other session lives on',
+    )
 
     // DELETE /api/authorize with the cookie does the same
     const del = await send(gw.port, 'DELETE', '/api/authorize', { headers: withCookie(other.cookie.value) })
@@ -166,10 +224,16 @@ async function startCliGateway(yaml: string) {
   const dir = mkdtempSync(join(tmpdir(), 'kg-sessions-'))
   const file = join(dir, 'gateway.yaml')
   writeFileSync(file, yaml)
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--config', file], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   let out = ''
-  child.stdout.on('data', (c) => { out += c })
-  child.stderr.on('data', (c) => { out += c })
+  child.stdout.on('data', (c) => {
+    out += c
+  })
+  child.stderr.on('data', (c) => {
+    out += c
+  })
   after(async () => {
     if (child.exitCode === null && child.signalCode === null) {
       const exited = once(child, 'exit')
@@ -187,7 +251,11 @@ async function startCliGateway(yaml: string) {
 }
 
 /** Polls until the answer is a 401 with one of `codes`; how long that took. */
-async function until401(get: () => Promise<RawResponse>, codes: string[], limitMs = 3000): Promise<{ ms: number; last: RawResponse }> {
+async function until401(
+  get: () => Promise<RawResponse>,
+  codes: string[],
+  limitMs = 3000,
+): Promise<{ ms: number; last: RawResponse }> {
   const started = Date.now()
   for (;;) {
     const last = await get()
@@ -202,14 +270,16 @@ test('redis: a revocation on one keygate is seen by a second keygate PROCESS on 
   const shared = 'two-processes'
   const storeConfig = prefixes.store('redis', shared)
   const a = await startTestGateway(sessionConfig(up.url, storeConfig))
-  const b = await startCliGateway([
-    'listen: 127.0.0.1:0',
-    `upstream: ${up.url}`,
-    `store: {redis: "${REDIS_URL}", prefix: "${(storeConfig.store as { prefix: string }).prefix}"}`,
-    `secrets: {jwt: {secret: "${JWT_SECRET}"}}`,
-    'logLevel: info',
-    '',
-  ].join('\n'))
+  const b = await startCliGateway(
+    [
+      'listen: 127.0.0.1:0',
+      `upstream: ${up.url}`,
+      `store: {redis: "${REDIS_URL}", prefix: "${(storeConfig.store as { prefix: string }).prefix}"}`,
+      `secrets: {jwt: {secret: "${JWT_SECRET}"}}`,
+      'logLevel: info',
+      '',
+    ].join('\n'),
+  )
 
   // Bearer: issued by A, used on B (then cached there), revoked on A
   const access = (await login(a.port, { username: 'alice', password: ALICE_PW })).json.token as string
@@ -221,15 +291,22 @@ test('redis: a revocation on one keygate is seen by a second keygate PROCESS on 
   const revoke = await send(a.port, 'DELETE', '/api/authorize', { headers: bearer(access) })
   assert.equal(revoke.status, 200, revoke.body)
   const bearerSeen = await until401(() => rawGet(b.port, '/wiki/P', bearer(access)), ['E1002'])
-  assert.ok(bearerSeen.ms < 1000, `B refused the revoked Bearer token after ${bearerSeen.ms} ms: ${bearerSeen.last.body}`)
+  assert.ok(
+    bearerSeen.ms < 1000,
+    `B refused the revoked Bearer token after ${bearerSeen.ms} ms: ${bearerSeen.last.body}`,
+  )
 
   // session: logged in on A, used on B, logged out on A
   const { cookie } = await sessionLogin(a.port)
-  for (let i = 0; i < 3; i++) assert.equal((await rawGet(b.port, '/wiki/P', withCookie(cookie.value))).status, 200, 'B accepts the session')
+  for (let i = 0; i < 3; i++)
+    assert.equal((await rawGet(b.port, '/wiki/P', withCookie(cookie.value))).status, 200, 'B accepts the session')
   assert.equal(up.seen.at(-1)!.headers['x-auth-scheme'], 'session')
   assert.equal((await send(a.port, 'POST', '/api/logout', { headers: withCookie(cookie.value) })).status, 200)
   const sessionSeen = await until401(() => rawGet(b.port, '/wiki/P', withCookie(cookie.value)), ['E1002', 'E1003'])
-  assert.ok(sessionSeen.ms < 1000, `B refused the logged-out session after ${sessionSeen.ms} ms: ${sessionSeen.last.body}`)
+  assert.ok(
+    sessionSeen.ms < 1000,
+    `B refused the logged-out session after ${sessionSeen.ms} ms: ${sessionSeen.last.body}`,
+  )
 
   // the other way round: used on A (cached), revoked on B
   const second = (await login(a.port, { username: 'alice', password: ALICE_PW })).json.token as string
@@ -249,28 +326,37 @@ test('redis: a revocation on one keygate is seen by a second keygate PROCESS on 
 // A session's record slides (tokens.session.ttl is the idle timeout; remember=true sets the JWT's
 // exp to tokens.session.remember). Every instance must give the same answer for a session: the
 // verified-token cache is a shortcut, never a different answer (CONTRACT §5).
-for (const kind of STORE_KINDS) test(`${kind}: an idle remembered session is refused alike by every instance; an active one is kept alive for all of them`, async () => {
-  const up = await startUpstream()
-  const config = sessionConfig(up.url, prefixes.store(kind), { tokens: { session: { ttl: '1s', remember: '7d' } } })
-  const a = await startTestGateway(config)
-  // a second instance: its own connection to the same Redis prefix, or (memory) the same store object
-  const c = await startTestGateway(config, kind === 'memory' ? { store: a.store } : {})
+for (const kind of STORE_KINDS)
+  test(`${kind}: an idle remembered session is refused alike by every instance; an active one is kept alive for all of them`, async () => {
+    const up = await startUpstream()
+    const config = sessionConfig(up.url, prefixes.store(kind), { tokens: { session: { ttl: '1s', remember: '7d' } } })
+    const a = await startTestGateway(config)
+    // a second instance: its own connection to the same Redis prefix, or (memory) the same store object
+    const c = await startTestGateway(config, kind === 'memory' ? { store: a.store } : {})
 
-  // active: used on A every 250 ms for 1.6 s (longer than the 1 s idle timeout) → still valid on C
-  const active = await sessionLogin(a.port, { remember: true })
-  for (let i = 0; i < 7; i++) {
-    assert.equal((await rawGet(a.port, '/wiki/P', withCookie(active.cookie.value))).status, 200, 'A accepts the active session')
-    await sleep(250)
-  }
-  const onC = await rawGet(c.port, '/wiki/P', withCookie(active.cookie.value))
-  assert.equal(onC.status, 200, `an actively used session is valid on every instance: ${onC.body}`)
+    // active: used on A every 250 ms for 1.6 s (longer than the 1 s idle timeout) → still valid on C
+    const active = await sessionLogin(a.port, { remember: true })
+    for (let i = 0; i < 7; i++) {
+      assert.equal(
+        (await rawGet(a.port, '/wiki/P', withCookie(active.cookie.value))).status,
+        200,
+        'A accepts the active session',
+      )
+      await sleep(250)
+    }
+    const onC = await rawGet(c.port, '/wiki/P', withCookie(active.cookie.value))
+    assert.equal(onC.status, 200, `an actively used session is valid on every instance: ${onC.body}`)
 
-  // idle: used once on A, then idle past the timeout → refused on A as on C
-  const idle = await sessionLogin(a.port, { remember: true })
-  assert.equal((await rawGet(a.port, '/wiki/P', withCookie(idle.cookie.value))).status, 200)
-  await sleep(1300)
-  const idleOnC = await rawGet(c.port, '/wiki/P', withCookie(idle.cookie.value))
-  const idleOnA = await rawGet(a.port, '/wiki/P', withCookie(idle.cookie.value))
-  assert.equal(idleOnC.status, 401, `C: ${idleOnC.body}`)
-  assert.equal(idleOnA.status, idleOnC.status, `A answers as C does for an idle-expired session: A ${idleOnA.status} ${idleOnA.body}, C ${idleOnC.status}`)
-})
+    // idle: used once on A, then idle past the timeout → refused on A as on C
+    const idle = await sessionLogin(a.port, { remember: true })
+    assert.equal((await rawGet(a.port, '/wiki/P', withCookie(idle.cookie.value))).status, 200)
+    await sleep(1300)
+    const idleOnC = await rawGet(c.port, '/wiki/P', withCookie(idle.cookie.value))
+    const idleOnA = await rawGet(a.port, '/wiki/P', withCookie(idle.cookie.value))
+    assert.equal(idleOnC.status, 401, `C: ${idleOnC.body}`)
+    assert.equal(
+      idleOnA.status,
+      idleOnC.status,
+      `A answers as C does for an idle-expired session: A ${idleOnA.status} ${idleOnA.body}, C ${idleOnC.status}`,
+    )
+  })

@@ -7,7 +7,15 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { StoreUnavailableError } from '../src/errors.js'
-import { answersPing, freeClusterPort, freePort, kill, redisServer, startRedis as startRedisIn, waitFor } from './support/redis-server.js'
+import {
+  answersPing,
+  freeClusterPort,
+  freePort,
+  kill,
+  redisServer,
+  startRedis as startRedisIn,
+  waitFor,
+} from './support/redis-server.js'
 import { createRedisStore } from '../src/store/redis.js'
 import { createStoreHealth } from '../src/store/health.js'
 
@@ -36,7 +44,10 @@ test('Redis down → every call rejects with StoreUnavailableError within 1.5 s;
   let server = await startRedis(port)
   const store = createRedisStore({ redis: `redis://127.0.0.1:${port}`, prefix: 'outage:' })
   const health = createStoreHealth(store, { intervalMs: 200 })
-  t.after(async () => { health.stop(); await store.close() })
+  t.after(async () => {
+    health.stop()
+    await store.close()
+  })
   health.start()
 
   const heard: string[] = []
@@ -61,21 +72,33 @@ test('Redis down → every call rejects with StoreUnavailableError within 1.5 s;
   await waitFor(() => !health.healthy, 1000, 'health stayed true with Redis down')
   assert.equal(await health.check(), false)
 
-  server = await startRedis(port)                                 // same port, empty dataset
+  server = await startRedis(port) // same port, empty dataset
 
-  await waitFor(async () => (await store.get('token').then(() => true, () => false)), 5000, 'store did not recover')
-  assert.equal(await store.get('token'), null)                    // the new server is empty: null is now the truth
+  await waitFor(
+    async () =>
+      await store.get('token').then(
+        () => true,
+        () => false,
+      ),
+    5000,
+    'store did not recover',
+  )
+  assert.equal(await store.get('token'), null) // the new server is empty: null is now the truth
   await store.set('token', 'bob', 60_000)
   assert.equal(await store.take('token'), 'bob')
   assert.equal((await store.incr('attempts', 60_000)).count, 1)
   await waitFor(() => health.healthy, 3000, 'health did not become true again')
 
   // The subscriber connection re-subscribes on its own after reconnecting.
-  await waitFor(async () => {
-    await store.publish('revoked', 'after').catch(() => {})
-    await sleep(50)
-    return heard.includes('after')
-  }, 5000, 'subscription did not survive the reconnect')
+  await waitFor(
+    async () => {
+      await store.publish('revoked', 'after').catch(() => {})
+      await sleep(50)
+      return heard.includes('after')
+    },
+    5000,
+    'subscription did not survive the reconnect',
+  )
   assert.ok(!heard.includes('lost'))
   await kill(server)
 })
@@ -85,18 +108,31 @@ test('a Redis that hangs (connection open, no answers) fails calls at the timeou
   const server = await startRedis(port)
   const store = createRedisStore({ redis: `redis://127.0.0.1:${port}`, prefix: 'hang:' })
   const health = createStoreHealth(store, { intervalMs: 200 })
-  t.after(async () => { health.stop(); server.kill('SIGCONT'); await store.close(); await kill(server) })
+  t.after(async () => {
+    health.stop()
+    server.kill('SIGCONT')
+    await store.close()
+    await kill(server)
+  })
   health.start()
   await store.set('k', 'v', 60_000)
   await waitFor(() => health.healthy, 2000, 'health never became true')
 
-  server.kill('SIGSTOP')                                          // like a network partition: no RST, no replies
+  server.kill('SIGSTOP') // like a network partition: no RST, no replies
   await rejectsFast(() => store.get('k'), 'get')
   await rejectsFast(() => store.take('k'), 'take')
   await waitFor(() => !health.healthy, 1000, 'health stayed true with Redis hung')
 
   server.kill('SIGCONT')
-  await waitFor(async () => store.ping().then(() => true, () => false), 3000, 'store did not recover')
+  await waitFor(
+    async () =>
+      store.ping().then(
+        () => true,
+        () => false,
+      ),
+    3000,
+    'store did not recover',
+  )
   await waitFor(() => health.healthy, 2000, 'health did not become true again')
 })
 
@@ -107,7 +143,15 @@ test('a store created before Redis starts fails closed, then connects by itself'
   await rejectsFast(() => store.get('k'), 'get before Redis exists')
   await rejectsFast(() => store.ping(), 'ping before Redis exists')
   const server = await startRedis(port)
-  await waitFor(async () => store.ping().then(() => true, () => false), 3000, 'store did not connect')
+  await waitFor(
+    async () =>
+      store.ping().then(
+        () => true,
+        () => false,
+      ),
+    3000,
+    'store did not connect',
+  )
   await store.set('k', 'v', 10_000)
   assert.equal(await store.get('k'), 'v')
   await kill(server)
@@ -119,20 +163,34 @@ test('Sentinel: the store finds the master through a sentinel', async (t) => {
   await startRedis(masterPort)
   const conf = join(workDir, `sentinel-${sentinelPort}.conf`)
   // Sentinel rewrites its config file, so it needs its own writable copy.
-  writeFileSync(conf, [
-    `port ${sentinelPort}`,
-    'bind 127.0.0.1',
-    `dir ${workDir}`,
-    `sentinel monitor kgmaster 127.0.0.1 ${masterPort} 1`,
-    'sentinel down-after-milliseconds kgmaster 1000',
-  ].join('\n') + '\n')
+  writeFileSync(
+    conf,
+    [
+      `port ${sentinelPort}`,
+      'bind 127.0.0.1',
+      `dir ${workDir}`,
+      `sentinel monitor kgmaster 127.0.0.1 ${masterPort} 1`,
+      'sentinel down-after-milliseconds kgmaster 1000',
+    ].join('\n') + '\n',
+  )
   const sentinel = spawn(redisServer(), [conf, '--sentinel'], { stdio: 'ignore' })
   children.push(sentinel)
   await waitFor(() => answersPing(sentinelPort), 5000, 'sentinel did not start')
 
-  const store = createRedisStore({ redis: { sentinels: [`127.0.0.1:${sentinelPort}`], name: 'kgmaster' }, prefix: 'sentinel:' })
+  const store = createRedisStore({
+    redis: { sentinels: [`127.0.0.1:${sentinelPort}`], name: 'kgmaster' },
+    prefix: 'sentinel:',
+  })
   t.after(() => store.close())
-  await waitFor(async () => store.ping().then(() => true, () => false), 3000, 'no master through the sentinel')
+  await waitFor(
+    async () =>
+      store.ping().then(
+        () => true,
+        () => false,
+      ),
+    3000,
+    'no master through the sentinel',
+  )
   await store.set('k', 'v', 10_000)
   assert.equal(await store.take('k'), 'v')
   assert.equal((await store.incr('n', 10_000)).count, 1)
@@ -146,18 +204,43 @@ test('Cluster: keys spread over three masters are all found; scripts, transactio
     taken.add(port).add(port + 10000)
     ports.push(port)
   }
-  await Promise.all(ports.map((port) => startRedis(port, [
-    '--cluster-enabled', 'yes', '--cluster-config-file', join(workDir, `nodes-${port}.conf`), '--cluster-node-timeout', '2000',
-  ])))
-  execFileSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { stdio: 'ignore' })
-  await waitFor(() => {
-    const info = execFileSync('redis-cli', ['-p', String(ports[0]), 'cluster', 'info'], { encoding: 'utf8' })
-    return info.includes('cluster_state:ok')
-  }, 5000, 'cluster did not become ok')
+  await Promise.all(
+    ports.map((port) =>
+      startRedis(port, [
+        '--cluster-enabled',
+        'yes',
+        '--cluster-config-file',
+        join(workDir, `nodes-${port}.conf`),
+        '--cluster-node-timeout',
+        '2000',
+      ]),
+    ),
+  )
+  execFileSync(
+    'redis-cli',
+    ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'],
+    { stdio: 'ignore' },
+  )
+  await waitFor(
+    () => {
+      const info = execFileSync('redis-cli', ['-p', String(ports[0]), 'cluster', 'info'], { encoding: 'utf8' })
+      return info.includes('cluster_state:ok')
+    },
+    5000,
+    'cluster did not become ok',
+  )
 
   const store = createRedisStore({ redis: { cluster: ports.map((p) => `127.0.0.1:${p}`) }, prefix: 'cluster:' })
   t.after(() => store.close())
-  await waitFor(async () => store.ping().then(() => true, () => false), 5000, 'cluster store not ready')
+  await waitFor(
+    async () =>
+      store.ping().then(
+        () => true,
+        () => false,
+      ),
+    5000,
+    'cluster store not ready',
+  )
 
   const names = Array.from({ length: 30 }, (_, i) => `spread:${i}`)
   await Promise.all(names.map((n) => store.set(n, 'x', 10_000)))

@@ -17,7 +17,10 @@ import type { Store } from '../src/store/types.js'
 const REDIS_URL = 'redis://127.0.0.1:6379'
 const RUN_PREFIX = `kgtest:${process.pid}:${Date.now()}:`
 
-interface Harness { store: Store; advance(ms: number): Promise<void> }
+interface Harness {
+  store: Store
+  advance(ms: number): Promise<void>
+}
 
 // TTLs for the contract: long enough that a real Redis round trip never eats them, short
 // enough that waiting them out keeps the Redis run quick.
@@ -38,7 +41,7 @@ function storeContract(name: string, make: () => Promise<Harness>): void {
     assert.equal(await store.get('a'), 'one')
     const left = await store.ttl('a')
     assert.ok(left !== null && left > 0 && left <= TTL, `ttl ${left}`)
-    await store.set('a', 'two', TTL)                             // overwrite
+    await store.set('a', 'two', TTL) // overwrite
     assert.equal(await store.get('a'), 'two')
     await advance(PAST_TTL)
     assert.equal(await store.get('a'), null)
@@ -70,7 +73,10 @@ function storeContract(name: string, make: () => Promise<Harness>): void {
     const { store } = await open(t)
     await store.set('race', 'token', 10_000)
     const results = await Promise.all(Array.from({ length: 20 }, () => store.take('race')))
-    assert.deepEqual(results.filter((r) => r !== null), ['token'])
+    assert.deepEqual(
+      results.filter((r) => r !== null),
+      ['token'],
+    )
   })
 
   test(`${name}: an expired value cannot be taken`, async (t) => {
@@ -93,7 +99,7 @@ function storeContract(name: string, make: () => Promise<Harness>): void {
     await store.set('s', 'session', TTL)
     await advance(60)
     assert.equal(await store.expire('s', TTL), true)
-    await advance(60)                                             // 120 ms after set: kept alive by the slide
+    await advance(60) // 120 ms after set: kept alive by the slide
     assert.equal(await store.get('s'), 'session')
     await advance(PAST_TTL)
     assert.equal(await store.get('s'), null)
@@ -120,7 +126,10 @@ function storeContract(name: string, make: () => Promise<Harness>): void {
   test(`${name}: incr windows are per key`, async (t) => {
     const { store } = await open(t)
     const counts = await Promise.all(Array.from({ length: 10 }, () => store.incr('burst', 10_000)))
-    assert.deepEqual(counts.map((c) => c.count).sort((a, b) => a - b), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+    assert.deepEqual(
+      counts.map((c) => c.count).sort((a, b) => a - b),
+      [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+    )
     assert.equal((await store.incr('other', 10_000)).count, 1)
   })
 
@@ -132,7 +141,7 @@ function storeContract(name: string, make: () => Promise<Harness>): void {
     await store.addToSet('idx', 'a', TTL)
     assert.deepEqual((await store.members('idx')).sort(), ['a', 'b'])
     await advance(60)
-    await store.addToSet('idx', 'c', TTL)                         // refreshes the whole set
+    await store.addToSet('idx', 'c', TTL) // refreshes the whole set
     await advance(60)
     assert.deepEqual((await store.members('idx')).sort(), ['a', 'b', 'c'])
     await advance(PAST_TTL)
@@ -196,7 +205,7 @@ function storeContract(name: string, make: () => Promise<Harness>): void {
   })
 
   test(`${name}: ping answers; a closed store is unavailable`, async (t) => {
-    const { store } = await open(t)                               // closing twice is harmless
+    const { store } = await open(t) // closing twice is harmless
     await store.ping()
     await store.close()
     await assert.rejects(store.ping(), StoreUnavailableError)
@@ -322,7 +331,7 @@ test('health: a ping that does not come back within two intervals ends health', 
   await health.check()
   state.mode = 'hang'
   void health.check()
-  void health.check()                                             // joins the one in flight
+  void health.check() // joins the one in flight
   assert.equal(state.pings, 2)
   clock.advance(1000)
   assert.equal(health.healthy, true)

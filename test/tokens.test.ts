@@ -16,8 +16,15 @@ import { createMemoryStore } from '../src/store/memory.js'
 import { createRedisStore } from '../src/store/redis.js'
 import type { Store } from '../src/store/types.js'
 import {
-  createIssuerVerifier, createJwtKeys, issueJwt, principalFromClaims, publicJwks, verifyJwt,
-  type JwtAlg, type JwtClaims, type JwtKeys,
+  createIssuerVerifier,
+  createJwtKeys,
+  issueJwt,
+  principalFromClaims,
+  publicJwks,
+  verifyJwt,
+  type JwtAlg,
+  type JwtClaims,
+  type JwtKeys,
 } from '../src/tokens/jwt.js'
 import { openEnvelope, sealEnvelope } from '../src/tokens/envelope.js'
 import { createTokenRegistry, type TokenRecord } from '../src/tokens/opaque.js'
@@ -33,7 +40,10 @@ const SECRET = 'a-test-secret-that-is-at-least-32-bytes-long'
 type JwtCfg = GatewayConfig['secrets']['jwt']
 const jwtCfg = (o: Partial<JwtCfg> = {}): JwtCfg => ({ alg: 'HS256', issuer: 'keygate', clockSkew: 30_000, ...o })
 
-interface Pem { privateKey: string; publicKey: string }
+interface Pem {
+  privateKey: string
+  publicKey: string
+}
 const pemPair = (type: 'rsa' | 'ec' | 'ed25519'): Pem => {
   const publicKeyEncoding = { type: 'spki', format: 'pem' } as const
   const privateKeyEncoding = { type: 'pkcs8', format: 'pem' } as const
@@ -44,7 +54,15 @@ const pemPair = (type: 'rsa' | 'ec' | 'ed25519'): Pem => {
 // One pair per type for the whole file: RSA generation is slow.
 const PAIRS = { RS256: pemPair('rsa'), ES256: pemPair('ec'), EdDSA: pemPair('ed25519') }
 
-const USER = { sub: 'test', type: 'access', uid: 3, name: 'Test User', email: 'test@example.org', groups: ['user', 'editor'], ttlMs: 3_600_000 } as const
+const USER = {
+  sub: 'test',
+  type: 'access',
+  uid: 3,
+  name: 'Test User',
+  email: 'test@example.org',
+  groups: ['user', 'editor'],
+  ttlMs: 3_600_000,
+} as const
 
 // A JWT built with node:crypto alone, as a foreign issuer (or an attacker) would.
 const b64u = (v: unknown): string => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url')
@@ -58,8 +76,18 @@ const es256 = (pem: string) => (data: Buffer) => cryptoSign('sha256', data, { ke
 const ed25519 = (pem: string) => (data: Buffer) => cryptoSign(null, data, pem)
 
 const handClaims = (nowMs: number, o: Record<string, unknown> = {}) => ({
-  sub: 'test', jti: 'f'.repeat(32), iat: Math.floor(nowMs / 1000), nbf: Math.floor(nowMs / 1000), exp: Math.floor(nowMs / 1000) + 600,
-  iss: 'keygate', type: 'access', uid: 3, name: 'Test User', email: 'test@example.org', groups: ['user'], ...o,
+  sub: 'test',
+  jti: 'f'.repeat(32),
+  iat: Math.floor(nowMs / 1000),
+  nbf: Math.floor(nowMs / 1000),
+  exp: Math.floor(nowMs / 1000) + 600,
+  iss: 'keygate',
+  type: 'access',
+  uid: 3,
+  name: 'Test User',
+  email: 'test@example.org',
+  groups: ['user'],
+  ...o,
 })
 
 // ---------------------------------------------------------------------------------------------
@@ -67,7 +95,10 @@ const handClaims = (nowMs: number, o: Record<string, unknown> = {}) => ({
 
 for (const alg of ['HS256', 'RS256', 'ES256', 'EdDSA'] as const satisfies readonly JwtAlg[]) {
   test(`${alg}: a token issued by keygate verifies, with every claim`, async () => {
-    const cfg = alg === 'HS256' ? jwtCfg({ secret: SECRET, audience: 'wiki' }) : jwtCfg({ alg, privateKey: PAIRS[alg].privateKey, audience: 'wiki' })
+    const cfg =
+      alg === 'HS256'
+        ? jwtCfg({ secret: SECRET, audience: 'wiki' })
+        : jwtCfg({ alg, privateKey: PAIRS[alg].privateKey, audience: 'wiki' })
     const keys = await createJwtKeys(cfg)
     const clock = createManualClock(T0)
     const issued = await issueJwt(keys, { ...USER, extra: { clientid: 'abc', sub: 'admin', iss: 'evil' } }, clock)
@@ -91,7 +122,10 @@ for (const alg of ['HS256', 'RS256', 'ES256', 'EdDSA'] as const satisfies readon
     assert.equal(r.claims.payload.clientid, 'abc')
     assert.equal(r.claims.expiresAt, T0 + USER.ttlMs)
     const p = principalFromClaims(r.claims)
-    assert.deepEqual([p.scheme, p.username, p.uid, p.realName, p.tokenType], ['bearer', 'test', 3, 'Test User', 'access'])
+    assert.deepEqual(
+      [p.scheme, p.username, p.uid, p.realName, p.tokenType],
+      ['bearer', 'test', 3, 'Test User', 'access'],
+    )
 
     const jwks = publicJwks(keys)
     if (alg === 'HS256') assert.deepEqual(jwks.keys, [])
@@ -123,7 +157,9 @@ test('bad keys are refused at load with E1023', async () => {
   await refused(jwtCfg({ secret: 'short' }))
   await refused(jwtCfg({ alg: 'RS256', privateKey: PAIRS.ES256.privateKey }))
   await refused(jwtCfg({ alg: 'ES256', privateKey: PAIRS.EdDSA.privateKey }))
-  await refused(jwtCfg({ alg: 'RS256', privateKey: '-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----' }))
+  await refused(
+    jwtCfg({ alg: 'RS256', privateKey: '-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----' }),
+  )
   await refused(jwtCfg({ alg: 'RS256', privateKey: PAIRS.RS256.privateKey, publicKey: pemPair('rsa').publicKey }))
   await refused(jwtCfg({ alg: 'RS256', privateKey: '/nonexistent/key.pem' }))
   await refused(jwtCfg({ alg: 'RS256' }))
@@ -135,7 +171,9 @@ test('keys are read from file paths, and a public key alone verifies but cannot 
   writeFileSync(join(dir, 'priv.pem'), PAIRS.ES256.privateKey)
   writeFileSync(join(dir, 'pub.pem'), PAIRS.ES256.publicKey)
   const clock = createManualClock(T0)
-  const signer = await createJwtKeys(jwtCfg({ alg: 'ES256', privateKey: join(dir, 'priv.pem'), publicKey: join(dir, 'pub.pem') }))
+  const signer = await createJwtKeys(
+    jwtCfg({ alg: 'ES256', privateKey: join(dir, 'priv.pem'), publicKey: join(dir, 'pub.pem') }),
+  )
   const verifier = await createJwtKeys(jwtCfg({ alg: 'ES256', publicKey: join(dir, 'pub.pem') }))
   const issued = await issueJwt(signer, USER, clock)
   assert.ok(issued.ok, 'issued.ok')
@@ -146,10 +184,22 @@ test('keys are read from file paths, and a public key alone verifies but cannot 
 test('a JWT signed outside keygate with node:crypto alone is accepted when the key matches', async () => {
   const clock = createManualClock(T0)
   const cases: Array<[JwtKeys, string]> = [
-    [await createJwtKeys(jwtCfg({ secret: SECRET })), handJwt({ alg: 'HS256', typ: 'JWT' }, handClaims(T0), hs256(SECRET))],
-    [await createJwtKeys(jwtCfg({ alg: 'RS256', privateKey: PAIRS.RS256.privateKey })), handJwt({ alg: 'RS256' }, handClaims(T0), rs256(PAIRS.RS256.privateKey))],
-    [await createJwtKeys(jwtCfg({ alg: 'ES256', privateKey: PAIRS.ES256.privateKey })), handJwt({ alg: 'ES256' }, handClaims(T0), es256(PAIRS.ES256.privateKey))],
-    [await createJwtKeys(jwtCfg({ alg: 'EdDSA', privateKey: PAIRS.EdDSA.privateKey })), handJwt({ alg: 'EdDSA' }, handClaims(T0), ed25519(PAIRS.EdDSA.privateKey))],
+    [
+      await createJwtKeys(jwtCfg({ secret: SECRET })),
+      handJwt({ alg: 'HS256', typ: 'JWT' }, handClaims(T0), hs256(SECRET)),
+    ],
+    [
+      await createJwtKeys(jwtCfg({ alg: 'RS256', privateKey: PAIRS.RS256.privateKey })),
+      handJwt({ alg: 'RS256' }, handClaims(T0), rs256(PAIRS.RS256.privateKey)),
+    ],
+    [
+      await createJwtKeys(jwtCfg({ alg: 'ES256', privateKey: PAIRS.ES256.privateKey })),
+      handJwt({ alg: 'ES256' }, handClaims(T0), es256(PAIRS.ES256.privateKey)),
+    ],
+    [
+      await createJwtKeys(jwtCfg({ alg: 'EdDSA', privateKey: PAIRS.EdDSA.privateKey })),
+      handJwt({ alg: 'EdDSA' }, handClaims(T0), ed25519(PAIRS.EdDSA.privateKey)),
+    ],
   ]
   for (const [keys, token] of cases) {
     const r = await verifyJwt(keys, token, clock)
@@ -174,9 +224,21 @@ test('hostile and invalid JWTs are refused with E1001', async () => {
     { name: 'alg none, with a signature', keys: hs, token: handJwt({ alg: 'none' }, c(), hs256(SECRET)) },
     { name: 'alg NONE', keys: hs, token: handJwt({ alg: 'NONE' }, c(), null) },
     // HS/RS confusion: the RSA public key is public, so an HMAC keyed with its PEM text is forgeable by anyone
-    { name: 'HS256 keyed with the RSA public key PEM', keys: rs, token: handJwt({ alg: 'HS256' }, handClaims(T0), hs256(PAIRS.RS256.publicKey)) },
-    { name: 'HS384 on an HS256 gateway', keys: hs, token: handJwt({ alg: 'HS384' }, c(), (d) => createHmac('sha384', SECRET).update(d).digest()) },
-    { name: 'expired (beyond the clock skew)', keys: hs, token: handJwt({ alg: 'HS256' }, c({ exp: T0 / 1000 - 31 }), hs256(SECRET)) },
+    {
+      name: 'HS256 keyed with the RSA public key PEM',
+      keys: rs,
+      token: handJwt({ alg: 'HS256' }, handClaims(T0), hs256(PAIRS.RS256.publicKey)),
+    },
+    {
+      name: 'HS384 on an HS256 gateway',
+      keys: hs,
+      token: handJwt({ alg: 'HS384' }, c(), (d) => createHmac('sha384', SECRET).update(d).digest()),
+    },
+    {
+      name: 'expired (beyond the clock skew)',
+      keys: hs,
+      token: handJwt({ alg: 'HS256' }, c({ exp: T0 / 1000 - 31 }), hs256(SECRET)),
+    },
     { name: 'not yet valid', keys: hs, token: handJwt({ alg: 'HS256' }, c({ nbf: T0 / 1000 + 120 }), hs256(SECRET)) },
     { name: 'wrong audience', keys: hs, token: handJwt({ alg: 'HS256' }, c({ aud: 'other' }), hs256(SECRET)) },
     { name: 'no audience', keys: hs, token: handJwt({ alg: 'HS256' }, c({ aud: undefined }), hs256(SECRET)) },
@@ -184,9 +246,17 @@ test('hostile and invalid JWTs are refused with E1001', async () => {
     { name: 'no exp', keys: hs, token: handJwt({ alg: 'HS256' }, c({ exp: undefined }), hs256(SECRET)) },
     { name: 'no jti', keys: hs, token: handJwt({ alg: 'HS256' }, c({ jti: undefined }), hs256(SECRET)) },
     { name: 'unknown token type', keys: hs, token: handJwt({ alg: 'HS256' }, c({ type: 'admin' }), hs256(SECRET)) },
-    { name: 'groups not a list of strings', keys: hs, token: handJwt({ alg: 'HS256' }, c({ groups: 'sysop' }), hs256(SECRET)) },
+    {
+      name: 'groups not a list of strings',
+      keys: hs,
+      token: handJwt({ alg: 'HS256' }, c({ groups: 'sysop' }), hs256(SECRET)),
+    },
     { name: 'wrong secret', keys: hs, token: handJwt({ alg: 'HS256' }, c(), hs256(`${SECRET}x`)) },
-    { name: 'payload changed after signing', keys: hs, token: good.replace(/\.[^.]+\./, `.${b64u(c({ sub: 'admin' }))}.`) },
+    {
+      name: 'payload changed after signing',
+      keys: hs,
+      token: good.replace(/\.[^.]+\./, `.${b64u(c({ sub: 'admin' }))}.`),
+    },
     { name: 'two segments', keys: hs, token: good.split('.').slice(0, 2).join('.') },
     { name: 'junk', keys: hs, token: 'not a jwt' },
     { name: 'empty', keys: hs, token: '' },
@@ -209,32 +279,76 @@ test('a token of the wrong type is refused with E1020 when types are given', asy
   const clock = createManualClock(T0)
   const issued = await issueJwt(keys, { ...USER, type: 'refresh' }, clock)
   assert.ok(issued.ok, 'issued.ok')
-  assert.deepEqual(await verifyJwt(keys, issued.token, clock, { types: ['access', 'api'] }), { ok: false, code: 'E1020', reason: 'type' })
-  assert.ok((await verifyJwt(keys, issued.token, clock, { types: ['refresh'] })).ok, '(await verifyJwt(keys, issued.token, clock, { types: [\'refresh\'] })).ok')
+  assert.deepEqual(await verifyJwt(keys, issued.token, clock, { types: ['access', 'api'] }), {
+    ok: false,
+    code: 'E1020',
+    reason: 'type',
+  })
+  assert.ok(
+    (await verifyJwt(keys, issued.token, clock, { types: ['refresh'] })).ok,
+    "(await verifyJwt(keys, issued.token, clock, { types: ['refresh'] })).ok",
+  )
 })
 
 // ---------------------------------------------------------------------------------------------
 // External issuers
 
-const issuerCfg = (o: Partial<IssuerConfig> & { issuer: string }): IssuerConfig =>
-  ({ algorithms: ['RS256'], usernameClaim: 'preferred_username', groupsClaim: 'groups', ...o })
+const issuerCfg = (o: Partial<IssuerConfig> & { issuer: string }): IssuerConfig => ({
+  algorithms: ['RS256'],
+  usernameClaim: 'preferred_username',
+  groupsClaim: 'groups',
+  ...o,
+})
 
 test('external issuer with a static public key: claims are mapped, others refused', async () => {
   const clock = createManualClock(T0)
-  const v = await createIssuerVerifier([
-    issuerCfg({ issuer: 'https://idp.example', publicKey: PAIRS.RS256.publicKey, audience: 'keygate', groupsClaim: 'realm_access.roles' }),
-  ], { clock })
+  const v = await createIssuerVerifier(
+    [
+      issuerCfg({
+        issuer: 'https://idp.example',
+        publicKey: PAIRS.RS256.publicKey,
+        audience: 'keygate',
+        groupsClaim: 'realm_access.roles',
+      }),
+    ],
+    { clock },
+  )
   assert.equal(v.has('https://idp.example'), true)
-  const claims = { iss: 'https://idp.example', aud: 'keygate', exp: T0 / 1000 + 60, preferred_username: 'alice', name: 'Alice', email: 'a@example.org', realm_access: { roles: ['sysop'] }, jti: 'j1' }
+  const claims = {
+    iss: 'https://idp.example',
+    aud: 'keygate',
+    exp: T0 / 1000 + 60,
+    preferred_username: 'alice',
+    name: 'Alice',
+    email: 'a@example.org',
+    realm_access: { roles: ['sysop'] },
+    jti: 'j1',
+  }
   const r = await v.verify(handJwt({ alg: 'RS256' }, claims, rs256(PAIRS.RS256.privateKey)))
   assert.ok(r.ok, JSON.stringify(r))
-  assert.deepEqual([r.identity.username, r.identity.realName, r.identity.email, r.identity.groups, r.identity.uid, r.identity.jti, r.identity.expiresAt],
-    ['alice', 'Alice', 'a@example.org', ['sysop'], 0, 'j1', T0 + 60_000])
+  assert.deepEqual(
+    [
+      r.identity.username,
+      r.identity.realName,
+      r.identity.email,
+      r.identity.groups,
+      r.identity.uid,
+      r.identity.jti,
+      r.identity.expiresAt,
+    ],
+    ['alice', 'Alice', 'a@example.org', ['sysop'], 0, 'j1', T0 + 60_000],
+  )
 
   const refusedRows: Array<[string, string]> = [
-    ['unknown issuer', handJwt({ alg: 'RS256' }, { ...claims, iss: 'https://other.example' }, rs256(PAIRS.RS256.privateKey))],
+    [
+      'unknown issuer',
+      handJwt({ alg: 'RS256' }, { ...claims, iss: 'https://other.example' }, rs256(PAIRS.RS256.privateKey)),
+    ],
     ['wrong audience', handJwt({ alg: 'RS256' }, { ...claims, aud: 'else' }, rs256(PAIRS.RS256.privateKey))],
-    ['no username', handJwt({ alg: 'RS256' }, { ...claims, preferred_username: undefined }, rs256(PAIRS.RS256.privateKey))],
+    [
+      'no username',
+      handJwt({ alg: 'RS256' }, { ...claims, preferred_username: undefined }, rs256(PAIRS.RS256.privateKey)),
+    ],
     ['no exp', handJwt({ alg: 'RS256' }, { ...claims, exp: undefined }, rs256(PAIRS.RS256.privateKey))],
     ['alg confusion', handJwt({ alg: 'HS256' }, claims, hs256(PAIRS.RS256.publicKey))],
     ['alg none', handJwt({ alg: 'none' }, claims, null)],
@@ -245,8 +359,14 @@ test('external issuer with a static public key: claims are mapped, others refuse
     assert.equal(res.ok, false, name)
     assert.equal(!res.ok && res.code, 'E1001', name)
   }
-  await assert.rejects(createIssuerVerifier([issuerCfg({ issuer: 'x' })]), (e: unknown) => e instanceof KeygateError && e.code === 'E1023')
-  await assert.rejects(createIssuerVerifier([issuerCfg({ issuer: 'x', publicKey: PAIRS.ES256.publicKey })]), (e: unknown) => e instanceof KeygateError && e.code === 'E1023')
+  await assert.rejects(
+    createIssuerVerifier([issuerCfg({ issuer: 'x' })]),
+    (e: unknown) => e instanceof KeygateError && e.code === 'E1023',
+  )
+  await assert.rejects(
+    createIssuerVerifier([issuerCfg({ issuer: 'x', publicKey: PAIRS.ES256.publicKey })]),
+    (e: unknown) => e instanceof KeygateError && e.code === 'E1023',
+  )
 })
 
 test('external issuer by JWKS URL: keys fetched once, unknown kids do not hammer the IdP', async () => {
@@ -256,7 +376,11 @@ test('external issuer by JWKS URL: keys fetched once, unknown kids do not hammer
   let failing = false
   const server = createServer((req, res) => {
     hits++
-    if (failing) { res.statusCode = 500; res.end(); return }
+    if (failing) {
+      res.statusCode = 500
+      res.end()
+      return
+    }
     res.setHeader('content-type', 'application/json')
     res.end(JSON.stringify({ keys: [jwk] }))
   })
@@ -265,7 +389,10 @@ test('external issuer by JWKS URL: keys fetched once, unknown kids do not hammer
   after(() => server.close())
   const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/jwks.json`
   const clock = createManualClock(Date.now())
-  const v = await createIssuerVerifier([issuerCfg({ issuer: 'https://idp.example', jwksUrl: url, usernameClaim: 'sub' })], { clock, failureBackoffMs: 5_000 })
+  const v = await createIssuerVerifier(
+    [issuerCfg({ issuer: 'https://idp.example', jwksUrl: url, usernameClaim: 'sub' })],
+    { clock, failureBackoffMs: 5_000 },
+  )
   const claims = { iss: 'https://idp.example', sub: 'bob', groups: 'a b', exp: Math.floor(clock.now() / 1000) + 60 }
   const good = handJwt({ alg: 'RS256', kid: 'k1' }, claims, rs256(PAIRS.RS256.privateKey))
   for (let i = 0; i < 5; i++) {
@@ -281,7 +408,10 @@ test('external issuer by JWKS URL: keys fetched once, unknown kids do not hammer
   assert.equal(hits, 1, 'unknown kids within the cooldown fetch nothing')
 
   // A failing IdP: after one failed fetch, only cached keys are used during the backoff.
-  const dead = await createIssuerVerifier([issuerCfg({ issuer: 'https://idp.example', jwksUrl: url, usernameClaim: 'sub' })], { clock, failureBackoffMs: 5_000 })
+  const dead = await createIssuerVerifier(
+    [issuerCfg({ issuer: 'https://idp.example', jwksUrl: url, usernameClaim: 'sub' })],
+    { clock, failureBackoffMs: 5_000 },
+  )
   failing = true
   hits = 0
   for (let i = 0; i < 5; i++) assert.equal((await dead.verify(good)).ok, false)
@@ -305,17 +435,28 @@ test('envelope: the seed format, with an HMAC anyone can recompute with node:cry
   assert.deepEqual(Object.keys(json), ['verifyCallback', 'token', 'sig'])
   assert.equal(json.verifyCallback, CALLBACK)
   assert.equal(json.token, token)
-  assert.equal(json.sig, createHmac('sha256', SALT).update(CALLBACK + token).digest('hex'))
+  assert.equal(
+    json.sig,
+    createHmac('sha256', SALT)
+      .update(CALLBACK + token)
+      .digest('hex'),
+  )
   assert.deepEqual(openEnvelope(SALT, text), { ok: true, token, verifyCallback: CALLBACK })
 
   // As PHP's json_encode writes it (escaped slashes), with an uppercase-hex sig
   const php = `{"verifyCallback":"${CALLBACK.replace(/\//g, '\\/')}","token":"${token}","sig":"${json.sig.toUpperCase()}"}`
-  assert.deepEqual(openEnvelope(SALT, Buffer.from(php).toString('base64')), { ok: true, token, verifyCallback: CALLBACK })
+  assert.deepEqual(openEnvelope(SALT, Buffer.from(php).toString('base64')), {
+    ok: true,
+    token,
+    verifyCallback: CALLBACK,
+  })
 })
 
 test('envelope: tampered, wrongly salted and malformed envelopes are refused, never thrown', () => {
   const token = randomBytes(16).toString('hex')
-  const sig = createHmac('sha256', SALT).update(CALLBACK + token).digest('hex')
+  const sig = createHmac('sha256', SALT)
+    .update(CALLBACK + token)
+    .digest('hex')
   const enc = (v: unknown) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64')
   const flip = (s: string) => (s[0] === '0' ? '1' : '0') + s.slice(1)
   const rows: Array<[string, string]> = [
@@ -326,13 +467,19 @@ test('envelope: tampered, wrongly salted and malformed envelopes are refused, ne
     ['sig not hex', enc({ verifyCallback: CALLBACK, token, sig: 'z'.repeat(64) })],
     ['no sig', enc({ verifyCallback: CALLBACK, token })],
     ['token a number', enc({ verifyCallback: CALLBACK, token: 5, sig })],
-    ['empty token', enc({ verifyCallback: CALLBACK, token: '', sig: createHmac('sha256', SALT).update(CALLBACK).digest('hex') })],
+    [
+      'empty token',
+      enc({ verifyCallback: CALLBACK, token: '', sig: createHmac('sha256', SALT).update(CALLBACK).digest('hex') }),
+    ],
     ['callback null', enc({ verifyCallback: null, token, sig })],
     ['JSON array', enc([CALLBACK, token, sig])],
     ['JSON null', enc('null')],
     ['not JSON', enc('{"verifyCallback":')],
     ['not base64', '!!!not base64!!!'],
-    ['base64url alphabet', enc({ verifyCallback: CALLBACK, token, sig }).replace(/\+/g, '-').replace(/\//g, '_') + '-_'],
+    [
+      'base64url alphabet',
+      enc({ verifyCallback: CALLBACK, token, sig }).replace(/\+/g, '-').replace(/\//g, '_') + '-_',
+    ],
     ['bad padding', 'abc=='],
     ['empty', ''],
     ['huge', 'A'.repeat(10_000)],
@@ -345,29 +492,55 @@ test('envelope: tampered, wrongly salted and malformed envelopes are refused, ne
 // ---------------------------------------------------------------------------------------------
 // Stores: every stored-token and revocation test runs against both
 
-interface Harness { store: Store; clock: Clock; advance(ms: number): Promise<void>; twin(): Store }
+interface Harness {
+  store: Store
+  clock: Clock
+  advance(ms: number): Promise<void>
+  twin(): Store
+}
 
 let redisStores = 0
 const harnesses: Array<[string, () => Harness]> = [
-  ['memory', () => {
-    const clock = createManualClock(Date.now())
-    const store = createMemoryStore({ clock })
-    // One process has one memory store; two instances share it the way two processes share Redis.
-    return { store, clock, advance: async (ms) => clock.advance(ms), twin: () => store }
-  }],
-  ['redis', () => {
-    const prefix = `${RUN_PREFIX}${++redisStores}:`
-    const store = createRedisStore({ redis: REDIS_URL, prefix })
-    return { store, clock: systemClock, advance: (ms) => sleep(ms), twin: () => createRedisStore({ redis: REDIS_URL, prefix }) }
-  }],
+  [
+    'memory',
+    () => {
+      const clock = createManualClock(Date.now())
+      const store = createMemoryStore({ clock })
+      // One process has one memory store; two instances share it the way two processes share Redis.
+      return { store, clock, advance: async (ms) => clock.advance(ms), twin: () => store }
+    },
+  ],
+  [
+    'redis',
+    () => {
+      const prefix = `${RUN_PREFIX}${++redisStores}:`
+      const store = createRedisStore({ redis: REDIS_URL, prefix })
+      return {
+        store,
+        clock: systemClock,
+        advance: (ms) => sleep(ms),
+        twin: () => createRedisStore({ redis: REDIS_URL, prefix }),
+      }
+    },
+  ],
 ]
 
 type T = { after(fn: () => unknown): void }
 function open(t: T, make: () => Harness): Harness {
   const h = make()
   const twins: Store[] = []
-  t.after(async () => { for (const s of twins) if (s !== h.store) await s.close(); await h.store.close() })
-  return { ...h, twin: () => { const s = h.twin(); twins.push(s); return s } }
+  t.after(async () => {
+    for (const s of twins) if (s !== h.store) await s.close()
+    await h.store.close()
+  })
+  return {
+    ...h,
+    twin: () => {
+      const s = h.twin()
+      twins.push(s)
+      return s
+    },
+  }
 }
 
 /** Every key and value the store holds, as text. */
@@ -396,7 +569,11 @@ for (const [name, make] of harnesses) {
     assert.deepEqual(found.record, REC)
     assert.equal(found.hash, reg.hashOf(a.token))
     assert.ok(await reg.verify(a.token), 'not single-use: verifies again')
-    assert.equal(await reg.verify(a.token.slice(0, -1) + (a.token.endsWith('0') ? '1' : '0')), null, 'a neighbour token is unknown')
+    assert.equal(
+      await reg.verify(a.token.slice(0, -1) + (a.token.endsWith('0') ? '1' : '0')),
+      null,
+      'a neighbour token is unknown',
+    )
     assert.equal(await reg.verify('not-hex'), null)
     assert.equal(await reg.verify(a.token.toUpperCase()), null)
 
@@ -421,7 +598,10 @@ for (const [name, make] of harnesses) {
     const h = open(t, make)
     const reg = createTokenRegistry({ store: h.store, clock: h.clock, kind: 'user', ttlMs: 100, singleUse: true })
     const { token, expiresAt } = await reg.issue(REC)
-    assert.ok(expiresAt > h.clock.now() && expiresAt <= h.clock.now() + 100, 'expiresAt > h.clock.now() && expiresAt <= h.clock.now() + 100')
+    assert.ok(
+      expiresAt > h.clock.now() && expiresAt <= h.clock.now() + 100,
+      'expiresAt > h.clock.now() && expiresAt <= h.clock.now() + 100',
+    )
     await h.advance(150)
     assert.equal(await reg.verify(token), null)
   })
@@ -477,7 +657,10 @@ for (const [name, make] of harnesses) {
     const clock = createManualClock(Date.now())
     const keys = await createJwtKeys(jwtCfg({ secret: SECRET }))
     let verifies = 0
-    const verify = (token: string) => { verifies++; return verifyJwt(keys, token, clock) }
+    const verify = (token: string) => {
+      verifies++
+      return verifyJwt(keys, token, clock)
+    }
     const storeB = h.twin()
     // A subscriber that never hears anything: a pub/sub message lost on the way.
     const deaf = new Proxy(storeB, {
@@ -488,17 +671,36 @@ for (const [name, make] of harnesses) {
     const counting = new Proxy(opts.lose ? deaf : storeB, {
       get: (target, p) => {
         const v = Reflect.get(target, p, target)
-        return typeof v === 'function' && p !== 'close' ? (...args: unknown[]) => { reads++; return v.apply(target, args) } : v
+        return typeof v === 'function' && p !== 'close'
+          ? (...args: unknown[]) => {
+              reads++
+              return v.apply(target, args)
+            }
+          : v
       },
     })
     const a = await createRevocation<JwtClaims>({ store: h.store, clock, healthy: () => true })
     const b = await createRevocation<JwtClaims>({ store: counting, clock, healthy: () => healthyB })
-    t.after(() => { a.close(); b.close() })
+    t.after(() => {
+      a.close()
+      b.close()
+    })
     const issued = await issueJwt(keys, USER, clock)
     assert.ok(issued.ok, 'issued.ok')
     return {
-      h, clock, a, b, token: issued.token, jti: issued.jti, expiresAt: issued.expiresAt,
-      verify, verifies: () => verifies, reads: () => reads, setHealthyB: (v: boolean) => { healthyB = v },
+      h,
+      clock,
+      a,
+      b,
+      token: issued.token,
+      jti: issued.jti,
+      expiresAt: issued.expiresAt,
+      verify,
+      verifies: () => verifies,
+      reads: () => reads,
+      setHealthyB: (v: boolean) => {
+        healthyB = v
+      },
     }
   }
 
@@ -532,14 +734,20 @@ for (const [name, make] of harnesses) {
     s.clock.advance(1001)
     const readsBefore = s.reads()
     const answers = await Promise.all(Array.from({ length: 64 }, () => s.b.check(s.token, s.verify)))
-    assert.ok(answers.every((r) => r.ok && r.cached), 'all 64 pass from the cache')
+    assert.ok(
+      answers.every((r) => r.ok && r.cached),
+      'all 64 pass from the cache',
+    )
     assert.equal(s.reads() - readsBefore, 1, 'one store read for 64 concurrent requests')
     assert.ok(s.b.cached(s.token), 'fresh again after the shared read')
     // and a revocation is still seen by every one of them
     await s.a.revoke(s.jti, s.expiresAt)
     s.clock.advance(1001)
     const refused = await Promise.all(Array.from({ length: 8 }, () => s.b.check(s.token, s.verify)))
-    assert.ok(refused.every((r) => !r.ok && r.code === 'E1002'), 'all refused after the revocation')
+    assert.ok(
+      refused.every((r) => !r.ok && r.code === 'E1002'),
+      'all refused after the revocation',
+    )
   })
 
   test(`${name}: a revocation on one instance reaches another within 1 s (pub/sub)`, async (t) => {
@@ -602,7 +810,14 @@ test('passwords: scrypt hash format, verify, wrong password, malformed hash', as
   assert.equal(await verifyPassword('correct horse battery staple', hash), true)
   assert.equal(await verifyPassword('correct horse battery stapler', hash), false)
   assert.equal(await verifyPassword('', hash), false)
-  for (const broken of ['', 'scrypt$', 'bcrypt$x', hash.replace('$32768$', '$1000$'), hash.replace('$32768$', '$1073741824$'), `${hash}$x`]) {
+  for (const broken of [
+    '',
+    'scrypt$',
+    'bcrypt$x',
+    hash.replace('$32768$', '$1000$'),
+    hash.replace('$32768$', '$1073741824$'),
+    `${hash}$x`,
+  ]) {
     assert.equal(await verifyPassword('correct horse battery staple', broken), false, broken)
   }
   // NFC: the same word typed precomposed or decomposed

@@ -4,9 +4,32 @@ import { createHmac, createPublicKey, generateKeyPairSync, verify as verifySig }
 import { rawGet, startTestGateway, startUpstream } from './helpers.js'
 import { hashPassword } from '../src/tokens/password.js'
 import {
-  ALICE_PW, BOB_PW, OTHER_KEY, PUBLIC_BASE, SALT, STORE_KINDS, VERIFY_KEY, JWT_SECRET,
-  bearer, claims, decodeJwtPart, hs256, login, makeUsers, md5, nowSec, postForm, postJson, postMultipart,
-  redisPrefixes, rs256, send, sleep, unsigned, waitForLog, type StoreKind,
+  ALICE_PW,
+  BOB_PW,
+  OTHER_KEY,
+  PUBLIC_BASE,
+  SALT,
+  STORE_KINDS,
+  VERIFY_KEY,
+  JWT_SECRET,
+  bearer,
+  claims,
+  decodeJwtPart,
+  hs256,
+  login,
+  makeUsers,
+  md5,
+  nowSec,
+  postForm,
+  postJson,
+  postMultipart,
+  redisPrefixes,
+  rs256,
+  send,
+  sleep,
+  unsigned,
+  waitForLog,
+  type StoreKind,
 } from './support/users.js'
 
 // Users, /api/authorize, Bearer JWTs, refresh rotation, MediaWiki user tokens, identityFromUpstream
@@ -59,20 +82,45 @@ for (const kind of STORE_KINDS) {
     const before = Date.now()
     const bodies = [
       await login(gw.port, { username: 'alice', password: ALICE_PW }, { 'User-Agent': UA }),
-      await postForm(gw.port, '/api/authorize', { username: 'alice', password: ALICE_PW, token_type: 'access' }, { 'User-Agent': UA }),
-      await postMultipart(gw.port, '/api/authorize', { username: 'alice', password: ALICE_PW, token_type: 'access' }, { 'User-Agent': UA }),
+      await postForm(
+        gw.port,
+        '/api/authorize',
+        { username: 'alice', password: ALICE_PW, token_type: 'access' },
+        { 'User-Agent': UA },
+      ),
+      await postMultipart(
+        gw.port,
+        '/api/authorize',
+        { username: 'alice', password: ALICE_PW, token_type: 'access' },
+        { 'User-Agent': UA },
+      ),
     ]
     for (const [i, res] of bodies.entries()) {
       assert.equal(res.status, 200, `body #${i}: ${res.body}`)
       const b = res.json
-      assert.deepEqual(Object.keys(b).sort(), ['cachekey', 'clientid', 'code', 'datetime', 'elapsed', 'encrypted', 'expires', 'jti', 'message', 'referer', 'status', 'token', 'type', 'user'])
+      assert.deepEqual(Object.keys(b).sort(), [
+        'cachekey',
+        'clientid',
+        'code',
+        'datetime',
+        'elapsed',
+        'encrypted',
+        'expires',
+        'jti',
+        'message',
+        'referer',
+        'status',
+        'token',
+        'type',
+        'user',
+      ])
       assert.equal(b.status, true)
       assert.equal(b.code, 'E0000')
       assert.equal(typeof b.message, 'string')
       assert.equal(b.type, 'access')
       assert.match(b.token, /^[\w-]+\.[\w-]+\.[\w-]+$/, 'a compact JWS')
       const payload = decodeJwtPart(b.token, 1)
-      assert.equal(b.jti, payload.jti, 'jti is the token\'s jti')
+      assert.equal(b.jti, payload.jti, "jti is the token's jti")
       assert.equal(payload.sub, 'alice')
       assert.equal(payload.iss, 'keygate')
       assert.match(b.datetime, RFC3339, 'datetime is RFC 3339')
@@ -88,19 +136,44 @@ for (const kind of STORE_KINDS) {
       assert.equal(b.referer, '')
       assert.equal(b.encrypted, false)
       assert.deepEqual(
-        { uid: b.user.uid, username: b.user.username, name: b.user.name, email: b.user.email, email_md5: b.user.email_md5, groups: b.user.groups, role: b.user.role, flags: b.user.flags },
-        { uid: 3, username: 'alice', name: 'Alice Example', email: 'Alice@Example.org', email_md5: md5('alice@example.org'), groups: ['user', 'editors'], role: 'user', flags: 5 },
+        {
+          uid: b.user.uid,
+          username: b.user.username,
+          name: b.user.name,
+          email: b.user.email,
+          email_md5: b.user.email_md5,
+          groups: b.user.groups,
+          role: b.user.role,
+          flags: b.user.flags,
+        },
+        {
+          uid: 3,
+          username: 'alice',
+          name: 'Alice Example',
+          email: 'Alice@Example.org',
+          email_md5: md5('alice@example.org'),
+          groups: ['user', 'editors'],
+          role: 'user',
+          flags: 5,
+        },
       )
     }
     // given clientid, cachekey and referer are echoed; a configured role is used
-    const given = await login(gw.port, { username: 'bob', password: BOB_PW, clientid: 'my-client', cachekey: 'ck-1' }, { Referer: 'https://app.example.org/login' })
+    const given = await login(
+      gw.port,
+      { username: 'bob', password: BOB_PW, clientid: 'my-client', cachekey: 'ck-1' },
+      { Referer: 'https://app.example.org/login' },
+    )
     assert.equal(given.status, 200, given.body)
     assert.equal(given.json.clientid, 'my-client')
     assert.equal(given.json.cachekey, 'ck-1')
     assert.equal(given.json.referer, 'https://app.example.org/login')
     assert.equal(given.json.user.role, 'bureaucrat')
     assert.equal(given.json.user.flags, 0)
-    assert.ok(!gw.logs.join('').includes(ALICE_PW) && !gw.logs.join('').includes(bodies[0]!.json.token), 'no password or token in the logs')
+    assert.ok(
+      !gw.logs.join('').includes(ALICE_PW) && !gw.logs.join('').includes(bodies[0]!.json.token),
+      'no password or token in the logs',
+    )
     assert.equal(up.seen.length, 0, '/api/authorize never goes upstream')
   })
 
@@ -139,29 +212,47 @@ for (const kind of STORE_KINDS) {
     const up = await startUpstream()
     // cheap-hash users for the per-IP part: unknown users cost a default-cost scrypt each, and ten
     // of those could outlast the 2 s window that the failures must fall into
-    const fillers = await Promise.all([0, 1, 2, 3].map(async (i) => ({ username: `filler${i}`, passwordHash: await hashPassword('filler', { N: 1024, r: 8, p: 1 }), uid: 100 + i })))
+    const fillers = await Promise.all(
+      [0, 1, 2, 3].map(async (i) => ({
+        username: `filler${i}`,
+        passwordHash: await hashPassword('filler', { N: 1024, r: 8, p: 1 }),
+        uid: 100 + i,
+      })),
+    )
     const gw = await startTestGateway(baseConfig(up.url, kind, { users: [...users, ...fillers] }))
     // per user: three failures, then even the right password is refused until the window ends
-    for (let i = 0; i < 3; i++) assert.equal((await login(gw.port, { username: 'alice', password: `wrong-${i}` })).json.code, 'E1026')
+    for (let i = 0; i < 3; i++)
+      assert.equal((await login(gw.port, { username: 'alice', password: `wrong-${i}` })).json.code, 'E1026')
     const locked = await login(gw.port, { username: 'alice', password: ALICE_PW })
     assert.equal(locked.status, 429, locked.body)
     assert.equal(locked.json.code, 'E1031')
     const retryAfter = Number(locked.headers['retry-after'])
-    assert.ok(Number.isInteger(retryAfter) && retryAfter >= 1 && retryAfter <= 2, `Retry-After in whole seconds within the 2s window: ${locked.headers['retry-after']}`)
+    assert.ok(
+      Number.isInteger(retryAfter) && retryAfter >= 1 && retryAfter <= 2,
+      `Retry-After in whole seconds within the 2s window: ${locked.headers['retry-after']}`,
+    )
     // another user from the same IP is not locked out by alice's failures
     assert.equal((await login(gw.port, { username: 'bob', password: BOB_PW })).status, 200)
 
     // per IP: 10 failures from 127.0.0.2 across different usernames lock that IP out, not 127.0.0.1
     const started = Date.now()
     for (let i = 0; i < 10; i++) {
-      const r = await login(gw.port, { username: i === 9 ? 'nobody' : `filler${i % 4}`, password: 'wrong' }, {}, '127.0.0.2')
+      const r = await login(
+        gw.port,
+        { username: i === 9 ? 'nobody' : `filler${i % 4}`, password: 'wrong' },
+        {},
+        '127.0.0.2',
+      )
       assert.equal(r.json.code, 'E1026', `failure ${i}: ${r.body}`)
     }
     assert.ok(Date.now() - started < 1500, `the ten failures fell well inside the window (${Date.now() - started} ms)`)
     const ipLocked = await login(gw.port, { username: 'bob', password: BOB_PW }, {}, '127.0.0.2')
     assert.equal(ipLocked.status, 429, ipLocked.body)
     assert.equal(ipLocked.json.code, 'E1031')
-    assert.ok(Number(ipLocked.headers['retry-after']) >= 1, `Retry-After on the IP lockout: ${ipLocked.headers['retry-after']}`)
+    assert.ok(
+      Number(ipLocked.headers['retry-after']) >= 1,
+      `Retry-After on the IP lockout: ${ipLocked.headers['retry-after']}`,
+    )
     assert.equal((await login(gw.port, { username: 'bob', password: BOB_PW })).status, 200, 'another IP still logs in')
 
     await sleep(2200)
@@ -227,7 +318,13 @@ for (const kind of STORE_KINDS) {
       { name: 'no issuer', token: hs256(claims({ iss: undefined })) },
       { name: 'no exp', token: hs256(claims({ exp: undefined })) },
       { name: 'unknown type', token: hs256(claims({ type: 'admin' })) },
-      { name: 'tampered payload', token: (() => { const [h, , s] = good.split('.'); return `${h}.${Buffer.from(JSON.stringify(claims({ sub: 'bob', groups: ['sysop'] }))).toString('base64url')}.${s}` })() },
+      {
+        name: 'tampered payload',
+        token: (() => {
+          const [h, , s] = good.split('.')
+          return `${h}.${Buffer.from(JSON.stringify(claims({ sub: 'bob', groups: ['sysop'] }))).toString('base64url')}.${s}`
+        })(),
+      },
     ]
     for (const c of refused) {
       const res = await rawGet(gw.port, '/admin/x', bearer(c.token))
@@ -239,8 +336,14 @@ for (const kind of STORE_KINDS) {
 
   test(`${kind}: with secrets.jwt.audience, a token for another audience (or none) is refused`, async () => {
     const up = await startUpstream()
-    const gw = await startTestGateway(baseConfig(up.url, kind, { secrets: { salt: SALT, jwt: { secret: JWT_SECRET, audience: 'wiki-api' } } }))
-    assert.equal((await rawGet(gw.port, '/wiki/A', bearer(hs256(claims({ aud: 'wiki-api' }))))).status, 200, 'the right audience passes')
+    const gw = await startTestGateway(
+      baseConfig(up.url, kind, { secrets: { salt: SALT, jwt: { secret: JWT_SECRET, audience: 'wiki-api' } } }),
+    )
+    assert.equal(
+      (await rawGet(gw.port, '/wiki/A', bearer(hs256(claims({ aud: 'wiki-api' }))))).status,
+      200,
+      'the right audience passes',
+    )
     const issued = await accessToken(gw.port)
     assert.equal(decodeJwtPart(issued, 1).aud, 'wiki-api', 'issued tokens carry the audience')
     assert.equal((await rawGet(gw.port, '/wiki/A', bearer(issued))).status, 200)
@@ -253,9 +356,15 @@ for (const kind of STORE_KINDS) {
 
   test(`${kind}: RS256 — a hand-signed RS256 token passes; HS256 signed with the RSA public key PEM is refused; JWKS publishes the key`, async () => {
     const up = await startUpstream()
-    const gw = await startTestGateway(baseConfig(up.url, kind, { secrets: { salt: SALT, jwt: { alg: 'RS256', privateKey: RSA_PRIVATE_PEM } } }))
+    const gw = await startTestGateway(
+      baseConfig(up.url, kind, { secrets: { salt: SALT, jwt: { alg: 'RS256', privateKey: RSA_PRIVATE_PEM } } }),
+    )
     const handSigned = rs256(claims(), rsa.privateKey)
-    assert.equal((await rawGet(gw.port, '/wiki/R', bearer(handSigned))).status, 200, 'RS256 signed with the matching private key')
+    assert.equal(
+      (await rawGet(gw.port, '/wiki/R', bearer(handSigned))).status,
+      200,
+      'RS256 signed with the matching private key',
+    )
     for (const [name, token] of [
       ['HS256 with the public key PEM', hs256(claims(), RSA_PUBLIC_PEM)],
       ['HS256 with the public key DER', hs256(claims(), rsa.publicKey.export({ type: 'spki', format: 'der' }))],
@@ -276,13 +385,17 @@ for (const kind of STORE_KINDS) {
     assert.equal(jwk.alg, 'RS256')
     assert.equal(jwk.use, 'sig')
     assert.ok(typeof jwk.kid === 'string' && jwk.kid.length > 0, 'the JWK has a kid')
-    for (const priv of ['d', 'p', 'q', 'dp', 'dq', 'qi']) assert.equal(jwk[priv], undefined, `no private member ${priv}`)
+    for (const priv of ['d', 'p', 'q', 'dp', 'dq', 'qi'])
+      assert.equal(jwk[priv], undefined, `no private member ${priv}`)
     const token = await accessToken(gw.port)
     const [h, p, s] = token.split('.')
     assert.equal(decodeJwtPart(token, 0).alg, 'RS256')
     assert.equal(decodeJwtPart(token, 0).kid, jwk.kid, 'the token names the published key')
     const pub = createPublicKey({ key: jwk, format: 'jwk' })
-    assert.ok(verifySig('sha256', Buffer.from(`${h}.${p}`), pub, Buffer.from(s!, 'base64url')), 'the issued token verifies with the published JWK')
+    assert.ok(
+      verifySig('sha256', Buffer.from(`${h}.${p}`), pub, Buffer.from(s!, 'base64url')),
+      'the issued token verifies with the published JWK',
+    )
     assert.equal(pub.export({ type: 'spki', format: 'pem' }).toString(), RSA_PUBLIC_PEM)
     assert.equal((await rawGet(gw.port, '/wiki/R', bearer(token))).status, 200)
   })
@@ -300,7 +413,11 @@ for (const kind of STORE_KINDS) {
     const api = await login(gw.port, { username: 'alice', password: ALICE_PW, token_type: 'api' })
     assert.equal(api.status, 200, api.body)
     assert.equal(api.json.type, 'api')
-    assert.equal(Date.parse(api.json.expires) - Date.parse(api.json.datetime), 365 * 86400_000, 'api tokens live tokens.api.ttl')
+    assert.equal(
+      Date.parse(api.json.expires) - Date.parse(api.json.datetime),
+      365 * 86400_000,
+      'api tokens live tokens.api.ttl',
+    )
     assert.ok(await gw.store.get(`jwt:${api.json.jti}`), 'the api token is recorded in the store by jti')
     assert.ok(!(await gw.store.keys('')).some((k) => k.includes(api.json.token)), 'the store holds no token')
     assert.equal((await rawGet(gw.port, '/wiki/P', bearer(api.json.token))).status, 200)
@@ -332,7 +449,11 @@ for (const kind of STORE_KINDS) {
     assert.equal(afterRevoke.json.code, 'E1002')
     const again = await send(gw.port, 'DELETE', '/api/authorize', { headers: bearer(token) })
     assert.equal(again.json.code, 'E1002', `revoking twice: ${again.body}`)
-    assert.equal((await rawGet(gw.port, '/wiki/P', bearer(other))).status, 200, 'another token of the same user still works')
+    assert.equal(
+      (await rawGet(gw.port, '/wiki/P', bearer(other))).status,
+      200,
+      'another token of the same user still works',
+    )
     const anon = await send(gw.port, 'DELETE', '/api/authorize')
     assert.equal(anon.status, 401)
     assert.equal(anon.json.code, 'E1000')
@@ -346,7 +467,11 @@ for (const kind of STORE_KINDS) {
     const first = await login(gw.port, { username: 'alice', password: ALICE_PW, token_type: 'refresh' })
     assert.equal(first.status, 200, first.body)
     assert.equal(first.json.type, 'refresh')
-    assert.equal(Date.parse(first.json.expires) - Date.parse(first.json.datetime), 30 * 86400_000, 'refresh tokens live tokens.refresh.ttl')
+    assert.equal(
+      Date.parse(first.json.expires) - Date.parse(first.json.datetime),
+      30 * 86400_000,
+      'refresh tokens live tokens.refresh.ttl',
+    )
 
     const r1 = await postJson(gw.port, '/api/refresh', { refresh_token: first.json.token })
     assert.equal(r1.status, 200, r1.body)
@@ -388,7 +513,16 @@ for (const kind of STORE_KINDS) {
     const before = Date.now()
     const v1 = await verifyUserToken(gw.port, anon.json.value)
     assert.equal(v1.status, 200, v1.body)
-    assert.deepEqual(Object.keys(v1.json).sort(), ['expires', 'groups', 'id', 'lang_code', 'meta', 'real_name', 'username', 'wiki_id'])
+    assert.deepEqual(Object.keys(v1.json).sort(), [
+      'expires',
+      'groups',
+      'id',
+      'lang_code',
+      'meta',
+      'real_name',
+      'username',
+      'wiki_id',
+    ])
     assert.equal(v1.json.id, 0)
     assert.equal(v1.json.username, '127.0.0.1')
     assert.equal(typeof v1.json.real_name, 'string')
@@ -411,14 +545,28 @@ for (const kind of STORE_KINDS) {
     assert.equal(mine.status, 200, mine.body)
     const v3 = await verifyUserToken(gw.port, mine.json.value)
     assert.equal(v3.status, 200, v3.body)
-    assert.deepEqual({ ...v3.json, expires: undefined }, {
-      id: 3, username: 'alice', real_name: 'Alice Example', wiki_id: 'wiki', lang_code: 'en',
-      groups: ['user', 'editors'], meta: v3.json.meta, expires: undefined,
-    })
+    assert.deepEqual(
+      { ...v3.json, expires: undefined },
+      {
+        id: 3,
+        username: 'alice',
+        real_name: 'Alice Example',
+        wiki_id: 'wiki',
+        lang_code: 'en',
+        groups: ['user', 'editors'],
+        meta: v3.json.meta,
+        expires: undefined,
+      },
+    )
 
     // POST verify with {token}
     const t4 = (await rawGet(gw.port, '/mws/v1/user-token/generate', bearer(token))).json.value
-    const v4 = await postJson(gw.port, '/mws/v1/user-token/verify', { token: t4 }, { Authorization: `ApiKey ${VERIFY_KEY}` })
+    const v4 = await postJson(
+      gw.port,
+      '/mws/v1/user-token/verify',
+      { token: t4 },
+      { Authorization: `ApiKey ${VERIFY_KEY}` },
+    )
     assert.equal(v4.status, 200, v4.body)
     assert.equal(v4.json.username, 'alice')
 
@@ -430,7 +578,10 @@ for (const kind of STORE_KINDS) {
     }
 
     // the token never reaches the log; the path is logged redacted
-    assert.ok(await waitForLog(gw.logs, /\/mws\/v1\/user-token\/verify\/\[redacted\]/), 'verify path logged as /mws/v1/user-token/verify/[redacted]')
+    assert.ok(
+      await waitForLog(gw.logs, /\/mws\/v1\/user-token\/verify\/\[redacted\]/),
+      'verify path logged as /mws/v1/user-token/verify/[redacted]',
+    )
     const all = gw.logs.join('\n')
     for (const t of [anon.json.value, mine.json.value, t4, token]) assert.ok(!all.includes(t), 'no token in the logs')
     assert.equal(up.seen.length, 0, 'the token API never goes upstream')
@@ -447,21 +598,51 @@ for (const kind of STORE_KINDS) {
     assert.deepEqual(Object.keys(env).sort(), ['sig', 'token', 'verifyCallback'])
     assert.equal(env.verifyCallback, PUBLIC_BASE, 'verifyCallback = tokenApi.publicBase')
     assert.match(env.token, /^[0-9a-f]{32,}$/, 'the token inside is 128+ bits of hex')
-    assert.equal(env.sig, createHmac('sha256', SALT).update(env.verifyCallback + env.token).digest('hex'), 'sig = hex HMAC-SHA256(salt, verifyCallback + token)')
+    assert.equal(
+      env.sig,
+      createHmac('sha256', SALT)
+        .update(env.verifyCallback + env.token)
+        .digest('hex'),
+      'sig = hex HMAC-SHA256(salt, verifyCallback + token)',
+    )
 
     // tampered envelopes first: refused without using up the token
-    const tamperedSig = Buffer.from(JSON.stringify({ ...env, sig: env.sig.replace(/^./, env.sig[0] === '0' ? '1' : '0') })).toString('base64')
-    const tamperedCallback = Buffer.from(JSON.stringify({ ...env, verifyCallback: 'https://evil.example.org/w/rest.php' })).toString('base64')
-    for (const [name, envelope] of [['sig', tamperedSig], ['callback', tamperedCallback], ['not base64', '%%%'], ['truncated', gen.json.value.slice(0, 40)]] as const) {
-      const r = await postJson(gw.port, '/mws/v1/user-token/verify', { envelope }, { Authorization: `ApiKey ${VERIFY_KEY}` })
+    const tamperedSig = Buffer.from(
+      JSON.stringify({ ...env, sig: env.sig.replace(/^./, env.sig[0] === '0' ? '1' : '0') }),
+    ).toString('base64')
+    const tamperedCallback = Buffer.from(
+      JSON.stringify({ ...env, verifyCallback: 'https://evil.example.org/w/rest.php' }),
+    ).toString('base64')
+    for (const [name, envelope] of [
+      ['sig', tamperedSig],
+      ['callback', tamperedCallback],
+      ['not base64', '%%%'],
+      ['truncated', gen.json.value.slice(0, 40)],
+    ] as const) {
+      const r = await postJson(
+        gw.port,
+        '/mws/v1/user-token/verify',
+        { envelope },
+        { Authorization: `ApiKey ${VERIFY_KEY}` },
+      )
       assert.equal(r.status, 400, `tampered ${name}: ${r.body}`)
       assert.deepEqual(r.json, { status: false, code: 'E1001', message: 'Invalid or expired token.' })
     }
-    const ok = await postJson(gw.port, '/mws/v1/user-token/verify', { envelope: gen.json.value }, { Authorization: `ApiKey ${VERIFY_KEY}` })
+    const ok = await postJson(
+      gw.port,
+      '/mws/v1/user-token/verify',
+      { envelope: gen.json.value },
+      { Authorization: `ApiKey ${VERIFY_KEY}` },
+    )
     assert.equal(ok.status, 200, ok.body)
     assert.equal(ok.json.id, 3)
     assert.equal(ok.json.username, 'alice')
-    const replay = await postJson(gw.port, '/mws/v1/user-token/verify', { envelope: gen.json.value }, { Authorization: `ApiKey ${VERIFY_KEY}` })
+    const replay = await postJson(
+      gw.port,
+      '/mws/v1/user-token/verify',
+      { envelope: gen.json.value },
+      { Authorization: `ApiKey ${VERIFY_KEY}` },
+    )
     assert.equal(replay.status, 400, 'an envelope is single use too')
 
     // withIssuer by POST form field; the bare token out of an envelope verifies by GET
@@ -477,16 +658,29 @@ for (const kind of STORE_KINDS) {
     assert.equal(wv.status, 200, wv.body)
     assert.equal(wv.json.username, 'alice')
     const wEnv = await rawGet(gw.port, '/w/rest.php/mws/v1/user-token/generate?withIssuer=1', bearer(token))
-    const wEnvOk = await postJson(gw.port, '/w/rest.php/mws/v1/user-token/verify', { envelope: wEnv.json.value }, { Authorization: `ApiKey ${VERIFY_KEY}` })
+    const wEnvOk = await postJson(
+      gw.port,
+      '/w/rest.php/mws/v1/user-token/verify',
+      { envelope: wEnv.json.value },
+      { Authorization: `ApiKey ${VERIFY_KEY}` },
+    )
     assert.equal(wEnvOk.status, 200, wEnvOk.body)
-    assert.ok(await waitForLog(gw.logs, /"path":"\/w\/rest\.php\/mws\/v1\/user-token\/verify\/\[redacted\]"/), 'rest.php verify path logged redacted')
+    assert.ok(
+      await waitForLog(gw.logs, /"path":"\/w\/rest\.php\/mws\/v1\/user-token\/verify\/\[redacted\]"/),
+      'rest.php verify path logged redacted',
+    )
 
     // a key that does not list verify, no credentials at all, and a user's Bearer token
     const t = (await rawGet(gw.port, '/mws/v1/user-token/generate')).json.value
     const other = await verifyUserToken(gw.port, t, OTHER_KEY)
     assert.equal(other.status, 403, other.body)
     assert.equal(other.json.code, 'E1004')
-    const otherPost = await postJson(gw.port, '/mws/v1/user-token/verify', { token: t }, { Authorization: `ApiKey ${OTHER_KEY}` })
+    const otherPost = await postJson(
+      gw.port,
+      '/mws/v1/user-token/verify',
+      { token: t },
+      { Authorization: `ApiKey ${OTHER_KEY}` },
+    )
     assert.equal(otherPost.status, 403, otherPost.body)
     const noAuth = await rawGet(gw.port, `/mws/v1/user-token/verify/${t}`)
     assert.equal(noAuth.status, 401, noAuth.body)
@@ -499,7 +693,9 @@ for (const kind of STORE_KINDS) {
 
   test(`${kind}: user tokens expire after tokens.userToken.ttl (1s); singleUse: false allows replay within the TTL`, async () => {
     const up = await startUpstream()
-    const gw = await startTestGateway(baseConfig(up.url, kind, { tokens: { userToken: { ttl: '1s', singleUse: false } } }))
+    const gw = await startTestGateway(
+      baseConfig(up.url, kind, { tokens: { userToken: { ttl: '1s', singleUse: false } } }),
+    )
     const a = (await rawGet(gw.port, '/mws/v1/user-token/generate')).json.value
     const b = (await rawGet(gw.port, '/mws/v1/user-token/generate')).json.value
     assert.equal((await verifyUserToken(gw.port, a)).status, 200)
@@ -521,17 +717,24 @@ for (const kind of STORE_KINDS) {
         userinfoHits++
         const good = /(?:^|;\s*)wiki_session=good(?:;|$)/.test(String(req.headers.cookie ?? ''))
         res.writeHead(200, { 'content-type': 'application/json' })
-        res.end(good
-          ? '{"batchcomplete":"","query":{"userinfo":{"id":12,"name":"WikiUser","groups":["*","user","autoconfirmed"],"email":"w@example.org","realname":"Wiki User"}}}'
-          : '{"query":{"userinfo":{"id":0,"name":"127.0.0.1","anon":""}}}')
+        res.end(
+          good
+            ? '{"batchcomplete":"","query":{"userinfo":{"id":12,"name":"WikiUser","groups":["*","user","autoconfirmed"],"email":"w@example.org","realname":"Wiki User"}}}'
+            : '{"query":{"userinfo":{"id":0,"name":"127.0.0.1","anon":""}}}',
+        )
         return
       }
       res.writeHead(200, { 'content-type': 'application/json' })
       res.end(JSON.stringify({ url: req.url }))
     })
-    const gw = await startTestGateway(baseConfig(up.url, kind, {
-      identityFromUpstream: { url: '/w/api.php?action=query&meta=userinfo&uiprop=groups|email|realname&format=json', cacheTtl: '30s' },
-    }))
+    const gw = await startTestGateway(
+      baseConfig(up.url, kind, {
+        identityFromUpstream: {
+          url: '/w/api.php?action=query&meta=userinfo&uiprop=groups|email|realname&format=json',
+          cacheTtl: '30s',
+        },
+      }),
+    )
     const pageSeen = () => up.seen.filter((s) => !s.url.includes('meta=userinfo'))
 
     const res = await rawGet(gw.port, '/wiki/Main_Page', { Cookie: 'wiki_session=good' })
@@ -544,7 +747,7 @@ for (const kind of STORE_KINDS) {
     assert.equal(seen.headers['x-auth-scheme'], 'upstream')
     assert.equal(seen.headers.cookie, 'wiki_session=good', 'the wiki cookie still goes upstream')
     const call = up.seen.find((s) => s.url.includes('meta=userinfo'))!
-    assert.equal(call.headers.cookie, 'wiki_session=good', 'userinfo was asked with the caller\'s cookie')
+    assert.equal(call.headers.cookie, 'wiki_session=good', "userinfo was asked with the caller's cookie")
 
     const gen = await rawGet(gw.port, '/mws/v1/user-token/generate', { Cookie: 'wiki_session=good' })
     assert.equal(gen.status, 200, gen.body)
@@ -555,7 +758,11 @@ for (const kind of STORE_KINDS) {
     assert.equal(v.json.real_name, 'Wiki User')
     assert.deepEqual(v.json.groups, ['*', 'user', 'autoconfirmed'])
     assert.equal((await rawGet(gw.port, '/wiki/Other', { Cookie: 'wiki_session=good' })).status, 200)
-    assert.equal(userinfoHits, 1, `one userinfo call for three requests with the same cookie (cacheTtl): ${userinfoHits}`)
+    assert.equal(
+      userinfoHits,
+      1,
+      `one userinfo call for three requests with the same cookie (cacheTtl): ${userinfoHits}`,
+    )
 
     const anon = await rawGet(gw.port, '/wiki/Main_Page', { Cookie: 'wiki_session=anon' })
     assert.equal(anon.status, 401, anon.body)
@@ -567,7 +774,11 @@ for (const kind of STORE_KINDS) {
     const anonGen = await rawGet(gw.port, '/mws/v1/user-token/generate', { Cookie: 'wiki_session=anon' })
     assert.equal(anonGen.status, 200, anonGen.body)
     assert.equal((await verifyUserToken(gw.port, anonGen.json.value)).json.id, 0)
-    assert.equal(pageSeen().filter((s) => s.url === '/wiki/Main_Page').length, 1, 'the anonymous requests never reached the page')
+    assert.equal(
+      pageSeen().filter((s) => s.url === '/wiki/Main_Page').length,
+      1,
+      'the anonymous requests never reached the page',
+    )
   })
 }
 

@@ -1,9 +1,29 @@
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { checkConfig, hashPassword, login, requirePass, Skip, startKeygate, writeConfig, type KeygateRunner, type KeygateSetup, type RunningKeygate } from './keygate.js'
+import {
+  checkConfig,
+  hashPassword,
+  login,
+  requirePass,
+  Skip,
+  startKeygate,
+  writeConfig,
+  type KeygateRunner,
+  type KeygateSetup,
+  type RunningKeygate,
+} from './keygate.js'
 import { describeAnswer, freePort, probe } from './net.js'
-import { cpuSecondsBetween, cpuTicks, findExecutable, peakRssKiB, processTree, type Pinning, type Proc, type ProcessSet } from './procs.js'
+import {
+  cpuSecondsBetween,
+  cpuTicks,
+  findExecutable,
+  peakRssKiB,
+  processTree,
+  type Pinning,
+  type Proc,
+  type ProcessSet,
+} from './procs.js'
 import { checkRedis, type RedisInfo } from './redis.js'
 import type { CaseSpec, Settings } from './settings.js'
 import { startBareProxy, startNginxProxy, type NginxInfo, type Upstream } from './upstream.js'
@@ -16,7 +36,13 @@ export interface BenchContext extends KeygateSetup {
   readonly nginx: NginxInfo | null
   readonly upstream: Upstream
   readonly ticksPerSecond: number
-  readonly credentials: { readonly apiKey: string; readonly jwtSecret: string; readonly salt: string; readonly username: string; readonly password: string }
+  readonly credentials: {
+    readonly apiKey: string
+    readonly jwtSecret: string
+    readonly salt: string
+    readonly username: string
+    readonly password: string
+  }
   /** made once, by the first case that needs it */
   passwordHash(): Promise<string>
   redis(): Promise<RedisInfo>
@@ -24,7 +50,9 @@ export interface BenchContext extends KeygateSetup {
   usedRedis(): Promise<RedisInfo> | null
 }
 
-export function createContext(base: Omit<BenchContext, 'credentials' | 'passwordHash' | 'redis' | 'usedRedis'>): BenchContext {
+export function createContext(
+  base: Omit<BenchContext, 'credentials' | 'passwordHash' | 'redis' | 'usedRedis'>,
+): BenchContext {
   // Fresh secrets per run: nothing here is a real credential, and nothing is reused across runs.
   const credentials = {
     apiKey: randomBytes(24).toString('hex'),
@@ -57,10 +85,15 @@ async function findRedis(ctx: BenchContext): Promise<RedisInfo> {
   const first = own ? { ok: false as const, why: 'BENCH_REDIS_URL=own' } : await checkRedis(wanted)
   if (first.ok) return { url: wanted, version: first.version, prefix, ownProcess: false }
   const server = findExecutable('redis-server')
-  if (!server || (process.env.BENCH_REDIS_URL && !own)) throw new Skip(`no Redis at ${wanted} (${first.why})${server ? '' : '; apt-get install -y redis-server, or set BENCH_REDIS_URL'}`)
+  if (!server || (process.env.BENCH_REDIS_URL && !own))
+    throw new Skip(
+      `no Redis at ${wanted} (${first.why})${server ? '' : '; apt-get install -y redis-server, or set BENCH_REDIS_URL'}`,
+    )
   const port = await freePort()
   const proc = ctx.procs.start({
-    name: 'redis-server', role: 'load', cmd: server,
+    name: 'redis-server',
+    role: 'load',
+    cmd: server,
     args: ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--dir', ctx.dir],
     logFile: join(ctx.dir, 'redis.log'),
   })
@@ -115,10 +148,16 @@ export interface CaseOptions {
 export interface CaseRun {
   readonly result: CaseResult
   /** performance.now() at the start and end of the measured load, and when the SUT was spawned */
-  readonly window: { readonly sutStartedAt: number; readonly from: number; readonly to: number; readonly pid: number } | null
+  readonly window: {
+    readonly sutStartedAt: number
+    readonly from: number
+    readonly to: number
+    readonly pid: number
+  } | null
 }
 
-const runnerNote = (r: KeygateRunner): string => (r.kind === 'dist' ? 'keygate from dist/' : `keygate via tsx (${r.why})`)
+const runnerNote = (r: KeygateRunner): string =>
+  r.kind === 'dist' ? 'keygate from dist/' : `keygate via tsx (${r.why})`
 
 function keygateBase(ctx: BenchContext): Record<string, unknown> {
   const c = ctx.credentials
@@ -137,11 +176,27 @@ async function bearerConfig(ctx: BenchContext): Promise<Record<string, unknown>>
   return {
     ...keygateBase(ctx),
     store: { redis: redis.url, prefix: redis.prefix },
-    users: [{ username: ctx.credentials.username, passwordHash, uid: 1000, name: 'Bench User', email: 'bench@example.org', groups: ['user'] }],
+    users: [
+      {
+        username: ctx.credentials.username,
+        passwordHash,
+        uid: 1000,
+        name: 'Bench User',
+        email: 'bench@example.org',
+        groups: ['user'],
+      },
+    ],
   }
 }
 
-async function keygateTarget(ctx: BenchContext, kg: RunningKeygate, path: string, headers: Record<string, string>, what: string, notes: string[]): Promise<Target> {
+async function keygateTarget(
+  ctx: BenchContext,
+  kg: RunningKeygate,
+  path: string,
+  headers: Record<string, string>,
+  what: string,
+  notes: string[],
+): Promise<Target> {
   try {
     await requirePass(`${kg.origin}${path}`, headers, what)
   } catch (err) {
@@ -166,15 +221,33 @@ export async function prepare(ctx: BenchContext, spec: CaseSpec, opts: CaseOptio
   const kgOpts = { role: 'sut' as const, nodeArgs: opts.nodeArgs }
   switch (spec.id) {
     case 1:
-      return { url: `${ctx.upstream.origin}/bench/page`, headers: {}, sut: ctx.upstream.proc, ownsSut: false, notes: [`${ctx.upstream.kind} upstream; it runs on the load CPU beside wrk`] }
+      return {
+        url: `${ctx.upstream.origin}/bench/page`,
+        headers: {},
+        sut: ctx.upstream.proc,
+        ownsSut: false,
+        notes: [`${ctx.upstream.kind} upstream; it runs on the load CPU beside wrk`],
+      }
     case 2: {
       if (!ctx.nginx) throw new Skip('nginx is not installed (apt-get install -y nginx)')
       const p = await startNginxProxy(ctx.procs, ctx.dir, ctx.nginx, ctx.upstream)
-      return { url: `${p.origin}/bench/page`, headers: {}, sut: p.proc, ownsSut: true, notes: ['nginx, 1 worker, keepalive 64 to the upstream'] }
+      return {
+        url: `${p.origin}/bench/page`,
+        headers: {},
+        sut: p.proc,
+        ownsSut: true,
+        notes: ['nginx, 1 worker, keepalive 64 to the upstream'],
+      }
     }
     case 3: {
       const p = await startBareProxy(ctx.procs, ctx.dir, ctx.root, ctx.upstream, opts.nodeArgs)
-      return { url: `${p.origin}/bench/page`, headers: {}, sut: p.proc, ownsSut: true, notes: ['undici Pool.stream, tsx'] }
+      return {
+        url: `${p.origin}/bench/page`,
+        headers: {},
+        sut: p.proc,
+        ownsSut: true,
+        notes: ['undici Pool.stream, tsx'],
+      }
     }
     case 4: {
       const kg = await startKeygate(ctx, spec.key, keygateBase(ctx), kgOpts)
@@ -182,28 +255,48 @@ export async function prepare(ctx: BenchContext, spec: CaseSpec, opts: CaseOptio
     }
     case 9: {
       const kg = await startKeygate(ctx, spec.key, { ...keygateBase(ctx), metrics: { enabled: false } }, kgOpts)
-      return keygateTarget(ctx, kg, '/public/page', {}, 'GET /public/page (anonymous route, no metrics)', ['memory store', 'metrics off: compare with (4)'])
+      return keygateTarget(ctx, kg, '/public/page', {}, 'GET /public/page (anonymous route, no metrics)', [
+        'memory store',
+        'metrics off: compare with (4)',
+      ])
     }
     case 5: {
       const kg = await startKeygate(ctx, spec.key, keygateBase(ctx), kgOpts)
-      return keygateTarget(ctx, kg, '/data/page', { Authorization: `ApiKey ${ctx.credentials.apiKey}` }, 'GET /data/page with ApiKey', ['memory store', 'key with cidr + allow.paths'])
+      return keygateTarget(
+        ctx,
+        kg,
+        '/data/page',
+        { Authorization: `ApiKey ${ctx.credentials.apiKey}` },
+        'GET /data/page with ApiKey',
+        ['memory store', 'key with cidr + allow.paths'],
+      )
     }
     case 6: {
       const kg = await startKeygate(ctx, spec.key, await bearerConfig(ctx), kgOpts)
       const token = await bearerToken(ctx, kg)
-      return keygateTarget(ctx, kg, '/data/page', { Authorization: `Bearer ${token}` }, 'GET /data/page with Bearer', ['Redis store'])
+      return keygateTarget(ctx, kg, '/data/page', { Authorization: `Bearer ${token}` }, 'GET /data/page with Bearer', [
+        'Redis store',
+      ])
     }
     case 7: {
       const kg = await startKeygate(ctx, spec.key, await bearerConfig(ctx), kgOpts)
       const token = await bearerToken(ctx, kg)
       const headers = { Authorization: `Bearer ${token}`, 'X-Original-URI': '/data/page', 'X-Original-Method': 'GET' }
-      return keygateTarget(ctx, kg, '/_keygate/auth', headers, 'GET /_keygate/auth (X-Original-URI /data/page, Bearer)', ['Redis store', 'no upstream request'])
+      return keygateTarget(
+        ctx,
+        kg,
+        '/_keygate/auth',
+        headers,
+        'GET /_keygate/auth (X-Original-URI /data/page, Bearer)',
+        ['Redis store', 'no upstream request'],
+      )
     }
     case 8: {
       const config = { ...(await bearerConfig(ctx)), workers: 'auto' }
       // Ask keygate itself whether it takes `workers: auto` before starting anything.
       const problems = await checkConfig(ctx, writeConfig(ctx, `${spec.key}-check`, config, '127.0.0.1:0'))
-      if (problems !== null) throw new Skip(`the config does not accept workers: auto: ${problems.split('\n').slice(-2).join(' ')}`)
+      if (problems !== null)
+        throw new Skip(`the config does not accept workers: auto: ${problems.split('\n').slice(-2).join(' ')}`)
       // Not pinned: `auto` counts the CPUs the process may use, and pinning would make that 1.
       const kg = await startKeygate(ctx, spec.key, config, { ...kgOpts, role: 'any' })
       await sleep(500) // let the primary fork the rest of its workers
@@ -213,15 +306,42 @@ export async function prepare(ctx: BenchContext, spec: CaseSpec, opts: CaseOptio
         throw new Skip('workers not implemented yet (`workers: auto` is accepted, but keygate serves from one process)')
       }
       const token = await bearerToken(ctx, kg)
-      const pinNote = ctx.pinning.enabled ? `keygate unpinned (all CPUs) while wrk and the upstream stay on CPU ${ctx.pinning.loadCpu}` : 'unpinned'
-      return keygateTarget(ctx, kg, '/data/page', { Authorization: `Bearer ${token}` }, 'GET /data/page with Bearer (workers)', ['Redis store', `${workers} worker${workers === 1 ? '' : 's'} + primary`, pinNote])
+      const pinNote = ctx.pinning.enabled
+        ? `keygate unpinned (all CPUs) while wrk and the upstream stay on CPU ${ctx.pinning.loadCpu}`
+        : 'unpinned'
+      return keygateTarget(
+        ctx,
+        kg,
+        '/data/page',
+        { Authorization: `Bearer ${token}` },
+        'GET /data/page with Bearer (workers)',
+        ['Redis store', `${workers} worker${workers === 1 ? '' : 's'} + primary`, pinNote],
+      )
     }
   }
 }
 
-const emptyResult = (spec: CaseSpec, status: 'skipped' | 'failed', reason: string, notes: readonly string[] = []): CaseResult => ({
-  id: spec.id, key: spec.key, title: spec.title, status, reason, notes,
-  rps: null, p50Ms: null, p99Ms: null, p999Ms: null, requests: null, errors: null, cpuUsPerRequest: null, peakRssMiB: null, processes: null,
+const emptyResult = (
+  spec: CaseSpec,
+  status: 'skipped' | 'failed',
+  reason: string,
+  notes: readonly string[] = [],
+): CaseResult => ({
+  id: spec.id,
+  key: spec.key,
+  title: spec.title,
+  status,
+  reason,
+  notes,
+  rps: null,
+  p50Ms: null,
+  p99Ms: null,
+  p999Ms: null,
+  requests: null,
+  errors: null,
+  cpuUsPerRequest: null,
+  peakRssMiB: null,
+  processes: null,
 })
 
 /**
@@ -233,10 +353,18 @@ export async function runCase(ctx: BenchContext, spec: CaseSpec, opts: CaseOptio
   try {
     target = await prepare(ctx, spec, opts)
   } catch (err) {
-    return { result: emptyResult(spec, err instanceof Skip ? 'skipped' : 'failed', (err as Error).message), window: null }
+    return {
+      result: emptyResult(spec, err instanceof Skip ? 'skipped' : 'failed', (err as Error).message),
+      window: null,
+    }
   }
   try {
-    const load = { url: target.url, headers: target.headers, connections: ctx.settings.connections, threads: ctx.settings.threads }
+    const load = {
+      url: target.url,
+      headers: target.headers,
+      connections: ctx.settings.connections,
+      threads: ctx.settings.threads,
+    }
     if (ctx.settings.warmupS > 0) await runWrk(ctx.procs, ctx.root, { ...load, seconds: ctx.settings.warmupS })
     const before = cpuTicks(processTree(target.sut.pid))
     const from = performance.now()
@@ -252,8 +380,18 @@ export async function runCase(ctx: BenchContext, spec: CaseSpec, opts: CaseOptio
     if (!after.startsWith('2')) notes.push(`after the load the same request answers ${after}`)
     return {
       result: {
-        id: spec.id, key: spec.key, title: spec.title, status: 'ok', reason: null, notes,
-        rps: wrk.rps, p50Ms: wrk.p50Ms, p99Ms: wrk.p99Ms, p999Ms: wrk.p999Ms, requests: wrk.requests, errors: wrk.errors,
+        id: spec.id,
+        key: spec.key,
+        title: spec.title,
+        status: 'ok',
+        reason: null,
+        notes,
+        rps: wrk.rps,
+        p50Ms: wrk.p50Ms,
+        p99Ms: wrk.p99Ms,
+        p999Ms: wrk.p999Ms,
+        requests: wrk.requests,
+        errors: wrk.errors,
         cpuUsPerRequest: wrk.requests > 0 ? (cpuS * 1e6) / wrk.requests : null,
         peakRssMiB: rssKiB > 0 ? rssKiB / 1024 : null,
         processes: pids.length,

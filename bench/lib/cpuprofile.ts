@@ -2,7 +2,11 @@ import { relative } from 'node:path'
 
 /** The parts of V8's .cpuprofile (what `node --cpu-prof` writes) that self time needs. */
 export interface CpuProfile {
-  readonly nodes: ReadonlyArray<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number }; children?: number[] }>
+  readonly nodes: ReadonlyArray<{
+    id: number
+    callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number }
+    children?: number[]
+  }>
   readonly startTime: number
   readonly endTime: number
   readonly samples: readonly number[]
@@ -51,7 +55,13 @@ function fileGroup(file: string, functionName: string): string {
  * (so start-up and tsx's compilation do not crowd out the request path). Each sample is
  * charged the interval up to the next one, as Chrome DevTools does.
  */
-export function summarize(profile: CpuProfile, root: string, fromUs: number, toUs: number, top: number): ProfileSummary {
+export function summarize(
+  profile: CpuProfile,
+  root: string,
+  fromUs: number,
+  toUs: number,
+  top: number,
+): ProfileSummary {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]))
   const parentOf = new Map<number, number>()
   for (const n of profile.nodes) for (const c of n.children ?? []) parentOf.set(c, n.id)
@@ -73,7 +83,10 @@ export function summarize(profile: CpuProfile, root: string, fromUs: number, toU
     const node = byId.get(profile.samples[i]!)
     if (!node) continue
     const { functionName } = node.callFrame
-    if (functionName === '(idle)') { idle += dt; continue }
+    if (functionName === '(idle)') {
+      idle += dt
+      continue
+    }
     busy += dt
     const { frame, file } = label(node.callFrame)
     selfByFrame.set(frame, (selfByFrame.get(frame) ?? 0) + dt)
@@ -91,8 +104,17 @@ export function summarize(profile: CpuProfile, root: string, fromUs: number, toU
       totalByOwnFrame.set(l.frame, (totalByOwnFrame.get(l.frame) ?? 0) + dt)
     }
   }
-  const rank = (m: Map<string, number>): FrameTime[] => [...m]
-    .sort((a, b) => b[1] - a[1]).slice(0, top)
-    .map(([frame, us]) => ({ frame, selfMs: us / 1000, percent: busy > 0 ? (100 * us) / busy : 0 }))
-  return { windowMs: (toUs - fromUs) / 1000, busyMs: busy / 1000, idleMs: idle / 1000, frames: rank(selfByFrame), files: rank(selfByFile), ownTotals: rank(totalByOwnFrame) }
+  const rank = (m: Map<string, number>): FrameTime[] =>
+    [...m]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([frame, us]) => ({ frame, selfMs: us / 1000, percent: busy > 0 ? (100 * us) / busy : 0 }))
+  return {
+    windowMs: (toUs - fromUs) / 1000,
+    busyMs: busy / 1000,
+    idleMs: idle / 1000,
+    frames: rank(selfByFrame),
+    files: rank(selfByFile),
+    ownTotals: rank(totalByOwnFrame),
+  }
 }

@@ -35,8 +35,10 @@ export function chooseRunner(root: string): KeygateRunner {
   for (const src of filesUnder(join(root, 'src'), '.ts')) {
     const out = join(dist, relative(join(root, 'src'), src)).replace(/\.ts$/, '.js')
     if (src.endsWith('.d.ts')) continue
-    if (!existsSync(out)) return { ...tsx, why: `dist/ lacks ${relative(root, out)} (src changed since the last build)` }
-    if (statSync(out).mtimeMs < statSync(src).mtimeMs) return { ...tsx, why: `${relative(root, src)} is newer than dist/` }
+    if (!existsSync(out))
+      return { ...tsx, why: `dist/ lacks ${relative(root, out)} (src changed since the last build)` }
+    if (statSync(out).mtimeMs < statSync(src).mtimeMs)
+      return { ...tsx, why: `${relative(root, src)} is newer than dist/` }
   }
   return { kind: 'dist', args: [join(dist, 'cli.js')], why: 'dist/ is fresher than src/' }
 }
@@ -50,15 +52,31 @@ export interface KeygateSetup {
 
 /** `keygate hash-password` with the password on stdin, as a user would make the users: entry */
 export async function hashPassword(k: KeygateSetup, password: string): Promise<string> {
-  const r = await k.procs.run({ name: 'hash-password', role: 'any', cmd: process.execPath, args: [...k.runner.args, 'hash-password'], cwd: k.root, input: `${password}\n`, timeoutMs: 60_000 })
+  const r = await k.procs.run({
+    name: 'hash-password',
+    role: 'any',
+    cmd: process.execPath,
+    args: [...k.runner.args, 'hash-password'],
+    cwd: k.root,
+    input: `${password}\n`,
+    timeoutMs: 60_000,
+  })
   const hash = r.stdout.trim()
-  if (r.code !== 0 || !hash.startsWith('scrypt$')) throw new Skip(`keygate hash-password failed (exit ${r.code}): ${r.stderr.trim().split('\n').pop() ?? ''}`)
+  if (r.code !== 0 || !hash.startsWith('scrypt$'))
+    throw new Skip(`keygate hash-password failed (exit ${r.code}): ${r.stderr.trim().split('\n').pop() ?? ''}`)
   return hash
 }
 
 /** `keygate check-config`: null when the config is accepted, else the problems it printed */
 export async function checkConfig(k: KeygateSetup, file: string): Promise<string | null> {
-  const r = await k.procs.run({ name: 'check-config', role: 'any', cmd: process.execPath, args: [...k.runner.args, 'check-config', '--config', file], cwd: k.root, timeoutMs: 60_000 })
+  const r = await k.procs.run({
+    name: 'check-config',
+    role: 'any',
+    cmd: process.execPath,
+    args: [...k.runner.args, 'check-config', '--config', file],
+    cwd: k.root,
+    timeoutMs: 60_000,
+  })
   return r.code === 0 ? null : (r.stderr || r.stdout).trim()
 }
 
@@ -76,13 +94,21 @@ export interface RunningKeygate {
 }
 
 /** Writes the config (YAML, as a user would) and starts `keygate serve` with it. */
-export async function startKeygate(k: KeygateSetup, name: string, config: Record<string, unknown>, opts: { role: CpuRole; nodeArgs?: readonly string[] }): Promise<RunningKeygate> {
+export async function startKeygate(
+  k: KeygateSetup,
+  name: string,
+  config: Record<string, unknown>,
+  opts: { role: CpuRole; nodeArgs?: readonly string[] },
+): Promise<RunningKeygate> {
   const port = await freePort()
   const configFile = writeConfig(k, name, config, `127.0.0.1:${port}`)
   const proc = k.procs.start({
-    name: `keygate (${name})`, role: opts.role, cmd: process.execPath,
+    name: `keygate (${name})`,
+    role: opts.role,
+    cmd: process.execPath,
     args: [...(opts.nodeArgs ?? []), ...k.runner.args, 'serve', '--config', configFile],
-    cwd: k.root, logFile: join(k.dir, `${name}.log`),
+    cwd: k.root,
+    logFile: join(k.dir, `${name}.log`),
   })
   const origin = `http://127.0.0.1:${port}`
   try {
@@ -97,19 +123,29 @@ export async function startKeygate(k: KeygateSetup, name: string, config: Record
 /** POST /api/authorize for an access token; a 404 means the endpoint is not there yet. */
 export async function login(origin: string, username: string, password: string): Promise<string> {
   const answer = await probe(`${origin}/api/authorize`, {
-    method: 'POST', headers: { 'content-type': 'application/json' },
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ username, password, token_type: 'access' }),
   })
-  if (answer.status === 404) throw new Skip(`POST /api/authorize answers ${describeAnswer(answer)}: Bearer login is not served by this keygate yet`)
+  if (answer.status === 404)
+    throw new Skip(
+      `POST /api/authorize answers ${describeAnswer(answer)}: Bearer login is not served by this keygate yet`,
+    )
   if (answer.status !== 200) throw new Skip(`POST /api/authorize answered ${describeAnswer(answer)}`)
   let token: unknown
-  try { token = (JSON.parse(answer.body) as { token?: unknown }).token } catch { /* below */ }
-  if (typeof token !== 'string' || token.split('.').length !== 3) throw new Skip(`POST /api/authorize gave no JWT in "token": ${answer.body.slice(0, 120)}`)
+  try {
+    token = (JSON.parse(answer.body) as { token?: unknown }).token
+  } catch {
+    /* below */
+  }
+  if (typeof token !== 'string' || token.split('.').length !== 3)
+    throw new Skip(`POST /api/authorize gave no JWT in "token": ${answer.body.slice(0, 120)}`)
   return token
 }
 
 /** The request the load will repeat must pass first; otherwise the case measures refusals. */
 export async function requirePass(url: string, headers: Record<string, string>, what: string): Promise<void> {
   const answer = await probe(url, { headers })
-  if (answer.status < 200 || answer.status > 299) throw new Skip(`${what}: keygate answers ${describeAnswer(answer)} instead of 2xx`)
+  if (answer.status < 200 || answer.status > 299)
+    throw new Skip(`${what}: keygate answers ${describeAnswer(answer)} instead of 2xx`)
 }

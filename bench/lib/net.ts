@@ -30,16 +30,25 @@ export async function waitForHttp(url: string, proc: Proc, timeoutMs: number): P
       const res = await fetch(url, { signal: AbortSignal.timeout(1_000) })
       await res.arrayBuffer()
       return
-    } catch { /* not listening yet */ }
+    } catch {
+      /* not listening yet */
+    }
     await sleep(100)
   }
   throw new Error(`${proc.name} did not answer ${url} within ${timeoutMs / 1000} s`)
 }
 
-export interface Probe { readonly status: number; readonly body: string; readonly headers: Headers }
+export interface Probe {
+  readonly status: number
+  readonly body: string
+  readonly headers: Headers
+}
 
 /** One request before the load: a case runs only if this answers 2xx. */
-export async function probe(url: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<Probe> {
+export async function probe(
+  url: string,
+  init: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<Probe> {
   const res = await fetch(url, { ...init, signal: AbortSignal.timeout(5_000) })
   return { status: res.status, body: await res.text(), headers: res.headers }
 }
@@ -49,8 +58,14 @@ export function describeAnswer(p: Probe): string {
   try {
     const json = JSON.parse(p.body) as { code?: unknown; message?: unknown }
     if (typeof json.code === 'string') return `${p.status} ${json.code} "${String(json.message ?? '')}"`
-  } catch { /* not JSON */ }
+  } catch {
+    /* not JSON */
+  }
   return `${p.status} ${JSON.stringify(p.body.slice(0, 80))}`
 }
 
-export const indent = (text: string, by = '    '): string => text.split('\n').map((l) => by + l).join('\n')
+export const indent = (text: string, by = '    '): string =>
+  text
+    .split('\n')
+    .map((l) => by + l)
+    .join('\n')

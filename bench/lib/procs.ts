@@ -30,7 +30,12 @@ function parseCpuList(list: string): number[] {
  * If the allowed set has two CPUs but not 0 and 1 (a cpuset like 2-3), the first two are used.
  */
 export function detectPinning(env: NodeJS.ProcessEnv): Pinning {
-  const off = (why: string): Pinning => ({ enabled: false, sutCpu: null, loadCpu: null, description: `no CPU pinning (${why}): the gateway and wrk share all CPUs, so ratios are less stable` })
+  const off = (why: string): Pinning => ({
+    enabled: false,
+    sutCpu: null,
+    loadCpu: null,
+    description: `no CPU pinning (${why}): the gateway and wrk share all CPUs, so ratios are less stable`,
+  })
   if (env.BENCH_PIN === '0') return off('BENCH_PIN=0')
   let allowed: number[]
   try {
@@ -45,7 +50,12 @@ export function detectPinning(env: NodeJS.ProcessEnv): Pinning {
     if (r.error) return off(`taskset not available: ${r.error.message}`)
     if (r.status !== 0) return off(`taskset -c ${cpu} failed: ${r.stderr.trim()}`)
   }
-  return { enabled: true, sutCpu: sut, loadCpu: load, description: `taskset: system under test on CPU ${sut}; wrk and the upstream on CPU ${load}` }
+  return {
+    enabled: true,
+    sutCpu: sut,
+    loadCpu: load,
+    description: `taskset: system under test on CPU ${sut}; wrk and the upstream on CPU ${load}`,
+  }
 }
 
 /** The command line that runs `cmd` on the role's CPU (taskset execs, so the pid stays the same). */
@@ -78,7 +88,11 @@ export interface StartSpec {
   readonly logFile?: string
 }
 
-export interface RunResult { readonly code: number | null; readonly stdout: string; readonly stderr: string }
+export interface RunResult {
+  readonly code: number | null
+  readonly stdout: string
+  readonly stderr: string
+}
 
 export interface ProcessSet {
   start(spec: StartSpec): Proc
@@ -91,7 +105,11 @@ export interface ProcessSet {
 }
 
 const signalGroup = (pid: number, signal: NodeJS.Signals): void => {
-  try { process.kill(-pid, signal) } catch { /* the group is gone already */ }
+  try {
+    process.kill(-pid, signal)
+  } catch {
+    /* the group is gone already */
+  }
 }
 
 /**
@@ -103,19 +121,32 @@ export function createProcessSet(pinning: Pinning): ProcessSet {
   const live = new Set<Proc>()
   // After stopAll (the end, an error or Ctrl-C) a case still unwinding must not start anything new.
   let closing = false
-  const refuseWhenClosing = (name: string) => { if (closing) throw new Error(`not starting ${name}: the bench is stopping`) }
+  const refuseWhenClosing = (name: string) => {
+    if (closing) throw new Error(`not starting ${name}: the bench is stopping`)
+  }
 
   function start(spec: StartSpec): Proc {
     refuseWhenClosing(spec.name)
     const [cmd, args] = pinned(pinning, spec.role, spec.cmd, spec.args)
     const out = spec.logFile ? openSync(spec.logFile, 'a') : 'ignore'
-    const child = spawn(cmd, args, { cwd: spec.cwd, env: spec.env ?? process.env, detached: true, stdio: ['ignore', out, out] })
+    const child = spawn(cmd, args, {
+      cwd: spec.cwd,
+      env: spec.env ?? process.env,
+      detached: true,
+      stdio: ['ignore', out, out],
+    })
     if (typeof out === 'number') closeSync(out) // the child holds its own descriptor
     if (child.pid === undefined) throw new Error(`cannot start ${spec.name} (${cmd})`)
     let running = true
     const exited = new Promise<void>((resolve) => {
-      child.once('exit', () => { running = false; resolve() })
-      child.once('error', () => { running = false; resolve() })
+      child.once('exit', () => {
+        running = false
+        resolve()
+      })
+      child.once('error', () => {
+        running = false
+        resolve()
+      })
     })
     const proc: Proc = {
       name: spec.name,
@@ -134,20 +165,37 @@ export function createProcessSet(pinning: Pinning): ProcessSet {
   async function run(spec: Omit<StartSpec, 'logFile'> & { input?: string; timeoutMs: number }): Promise<RunResult> {
     refuseWhenClosing(spec.name)
     const [cmd, args] = pinned(pinning, spec.role, spec.cmd, spec.args)
-    const child = spawn(cmd, args, { cwd: spec.cwd, env: spec.env ?? process.env, detached: true, stdio: ['pipe', 'pipe', 'pipe'] })
+    const child = spawn(cmd, args, {
+      cwd: spec.cwd,
+      env: spec.env ?? process.env,
+      detached: true,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    })
     const stdout: Buffer[] = []
     const stderr: Buffer[] = []
     child.stdout.on('data', (b: Buffer) => stdout.push(b))
     child.stderr.on('data', (b: Buffer) => stderr.push(b))
-    child.stdin.on('error', () => { /* the command may exit before reading stdin */ })
+    child.stdin.on('error', () => {
+      /* the command may exit before reading stdin */
+    })
     child.stdin.end(spec.input ?? '')
     const pid = child.pid
-    const entry: Proc | null = pid === undefined ? null : {
-      name: spec.name, pid, startedAt: performance.now(), logFile: null,
-      exited: Promise.resolve(), isRunning: () => child.exitCode === null && child.signalCode === null, logTail: () => '',
-    }
+    const entry: Proc | null =
+      pid === undefined
+        ? null
+        : {
+            name: spec.name,
+            pid,
+            startedAt: performance.now(),
+            logFile: null,
+            exited: Promise.resolve(),
+            isRunning: () => child.exitCode === null && child.signalCode === null,
+            logTail: () => '',
+          }
     if (entry) live.add(entry)
-    const timer = setTimeout(() => { if (pid !== undefined) signalGroup(pid, 'SIGKILL') }, spec.timeoutMs)
+    const timer = setTimeout(() => {
+      if (pid !== undefined) signalGroup(pid, 'SIGKILL')
+    }, spec.timeoutMs)
     try {
       const code = await new Promise<number | null>((resolve, reject) => {
         child.once('error', reject)
@@ -179,7 +227,9 @@ export function createProcessSet(pinning: Pinning): ProcessSet {
       closing = true
       await Promise.all([...live].map((p) => stop(p)))
     },
-    killAllNow: () => { for (const p of live) signalGroup(p.pid, 'SIGKILL') },
+    killAllNow: () => {
+      for (const p of live) signalGroup(p.pid, 'SIGKILL')
+    },
   }
 }
 
@@ -197,7 +247,9 @@ function childrenOf(pid: number): number[] {
       const list = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim()
       if (list) out.push(...list.split(/\s+/).map(Number))
     }
-  } catch { /* exited, or /proc has no children files (old kernels) */ }
+  } catch {
+    /* exited, or /proc has no children files (old kernels) */
+  }
   return out
 }
 
@@ -220,7 +272,9 @@ export function peakRssKiB(pids: readonly number[]): number {
   for (const pid of pids) {
     try {
       sum += Number(readFileSync(`/proc/${pid}/status`, 'utf8').match(/^VmHWM:\s*(\d+)\s*kB/m)?.[1] ?? 0)
-    } catch { /* exited */ }
+    } catch {
+      /* exited */
+    }
   }
   return sum
 }
@@ -234,13 +288,19 @@ export function cpuTicks(pids: readonly number[]): Map<number, number> {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
       out.set(pid, Number(fields[11]) + Number(fields[12])) // fields 14 and 15 of stat(5)
-    } catch { /* exited */ }
+    } catch {
+      /* exited */
+    }
   }
   return out
 }
 
 /** CPU seconds spent between two samples, by processes present in the second one */
-export function cpuSecondsBetween(before: Map<number, number>, after: Map<number, number>, ticksPerSecond: number): number {
+export function cpuSecondsBetween(
+  before: Map<number, number>,
+  after: Map<number, number>,
+  ticksPerSecond: number,
+): number {
   let ticks = 0
   for (const [pid, t] of after) ticks += t - (before.get(pid) ?? 0)
   return ticks / ticksPerSecond
@@ -260,7 +320,9 @@ export function findExecutable(cmd: string): string | null {
     const full = `${dir}/${cmd}`
     try {
       if (statSync(full).isFile()) return full
-    } catch { /* not here */ }
+    } catch {
+      /* not here */
+    }
   }
   return null
 }

@@ -11,13 +11,21 @@ export interface RedisInfo {
 
 function connect(url: string): Redis {
   // Fail fast instead of ioredis's default endless reconnect: the bench reports and moves on.
-  return new Redis(url, { lazyConnect: true, connectTimeout: 1_000, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null })
+  return new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: 1_000,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    retryStrategy: () => null,
+  })
 }
 
 /** The server's version, or an error message when nothing answers at `url`. */
 export async function checkRedis(url: string): Promise<{ ok: true; version: string } | { ok: false; why: string }> {
   const redis = connect(url)
-  redis.on('error', () => { /* reported through the rejected command below */ })
+  redis.on('error', () => {
+    /* reported through the rejected command below */
+  })
   try {
     await redis.connect()
     await redis.ping()
@@ -33,7 +41,9 @@ export async function checkRedis(url: string): Promise<{ ok: true; version: stri
 /** Deletes the keys the gateways of this run wrote under its prefix; returns how many. */
 export async function deletePrefix(url: string, prefix: string): Promise<number> {
   const redis = connect(url)
-  redis.on('error', () => { /* best effort at the end of a run */ })
+  redis.on('error', () => {
+    /* best effort at the end of a run */
+  })
   let deleted = 0
   try {
     await redis.connect()
@@ -43,7 +53,9 @@ export async function deletePrefix(url: string, prefix: string): Promise<number>
       cursor = next
       if (keys.length) deleted += await redis.unlink(...keys)
     } while (cursor !== '0')
-  } catch { /* Redis went away: nothing more to clean */ } finally {
+  } catch {
+    /* Redis went away: nothing more to clean */
+  } finally {
     redis.disconnect()
   }
   return deleted

@@ -32,14 +32,29 @@ export function combineRounds(rounds: readonly CaseResult[]): CaseResult {
   if (ok.length === 0 || rounds.length === 1) return rounds[0]!
   const med = (f: (r: CaseResult) => number | null) => median(ok.map(f).filter((v): v is number => v !== null))
   const notOk = rounds.filter((r) => r.status !== 'ok')
-  const sum = (f: (e: NonNullable<CaseResult['errors']>) => number) => ok.reduce((n, r) => n + (r.errors ? f(r.errors) : 0), 0)
+  const sum = (f: (e: NonNullable<CaseResult['errors']>) => number) =>
+    ok.reduce((n, r) => n + (r.errors ? f(r.errors) : 0), 0)
   return {
     ...ok[0]!,
-    notes: [...ok[0]!.notes, `median of ${ok.length} rounds`, ...notOk.map((r) => `one round ${r.status}: ${r.reason}`)],
-    rps: med((r) => r.rps), p50Ms: med((r) => r.p50Ms), p99Ms: med((r) => r.p99Ms), p999Ms: med((r) => r.p999Ms),
+    notes: [
+      ...ok[0]!.notes,
+      `median of ${ok.length} rounds`,
+      ...notOk.map((r) => `one round ${r.status}: ${r.reason}`),
+    ],
+    rps: med((r) => r.rps),
+    p50Ms: med((r) => r.p50Ms),
+    p99Ms: med((r) => r.p99Ms),
+    p999Ms: med((r) => r.p999Ms),
     cpuUsPerRequest: med((r) => r.cpuUsPerRequest),
     requests: ok.reduce((n, r) => n + (r.requests ?? 0), 0),
-    errors: { connect: sum((e) => e.connect), read: sum((e) => e.read), write: sum((e) => e.write), status: sum((e) => e.status), timeout: sum((e) => e.timeout), total: sum((e) => e.total) },
+    errors: {
+      connect: sum((e) => e.connect),
+      read: sum((e) => e.read),
+      write: sum((e) => e.write),
+      status: sum((e) => e.status),
+      timeout: sum((e) => e.timeout),
+      total: sum((e) => e.total),
+    },
     peakRssMiB: Math.max(...ok.map((r) => r.peakRssMiB ?? 0)) || null,
   }
 }
@@ -68,17 +83,30 @@ export function checkTargets(rated: readonly RatedResult[]): TargetCheck[] {
   const p99 = (id: number): TargetCheck => {
     const r = get(id)
     return r?.p99AddedOverBareMs != null
-      ? { what: `(${id}) p99 added over (3) ≤ 1 ms`, value: `${signed(r.p99AddedOverBareMs)} ms`, met: r.p99AddedOverBareMs <= 1 }
+      ? {
+          what: `(${id}) p99 added over (3) ≤ 1 ms`,
+          value: `${signed(r.p99AddedOverBareMs)} ms`,
+          met: r.p99AddedOverBareMs <= 1,
+        }
       : { what: `(${id}) p99 added over (3) ≤ 1 ms`, value: notMeasured(rated, id), met: null }
   }
   const one = get(6)
   const many = get(8)
-  const scaling: TargetCheck = one?.rps && many?.rps
-    ? { what: '(8) workers: auto ≥ 1.7 × (6)', value: `${(many.rps / one.rps).toFixed(2)} × on ${many.notes.find((n) => n.includes('worker')) ?? '?'}`, met: many.rps / one.rps >= 1.7 }
-    : { what: '(8) workers: auto ≥ 1.7 × (6)', value: notMeasured(rated, one ? 8 : 6), met: null }
+  const scaling: TargetCheck =
+    one?.rps && many?.rps
+      ? {
+          what: '(8) workers: auto ≥ 1.7 × (6)',
+          value: `${(many.rps / one.rps).toFixed(2)} × on ${many.notes.find((n) => n.includes('worker')) ?? '?'}`,
+          met: many.rps / one.rps >= 1.7,
+        }
+      : { what: '(8) workers: auto ≥ 1.7 × (6)', value: notMeasured(rated, one ? 8 : 6), met: null }
   return [
-    ratio(4, TARGET_RATIOS[4], 'anonymous'), ratio(5, TARGET_RATIOS[5], 'ApiKey'), ratio(6, TARGET_RATIOS[6], 'Bearer + Redis'),
-    p99(5), p99(6), scaling,
+    ratio(4, TARGET_RATIOS[4], 'anonymous'),
+    ratio(5, TARGET_RATIOS[5], 'ApiKey'),
+    ratio(6, TARGET_RATIOS[6], 'Bearer + Redis'),
+    p99(5),
+    p99(6),
+    scaling,
   ]
 }
 
@@ -104,7 +132,9 @@ export function markdownTable(rated: readonly RatedResult[]): string {
       rows.push(`| ${r.id} | ${r.title} | ${r.status} | | | | | | | | |`)
       continue
     }
-    rows.push(`| ${r.id} | ${r.title} | ${int(r.rps)} | ${times(r.vsBare)} | ${times(r.vsUpstream)} | ${fixed(r.p50Ms, 2)} | ${fixed(r.p99Ms, 2)} | ${fixed(r.p999Ms, 2)} | ${int(r.errors?.total ?? null)} | ${fixed(r.cpuUsPerRequest, 0)} | ${fixed(r.peakRssMiB, 0)} |`)
+    rows.push(
+      `| ${r.id} | ${r.title} | ${int(r.rps)} | ${times(r.vsBare)} | ${times(r.vsUpstream)} | ${fixed(r.p50Ms, 2)} | ${fixed(r.p99Ms, 2)} | ${fixed(r.p999Ms, 2)} | ${int(r.errors?.total ?? null)} | ${fixed(r.cpuUsPerRequest, 0)} | ${fixed(r.peakRssMiB, 0)} |`,
+    )
   }
   return rows.join('\n')
 }
@@ -117,12 +147,16 @@ export function footnotes(rated: readonly RatedResult[]): string {
     else if (r.notes.length) lines.push(`- (${r.id}) ${r.notes.join('; ')}`)
     if (r.errors && r.errors.total > 0) {
       const e = r.errors
-      lines.push(`  (${r.id}) errors: ${e.status} HTTP ≥400, ${e.connect} connect, ${e.read} read, ${e.write} write, ${e.timeout} timeout`)
+      lines.push(
+        `  (${r.id}) errors: ${e.status} HTTP ≥400, ${e.connect} connect, ${e.read} read, ${e.write} write, ${e.timeout} timeout`,
+      )
     }
   }
   return lines.join('\n')
 }
 
 export function targetLines(checks: readonly TargetCheck[]): string {
-  return checks.map((c) => `- ${c.what}: ${c.value} ${c.met === null ? '(not measured)' : c.met ? '✓' : '✗'}`).join('\n')
+  return checks
+    .map((c) => `- ${c.what}: ${c.value} ${c.met === null ? '(not measured)' : c.met ? '✓' : '✗'}`)
+    .join('\n')
 }

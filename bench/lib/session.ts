@@ -36,18 +36,19 @@ export async function openSession(settings: Settings, root: string): Promise<Ses
 
   let ctx: BenchContext | null = null
   let closing: Promise<void> | null = null
-  const close = () => (closing ??= (async () => {
-    process.removeListener('SIGINT', onSignal)
-    process.removeListener('SIGTERM', onSignal)
-    await procs.stopAll()
-    const info = await ctx?.usedRedis()?.catch(() => null)
-    if (info) {
-      const n = await deletePrefix(info.url, info.prefix)
-      if (n) say(`removed ${n} Redis key${n === 1 ? '' : 's'} under ${info.prefix}`)
-    }
-    if (settings.keepTemp) say(`kept ${dir} (configs and logs of this run)`)
-    else rmSync(dir, { recursive: true, force: true })
-  })())
+  const close = () =>
+    (closing ??= (async () => {
+      process.removeListener('SIGINT', onSignal)
+      process.removeListener('SIGTERM', onSignal)
+      await procs.stopAll()
+      const info = await ctx?.usedRedis()?.catch(() => null)
+      if (info) {
+        const n = await deletePrefix(info.url, info.prefix)
+        if (n) say(`removed ${n} Redis key${n === 1 ? '' : 's'} under ${info.prefix}`)
+      }
+      if (settings.keepTemp) say(`kept ${dir} (configs and logs of this run)`)
+      else rmSync(dir, { recursive: true, force: true })
+    })())
   function onSignal(signal: NodeJS.Signals): void {
     process.stderr.write(`\nbench: ${signal}, stopping everything it started…\n`)
     void close().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143))
@@ -58,7 +59,17 @@ export async function openSession(settings: Settings, root: string): Promise<Ses
 
   try {
     const upstream = await startUpstream(procs, dir, nginx, root)
-    ctx = createContext({ settings, pinning, nginx, upstream, procs, root, dir, runner: chooseRunner(root), ticksPerSecond: clockTicksPerSecond() })
+    ctx = createContext({
+      settings,
+      pinning,
+      nginx,
+      upstream,
+      procs,
+      root,
+      dir,
+      runner: chooseRunner(root),
+      ticksPerSecond: clockTicksPerSecond(),
+    })
     return { ctx, wrk, close }
   } catch (err) {
     await close()
@@ -68,8 +79,13 @@ export async function openSession(settings: Settings, root: string): Promise<Ses
 
 /** Runs a bench script's main with the command-line arguments; its result, or a crash, is the exit code. */
 export function runScript(name: string, main: (argv: readonly string[]) => Promise<number>): void {
-  main(process.argv.slice(2)).then((code) => { process.exitCode = code }, (err: Error) => {
-    process.stderr.write(`${name}: ${err.stack ?? err.message}\n`)
-    process.exitCode = 1
-  })
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code
+    },
+    (err: Error) => {
+      process.stderr.write(`${name}: ${err.stack ?? err.message}\n`)
+      process.exitCode = 1
+    },
+  )
 }

@@ -8,7 +8,12 @@ export const CASES = [
   { id: 6, key: 'keygate-bearer', title: 'keygate, Bearer JWT HS256 + Redis', keygate: true },
   { id: 7, key: 'keygate-forward-auth', title: 'keygate, forward-auth decision (Bearer)', keygate: true },
   { id: 8, key: 'keygate-workers', title: 'keygate, workers: auto, Bearer + Redis', keygate: true },
-  { id: 9, key: 'keygate-anonymous-no-metrics', title: 'keygate, anonymous route, metrics.enabled: false', keygate: true },
+  {
+    id: 9,
+    key: 'keygate-anonymous-no-metrics',
+    title: 'keygate, anonymous route, metrics.enabled: false',
+    keygate: true,
+  },
 ] as const
 
 export type CaseSpec = (typeof CASES)[number]
@@ -61,7 +66,8 @@ function wholeSeconds(env: NodeJS.ProcessEnv, name: string, fallback: number): n
   const raw = env[name]
   if (raw === undefined || raw === '') return fallback
   const n = Number(raw)
-  if (!Number.isInteger(n) || n < 0 || n > 600) throw new Error(`${name}=${raw}: expected whole seconds (wrk takes no fractions), 0-600`)
+  if (!Number.isInteger(n) || n < 0 || n > 600)
+    throw new Error(`${name}=${raw}: expected whole seconds (wrk takes no fractions), 0-600`)
   return n
 }
 
@@ -82,14 +88,17 @@ function select(args: readonly string[]): CaseSpec[] {
 export function readSettings(env: NodeJS.ProcessEnv, args: readonly string[]): Settings {
   const quick = env.BENCH_QUICK === '1'
   const named = args.length ? select(args) : [...CASES]
-  const addedBaselines = args.length && env.BENCH_BASELINES !== '0' ? BASELINE_IDS.filter((id) => !named.some((c) => c.id === id)) : []
+  const addedBaselines =
+    args.length && env.BENCH_BASELINES !== '0' ? BASELINE_IDS.filter((id) => !named.some((c) => c.id === id)) : []
   const cases = CASES.filter((c) => named.includes(c) || addedBaselines.includes(c.id))
   const durationS = quick ? 1 : wholeSeconds(env, 'BENCH_DURATION', 8)
   if (durationS < 1) throw new Error('BENCH_DURATION must be at least 1')
   const rounds = quick ? 1 : Number(env.BENCH_ROUNDS || 1)
-  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) throw new Error(`BENCH_ROUNDS=${env.BENCH_ROUNDS}: expected 1-20`)
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20)
+    throw new Error(`BENCH_ROUNDS=${env.BENCH_ROUNDS}: expected 1-20`)
   const connections = Number(env.BENCH_CONNECTIONS ?? 64)
-  if (!Number.isInteger(connections) || connections < 1) throw new Error(`BENCH_CONNECTIONS=${env.BENCH_CONNECTIONS}: expected a positive integer`)
+  if (!Number.isInteger(connections) || connections < 1)
+    throw new Error(`BENCH_CONNECTIONS=${env.BENCH_CONNECTIONS}: expected a positive integer`)
   return {
     durationS,
     warmupS: quick ? 1 : wholeSeconds(env, 'BENCH_WARMUP', 5),

@@ -8,7 +8,16 @@ import { findExecutable, type ProcessSet, type Proc } from './procs.js'
  * What the upstream answers to every request: a fixed JSON body of about 200 bytes, the size
  * PERF-BASELINE.md was measured with. No `$` (nginx would read a variable) and no `'`.
  */
-export const UPSTREAM_BODY = padJson({ batchcomplete: true, query: { pages: { 4242: { pageid: 4242, ns: 0, title: 'Main Page', touched: '2024-01-01T00:00:00Z', length: 1234 } } }, user: { id: 3, name: 'Test User' } }, 200)
+export const UPSTREAM_BODY = padJson(
+  {
+    batchcomplete: true,
+    query: {
+      pages: { 4242: { pageid: 4242, ns: 0, title: 'Main Page', touched: '2024-01-01T00:00:00Z', length: 1234 } },
+    },
+    user: { id: 3, name: 'Test User' },
+  },
+  200,
+)
 
 function padJson(value: Record<string, unknown>, bytes: number): string {
   const bare = JSON.stringify({ ...value, pad: '' })
@@ -22,7 +31,11 @@ export interface Upstream {
   readonly description: string
 }
 
-export interface NginxInfo { readonly path: string; readonly version: string; readonly tempPathDirectives: readonly string[] }
+export interface NginxInfo {
+  readonly path: string
+  readonly version: string
+  readonly tempPathDirectives: readonly string[]
+}
 
 /**
  * nginx and which temp-path directives its build knows (nginx-light lacks some modules, and an
@@ -37,10 +50,15 @@ export function findNginx(): NginxInfo | null {
   const build = `${r.stdout}${r.stderr}`
   const version = build.match(/nginx version: nginx\/(\S+)/)?.[1] ?? '?'
   const known: Array<[flag: string, directive: string]> = [
-    ['client-body', 'client_body_temp_path'], ['proxy', 'proxy_temp_path'], ['fastcgi', 'fastcgi_temp_path'],
-    ['uwsgi', 'uwsgi_temp_path'], ['scgi', 'scgi_temp_path'],
+    ['client-body', 'client_body_temp_path'],
+    ['proxy', 'proxy_temp_path'],
+    ['fastcgi', 'fastcgi_temp_path'],
+    ['uwsgi', 'uwsgi_temp_path'],
+    ['scgi', 'scgi_temp_path'],
   ]
-  const tempPathDirectives = known.filter(([flag]) => build.includes(`--http-${flag}-temp-path`) || flag === 'client-body').map(([, d]) => d)
+  const tempPathDirectives = known
+    .filter(([flag]) => build.includes(`--http-${flag}-temp-path`) || flag === 'client-body')
+    .map(([, d]) => d)
   return { path, version, tempPathDirectives }
 }
 
@@ -63,11 +81,21 @@ ${http}
 `
 }
 
-async function startNginx(procs: ProcessSet, dir: string, name: string, nginx: NginxInfo, role: 'sut' | 'load', http: string, port: number): Promise<Proc> {
+async function startNginx(
+  procs: ProcessSet,
+  dir: string,
+  name: string,
+  nginx: NginxInfo,
+  role: 'sut' | 'load',
+  http: string,
+  port: number,
+): Promise<Proc> {
   const conf = join(dir, `${name}.conf`)
   writeFileSync(conf, nginxConf(dir, name, nginx, http))
   const proc = procs.start({
-    name, role, cmd: nginx.path,
+    name,
+    role,
+    cmd: nginx.path,
     // -e: the error log before the config is read (the compiled-in /var/log/nginx may not be writable)
     args: ['-c', conf, '-p', dir, '-e', join(dir, `${name}-error.log`), '-g', 'daemon off;'],
     logFile: join(dir, `${name}.log`),
@@ -77,32 +105,69 @@ async function startNginx(procs: ProcessSet, dir: string, name: string, nginx: N
 }
 
 /** The fast upstream every case ends at: nginx `return 200`, or a minimal node:http server. */
-export async function startUpstream(procs: ProcessSet, dir: string, nginx: NginxInfo | null, root: string): Promise<Upstream> {
+export async function startUpstream(
+  procs: ProcessSet,
+  dir: string,
+  nginx: NginxInfo | null,
+  root: string,
+): Promise<Upstream> {
   const port = await freePort()
   const origin = `http://127.0.0.1:${port}`
   if (nginx) {
-    const proc = await startNginx(procs, dir, 'upstream', nginx, 'load', `  server {
+    const proc = await startNginx(
+      procs,
+      dir,
+      'upstream',
+      nginx,
+      'load',
+      `  server {
     listen 127.0.0.1:${port};
     location / {
       default_type application/json;
       return 200 '${UPSTREAM_BODY}';
     }
-  }`, port)
-    return { kind: 'nginx', origin, proc, description: `nginx ${nginx.version} return 200 (${UPSTREAM_BODY.length}-byte JSON) on ${origin}` }
+  }`,
+      port,
+    )
+    return {
+      kind: 'nginx',
+      origin,
+      proc,
+      description: `nginx ${nginx.version} return 200 (${UPSTREAM_BODY.length}-byte JSON) on ${origin}`,
+    }
   }
   const proc = procs.start({
-    name: 'node-upstream', role: 'load', cmd: process.execPath,
+    name: 'node-upstream',
+    role: 'load',
+    cmd: process.execPath,
     args: ['--import', 'tsx', join(root, 'bench', 'node-upstream.ts'), String(port), UPSTREAM_BODY],
-    cwd: root, logFile: join(dir, 'node-upstream.log'),
+    cwd: root,
+    logFile: join(dir, 'node-upstream.log'),
   })
   await waitForHttp(`${origin}/`, proc, 20_000)
-  return { kind: 'node', origin, proc, description: `node:http fallback (nginx not installed: apt-get install -y nginx) answering ${UPSTREAM_BODY.length}-byte JSON on ${origin}; it is slower than nginx, so (1) is a lower ceiling` }
+  return {
+    kind: 'node',
+    origin,
+    proc,
+    description: `node:http fallback (nginx not installed: apt-get install -y nginx) answering ${UPSTREAM_BODY.length}-byte JSON on ${origin}; it is slower than nginx, so (1) is a lower ceiling`,
+  }
 }
 
 /** Case (2): nginx proxy_pass with an upstream keepalive pool, on the system-under-test CPU. */
-export async function startNginxProxy(procs: ProcessSet, dir: string, nginx: NginxInfo, upstream: Upstream): Promise<{ proc: Proc; origin: string }> {
+export async function startNginxProxy(
+  procs: ProcessSet,
+  dir: string,
+  nginx: NginxInfo,
+  upstream: Upstream,
+): Promise<{ proc: Proc; origin: string }> {
   const port = await freePort()
-  const proc = await startNginx(procs, dir, 'nginx-proxy', nginx, 'sut', `  upstream bench_upstream {
+  const proc = await startNginx(
+    procs,
+    dir,
+    'nginx-proxy',
+    nginx,
+    'sut',
+    `  upstream bench_upstream {
     server ${upstream.origin.replace('http://', '')};
     keepalive 64;
     keepalive_requests 10000000;
@@ -114,17 +179,28 @@ export async function startNginxProxy(procs: ProcessSet, dir: string, nginx: Ngi
       proxy_http_version 1.1;
       proxy_set_header Connection "";
     }
-  }`, port)
+  }`,
+    port,
+  )
   return { proc, origin: `http://127.0.0.1:${port}` }
 }
 
 /** Case (3): bench/bare-proxy.ts, the floor keygate's ratios are taken against. */
-export async function startBareProxy(procs: ProcessSet, dir: string, root: string, upstream: Upstream, nodeArgs: readonly string[] = []): Promise<{ proc: Proc; origin: string }> {
+export async function startBareProxy(
+  procs: ProcessSet,
+  dir: string,
+  root: string,
+  upstream: Upstream,
+  nodeArgs: readonly string[] = [],
+): Promise<{ proc: Proc; origin: string }> {
   const port = await freePort()
   const proc = procs.start({
-    name: 'bare-proxy', role: 'sut', cmd: process.execPath,
+    name: 'bare-proxy',
+    role: 'sut',
+    cmd: process.execPath,
     args: [...nodeArgs, '--import', 'tsx', join(root, 'bench', 'bare-proxy.ts'), String(port), upstream.origin],
-    cwd: root, logFile: join(dir, 'bare-proxy.log'),
+    cwd: root,
+    logFile: join(dir, 'bare-proxy.log'),
   })
   const origin = `http://127.0.0.1:${port}`
   await waitForHttp(`${origin}/`, proc, 20_000)

@@ -1,7 +1,20 @@
 import { systemClock } from '../clock.js'
 import type { AppTokenRecord } from '../auth/apptoken.js'
 import { createTokenRegistry, type StoredToken, type TokenRegistry } from '../tokens/opaque.js'
-import { AdminError, COMMON_OPTIONS, EXIT_OK, UsageError, configFileFrom, iso, openAdminStore, operator, subcommand, table, type AdminIo, type AdminStore } from './common.js'
+import {
+  AdminError,
+  COMMON_OPTIONS,
+  EXIT_OK,
+  UsageError,
+  configFileFrom,
+  iso,
+  openAdminStore,
+  operator,
+  subcommand,
+  table,
+  type AdminIo,
+  type AdminStore,
+} from './common.js'
 
 // `keygate apptokens …`: the AppTokens /mws/v1/app-token/generate handed out. The store holds
 // them only by sha256 (tokens/opaque.ts, kind 'app'), so they are listed and revoked by hash.
@@ -31,8 +44,13 @@ const INDEX_PREFIX = 'tokidx:app:'
 const TOKEN_PREFIX = 'tok:app:'
 
 const view = (t: StoredToken<AppTokenRecord>) => ({
-  hash: t.hash, user: t.record.username, uid: t.record.uid, groups: t.record.groups, issuedBy: t.record.issuedBy ?? null,
-  issued: iso(t.issuedAt), expires: iso(t.expiresAt),
+  hash: t.hash,
+  user: t.record.username,
+  uid: t.record.uid,
+  groups: t.record.groups,
+  issuedBy: t.record.issuedBy ?? null,
+  issued: iso(t.issuedAt),
+  expires: iso(t.expiresAt),
 })
 
 export async function runAppTokens(args: string[], io: AdminIo): Promise<number> {
@@ -51,14 +69,22 @@ export async function runAppTokens(args: string[], io: AdminIo): Promise<number>
       const hash = positionals[0]
       const chosen = [hash !== undefined, values.user !== undefined, values.all === true].filter(Boolean).length
       if (chosen !== 1) throw new UsageError('apptokens revoke needs exactly one of <hash>, --user U or --all')
-      if (hash !== undefined && !HASH_SHAPE.test(hash)) throw new UsageError(`"${hash}" is not a token hash (64 lowercase hex digits, as apptokens list shows)`)
+      if (hash !== undefined && !HASH_SHAPE.test(hash))
+        throw new UsageError(`"${hash}" is not a token hash (64 lowercase hex digits, as apptokens list shows)`)
       return withRegistry(values.config, io, async (admin, registry) => {
-        const revoked = hash !== undefined ? await revokeHash(admin, registry, hash)
-          : values.all ? await revokeAll(admin, registry)
-            : await revokeTokens(admin, registry, await registry.listByUser(values.user!))
+        const revoked =
+          hash !== undefined
+            ? await revokeHash(admin, registry, hash)
+            : values.all
+              ? await revokeAll(admin, registry)
+              : await revokeTokens(admin, registry, await registry.listByUser(values.user!))
         if (json) io.out(JSON.stringify({ revoked, count: revoked.length }) + '\n')
-        else if (revoked.length === 0) io.out(`no app tokens${values.user !== undefined ? ` of ${values.user}` : ''} to revoke\n`)
-        else io.out(`revoked ${revoked.length} app token${revoked.length === 1 ? '' : 's'}: ${revoked.map((r) => r.hash).join(', ')}\n`)
+        else if (revoked.length === 0)
+          io.out(`no app tokens${values.user !== undefined ? ` of ${values.user}` : ''} to revoke\n`)
+        else
+          io.out(
+            `revoked ${revoked.length} app token${revoked.length === 1 ? '' : 's'}: ${revoked.map((r) => r.hash).join(', ')}\n`,
+          )
         return EXIT_OK
       })
     }
@@ -67,10 +93,19 @@ export async function runAppTokens(args: string[], io: AdminIo): Promise<number>
   }
 }
 
-async function withRegistry(configFlag: string | undefined, io: AdminIo, work: (admin: AdminStore, registry: TokenRegistry<AppTokenRecord>) => Promise<number>): Promise<number> {
+async function withRegistry(
+  configFlag: string | undefined,
+  io: AdminIo,
+  work: (admin: AdminStore, registry: TokenRegistry<AppTokenRecord>) => Promise<number>,
+): Promise<number> {
   const admin = await openAdminStore(configFileFrom(configFlag, io.env), io.env)
   try {
-    const registry = createTokenRegistry<AppTokenRecord>({ store: admin.store, clock: systemClock, kind: 'app', ttlMs: admin.config.tokens.appToken.ttl })
+    const registry = createTokenRegistry<AppTokenRecord>({
+      store: admin.store,
+      clock: systemClock,
+      kind: 'app',
+      ttlMs: admin.config.tokens.appToken.ttl,
+    })
     return await work(admin, registry)
   } finally {
     await admin.close()
@@ -78,33 +113,65 @@ async function withRegistry(configFlag: string | undefined, io: AdminIo, work: (
 }
 
 /** Every live AppToken, by way of the per-user indexes (the registry parses the records). */
-async function listAll(admin: AdminStore, registry: TokenRegistry<AppTokenRecord>): Promise<StoredToken<AppTokenRecord>[]> {
+async function listAll(
+  admin: AdminStore,
+  registry: TokenRegistry<AppTokenRecord>,
+): Promise<StoredToken<AppTokenRecord>[]> {
   const users = (await admin.store.keys(INDEX_PREFIX)).map((k) => decodeURIComponent(k.slice(INDEX_PREFIX.length)))
   const found = (await Promise.all(users.map((u) => registry.listByUser(u)))).flat()
   return found.sort((a, b) => a.issuedAt - b.issuedAt || a.hash.localeCompare(b.hash))
 }
 
-async function list(admin: AdminStore, registry: TokenRegistry<AppTokenRecord>, user: string | undefined, json: boolean, io: AdminIo): Promise<number> {
+async function list(
+  admin: AdminStore,
+  registry: TokenRegistry<AppTokenRecord>,
+  user: string | undefined,
+  json: boolean,
+  io: AdminIo,
+): Promise<number> {
   const tokens = user !== undefined ? await registry.listByUser(user) : await listAll(admin, registry)
   if (json) io.out(JSON.stringify(tokens.map(view)) + '\n')
   else if (tokens.length === 0) io.out(`no app tokens${user !== undefined ? ` of ${user}` : ''}\n`)
-  else io.out(table(['HASH', 'USER', 'ISSUED BY', 'ISSUED', 'EXPIRES'], tokens.map((t) => [t.hash, t.record.username, String(t.record.issuedBy ?? ''), iso(t.issuedAt), iso(t.expiresAt)])))
+  else
+    io.out(
+      table(
+        ['HASH', 'USER', 'ISSUED BY', 'ISSUED', 'EXPIRES'],
+        tokens.map((t) => [
+          t.hash,
+          t.record.username,
+          String(t.record.issuedBy ?? ''),
+          iso(t.issuedAt),
+          iso(t.expiresAt),
+        ]),
+      ),
+    )
   return EXIT_OK
 }
 
-interface Revoked { readonly hash: string; readonly user: string | null }
+interface Revoked {
+  readonly hash: string
+  readonly user: string | null
+}
 
-async function revokeTokens(admin: AdminStore, registry: TokenRegistry<AppTokenRecord>, tokens: readonly StoredToken<AppTokenRecord>[]): Promise<Revoked[]> {
+async function revokeTokens(
+  admin: AdminStore,
+  registry: TokenRegistry<AppTokenRecord>,
+  tokens: readonly StoredToken<AppTokenRecord>[],
+): Promise<Revoked[]> {
   const out: Revoked[] = []
   for (const t of tokens) {
-    if (!(await registry.revokeByHash(t.hash))) continue       // expired meanwhile
+    if (!(await registry.revokeByHash(t.hash))) continue // expired meanwhile
     admin.audit.write({ kind: 'token.revoked', type: 'app', jti: t.hash, subject: t.record.username, by: operator() })
     out.push({ hash: t.hash, user: t.record.username })
   }
   return out
 }
 
-async function revokeHash(admin: AdminStore, registry: TokenRegistry<AppTokenRecord>, hash: string): Promise<Revoked[]> {
+async function revokeHash(
+  admin: AdminStore,
+  registry: TokenRegistry<AppTokenRecord>,
+  hash: string,
+): Promise<Revoked[]> {
   const known = (await listAll(admin, registry)).find((t) => t.hash === hash)
   if (known) return revokeTokens(admin, registry, [known])
   // Not in any index (should not happen): the record itself may still exist.

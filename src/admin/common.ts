@@ -21,12 +21,18 @@ export interface AdminIo {
 
 /** A bad argument: usage is printed, exit status 2. */
 export class UsageError extends Error {
-  constructor(message: string) { super(message); this.name = 'UsageError' }
+  constructor(message: string) {
+    super(message)
+    this.name = 'UsageError'
+  }
 }
 
 /** The command could not do its work (config, store, unknown jti): exit status 1. */
 export class AdminError extends Error {
-  constructor(message: string) { super(message); this.name = 'AdminError' }
+  constructor(message: string) {
+    super(message)
+    this.name = 'AdminError'
+  }
 }
 
 export const EXIT_OK = 0
@@ -54,7 +60,12 @@ export function parse<O extends Options>(args: string[], options: O) {
  * `<command> <sub> [options]`: the subcommand with its parsed options, or the exit code when
  * the caller only asked for help (0) or gave no subcommand (usage, 2).
  */
-export function subcommand<O extends Options & { help: typeof COMMON_OPTIONS.help }>(args: string[], options: O, usage: string, io: AdminIo) {
+export function subcommand<O extends Options & { help: typeof COMMON_OPTIONS.help }>(
+  args: string[],
+  options: O,
+  usage: string,
+  io: AdminIo,
+) {
   const [sub, ...rest] = args
   if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
     io.out(usage)
@@ -73,13 +84,21 @@ export const configFileFrom = (flag: string | undefined, env: NodeJS.ProcessEnv)
 
 /** Who an admin revocation is attributed to in the audit trail. */
 export function operator(): string {
-  try { return `admin-cli:${userInfo().username}` } catch { return 'admin-cli' }
+  try {
+    return `admin-cli:${userInfo().username}`
+  } catch {
+    return 'admin-cli'
+  }
 }
 
 /** An aligned text table (no colours: output is often piped). */
 export function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
-  const line = (cells: readonly string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd()
   return [line(headers), ...rows.map(line)].join('\n') + '\n'
 }
 
@@ -127,22 +146,35 @@ export async function openAdminStore(file: string, env: NodeJS.ProcessEnv): Prom
   const config = loaded.config
   const redis = config.store.redis
   if (redis === undefined) {
-    throw new AdminError(`the admin commands need store.redis: ${file} uses the in-memory store, which lives inside each gateway process`)
+    throw new AdminError(
+      `the admin commands need store.redis: ${file} uses the in-memory store, which lives inside each gateway process`,
+    )
   }
   let lastError: Error | null = null
-  const store = createRedisStore({ redis, prefix: config.store.prefix, onError: (err) => { lastError = err } })
+  const store = createRedisStore({
+    redis,
+    prefix: config.store.prefix,
+    onError: (err) => {
+      lastError = err
+    },
+  })
   try {
     await store.ping()
   } catch (err) {
     await store.close()
     const cause = lastError ?? (err as Error).cause ?? err
-    throw new AdminError(`cannot reach the store at ${describeTarget(redis)}: ${(cause as Error).message ?? String(cause)}`)
+    throw new AdminError(
+      `cannot reach the store at ${describeTarget(redis)}: ${(cause as Error).message ?? String(cause)}`,
+    )
   }
   const clock = systemClock
   let revocation: Promise<Revocation<RevocableClaims>> | null = null
   // Only a file trail is written from here: `audit: true` means the gateway's own stdout, which
   // this process cannot reach (and its stdout is the command's output).
-  const audit = typeof config.audit === 'object' ? createAudit({ audit: config.audit, source: 'admin-cli' }) : createAudit({ audit: false })
+  const audit =
+    typeof config.audit === 'object'
+      ? createAudit({ audit: config.audit, source: 'admin-cli' })
+      : createAudit({ audit: false })
   return {
     config,
     file,
@@ -150,7 +182,12 @@ export async function openAdminStore(file: string, env: NodeJS.ProcessEnv): Prom
     issued: createIssuedTokens({ store, clock }),
     revocation() {
       // Same channel and tolerance as the gateways' (auth/index.ts), or they would not hear it.
-      revocation ??= createRevocation<RevocableClaims>({ store, clock, healthy: () => true, clockToleranceMs: config.secrets.jwt.clockSkew })
+      revocation ??= createRevocation<RevocableClaims>({
+        store,
+        clock,
+        healthy: () => true,
+        clockToleranceMs: config.secrets.jwt.clockSkew,
+      })
       return revocation
     },
     audit,

@@ -27,7 +27,7 @@ export function runKeys(args: string[], io: AdminIo, random: (bytes: number) => 
   if (command.done) return command.exit
   const { sub, values, positionals } = command
   if (sub !== 'new') throw new UsageError(`unknown keys command "${sub}" (expected new)`)
-  if (positionals.length !== 1) throw new UsageError('keys new needs exactly one name (the apiKeys entry\'s name)')
+  if (positionals.length !== 1) throw new UsageError("keys new needs exactly one name (the apiKeys entry's name)")
   const name = positionals[0]!
   if (!NAME_SHAPE.test(name)) throw new UsageError('a key name is 1 to 100 characters, without control characters')
 

@@ -1,6 +1,19 @@
 import type { TokenType } from '../auth/types.js'
 import type { IssuedRecord } from '../tokens/issued.js'
-import { AdminError, COMMON_OPTIONS, EXIT_OK, UsageError, configFileFrom, iso, openAdminStore, operator, subcommand, table, type AdminIo, type AdminStore } from './common.js'
+import {
+  AdminError,
+  COMMON_OPTIONS,
+  EXIT_OK,
+  UsageError,
+  configFileFrom,
+  iso,
+  openAdminStore,
+  operator,
+  subcommand,
+  table,
+  type AdminIo,
+  type AdminStore,
+} from './common.js'
 
 // `keygate tokens …` and `keygate sessions …`: the JWTs /api/authorize issued, from their
 // records (tokens/issued.ts), and their revocation through the same denylist and pub/sub channel
@@ -45,12 +58,22 @@ options:
 exit status: 0 done, 1 failed (config, store unreachable, unknown jti), 2 bad arguments
 `
 
-const OPTIONS = { ...COMMON_OPTIONS, user: { type: 'string', short: 'u' }, type: { type: 'string', short: 't' } } as const
+const OPTIONS = {
+  ...COMMON_OPTIONS,
+  user: { type: 'string', short: 'u' },
+  type: { type: 'string', short: 't' },
+} as const
 
 /** What --json shows of a record: times as ISO strings, the subject as `user`. */
 const view = (r: IssuedRecord) => ({
-  jti: r.jti, type: r.type, user: r.sub, uid: r.uid, clientId: r.clientId, clientIp: r.clientIp,
-  issued: iso(r.issuedAt), expires: iso(r.expiresAt),
+  jti: r.jti,
+  type: r.type,
+  user: r.sub,
+  uid: r.uid,
+  clientId: r.clientId,
+  clientIp: r.clientIp,
+  issued: iso(r.issuedAt),
+  expires: iso(r.expiresAt),
 })
 
 export async function runTokens(family: Family, args: string[], io: AdminIo): Promise<number> {
@@ -58,7 +81,8 @@ export async function runTokens(family: Family, args: string[], io: AdminIo): Pr
   const command = subcommand(args, OPTIONS, usage, io)
   if (command.done) return command.exit
   const { sub, values, positionals } = command
-  if (family === 'sessions' && values.type !== undefined) throw new UsageError('sessions take no --type: they are tokens of type session')
+  if (family === 'sessions' && values.type !== undefined)
+    throw new UsageError('sessions take no --type: they are tokens of type session')
   if (values.type !== undefined && !TOKEN_TYPES.includes(values.type as TokenType)) {
     throw new UsageError(`unknown token type "${values.type}" (expected one of ${TOKEN_TYPES.join(', ')})`)
   }
@@ -73,17 +97,25 @@ export async function runTokens(family: Family, args: string[], io: AdminIo): Pr
     case 'revoke': {
       if (positionals.length > 1) throw new UsageError(`${family} revoke takes one jti (got ${positionals.length})`)
       const jti = positionals[0]
-      if ((jti === undefined) === (values.user === undefined)) throw new UsageError(`${family} revoke needs a jti or --user U (one of them)`)
+      if ((jti === undefined) === (values.user === undefined))
+        throw new UsageError(`${family} revoke needs a jti or --user U (one of them)`)
       if (jti !== undefined && !JTI_SHAPE.test(jti)) throw new UsageError(`"${jti}" is not a jti`)
       return withStore(values.config, io, (admin) =>
-        jti !== undefined ? revokeOne(admin, family, jti, values.json === true, io) : revokeUser(admin, family, values.user!, type, values.json === true, io))
+        jti !== undefined
+          ? revokeOne(admin, family, jti, values.json === true, io)
+          : revokeUser(admin, family, values.user!, type, values.json === true, io),
+      )
     }
     default:
       throw new UsageError(`unknown ${family} command "${sub}" (expected list or revoke)`)
   }
 }
 
-async function withStore(configFlag: string | undefined, io: AdminIo, work: (admin: AdminStore) => Promise<number>): Promise<number> {
+async function withStore(
+  configFlag: string | undefined,
+  io: AdminIo,
+  work: (admin: AdminStore) => Promise<number>,
+): Promise<number> {
   const admin = await openAdminStore(configFileFrom(configFlag, io.env), io.env)
   try {
     return await work(admin)
@@ -92,20 +124,37 @@ async function withStore(configFlag: string | undefined, io: AdminIo, work: (adm
   }
 }
 
-async function select(admin: AdminStore, user: string | undefined, type: TokenType | undefined): Promise<IssuedRecord[]> {
+async function select(
+  admin: AdminStore,
+  user: string | undefined,
+  type: TokenType | undefined,
+): Promise<IssuedRecord[]> {
   const records = user !== undefined ? await admin.issued.listByUser(user) : await admin.issued.listAll()
-  return records.filter((r) => type === undefined || r.type === type).sort((a, b) => a.issuedAt - b.issuedAt || a.jti.localeCompare(b.jti))
+  return records
+    .filter((r) => type === undefined || r.type === type)
+    .sort((a, b) => a.issuedAt - b.issuedAt || a.jti.localeCompare(b.jti))
 }
 
-async function list(admin: AdminStore, family: Family, user: string | undefined, type: TokenType | undefined, json: boolean, io: AdminIo): Promise<number> {
+async function list(
+  admin: AdminStore,
+  family: Family,
+  user: string | undefined,
+  type: TokenType | undefined,
+  json: boolean,
+  io: AdminIo,
+): Promise<number> {
   const records = await select(admin, user, type)
   if (json) {
     io.out(JSON.stringify(records.map(view)) + '\n')
   } else if (records.length === 0) {
     io.out(`no ${family}${user !== undefined ? ` of ${user}` : ''}\n`)
   } else {
-    io.out(table(['JTI', 'TYPE', 'USER', 'ISSUED', 'EXPIRES', 'CLIENT IP'],
-      records.map((r) => [r.jti, r.type, r.sub, iso(r.issuedAt), iso(r.expiresAt), r.clientIp])))
+    io.out(
+      table(
+        ['JTI', 'TYPE', 'USER', 'ISSUED', 'EXPIRES', 'CLIENT IP'],
+        records.map((r) => [r.jti, r.type, r.sub, iso(r.issuedAt), iso(r.expiresAt), r.clientIp]),
+      ),
+    )
   }
   return EXIT_OK
 }
@@ -122,7 +171,9 @@ async function revokeOne(admin: AdminStore, family: Family, jti: string, json: b
   const r = await admin.issued.get(jti)
   if (r === null) throw new AdminError(`no live token with jti ${jti} (unknown, expired or already revoked)`)
   if (family === 'sessions' && r.type !== 'session') {
-    throw new AdminError(`${jti} is ${r.type === 'access' || r.type === 'api' ? 'an' : 'a'} ${r.type} token, not a session: use keygate tokens revoke`)
+    throw new AdminError(
+      `${jti} is ${r.type === 'access' || r.type === 'api' ? 'an' : 'a'} ${r.type} token, not a session: use keygate tokens revoke`,
+    )
   }
   await revokeRecord(admin, r)
   if (json) io.out(JSON.stringify({ revoked: [view(r)], count: 1 }) + '\n')
@@ -130,11 +181,21 @@ async function revokeOne(admin: AdminStore, family: Family, jti: string, json: b
   return EXIT_OK
 }
 
-async function revokeUser(admin: AdminStore, family: Family, user: string, type: TokenType | undefined, json: boolean, io: AdminIo): Promise<number> {
+async function revokeUser(
+  admin: AdminStore,
+  family: Family,
+  user: string,
+  type: TokenType | undefined,
+  json: boolean,
+  io: AdminIo,
+): Promise<number> {
   const records = await select(admin, user, type)
   for (const r of records) await revokeRecord(admin, r)
   if (json) io.out(JSON.stringify({ revoked: records.map(view), count: records.length }) + '\n')
   else if (records.length === 0) io.out(`no ${family} of ${user} to revoke\n`)
-  else io.out(`revoked ${records.length} ${records.length === 1 ? family.replace(/s$/, '') : family} of ${user}: ${records.map((r) => r.jti).join(', ')}\n`)
+  else
+    io.out(
+      `revoked ${records.length} ${records.length === 1 ? family.replace(/s$/, '') : family} of ${user}: ${records.map((r) => r.jti).join(', ')}\n`,
+    )
   return EXIT_OK
 }

@@ -18,7 +18,11 @@ const HEX = /^[0-9a-f]+$/
  * the token's record lives. The inner hex token is expected; a whole salted envelope is
  * accepted too, after its signature is checked.
  */
-export function createAppTokenAuthenticator(deps: { registry: TokenRegistry<AppTokenRecord>; salt: string | undefined; network: IpMatcher | null }): Authenticator {
+export function createAppTokenAuthenticator(deps: {
+  registry: TokenRegistry<AppTokenRecord>
+  salt: string | undefined
+  network: IpMatcher | null
+}): Authenticator {
   const invalid: AuthResult = { kind: 'deny', refusal: refuse('E1001') }
   return {
     scheme: 'apptoken',
@@ -36,7 +40,15 @@ export function createAppTokenAuthenticator(deps: { registry: TokenRegistry<AppT
       const r = found.record
       return {
         kind: 'ok',
-        principal: { scheme: 'apptoken', username: r.username, uid: r.uid, realName: r.realName, email: r.email, groups: r.groups, expiresAt: found.expiresAt },
+        principal: {
+          scheme: 'apptoken',
+          username: r.username,
+          uid: r.uid,
+          realName: r.realName,
+          email: r.email,
+          groups: r.groups,
+          expiresAt: found.expiresAt,
+        },
       }
     },
   }

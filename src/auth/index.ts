@@ -42,22 +42,62 @@ export async function createAuth(compiled: CompiledConfig, deps: AuthDeps): Prom
   const clock = systemClock
   const { store } = deps
   const keys = await createJwtKeys(config.secrets.jwt)
-  if (keys.ephemeral) deps.logger.warn('no secrets.jwt.secret configured: using an ephemeral key, tokens die with the process')
-  const revocation = await createRevocation<JwtClaims>({ store, clock, healthy: () => deps.storeHealth.healthy, clockToleranceMs: config.secrets.jwt.clockSkew })
+  if (keys.ephemeral)
+    deps.logger.warn('no secrets.jwt.secret configured: using an ephemeral key, tokens die with the process')
+  const revocation = await createRevocation<JwtClaims>({
+    store,
+    clock,
+    healthy: () => deps.storeHealth.healthy,
+    clockToleranceMs: config.secrets.jwt.clockSkew,
+  })
   const issued = createIssuedTokens({ store, clock })
-  const userTokens = createTokenRegistry<UserTokenRecord>({ store, clock, kind: 'user', ttlMs: config.tokens.userToken.ttl, singleUse: config.tokens.userToken.singleUse })
-  const appTokens = createTokenRegistry<AppTokenRecord>({ store, clock, kind: 'app', ttlMs: config.tokens.appToken.ttl })
-  const issuers = config.issuers.length > 0 ? await createIssuerVerifier(config.issuers, { clock, clockToleranceSec: config.secrets.jwt.clockSkew / 1000 }) : null
+  const userTokens = createTokenRegistry<UserTokenRecord>({
+    store,
+    clock,
+    kind: 'user',
+    ttlMs: config.tokens.userToken.ttl,
+    singleUse: config.tokens.userToken.singleUse,
+  })
+  const appTokens = createTokenRegistry<AppTokenRecord>({
+    store,
+    clock,
+    kind: 'app',
+    ttlMs: config.tokens.appToken.ttl,
+  })
+  const issuers =
+    config.issuers.length > 0
+      ? await createIssuerVerifier(config.issuers, { clock, clockToleranceSec: config.secrets.jwt.clockSkew / 1000 })
+      : null
   const sessionIdleMs = config.tokens.session.ttl
-  const jwtDeps = { keys, clock, revocation, issued, sessionIdleMs, sessions: createSessionKeeper({ clock, issued, sessionIdleMs }), issuers }
+  const jwtDeps = {
+    keys,
+    clock,
+    revocation,
+    issued,
+    sessionIdleMs,
+    sessions: createSessionKeeper({ clock, issued, sessionIdleMs }),
+    issuers,
+  }
 
   const byScheme = new Map([
     ['apikey', createApiKeyAuthenticator(compiled.apiKeys)],
-    ['apptoken', createAppTokenAuthenticator({ registry: appTokens, salt: config.secrets.salt, network: compiled.appTokenNetwork })],
+    [
+      'apptoken',
+      createAppTokenAuthenticator({
+        registry: appTokens,
+        salt: config.secrets.salt,
+        network: compiled.appTokenNetwork,
+      }),
+    ],
     ['bearer', createJwtAuthenticator('bearer', jwtDeps)],
   ])
   const upstream = config.identityFromUpstream
-    ? createUpstreamIdentity({ url: config.identityFromUpstream.url, defaultUpstream: config.upstream, cacheTtlMs: config.identityFromUpstream.cacheTtl, timeoutMs: config.limits.upstreamConnectTimeout })
+    ? createUpstreamIdentity({
+        url: config.identityFromUpstream.url,
+        defaultUpstream: config.upstream,
+        cacheTtlMs: config.identityFromUpstream.cacheTtl,
+        timeoutMs: config.limits.upstreamConnectTimeout,
+      })
     : null
 
   return {
@@ -70,12 +110,22 @@ export async function createAuth(compiled: CompiledConfig, deps: AuthDeps): Prom
       'forward-auth': createForwardAuth(decide, snapshotConfig),
       ...createTokenEndpoints({ config, userTokens, appTokens }),
       ...createAuthorizeEndpoints({
-        config, clock, keys, issued, revocation,
+        config,
+        clock,
+        keys,
+        issued,
+        revocation,
         users: createUserDirectory(config.users),
-        limiter: createLoginLimiter(store, { perUser: config.loginLimit.perUser, perIp: config.loginLimit.perIp, window: config.loginLimit.window }),
+        limiter: createLoginLimiter(store, {
+          perUser: config.loginLimit.perUser,
+          perIp: config.loginLimit.perIp,
+          window: config.loginLimit.window,
+        }),
       }),
       ...deps.extraEndpoints,
     }),
-    close() { revocation.close() },
+    close() {
+      revocation.close()
+    },
   }
 }

@@ -112,14 +112,25 @@ export function createJwtAuthenticator(scheme: 'bearer' | 'session', deps: JwtAu
 /** null when the token is not from a configured external issuer (then it must be ours). */
 async function externalIdentity(issuers: IssuerVerifier, ownIssuer: string, token: string): Promise<AuthResult | null> {
   let iss: unknown
-  try { iss = decodeJwt(token).iss } catch { return null }
+  try {
+    iss = decodeJwt(token).iss
+  } catch {
+    return null
+  }
   if (typeof iss !== 'string' || iss === ownIssuer || !issuers.has(iss)) return null
   const r = await issuers.verify(token)
   if (!r.ok) return { kind: 'deny', refusal: refuse('E1001') }
   const id = r.identity
   const principal: Principal = {
-    scheme: 'bearer', username: id.username, uid: id.uid, realName: id.realName, email: id.email,
-    groups: id.groups, tokenType: 'access', jti: id.jti, expiresAt: id.expiresAt,
+    scheme: 'bearer',
+    username: id.username,
+    uid: id.uid,
+    realName: id.realName,
+    email: id.email,
+    groups: id.groups,
+    tokenType: 'access',
+    jti: id.jti,
+    expiresAt: id.expiresAt,
   }
   return { kind: 'ok', principal }
 }

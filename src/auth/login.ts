@@ -2,9 +2,14 @@ import type { Store } from '../store/types.js'
 import type { UserConfig } from '../config/schema.js'
 import { dummyVerify, verifyPassword } from '../tokens/password.js'
 
-export interface LoginLimits { readonly perUser: number; readonly perIp: number; readonly window: number }
+export interface LoginLimits {
+  readonly perUser: number
+  readonly perIp: number
+  readonly window: number
+}
 
-export type LoginCheck = { readonly ok: true } | { readonly ok: false; readonly retryAfterSec: number; readonly scope: 'user' | 'ip' }
+export type LoginCheck =
+  { readonly ok: true } | { readonly ok: false; readonly retryAfterSec: number; readonly scope: 'user' | 'ip' }
 
 const userKey = (username: string) => `login:user:${encodeURIComponent(username.toLowerCase())}`
 const ipKey = (ip: string) => `login:ip:${ip}`
@@ -30,7 +35,10 @@ export function createLoginLimiter(store: Store, limits: LoginLimits) {
     },
     /** Counts a failure; returns the scope whose limit this failure reached, if any. */
     async fail(username: string, ip: string): Promise<'user' | 'ip' | null> {
-      const [u, i] = await Promise.all([store.incr(userKey(username), limits.window), store.incr(ipKey(ip), limits.window)])
+      const [u, i] = await Promise.all([
+        store.incr(userKey(username), limits.window),
+        store.incr(ipKey(ip), limits.window),
+      ])
       return u.count === limits.perUser ? 'user' : i.count === limits.perIp ? 'ip' : null
     },
     async succeed(username: string): Promise<void> {
@@ -47,7 +55,10 @@ export function createUserDirectory(users: readonly UserConfig[]) {
   return {
     async checkPassword(username: string, password: string): Promise<UserConfig | null> {
       const user = byName.get(username)
-      if (!user) { await dummyVerify(password); return null }
+      if (!user) {
+        await dummyVerify(password)
+        return null
+      }
       return (await verifyPassword(password, user.passwordHash)) ? user : null
     },
     find: (username: string): UserConfig | undefined => byName.get(username),

@@ -41,9 +41,9 @@ export interface Credentials {
 }
 
 export type AuthResult =
-  | { readonly kind: 'skip' }                             // not my kind of credential: try the next
+  | { readonly kind: 'skip' } // not my kind of credential: try the next
   | { readonly kind: 'ok'; readonly principal: Principal }
-  | { readonly kind: 'deny'; readonly refusal: Refusal }   // mine, and wrong: stop
+  | { readonly kind: 'deny'; readonly refusal: Refusal } // mine, and wrong: stop
 
 export interface Authenticator {
   readonly scheme: Scheme

@@ -13,12 +13,20 @@ export interface UpstreamIdentityOptions {
 
 const SKIP: AuthResult = { kind: 'skip' }
 
-interface UserInfo { id?: unknown; name?: unknown; groups?: unknown; email?: unknown; realname?: unknown; anon?: unknown }
+interface UserInfo {
+  id?: unknown
+  name?: unknown
+  groups?: unknown
+  email?: unknown
+  realname?: unknown
+  anon?: unknown
+}
 
 /** MediaWiki's meta=userinfo answer → a principal; anonymous (id 0) gives none. */
 export function principalFromUserInfo(body: unknown): Principal | null {
   const info = (body as { query?: { userinfo?: UserInfo } } | null)?.query?.userinfo
-  if (!info || typeof info.id !== 'number' || info.id <= 0 || typeof info.name !== 'string' || info.anon !== undefined) return null
+  if (!info || typeof info.id !== 'number' || info.id <= 0 || typeof info.name !== 'string' || info.anon !== undefined)
+    return null
   const groups = Array.isArray(info.groups) ? info.groups.filter((g): g is string => typeof g === 'string') : []
   return {
     scheme: 'upstream',
@@ -54,8 +62,15 @@ export function createUpstreamIdentity(opts: UpstreamIdentityOptions): Authentic
 
 async function ask(url: string, cookies: string, timeoutMs: number): Promise<Principal | null> {
   try {
-    const res = await request(url, { headers: { cookie: cookies, accept: 'application/json' }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs })
-    if (res.statusCode !== 200) { await res.body.dump(); return null }
+    const res = await request(url, {
+      headers: { cookie: cookies, accept: 'application/json' },
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+    })
+    if (res.statusCode !== 200) {
+      await res.body.dump()
+      return null
+    }
     return principalFromUserInfo(await res.body.json())
   } catch {
     return null

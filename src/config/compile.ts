@@ -9,10 +9,20 @@ export type Policy = 'anonymous' | 'optional' | 'authenticated' | 'deny'
 
 /** keygate's own endpoints; the server maps each id to a handler. */
 export type EndpointId =
-  | 'health' | 'ready' | 'metrics' | 'jwks' | 'forward-auth'
-  | 'user-token-generate' | 'user-token-verify'
-  | 'app-token-generate' | 'app-token-verify' | 'app-token-revoke'
-  | 'authorize' | 'revoke' | 'refresh' | 'method-not-allowed'
+  | 'health'
+  | 'ready'
+  | 'metrics'
+  | 'jwks'
+  | 'forward-auth'
+  | 'user-token-generate'
+  | 'user-token-verify'
+  | 'app-token-generate'
+  | 'app-token-verify'
+  | 'app-token-revoke'
+  | 'authorize'
+  | 'revoke'
+  | 'refresh'
+  | 'method-not-allowed'
 
 export interface CompiledRoute {
   /** bounded label for logs and metrics: the configured name, else the prefix */
@@ -50,7 +60,13 @@ export interface CompiledConfig {
   readonly actionApiPaths: readonly string[]
 }
 
-interface EndpointSpec { path: string; methods: string[] | null; policy: Policy; endpoint: EndpointId; schemes?: Scheme[] }
+interface EndpointSpec {
+  path: string
+  methods: string[] | null
+  policy: Policy
+  endpoint: EndpointId
+  schemes?: Scheme[]
+}
 
 const OPS_ENDPOINTS: EndpointSpec[] = [
   { path: '/_keygate/health', methods: ['GET', 'HEAD'], policy: 'anonymous', endpoint: 'health' },
@@ -64,11 +80,39 @@ const OPS_ENDPOINTS: EndpointSpec[] = [
 ]
 
 const tokenEndpoints = (mount: string): EndpointSpec[] => [
-  { path: `${mount}/user-token/generate`, methods: ['GET', 'POST'], policy: 'optional', endpoint: 'user-token-generate' },
-  { path: `${mount}/user-token/verify`, methods: ['GET', 'POST'], policy: 'authenticated', endpoint: 'user-token-verify' },
-  { path: `${mount}/app-token/generate`, methods: ['POST'], policy: 'authenticated', endpoint: 'app-token-generate', schemes: ['apikey'] },
-  { path: `${mount}/app-token/verify`, methods: ['GET', 'POST'], policy: 'authenticated', endpoint: 'app-token-verify', schemes: ['apikey'] },
-  { path: `${mount}/app-token`, methods: ['DELETE'], policy: 'authenticated', endpoint: 'app-token-revoke', schemes: ['apikey', 'apptoken'] },
+  {
+    path: `${mount}/user-token/generate`,
+    methods: ['GET', 'POST'],
+    policy: 'optional',
+    endpoint: 'user-token-generate',
+  },
+  {
+    path: `${mount}/user-token/verify`,
+    methods: ['GET', 'POST'],
+    policy: 'authenticated',
+    endpoint: 'user-token-verify',
+  },
+  {
+    path: `${mount}/app-token/generate`,
+    methods: ['POST'],
+    policy: 'authenticated',
+    endpoint: 'app-token-generate',
+    schemes: ['apikey'],
+  },
+  {
+    path: `${mount}/app-token/verify`,
+    methods: ['GET', 'POST'],
+    policy: 'authenticated',
+    endpoint: 'app-token-verify',
+    schemes: ['apikey'],
+  },
+  {
+    path: `${mount}/app-token`,
+    methods: ['DELETE'],
+    policy: 'authenticated',
+    endpoint: 'app-token-revoke',
+    schemes: ['apikey', 'apptoken'],
+  },
 ]
 
 const LOOPBACK = ['127.0.0.0/8', '::1/128']
@@ -89,10 +133,19 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
     passCredentials: false,
     endpoint: s.endpoint,
   })
-  const forwardAuth: EndpointSpec = { path: config.forwardAuth.path, methods: null, policy: 'anonymous', endpoint: 'forward-auth' }
+  const forwardAuth: EndpointSpec = {
+    path: config.forwardAuth.path,
+    methods: null,
+    policy: 'anonymous',
+    endpoint: 'forward-auth',
+  }
   // keygate owns its endpoint paths: any other method there is a 405, never a trip upstream.
-  const ownedPaths = [...new Set(endpointSpecs.map((s) => s.path))]
-    .map((path): EndpointSpec => ({ path, methods: null, policy: 'anonymous', endpoint: 'method-not-allowed' }))
+  const ownedPaths = [...new Set(endpointSpecs.map((s) => s.path))].map((path): EndpointSpec => ({
+    path,
+    methods: null,
+    policy: 'anonymous',
+    endpoint: 'method-not-allowed',
+  }))
 
   const configured = config.routes.map((r): CompiledRoute => ({
     name: r.name ?? r.path,
@@ -107,9 +160,16 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
     endpoint: null,
   }))
   const fallback: CompiledRoute = {
-    name: 'default', prefix: '/', methods: null, groups: [], schemes: null, tokenType: null,
+    name: 'default',
+    prefix: '/',
+    methods: null,
+    groups: [],
+    schemes: null,
+    tokenType: null,
     policy: config.defaultPolicy,
-    upstream: config.upstream, passCredentials: false, endpoint: null,
+    upstream: config.upstream,
+    passCredentials: false,
+    endpoint: null,
   }
 
   const h = config.identityHeaders
@@ -120,10 +180,7 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
     identityHeaderNames: new Set([h.user, h.userId, h.email, h.groups, h.scheme].map(canonicalHeaderName)),
     apiKeys: config.apiKeys.map((k): CompiledApiKey => ({
       name: k.name,
-      keyHashes: [
-        ...(k.keyHash ?? []).map((v) => v.slice('sha256:'.length)),
-        ...(k.key ?? []).map(sha256Hex),
-      ],
+      keyHashes: [...(k.keyHash ?? []).map((v) => v.slice('sha256:'.length)), ...(k.key ?? []).map(sha256Hex)],
       fromAllowedNetwork: k.cidr.length > 0 ? compileCidrs(k.cidr) : null,
       limits: { paths: acrossMounts(k.allow.paths, mounts), actionModules: new Set(k.allow.actionModules) },
       user: k.user ?? service,
@@ -148,7 +205,13 @@ function acrossMounts(paths: readonly string[], mounts: readonly string[]): stri
 }
 
 function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object' && !Object.isFrozen(value) && !(value instanceof Set) && typeof value !== 'function') {
+  if (
+    value &&
+    typeof value === 'object' &&
+    !Object.isFrozen(value) &&
+    !(value instanceof Set) &&
+    typeof value !== 'function'
+  ) {
     Object.freeze(value)
     for (const v of Object.values(value)) deepFreeze(v)
   }

@@ -4,11 +4,14 @@ import { parseDocument } from 'yaml'
 import type { ZodIssue } from 'zod'
 import { GatewaySchema, UsersFileSchema, type GatewayConfig, type UserConfig } from './schema.js'
 
-export interface ConfigProblem { file: string; path: string; message: string }
+export interface ConfigProblem {
+  file: string
+  path: string
+  message: string
+}
 
 export type LoadResult =
-  | { ok: true; config: GatewayConfig; file: string; source: string }
-  | { ok: false; problems: ConfigProblem[] }
+  { ok: true; config: GatewayConfig; file: string; source: string } | { ok: false; problems: ConfigProblem[] }
 
 export const formatProblem = (p: ConfigProblem): string => `${p.file}: ${p.path || '(top)'}: ${p.message}`
 
@@ -21,16 +24,28 @@ export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
   try {
     source = readFileSync(file, 'utf8')
   } catch (err) {
-    return { ok: false, problems: [{ file, path: '', message: `cannot read the file: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }] }
+    return {
+      ok: false,
+      problems: [
+        { file, path: '', message: `cannot read the file: ${(err as NodeJS.ErrnoException).code ?? String(err)}` },
+      ],
+    }
   }
   const result = parseConfigText(source, file, env)
   return result.ok ? { ...result, file, source } : result
 }
 
-export function parseConfigText(source: string, file: string, env: NodeJS.ProcessEnv = process.env): { ok: true; config: GatewayConfig } | { ok: false; problems: ConfigProblem[] } {
+export function parseConfigText(
+  source: string,
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+): { ok: true; config: GatewayConfig } | { ok: false; problems: ConfigProblem[] } {
   const doc = parseDocument(source, { uniqueKeys: true })
   if (doc.errors.length > 0) {
-    return { ok: false, problems: doc.errors.map((e) => ({ file, path: '', message: `YAML: ${e.message.split('\n')[0]}` })) }
+    return {
+      ok: false,
+      problems: doc.errors.map((e) => ({ file, path: '', message: `YAML: ${e.message.split('\n')[0]}` })),
+    }
   }
   const problems: ConfigProblem[] = []
   const raw = interpolate(doc.toJS() ?? {}, [], env, (path, message) => problems.push({ file, path, message }))
@@ -47,13 +62,27 @@ export function parseConfigText(source: string, file: string, env: NodeJS.Proces
   return problems.length > 0 ? { ok: false, problems } : { ok: true, config }
 }
 
-function loadUsersFile(file: string, env: NodeJS.ProcessEnv): { ok: true; users: UserConfig[] } | { ok: false; problems: ConfigProblem[] } {
+function loadUsersFile(
+  file: string,
+  env: NodeJS.ProcessEnv,
+): { ok: true; users: UserConfig[] } | { ok: false; problems: ConfigProblem[] } {
   let source: string
-  try { source = readFileSync(file, 'utf8') } catch (err) {
-    return { ok: false, problems: [{ file, path: '', message: `cannot read usersFile: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }] }
+  try {
+    source = readFileSync(file, 'utf8')
+  } catch (err) {
+    return {
+      ok: false,
+      problems: [
+        { file, path: '', message: `cannot read usersFile: ${(err as NodeJS.ErrnoException).code ?? String(err)}` },
+      ],
+    }
   }
   const doc = parseDocument(source, { uniqueKeys: true })
-  if (doc.errors.length > 0) return { ok: false, problems: doc.errors.map((e) => ({ file, path: '', message: `YAML: ${e.message.split('\n')[0]}` })) }
+  if (doc.errors.length > 0)
+    return {
+      ok: false,
+      problems: doc.errors.map((e) => ({ file, path: '', message: `YAML: ${e.message.split('\n')[0]}` })),
+    }
   const problems: ConfigProblem[] = []
   const raw = interpolate(doc.toJS() ?? {}, [], env, (path, message) => problems.push({ file, path, message }))
   const parsed = UsersFileSchema.safeParse(raw)
@@ -62,7 +91,12 @@ function loadUsersFile(file: string, env: NodeJS.ProcessEnv): { ok: true; users:
 }
 
 /** `${VAR}` / `${VAR:-default}` in string values only, so a value can never change the YAML's structure. */
-function interpolate(value: unknown, path: (string | number)[], env: NodeJS.ProcessEnv, report: (path: string, message: string) => void): unknown {
+function interpolate(
+  value: unknown,
+  path: (string | number)[],
+  env: NodeJS.ProcessEnv,
+  report: (path: string, message: string) => void,
+): unknown {
   if (typeof value === 'string') {
     return value.replace(ENV_REF, (_m, name: string, fallback: string | undefined) => {
       const v = env[name]
@@ -89,7 +123,10 @@ function toProblems(file: string, issue: ZodIssue): ConfigProblem[] {
     const deepest = issue.unionErrors.flatMap((e) => e.issues).sort((a, b) => b.path.length - a.path.length)[0]
     if (deepest && deepest.path.length > issue.path.length) return toProblems(file, deepest)
   }
-  const message = issue.code === 'invalid_type' && issue.received === 'undefined' ? `required (expected ${issue.expected})` : issue.message
+  const message =
+    issue.code === 'invalid_type' && issue.received === 'undefined'
+      ? `required (expected ${issue.expected})`
+      : issue.message
   return [{ file, path: issue.path.join('.'), message }]
 }
 
@@ -98,8 +135,10 @@ function semanticProblems(file: string, c: GatewayConfig): ConfigProblem[] {
   const out: ConfigProblem[] = []
   const add = (path: string, message: string) => out.push({ file, path, message })
   const jwt = c.secrets.jwt
-  if (jwt.alg === 'HS256' && (jwt.privateKey || jwt.publicKey)) add('secrets.jwt', 'HS256 takes `secret`, not privateKey/publicKey')
-  if (jwt.alg !== 'HS256' && jwt.secret) add('secrets.jwt.secret', `${jwt.alg} takes privateKey (and optionally publicKey), not a shared secret`)
+  if (jwt.alg === 'HS256' && (jwt.privateKey || jwt.publicKey))
+    add('secrets.jwt', 'HS256 takes `secret`, not privateKey/publicKey')
+  if (jwt.alg !== 'HS256' && jwt.secret)
+    add('secrets.jwt.secret', `${jwt.alg} takes privateKey (and optionally publicKey), not a shared secret`)
   if (jwt.alg !== 'HS256' && !jwt.privateKey) add('secrets.jwt.privateKey', `required for ${jwt.alg}`)
 
   const names = new Set<string>()
@@ -108,7 +147,11 @@ function semanticProblems(file: string, c: GatewayConfig): ConfigProblem[] {
     names.add(k.name)
     if (!k.key && !k.keyHash) add(`apiKeys.${i}`, 'needs `key` or `keyHash`')
     k.keyHash?.forEach((v, j) => {
-      if (!KEY_HASH.test(v)) add(`apiKeys.${i}.keyHash${k.keyHash!.length > 1 ? `.${j}` : ''}`, 'expected sha256: followed by 64 hex digits (see `keygate hash-key`)')
+      if (!KEY_HASH.test(v))
+        add(
+          `apiKeys.${i}.keyHash${k.keyHash!.length > 1 ? `.${j}` : ''}`,
+          'expected sha256: followed by 64 hex digits (see `keygate hash-key`)',
+        )
     })
   })
   const usernames = new Set<string>()
@@ -116,15 +159,19 @@ function semanticProblems(file: string, c: GatewayConfig): ConfigProblem[] {
     if (usernames.has(u.username)) add(`users.${i}.username`, `duplicate username "${u.username}"`)
     usernames.add(u.username)
   })
-  if (!c.secrets.salt && c.apiKeys.some((k) => k.allow.paths.some((p) => /\/app-token(\/|$)/.test(p) || p === '/' ))) {
+  if (!c.secrets.salt && c.apiKeys.some((k) => k.allow.paths.some((p) => /\/app-token(\/|$)/.test(p) || p === '/'))) {
     add('secrets.salt', 'required: an api key may generate app tokens, which are salted envelopes')
   }
   c.routes.forEach((r, i) => {
-    if (r.anonymous && r.require.groups.length > 0) add(`routes.${i}`, '`anonymous: true` cannot be combined with require.groups')
+    if (r.anonymous && r.require.groups.length > 0)
+      add(`routes.${i}`, '`anonymous: true` cannot be combined with require.groups')
     if (r.anonymous && r.deny) add(`routes.${i}`, '`anonymous` and `deny` exclude each other')
   })
-  if (c.store.redis === undefined && c.workers !== 1) add('workers', 'several workers need a shared store (store.redis); the in-memory store is per process')
-  if (c.workers !== 1 && !jwt.secret && !jwt.privateKey) add('secrets.jwt', 'several workers need a configured JWT key: an ephemeral one would differ in every worker')
-  if (c.identityFromUpstream && c.upstream === 'demo' && !/^https?:\/\//.test(c.identityFromUpstream.url)) add('identityFromUpstream.url', 'a full URL is needed when upstream is demo')
+  if (c.store.redis === undefined && c.workers !== 1)
+    add('workers', 'several workers need a shared store (store.redis); the in-memory store is per process')
+  if (c.workers !== 1 && !jwt.secret && !jwt.privateKey)
+    add('secrets.jwt', 'several workers need a configured JWT key: an ephemeral one would differ in every worker')
+  if (c.identityFromUpstream && c.upstream === 'demo' && !/^https?:\/\//.test(c.identityFromUpstream.url))
+    add('identityFromUpstream.url', 'a full URL is needed when upstream is demo')
   return out
 }

@@ -5,24 +5,40 @@ import { isValidCidr } from '../util/cidr.js'
 // The schema is the single source of truth for the configuration's types (CONTRACT §2).
 // Every object is strict: an unknown key is an error naming its path.
 
-const Duration = z.string({ invalid_type_error: 'expected a duration like 30s, 5m, 1h, 7d' })
+const Duration = z
+  .string({ invalid_type_error: 'expected a duration like 30s, 5m, 1h, 7d' })
   .refine((s) => parseDuration(s) !== null, 'expected a duration like 30s, 5m, 1h, 7d')
   .transform((s) => parseDuration(s)!)
-const ByteSize = z.union([z.number().int().positive(), z.string()])
+const ByteSize = z
+  .union([z.number().int().positive(), z.string()])
   .refine((v) => typeof v === 'number' || parseByteSize(v) !== null, 'expected a size like 16KB or 1MB')
   .transform((v) => (typeof v === 'number' ? v : parseByteSize(v)!))
 const Cidr = z.string().refine(isValidCidr, 'expected an IP address or CIDR like 10.0.0.0/8')
 const PathPrefix = z.string().regex(/^\/[^?#\s]*$/, 'expected an absolute path like /public/ (no query)')
-const Method = z.string().regex(/^[A-Za-z]+$/, 'expected an HTTP method').transform((m) => m.toUpperCase())
+const Method = z
+  .string()
+  .regex(/^[A-Za-z]+$/, 'expected an HTTP method')
+  .transform((m) => m.toUpperCase())
 const HeaderName = z.string().regex(/^[A-Za-z0-9-]+$/, 'expected a header name like X-Auth-User')
-const UpstreamUrl = z.string().refine((s) => s === 'demo' || /^https?:\/\/[^/]+\/?$/.test(s), 'expected http://host:port, https://host:port or demo')
+const UpstreamUrl = z
+  .string()
+  .refine(
+    (s) => s === 'demo' || /^https?:\/\/[^/]+\/?$/.test(s),
+    'expected http://host:port, https://host:port or demo',
+  )
 const StringOrList = z.union([z.string(), z.array(z.string())]).transform((v) => (Array.isArray(v) ? v : [v]))
 const MIN_SECRET_BYTES = 32
-const Secret = z.string().refine((s) => Buffer.byteLength(s) >= MIN_SECRET_BYTES, `secret is shorter than ${MIN_SECRET_BYTES} bytes`)
+const Secret = z
+  .string()
+  .refine((s) => Buffer.byteLength(s) >= MIN_SECRET_BYTES, `secret is shorter than ${MIN_SECRET_BYTES} bytes`)
 const SecretOrList = z.union([Secret, z.array(Secret)]).transform((v) => (Array.isArray(v) ? v : [v]))
 
-const Listen = z.union([z.number().int().min(0).max(65535), z.string()])
-  .refine((v) => typeof v === 'number' || /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$|^\d{1,5}$/.test(v), 'expected host:port or a port number')
+const Listen = z
+  .union([z.number().int().min(0).max(65535), z.string()])
+  .refine(
+    (v) => typeof v === 'number' || /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$|^\d{1,5}$/.test(v),
+    'expected host:port or a port number',
+  )
   .transform((v) => {
     if (typeof v === 'number' || /^\d+$/.test(v)) return { host: '0.0.0.0', port: Number(v) }
     const i = v.lastIndexOf(':')
@@ -31,153 +47,227 @@ const Listen = z.union([z.number().int().min(0).max(65535), z.string()])
 
 const RedisTarget = z.union([
   z.string().regex(/^rediss?:\/\//, 'expected redis://host:port'),
-  z.object({ sentinels: z.array(z.string()).min(1), name: z.string().min(1), password: z.string().optional() }).strict(),
+  z
+    .object({ sentinels: z.array(z.string()).min(1), name: z.string().min(1), password: z.string().optional() })
+    .strict(),
   z.object({ cluster: z.array(z.string()).min(1), password: z.string().optional() }).strict(),
 ])
 
-const JwtKeys = z.object({
-  alg: z.enum(['HS256', 'RS256', 'ES256', 'EdDSA']).default('HS256'),
-  secret: Secret.optional(),
-  privateKey: z.string().optional(),
-  publicKey: z.string().optional(),
-  issuer: z.string().default('keygate'),
-  audience: z.string().optional(),
-  clockSkew: Duration.default('30s'),
-}).strict()
+const JwtKeys = z
+  .object({
+    alg: z.enum(['HS256', 'RS256', 'ES256', 'EdDSA']).default('HS256'),
+    secret: Secret.optional(),
+    privateKey: z.string().optional(),
+    publicKey: z.string().optional(),
+    issuer: z.string().default('keygate'),
+    audience: z.string().optional(),
+    clockSkew: Duration.default('30s'),
+  })
+  .strict()
 
-const Principal = z.object({
-  name: z.string().min(1),
-  id: z.number().int().nonnegative().default(0),
-  email: z.string().default(''),
-  groups: z.array(z.string()).default([]),
-}).strict()
-
-const ApiKey = z.object({
-  name: z.string().min(1),
-  key: SecretOrList.optional(),
-  keyHash: StringOrList.optional(),
-  cidr: z.array(Cidr).default([]),
-  allow: z.object({
-    paths: z.array(PathPrefix).default([]),
-    actionModules: z.array(z.string().regex(/^[a-z0-9_-]+(\+[a-z0-9_-]+)?$/, 'expected a module like opensearch or query+search')).default([]),
-  }).strict().default({}),
-  user: Principal.optional(),
-}).strict()
-
-const User = z.object({
-  username: z.string().min(1),
-  passwordHash: z.string().regex(/^scrypt\$/, 'expected a hash from `keygate hash-password`'),
-  uid: z.number().int().nonnegative(),
-  name: z.string().default(''),
-  email: z.string().default(''),
-  groups: z.array(z.string()).default([]),
-  role: z.string().optional(),
-  flags: z.number().int().default(0),
-  disabled: z.boolean().default(false),
-}).strict()
-
-const Ttl = (ttl: string) => z.object({ ttl: Duration.default(ttl) }).strict().default({})
-
-const Route = z.object({
-  name: z.string().optional(),
-  path: PathPrefix,
-  methods: z.array(Method).optional(),
-  anonymous: z.boolean().default(false),
-  deny: z.boolean().default(false),
-  require: z.object({
+const Principal = z
+  .object({
+    name: z.string().min(1),
+    id: z.number().int().nonnegative().default(0),
+    email: z.string().default(''),
     groups: z.array(z.string()).default([]),
-    schemes: z.array(z.enum(['apikey', 'apptoken', 'bearer', 'session', 'upstream'])).optional(),
-    tokenType: z.enum(['access', 'session', 'api']).optional(),
-  }).strict().default({}),
-  upstream: UpstreamUrl.optional(),
-  passCredentials: z.boolean().default(false),
-}).strict()
+  })
+  .strict()
 
-const Issuer = z.object({
-  issuer: z.string().min(1),
-  jwksUrl: z.string().url().optional(),
-  publicKey: z.string().optional(),
-  audience: z.string().optional(),
-  algorithms: z.array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384', 'EdDSA'])).default(['RS256']),
-  usernameClaim: z.string().default('preferred_username'),
-  groupsClaim: z.string().default('groups'),
-}).strict()
+const ApiKey = z
+  .object({
+    name: z.string().min(1),
+    key: SecretOrList.optional(),
+    keyHash: StringOrList.optional(),
+    cidr: z.array(Cidr).default([]),
+    allow: z
+      .object({
+        paths: z.array(PathPrefix).default([]),
+        actionModules: z
+          .array(z.string().regex(/^[a-z0-9_-]+(\+[a-z0-9_-]+)?$/, 'expected a module like opensearch or query+search'))
+          .default([]),
+      })
+      .strict()
+      .default({}),
+    user: Principal.optional(),
+  })
+  .strict()
 
-export const GatewaySchema = z.object({
-  listen: Listen.default(8080),
-  upstream: UpstreamUrl.default('demo'),
-  trustedProxies: z.array(Cidr).default([]),
-  workers: z.union([z.literal('auto'), z.number().int().min(1).max(64)]).default(1),
-  store: z.object({
-    redis: RedisTarget.optional(),
-    prefix: z.string().default('keygate:'),
-  }).strict().default({}),
-  secrets: z.object({
-    salt: Secret.optional(),
-    jwt: JwtKeys.default({}),
-  }).strict().default({}),
-  identityHeaders: z.object({
-    user: HeaderName.default('X-Auth-User'),
-    userId: HeaderName.default('X-Auth-User-Id'),
-    email: HeaderName.default('X-Auth-Email'),
-    groups: HeaderName.default('X-Auth-Groups'),
-    scheme: HeaderName.default('X-Auth-Scheme'),
-  }).strict().default({}),
-  serviceUser: Principal.default({ name: 'service', groups: ['bot'] }),
-  apiKeys: z.array(ApiKey).default([]),
-  users: z.array(User).default([]),
-  usersFile: z.string().optional(),
-  issuers: z.array(Issuer).default([]),
-  tokenApi: z.object({
-    mounts: z.array(PathPrefix).default(['/mws/v1', '/w/rest.php/mws/v1']),
-    publicBase: z.string().default('http://127.0.0.1:8080/w/rest.php'),
-    wikiId: z.string().default('wiki'),
-    langCode: z.string().default('en'),
-  }).strict().default({}),
-  tokens: z.object({
-    userToken: z.object({ ttl: Duration.default('10s'), singleUse: z.boolean().default(true) }).strict().default({}),
-    appToken: z.object({ ttl: Duration.default('1h'), groups: z.array(z.string()).default(['sysop']), cidr: z.array(Cidr).default([]) }).strict().default({}),
-    access: Ttl('1h'),
-    refresh: Ttl('30d'),
-    session: z.object({ ttl: Duration.default('1d'), remember: Duration.default('30d') }).strict().default({}),
-    api: Ttl('365d'),
-  }).strict().default({}),
-  actionApi: z.object({
-    paths: z.array(PathPrefix).default(['/api.php', '/w/api.php']),
-  }).strict().default({}),
-  routes: z.array(Route).default([]),
-  defaultPolicy: z.enum(['authenticated', 'anonymous', 'deny']).default('authenticated'),
-  forwardAuth: z.object({
-    path: PathPrefix.default('/_keygate/auth'),
-    // A decision without the body cannot see Action API parameters sent in a POST form:
-    // refuse such POSTs from callers limited to some modules, or (queryOnly) judge them by the query alone.
-    actionPostBodies: z.enum(['refuse', 'queryOnly']).default('refuse'),
-  }).strict().default({}),
-  identityFromUpstream: z.object({
-    url: z.string().min(1),
-    cacheTtl: Duration.default('30s'),
-  }).strict().optional(),
-  loginLimit: z.object({
-    perUser: z.number().int().positive().default(5),
-    perIp: z.number().int().positive().default(20),
-    window: Duration.default('15m'),
-  }).strict().default({}),
-  limits: z.object({
-    headersTimeout: Duration.default('10s'),
-    keepAliveTimeout: Duration.default('5s'),
-    maxHeaderBytes: ByteSize.default('16KB'),
-    maxBodyBytes: ByteSize.default('1MB'),
-    upstreamConnectTimeout: Duration.default('5s'),
-    upstreamTimeout: Duration.default('60s'),
-    shutdownGrace: Duration.default('10s'),
-  }).strict().default({}),
-  metrics: z.object({
-    enabled: z.boolean().default(true),
-    allow: z.array(Cidr).optional(),
-  }).strict().default({}),
-  audit: z.union([z.boolean(), z.object({ file: z.string() }).strict()]).default(false),
-  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-}).strict()
+const User = z
+  .object({
+    username: z.string().min(1),
+    passwordHash: z.string().regex(/^scrypt\$/, 'expected a hash from `keygate hash-password`'),
+    uid: z.number().int().nonnegative(),
+    name: z.string().default(''),
+    email: z.string().default(''),
+    groups: z.array(z.string()).default([]),
+    role: z.string().optional(),
+    flags: z.number().int().default(0),
+    disabled: z.boolean().default(false),
+  })
+  .strict()
+
+const Ttl = (ttl: string) =>
+  z
+    .object({ ttl: Duration.default(ttl) })
+    .strict()
+    .default({})
+
+const Route = z
+  .object({
+    name: z.string().optional(),
+    path: PathPrefix,
+    methods: z.array(Method).optional(),
+    anonymous: z.boolean().default(false),
+    deny: z.boolean().default(false),
+    require: z
+      .object({
+        groups: z.array(z.string()).default([]),
+        schemes: z.array(z.enum(['apikey', 'apptoken', 'bearer', 'session', 'upstream'])).optional(),
+        tokenType: z.enum(['access', 'session', 'api']).optional(),
+      })
+      .strict()
+      .default({}),
+    upstream: UpstreamUrl.optional(),
+    passCredentials: z.boolean().default(false),
+  })
+  .strict()
+
+const Issuer = z
+  .object({
+    issuer: z.string().min(1),
+    jwksUrl: z.string().url().optional(),
+    publicKey: z.string().optional(),
+    audience: z.string().optional(),
+    algorithms: z.array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384', 'EdDSA'])).default(['RS256']),
+    usernameClaim: z.string().default('preferred_username'),
+    groupsClaim: z.string().default('groups'),
+  })
+  .strict()
+
+export const GatewaySchema = z
+  .object({
+    listen: Listen.default(8080),
+    upstream: UpstreamUrl.default('demo'),
+    trustedProxies: z.array(Cidr).default([]),
+    workers: z.union([z.literal('auto'), z.number().int().min(1).max(64)]).default(1),
+    store: z
+      .object({
+        redis: RedisTarget.optional(),
+        prefix: z.string().default('keygate:'),
+      })
+      .strict()
+      .default({}),
+    secrets: z
+      .object({
+        salt: Secret.optional(),
+        jwt: JwtKeys.default({}),
+      })
+      .strict()
+      .default({}),
+    identityHeaders: z
+      .object({
+        user: HeaderName.default('X-Auth-User'),
+        userId: HeaderName.default('X-Auth-User-Id'),
+        email: HeaderName.default('X-Auth-Email'),
+        groups: HeaderName.default('X-Auth-Groups'),
+        scheme: HeaderName.default('X-Auth-Scheme'),
+      })
+      .strict()
+      .default({}),
+    serviceUser: Principal.default({ name: 'service', groups: ['bot'] }),
+    apiKeys: z.array(ApiKey).default([]),
+    users: z.array(User).default([]),
+    usersFile: z.string().optional(),
+    issuers: z.array(Issuer).default([]),
+    tokenApi: z
+      .object({
+        mounts: z.array(PathPrefix).default(['/mws/v1', '/w/rest.php/mws/v1']),
+        publicBase: z.string().default('http://127.0.0.1:8080/w/rest.php'),
+        wikiId: z.string().default('wiki'),
+        langCode: z.string().default('en'),
+      })
+      .strict()
+      .default({}),
+    tokens: z
+      .object({
+        userToken: z
+          .object({ ttl: Duration.default('10s'), singleUse: z.boolean().default(true) })
+          .strict()
+          .default({}),
+        appToken: z
+          .object({
+            ttl: Duration.default('1h'),
+            groups: z.array(z.string()).default(['sysop']),
+            cidr: z.array(Cidr).default([]),
+          })
+          .strict()
+          .default({}),
+        access: Ttl('1h'),
+        refresh: Ttl('30d'),
+        session: z
+          .object({ ttl: Duration.default('1d'), remember: Duration.default('30d') })
+          .strict()
+          .default({}),
+        api: Ttl('365d'),
+      })
+      .strict()
+      .default({}),
+    actionApi: z
+      .object({
+        paths: z.array(PathPrefix).default(['/api.php', '/w/api.php']),
+      })
+      .strict()
+      .default({}),
+    routes: z.array(Route).default([]),
+    defaultPolicy: z.enum(['authenticated', 'anonymous', 'deny']).default('authenticated'),
+    forwardAuth: z
+      .object({
+        path: PathPrefix.default('/_keygate/auth'),
+        // A decision without the body cannot see Action API parameters sent in a POST form:
+        // refuse such POSTs from callers limited to some modules, or (queryOnly) judge them by the query alone.
+        actionPostBodies: z.enum(['refuse', 'queryOnly']).default('refuse'),
+      })
+      .strict()
+      .default({}),
+    identityFromUpstream: z
+      .object({
+        url: z.string().min(1),
+        cacheTtl: Duration.default('30s'),
+      })
+      .strict()
+      .optional(),
+    loginLimit: z
+      .object({
+        perUser: z.number().int().positive().default(5),
+        perIp: z.number().int().positive().default(20),
+        window: Duration.default('15m'),
+      })
+      .strict()
+      .default({}),
+    limits: z
+      .object({
+        headersTimeout: Duration.default('10s'),
+        keepAliveTimeout: Duration.default('5s'),
+        maxHeaderBytes: ByteSize.default('16KB'),
+        maxBodyBytes: ByteSize.default('1MB'),
+        upstreamConnectTimeout: Duration.default('5s'),
+        upstreamTimeout: Duration.default('60s'),
+        shutdownGrace: Duration.default('10s'),
+      })
+      .strict()
+      .default({}),
+    metrics: z
+      .object({
+        enabled: z.boolean().default(true),
+        allow: z.array(Cidr).optional(),
+      })
+      .strict()
+      .default({}),
+    audit: z.union([z.boolean(), z.object({ file: z.string() }).strict()]).default(false),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .strict()
 
 export type GatewayConfig = z.infer<typeof GatewaySchema>
 export type RouteConfig = z.infer<typeof Route>

@@ -27,13 +27,16 @@ const TOKEN_TYPES: ReadonlySet<string> = new Set(['access', 'session', 'refresh'
 const md5 = (text: string) => createHash('md5').update(text).digest('hex')
 const iso = (ms: number) => new Date(ms).toISOString()
 
-type Fields = { readonly ok: true; readonly fields: Record<string, string> } | { readonly ok: false; readonly refusal: Refusal }
+type Fields =
+  { readonly ok: true; readonly fields: Record<string, string> } | { readonly ok: false; readonly refusal: Refusal }
 
 async function formFields(ctx: EndpointContext): Promise<Fields> {
   const body = await ctx.readBody()
   if (!Buffer.isBuffer(body)) return { ok: false, refusal: body }
   const fields = parseFormFields(body, ctx.req.headers['content-type'])
-  return fields ? { ok: true, fields } : { ok: false, refusal: refuse('E1030', { message: 'Expected a JSON, form or multipart body' }) }
+  return fields
+    ? { ok: true, fields }
+    : { ok: false, refusal: refuse('E1030', { message: 'Expected a JSON, form or multipart body' }) }
 }
 
 /** A session cookie is Secure unless the gateway is reached over plain HTTP on loopback (local development). */
@@ -43,7 +46,9 @@ function sessionCookie(ctx: EndpointContext, value: string, maxAgeSec: number): 
   return `${SESSION_COOKIE}=${value}; Path=/; Max-Age=${maxAgeSec}; HttpOnly; SameSite=Lax${plainLoopback ? '' : '; Secure'}`
 }
 
-export function createAuthorizeEndpoints(deps: AuthorizeDeps): Record<'authorize' | 'refresh' | 'revoke', EndpointHandler> {
+export function createAuthorizeEndpoints(
+  deps: AuthorizeDeps,
+): Record<'authorize' | 'refresh' | 'revoke', EndpointHandler> {
   const { config, clock, keys, issued, revocation, users, limiter } = deps
   const ttls = config.tokens
 
@@ -51,31 +56,64 @@ export function createAuthorizeEndpoints(deps: AuthorizeDeps): Record<'authorize
     type === 'session' ? (remember ? ttls.session.remember : ttls.session.ttl) : ttls[type].ttl
 
   /** Issues and records one JWT; the Suffit success body. */
-  async function issue(ctx: EndpointContext, user: UserConfig, type: TokenType, fields: Record<string, string>, started: number) {
+  async function issue(
+    ctx: EndpointContext,
+    user: UserConfig,
+    type: TokenType,
+    fields: Record<string, string>,
+    started: number,
+  ) {
     const remember = fields.remember === 'true' || fields.remember === '1' || fields.remember === 'on'
     const ttlMs = ttlFor(type, remember)
-    const made = await issueJwt(keys, { sub: user.username, type, uid: user.uid, name: user.name, email: user.email, groups: user.groups, ttlMs }, clock)
+    const made = await issueJwt(
+      keys,
+      { sub: user.username, type, uid: user.uid, name: user.name, email: user.email, groups: user.groups, ttlMs },
+      clock,
+    )
     if (!made.ok) return refuse('E1024')
     const clientId = fields.clientid || md5(`${ctx.req.headers['user-agent'] ?? ''}${ctx.client.clientIp}`)
     try {
-      await issued.record({ jti: made.jti, type, sub: user.username, uid: user.uid, clientId, clientIp: ctx.client.clientIp, issuedAt: made.issuedAt, expiresAt: made.expiresAt })
+      await issued.record({
+        jti: made.jti,
+        type,
+        sub: user.username,
+        uid: user.uid,
+        clientId,
+        clientIp: ctx.client.clientIp,
+        issuedAt: made.issuedAt,
+        expiresAt: made.expiresAt,
+      })
     } catch {
       return refuse('E1025')
     }
     publishAudit({ kind: 'token.issued', type, jti: made.jti, subject: user.username, clientIp: ctx.client.clientIp })
     const body = {
-      status: true, code: 'E0000', message: 'Ok',
-      token: made.token, type, jti: made.jti,
-      datetime: iso(made.issuedAt), expires: iso(made.expiresAt),
+      status: true,
+      code: 'E0000',
+      message: 'Ok',
+      token: made.token,
+      type,
+      jti: made.jti,
+      datetime: iso(made.issuedAt),
+      expires: iso(made.expiresAt),
       elapsed: Math.round(performance.now() - started) / 1000,
-      clientid: clientId, cachekey: fields.cachekey || randomBytes(16).toString('hex'),
-      referer: fields.referer ?? String(ctx.req.headers.referer ?? ''), encrypted: false,
+      clientid: clientId,
+      cachekey: fields.cachekey || randomBytes(16).toString('hex'),
+      referer: fields.referer ?? String(ctx.req.headers.referer ?? ''),
+      encrypted: false,
       user: {
-        uid: user.uid, username: user.username, name: user.name, email: user.email, email_md5: md5(user.email.trim().toLowerCase()),
-        groups: user.groups, role: user.role ?? (user.groups.includes('sysop') ? 'admin' : 'user'), flags: user.flags,
+        uid: user.uid,
+        username: user.username,
+        name: user.name,
+        email: user.email,
+        email_md5: md5(user.email.trim().toLowerCase()),
+        groups: user.groups,
+        role: user.role ?? (user.groups.includes('sysop') ? 'admin' : 'user'),
+        flags: user.flags,
       },
     }
-    const headers: Record<string, string> = type === 'session' ? { 'set-cookie': sessionCookie(ctx, made.token, Math.floor(ttlMs / 1000)) } : {}
+    const headers: Record<string, string> =
+      type === 'session' ? { 'set-cookie': sessionCookie(ctx, made.token, Math.floor(ttlMs / 1000)) } : {}
     return { body, headers }
   }
 
@@ -97,7 +135,14 @@ export function createAuthorizeEndpoints(deps: AuthorizeDeps): Record<'authorize
       if (!user) {
         const lockout = await limiter.fail(username, ip)
         publishAudit({ kind: 'login.failed', username, clientIp: ip, reason: 'credentials' })
-        if (lockout) publishAudit({ kind: 'login.lockout', scope: lockout, username, clientIp: ip, retryAfterSec: Math.ceil(config.loginLimit.window / 1000) })
+        if (lockout)
+          publishAudit({
+            kind: 'login.lockout',
+            scope: lockout,
+            username,
+            clientIp: ip,
+            retryAfterSec: Math.ceil(config.loginLimit.window / 1000),
+          })
         return ctx.refuse(refuse('E1026'))
       }
       await limiter.succeed(username)
@@ -128,10 +173,17 @@ export function createAuthorizeEndpoints(deps: AuthorizeDeps): Record<'authorize
 
     async revoke(ctx) {
       const p = ctx.principal!
-      if (!p.jti || p.expiresAt === undefined || (p.scheme !== 'bearer' && p.scheme !== 'session')) return ctx.refuse(refuse('E1020'))
+      if (!p.jti || p.expiresAt === undefined || (p.scheme !== 'bearer' && p.scheme !== 'session'))
+        return ctx.refuse(refuse('E1020'))
       await revocation.revoke(p.jti, p.expiresAt)
       await issued.remove({ jti: p.jti, sub: p.username })
-      publishAudit({ kind: 'token.revoked', type: p.tokenType ?? 'access', jti: p.jti, subject: p.username, by: p.username })
+      publishAudit({
+        kind: 'token.revoked',
+        type: p.tokenType ?? 'access',
+        jti: p.jti,
+        subject: p.username,
+        by: p.username,
+      })
       const headers: Record<string, string> = p.scheme === 'session' ? { 'set-cookie': sessionCookie(ctx, '', 0) } : {}
       ctx.send(200, { status: true, code: 'E0000', message: 'Revoked' }, headers)
     },

@@ -21,9 +21,20 @@ export function readBoundedBody(req: IncomingMessage, maxBytes: number): Promise
       }
       chunks.push(chunk)
     }
-    const onEnd = () => { cleanup(); resolve(Buffer.concat(chunks, size)) }
-    const onError = () => { cleanup(); resolve(refuse('E1030', { message: 'Request body was cut off' })) }
-    const cleanup = () => { req.off('data', onData); req.off('end', onEnd); req.off('error', onError); req.off('aborted', onError) }
+    const onEnd = () => {
+      cleanup()
+      resolve(Buffer.concat(chunks, size))
+    }
+    const onError = () => {
+      cleanup()
+      resolve(refuse('E1030', { message: 'Request body was cut off' }))
+    }
+    const cleanup = () => {
+      req.off('data', onData)
+      req.off('end', onEnd)
+      req.off('error', onError)
+      req.off('aborted', onError)
+    }
     req.on('data', onData)
     req.on('end', onEnd)
     req.on('error', onError)
@@ -39,7 +50,11 @@ export function parseFormFields(body: Buffer, contentType: string | undefined): 
     try {
       const value: unknown = JSON.parse(text || '{}')
       if (!value || typeof value !== 'object' || Array.isArray(value)) return null
-      return Object.fromEntries(Object.entries(value).filter(([, v]) => ['string', 'number', 'boolean'].includes(typeof v)).map(([k, v]) => [k, String(v)]))
+      return Object.fromEntries(
+        Object.entries(value)
+          .filter(([, v]) => ['string', 'number', 'boolean'].includes(typeof v))
+          .map(([k, v]) => [k, String(v)]),
+      )
     } catch {
       return null
     }

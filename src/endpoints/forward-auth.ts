@@ -15,10 +15,21 @@ const first = (v: string | string[] | undefined): string | undefined => (Array.i
  * pairs that disagree are refused: Traefik and Caddy pass a client's own X-Original-* on, nginx a
  * client's X-Forwarded-*, so a mix would let the client choose what is decided.
  */
-export function originalRequest(method: string, path: string, query: string, headers: IncomingHttpHeaders, endpointPath: string): { method: string; target: string } | null {
+export function originalRequest(
+  method: string,
+  path: string,
+  query: string,
+  headers: IncomingHttpHeaders,
+  endpointPath: string,
+): { method: string; target: string } | null {
   const nginx = { uri: first(headers['x-original-uri']), method: first(headers['x-original-method']) }
   const traefik = { uri: first(headers['x-forwarded-uri']), method: first(headers['x-forwarded-method']) }
-  if (nginx.uri !== undefined && traefik.uri !== undefined && (nginx.uri !== traefik.uri || (nginx.method ?? 'GET') !== (traefik.method ?? 'GET'))) return null
+  if (
+    nginx.uri !== undefined &&
+    traefik.uri !== undefined &&
+    (nginx.uri !== traefik.uri || (nginx.method ?? 'GET') !== (traefik.method ?? 'GET'))
+  )
+    return null
   const pair = nginx.uri !== undefined ? nginx : traefik.uri !== undefined ? traefik : null
   if (pair) return { method: (pair.method ?? 'GET').toUpperCase(), target: pair.uri! }
   if (nginx.method !== undefined || traefik.method !== undefined) return null // a method without its URI
@@ -33,18 +44,36 @@ export function originalRequest(method: string, path: string, query: string, hea
 export function createForwardAuth(decide: Decide, cfg: GatewayConfig): EndpointHandler {
   const identityOf = createIdentityHeaders(cfg.identityHeaders)
   return async (ctx) => {
-    const original = originalRequest(ctx.req.method ?? 'GET', ctx.target.path, ctx.target.query, ctx.req.headers, cfg.forwardAuth.path)
-    if (!original) return ctx.refuse(refuse('E1030', { status: 403, message: 'The proxy headers describe two different requests' }))
+    const original = originalRequest(
+      ctx.req.method ?? 'GET',
+      ctx.target.path,
+      ctx.target.query,
+      ctx.req.headers,
+      cfg.forwardAuth.path,
+    )
+    if (!original)
+      return ctx.refuse(refuse('E1030', { status: 403, message: 'The proxy headers describe two different requests' }))
     const { method, target } = original
     const headers = { ...ctx.req.headers }
     // X-Real-IP stands in for X-Forwarded-For when a trusted proxy sends only that.
-    if (headers['x-forwarded-for'] === undefined && typeof headers['x-real-ip'] === 'string') headers['x-forwarded-for'] = headers['x-real-ip']
-    const decision = await decide({ method, target, headers, rawHeaders: ctx.req.rawHeaders, peerIp: ctx.req.socket.remoteAddress ?? '', readBody: null })
+    if (headers['x-forwarded-for'] === undefined && typeof headers['x-real-ip'] === 'string')
+      headers['x-forwarded-for'] = headers['x-real-ip']
+    const decision = await decide({
+      method,
+      target,
+      headers,
+      rawHeaders: ctx.req.rawHeaders,
+      peerIp: ctx.req.socket.remoteAddress ?? '',
+      readBody: null,
+    })
     if (decision.allow) {
       ctx.send(200, { status: true }, identityOf(decision.principal))
       return
     }
     const status = statusOf(decision.refusal)
-    ctx.refuse({ ...decision.refusal, status: status === 400 ? 403 : status }, decision.challenge ? { 'www-authenticate': decision.challenge } : undefined)
+    ctx.refuse(
+      { ...decision.refusal, status: status === 400 ? 403 : status },
+      decision.challenge ? { 'www-authenticate': decision.challenge } : undefined,
+    )
   }
 }

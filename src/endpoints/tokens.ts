@@ -46,7 +46,11 @@ async function tokenInBody(ctx: EndpointContext, salt: string | undefined): Prom
 }
 
 /** GET: the token in the path; POST: `{token}` or a whole `{envelope}` in the body. */
-async function presentedToken(ctx: EndpointContext, marker: string, salt: string | undefined): Promise<string | Refusal> {
+async function presentedToken(
+  ctx: EndpointContext,
+  marker: string,
+  salt: string | undefined,
+): Promise<string | Refusal> {
   if (ctx.req.method !== 'GET') return tokenInBody(ctx, salt)
   return tokenInPath(ctx, marker) ?? INVALID
 }
@@ -58,7 +62,12 @@ const wantsIssuer = (ctx: EndpointContext, fields: Record<string, string> | null
 
 const iso = (ms: number) => new Date(ms).toISOString()
 
-export function createTokenEndpoints(deps: TokenEndpointDeps): Record<'user-token-generate' | 'user-token-verify' | 'app-token-generate' | 'app-token-verify' | 'app-token-revoke', EndpointHandler> {
+export function createTokenEndpoints(
+  deps: TokenEndpointDeps,
+): Record<
+  'user-token-generate' | 'user-token-verify' | 'app-token-generate' | 'app-token-verify' | 'app-token-revoke',
+  EndpointHandler
+> {
   const { config, userTokens, appTokens } = deps
   const salt = config.secrets.salt
   const callback = config.tokenApi.publicBase
@@ -79,7 +88,13 @@ export function createTokenEndpoints(deps: TokenEndpointDeps): Record<'user-toke
         ? { username: p.username, uid: p.uid, groups: p.groups, realName: p.realName, email: p.email }
         : { username: ctx.client.clientIp, uid: 0, groups: ['*'], realName: '', email: '' }
       const issued = await userTokens.issue(record)
-      publishAudit({ kind: 'token.issued', type: 'user', jti: issued.hash, subject: record.username, clientIp: ctx.client.clientIp })
+      publishAudit({
+        kind: 'token.issued',
+        type: 'user',
+        jti: issued.hash,
+        subject: record.username,
+        clientIp: ctx.client.clientIp,
+      })
       ctx.send(200, { value: withIssuer ? sealEnvelope(salt!, callback, issued.token) : issued.token })
     },
 
@@ -90,8 +105,14 @@ export function createTokenEndpoints(deps: TokenEndpointDeps): Record<'user-toke
       if (!found) return ctx.refuse(INVALID)
       const r = found.record
       ctx.send(200, {
-        id: r.uid, username: r.username, real_name: r.realName, wiki_id: config.tokenApi.wikiId,
-        lang_code: config.tokenApi.langCode, groups: r.groups, meta: { email: r.email }, expires: iso(found.expiresAt),
+        id: r.uid,
+        username: r.username,
+        real_name: r.realName,
+        wiki_id: config.tokenApi.wikiId,
+        lang_code: config.tokenApi.langCode,
+        groups: r.groups,
+        meta: { email: r.email },
+        expires: iso(found.expiresAt),
       })
     },
 
@@ -99,9 +120,22 @@ export function createTokenEndpoints(deps: TokenEndpointDeps): Record<'user-toke
       const p = ctx.principal!
       if (!salt) return ctx.refuse(NO_SALT)
       const groups = [...new Set([...p.groups, ...config.tokens.appToken.groups])]
-      const record: AppTokenRecord = { username: p.username, uid: p.uid, groups, realName: p.realName, email: p.email, issuedBy: p.keyName ?? p.username }
+      const record: AppTokenRecord = {
+        username: p.username,
+        uid: p.uid,
+        groups,
+        realName: p.realName,
+        email: p.email,
+        issuedBy: p.keyName ?? p.username,
+      }
       const issued = await appTokens.issue(record)
-      publishAudit({ kind: 'token.issued', type: 'app', jti: issued.hash, subject: record.username, clientIp: ctx.client.clientIp })
+      publishAudit({
+        kind: 'token.issued',
+        type: 'app',
+        jti: issued.hash,
+        subject: record.username,
+        clientIp: ctx.client.clientIp,
+      })
       ctx.send(200, { value: sealEnvelope(salt, callback, issued.token), expires: iso(issued.expiresAt) })
     },
 
@@ -110,7 +144,13 @@ export function createTokenEndpoints(deps: TokenEndpointDeps): Record<'user-toke
       if (typeof token !== 'string') return ctx.refuse(token)
       const found = await appTokens.verify(token)
       if (!found) return ctx.refuse(INVALID)
-      ctx.send(200, { valid: true, username: found.record.username, id: found.record.uid, groups: found.record.groups, expires: iso(found.expiresAt) })
+      ctx.send(200, {
+        valid: true,
+        username: found.record.username,
+        id: found.record.uid,
+        groups: found.record.groups,
+        expires: iso(found.expiresAt),
+      })
     },
 
     async 'app-token-revoke'(ctx) {
@@ -118,7 +158,13 @@ export function createTokenEndpoints(deps: TokenEndpointDeps): Record<'user-toke
       if (token === null) return ctx.refuse(INVALID)
       const found = await appTokens.verify(token)
       if (!found || !(await appTokens.revoke(token))) return ctx.refuse(INVALID)
-      publishAudit({ kind: 'token.revoked', type: 'app', jti: found.hash, subject: found.record.username, by: ctx.principal?.username ?? '' })
+      publishAudit({
+        kind: 'token.revoked',
+        type: 'app',
+        jti: found.hash,
+        subject: found.record.username,
+        by: ctx.principal?.username ?? '',
+      })
       ctx.send(200, { status: true, code: 'E0000', message: 'Revoked' })
     },
   }

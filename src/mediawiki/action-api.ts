@@ -47,7 +47,15 @@ export type ActionRequestResult =
   | { readonly ok: false; readonly reason: string }
 
 /** Parameters that select modules: each must be unambiguous in every source. */
-const SENSITIVE: ReadonlySet<string> = new Set(['action', 'list', 'prop', 'meta', 'generator', 'export', 'exportnowrap'])
+const SENSITIVE: ReadonlySet<string> = new Set([
+  'action',
+  'list',
+  'prop',
+  'meta',
+  'generator',
+  'export',
+  'exportnowrap',
+])
 
 /**
  * What we accept as a module name. MediaWiki NFC-normalises non-ASCII values, so anything
@@ -68,7 +76,10 @@ export function needsBody(method: string, _contentType?: string): boolean {
 }
 
 /** The sensitive parameters of one source (GET or POST), refusing arrays, repeats and files. */
-function pickSensitive(vars: readonly PhpVar[], source: string): { ok: true; values: Map<string, string> } | { ok: false; reason: string } {
+function pickSensitive(
+  vars: readonly PhpVar[],
+  source: string,
+): { ok: true; values: Map<string, string> } | { ok: false; reason: string } {
   const values = new Map<string, string>()
   for (const v of vars) {
     if (v.name.kind === 'dropped' || !SENSITIVE.has(v.name.key)) continue
@@ -96,7 +107,8 @@ function readPost(input: ActionRequestInput): PhpParse {
   }
   if (body === undefined) return fail('POST body was not read')
   const encoding = input.contentEncoding?.trim().toLowerCase()
-  if (encoding !== undefined && encoding !== '' && encoding !== 'identity') return fail('Content-Encoding on an Action API body')
+  if (encoding !== undefined && encoding !== '' && encoding !== 'identity')
+    return fail('Content-Encoding on an Action API body')
   const type = phpPostContentType(input.contentType)
   if (type === FORM_URLENCODED) return parseUrlEncodedBody(body)
   if (type === MULTIPART_FORM_DATA) return parseMultipart(body, input.contentType ?? '')
@@ -109,7 +121,7 @@ function readPost(input: ActionRequestInput): PhpParse {
 function moduleList(value: string): string[] | null {
   if (value === '' || value === '\x1f') return []
   const parts = value.startsWith('\x1f') ? value.slice(1).split('\x1f') : value.split('|')
-  return parts.every(p => MODULE_NAME.test(p)) ? parts : null
+  return parts.every((p) => MODULE_NAME.test(p)) ? parts : null
 }
 
 /**
@@ -179,8 +191,8 @@ export function readActionRequest(input: ActionRequestInput): ActionRequestResul
  */
 export function isAllowed(modules: readonly string[], allowed: ReadonlySet<string>): boolean {
   if (modules.length === 0) return false
-  const anyQuerySub = (): boolean => [...allowed].some(a => a.startsWith('query+'))
-  return modules.every(m => {
+  const anyQuerySub = (): boolean => [...allowed].some((a) => a.startsWith('query+'))
+  return modules.every((m) => {
     if (allowed.has(m)) return true
     if (m === 'query') return anyQuerySub()
     if (m.startsWith('query+')) return allowed.has('query')

@@ -37,8 +37,7 @@ export interface PhpVar {
 }
 
 export type PhpParse =
-  | { readonly ok: true; readonly vars: readonly PhpVar[] }
-  | { readonly ok: false; readonly reason: string }
+  { readonly ok: true; readonly vars: readonly PhpVar[] } | { readonly ok: false; readonly reason: string }
 
 const fail = (reason: string): { ok: false; reason: string } => ({ ok: false, reason })
 
@@ -115,8 +114,9 @@ export function parseQueryString(query: string, separators = '&'): PhpParse {
     const c = query.charCodeAt(i)
     if (c <= 0x20 || c >= 0x7f || c === 0x23) return fail('query string has a character outside printable ASCII')
   }
-  const pieces = separators === '&' ? query.split('&') : query.split(new RegExp(`[${separators.replace(/[\\\]^-]/g, '\\$&')}]`))
-  const tokens = pieces.filter(t => t.length > 0)
+  const pieces =
+    separators === '&' ? query.split('&') : query.split(new RegExp(`[${separators.replace(/[\\\]^-]/g, '\\$&')}]`))
+  const tokens = pieces.filter((t) => t.length > 0)
   if (tokens.length > PHP_MAX_INPUT_VARS) return fail('more query variables than PHP max_input_vars')
   const vars: PhpVar[] = []
   for (const t of tokens) {
@@ -148,7 +148,7 @@ export function parseUrlEncodedBody(body: Buffer): PhpParse {
   return { ok: true, vars }
 }
 
-const asciiLower = (s: string): string => s.replace(/[A-Z]/g, c => String.fromCharCode(c.charCodeAt(0) + 32))
+const asciiLower = (s: string): string => s.replace(/[A-Z]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 32))
 
 /**
  * The media type PHP uses to pick a POST handler (sapi_read_post_data): ASCII-lower-cased and
@@ -175,7 +175,8 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
  * values are fine: the case-sensitive search finds the lower-case name first).
  */
 export function multipartBoundary(contentType: string): { ok: true; boundary: string } | { ok: false; reason: string } {
-  if (asciiLower(contentType.slice(0, MULTIPART_FORM_DATA.length)) !== MULTIPART_FORM_DATA) return fail('not multipart/form-data')
+  if (asciiLower(contentType.slice(0, MULTIPART_FORM_DATA.length)) !== MULTIPART_FORM_DATA)
+    return fail('not multipart/form-data')
   let offset = MULTIPART_FORM_DATA.length
   let boundary: string | undefined
   let boundaryAt = -1
@@ -196,7 +197,9 @@ export function multipartBoundary(contentType: string): { ok: true; boundary: st
     offset += whole.length
   }
   if (boundary === undefined) return fail('multipart Content-Type has no boundary parameter')
-  const phpAt = contentType.includes('boundary') ? contentType.indexOf('boundary') : asciiLower(contentType).indexOf('boundary')
+  const phpAt = contentType.includes('boundary')
+    ? contentType.indexOf('boundary')
+    : asciiLower(contentType).indexOf('boundary')
   if (phpAt !== boundaryAt) return fail('PHP would read the boundary from another place in the Content-Type')
   return { ok: true, boundary }
 }
@@ -204,7 +207,8 @@ export function multipartBoundary(contentType: string): { ok: true; boundary: st
 // A parameter value inside Content-Disposition. Quoted: no '"' or '\' (PHP's getword and
 // substring_conf treat backslashes differently from each other and from RFC 7578), no control
 // bytes. Unquoted: PHP's getword_conf reads up to whitespace; we allow only plain token bytes.
-const CD_PARAM = /^;[ \t]*([!#$%&'*+\-.^_`|~0-9A-Za-z]+)=("[^"\\\x00-\x08\x0a-\x1f\x7f]*"|[A-Za-z0-9!#$%&*+\-.^_`|~[\]]+)(?=;|$)/
+const CD_PARAM =
+  /^;[ \t]*([!#$%&'*+\-.^_`|~0-9A-Za-z]+)=("[^"\\\x00-\x08\x0a-\x1f\x7f]*"|[A-Za-z0-9!#$%&*+\-.^_`|~[\]]+)(?=;|$)/
 
 type Disposition = { ok: true; name: string; filename: string | undefined } | { ok: false; reason: string }
 
@@ -320,7 +324,12 @@ export function parseMultipart(body: Buffer, contentType: string): PhpParse {
     const cd = parseDisposition(headers.disposition)
     if (!cd.ok) return cd
     const isFile = cd.filename !== undefined
-    vars.push({ rawName: cd.name, name: manglePhpName(cd.name), value: isFile ? '' : part.slice(headerEnd + 4), isFile })
+    vars.push({
+      rawName: cd.name,
+      name: manglePhpName(cd.name),
+      value: isFile ? '' : part.slice(headerEnd + 4),
+      isFile,
+    })
     pos = next
   }
 }

@@ -15,9 +15,12 @@ export interface ActionParamsInput {
   readonly postBodies: 'refuse' | 'queryOnly'
 }
 
-export type ActionParamsResult = { readonly ok: true; readonly body: Buffer | null } | { readonly ok: false; readonly refusal: Refusal }
+export type ActionParamsResult =
+  { readonly ok: true; readonly body: Buffer | null } | { readonly ok: false; readonly refusal: Refusal }
 
-const FORWARD_AUTH_POST = refuse('E1004', { message: 'Forward-auth cannot see a POST body: send Action API parameters in the query string' })
+const FORWARD_AUTH_POST = refuse('E1004', {
+  message: 'Forward-auth cannot see a POST body: send Action API parameters in the query string',
+})
 
 /**
  * Judges the Action API modules a limited caller invokes, from exactly what PHP will hand
@@ -26,7 +29,10 @@ const FORWARD_AUTH_POST = refuse('E1004', { message: 'Forward-auth cannot see a 
  */
 export async function checkActionParams(input: ActionParamsInput): Promise<ActionParamsResult> {
   // Node keeps the first of two Content-Type headers; the server in front of PHP may keep the other.
-  if (headerValues(input.rawHeaders, 'content-type').length > 1 || headerValues(input.rawHeaders, 'content-encoding').length > 1) {
+  if (
+    headerValues(input.rawHeaders, 'content-type').length > 1 ||
+    headerValues(input.rawHeaders, 'content-encoding').length > 1
+  ) {
     return { ok: false, refusal: refuse('E1030') }
   }
   const contentType = input.headers['content-type']
@@ -44,7 +50,13 @@ export async function checkActionParams(input: ActionParamsInput): Promise<Actio
       body = read
     }
   }
-  const parsed = readActionRequest({ query: input.query, method: judgedMethod, contentType, contentEncoding, body: body ?? undefined })
+  const parsed = readActionRequest({
+    query: input.query,
+    method: judgedMethod,
+    contentType,
+    contentEncoding,
+    body: body ?? undefined,
+  })
   if (!parsed.ok) return { ok: false, refusal: refuse('E1030') }
   if (!isAllowed(parsed.modules, input.limits.actionModules)) return { ok: false, refusal: refuse('E1004') }
   return { ok: true, body }

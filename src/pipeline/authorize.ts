@@ -15,7 +15,10 @@ export function createRouteTable(routes: readonly CompiledRoute[]): RouteTable {
   const everywhere = routes.filter((r) => r.prefix === '/')
   const buckets = new Map<string, CompiledRoute[]>()
   for (const segment of new Set(routes.filter((r) => r.prefix !== '/').map((r) => firstSegment(r.prefix)))) {
-    buckets.set(segment, routes.filter((r) => r.prefix === '/' || firstSegment(r.prefix) === segment))
+    buckets.set(
+      segment,
+      routes.filter((r) => r.prefix === '/' || firstSegment(r.prefix) === segment),
+    )
   }
   return (matchPath, method) => {
     for (const r of buckets.get(firstSegment(matchPath)) ?? everywhere) {
@@ -39,7 +42,12 @@ const DENIED = refuse('E1004')
  * What the route and the caller's own limits allow. Action API modules are judged by the caller
  * (see action-params) because only it may need to read the body.
  */
-export function authorize(route: CompiledRoute, principal: Principal, matchPath: string, onActionApi: boolean): Refusal | null {
+export function authorize(
+  route: CompiledRoute,
+  principal: Principal,
+  matchPath: string,
+  onActionApi: boolean,
+): Refusal | null {
   if (route.schemes && !route.schemes.has(principal.scheme)) return DENIED
   if (route.tokenType && principal.tokenType !== route.tokenType) return refuse('E1020')
   if (route.groups.length > 0 && !route.groups.some((g) => principal.groups.includes(g))) return DENIED

@@ -37,14 +37,23 @@ interface InFlight {
   headersAt: number
 }
 
-function answerWithUpstreamHeaders({ statusCode, headers, opaque }: { statusCode: number; headers: Record<string, string | string[] | undefined>; opaque: unknown }): ServerResponse {
+function answerWithUpstreamHeaders({
+  statusCode,
+  headers,
+  opaque,
+}: {
+  statusCode: number
+  headers: Record<string, string | string[] | undefined>
+  opaque: unknown
+}): ServerResponse {
   const flight = opaque as InFlight
   flight.headersAt = performance.now()
   flight.res.writeHead(statusCode, responseHeaders(headers, flight.requestId))
   return flight.res
 }
 
-const upstreamMs = (flight: InFlight): number | null => (flight.headersAt === 0 ? null : flight.headersAt - flight.sentAt)
+const upstreamMs = (flight: InFlight): number | null =>
+  flight.headersAt === 0 ? null : flight.headersAt - flight.sentAt
 
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
 
@@ -53,7 +62,10 @@ export function upstreamRefusal(err: unknown): Refusal {
   return TIMEOUT_CODES.has(code) ? refuse('E1032', { status: 504, message: 'Upstream timed out' }) : refuse('E1032')
 }
 
-function responseHeaders(headers: Record<string, string | string[] | undefined>, requestId: string): Record<string, string | string[]> {
+function responseHeaders(
+  headers: Record<string, string | string[] | undefined>,
+  requestId: string,
+): Record<string, string | string[]> {
   const listed = connectionListed(headers.connection)
   const out: Record<string, string | string[]> = {}
   for (const name in headers) {
@@ -66,19 +78,23 @@ function responseHeaders(headers: Record<string, string | string[] | undefined>,
 }
 
 const hasBody = (req: IncomingMessage): boolean =>
-  req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0')
+  req.headers['transfer-encoding'] !== undefined ||
+  (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0')
 
 /** One keep-alive undici pool per upstream origin; bodies stream both ways. */
 export function createForwarder(origins: readonly string[], options: ForwarderOptions) {
   const pools = new Map<string, Pool>()
   for (const origin of new Set(origins)) {
-    pools.set(origin, new Pool(origin, {
-      connect: { timeout: options.connectTimeoutMs },
-      headersTimeout: options.timeoutMs,
-      bodyTimeout: options.timeoutMs,
-      keepAliveTimeout: 4_000,
-      pipelining: 1,
-    }))
+    pools.set(
+      origin,
+      new Pool(origin, {
+        connect: { timeout: options.connectTimeoutMs },
+        headersTimeout: options.timeoutMs,
+        bodyTimeout: options.timeoutMs,
+        keepAliveTimeout: 4_000,
+        pipelining: 1,
+      }),
+    )
   }
   const poolFor = (origin: string): Pool => {
     const pool = pools.get(origin)
@@ -103,7 +119,8 @@ export function createForwarder(origins: readonly string[], options: ForwarderOp
       )
       return { refusal: null, upstreamMs: upstreamMs(flight) }
     } catch (err) {
-      if (res.destroyed || err instanceof undiciErrors.RequestAbortedError) return { refusal: null, upstreamMs: upstreamMs(flight) }
+      if (res.destroyed || err instanceof undiciErrors.RequestAbortedError)
+        return { refusal: null, upstreamMs: upstreamMs(flight) }
       if (!res.headersSent) return { refusal: upstreamRefusal(err), upstreamMs: null }
       res.destroy()
       return { refusal: null, upstreamMs: upstreamMs(flight) }
@@ -111,11 +128,20 @@ export function createForwarder(origins: readonly string[], options: ForwarderOp
   }
 
   /** WebSocket (and other) upgrades, proxied after the same decision as any request. */
-  async function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, target: ForwardTarget, fail: ForwardFailure): Promise<void> {
+  async function upgrade(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    target: ForwardTarget,
+    fail: ForwardFailure,
+  ): Promise<void> {
     try {
       const protocol = String(req.headers.upgrade ?? 'websocket')
       const { headers, socket: upstream } = await poolFor(target.origin).upgrade({
-        path: target.pathAndQuery, method: req.method as 'GET', headers: target.headers, protocol,
+        path: target.pathAndQuery,
+        method: req.method as 'GET',
+        headers: target.headers,
+        protocol,
       })
       let response = 'HTTP/1.1 101 Switching Protocols\r\n'
       const resHeaders = { ...responseHeaders(headers, target.requestId), connection: 'Upgrade', upgrade: protocol }
@@ -141,7 +167,9 @@ export function createForwarder(origins: readonly string[], options: ForwarderOp
   return {
     forward,
     upgrade,
-    close: async () => { await Promise.all([...pools.values()].map((p) => p.close())) },
+    close: async () => {
+      await Promise.all([...pools.values()].map((p) => p.close()))
+    },
   }
 }
 

@@ -20,14 +20,33 @@ export interface IdentityInput {
 }
 
 // Set by keygate itself, so a client's copy is never believed.
-const GATEWAY_SET = new Set(['x-request-id', 'x-real-ip', 'forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'expect', 'host'])
+const GATEWAY_SET = new Set([
+  'x-request-id',
+  'x-real-ip',
+  'forwarded',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'x-forwarded-port',
+  'expect',
+  'host',
+])
 
 // Headers with which some frameworks let a request rename its own path or method after the
 // gateway has judged it (Symfony/IIS X-Original-URL and X-Rewrite-URL, method overrides, proxy
 // path prefixes): never passed on, in any spelling, so the upstream acts on what was decided.
 const REROUTING = new Set([
-  'x-original-url', 'x-rewrite-url', 'x-original-uri', 'x-original-method', 'x-forwarded-uri', 'x-forwarded-method',
-  'x-forwarded-path', 'x-forwarded-prefix', 'x-http-method-override', 'x-http-method', 'x-method-override',
+  'x-original-url',
+  'x-rewrite-url',
+  'x-original-uri',
+  'x-original-method',
+  'x-forwarded-uri',
+  'x-forwarded-method',
+  'x-forwarded-path',
+  'x-forwarded-prefix',
+  'x-http-method-override',
+  'x-http-method',
+  'x-method-override',
 ])
 
 const PRINTABLE_ASCII = /^[\x20-\x7e]*$/
@@ -37,7 +56,11 @@ const headerSafe = (value: string): string =>
   PRINTABLE_ASCII.test(value) ? value : Buffer.from(value.replace(/[\x00-\x1f\x7f]/g, ''), 'utf8').toString('latin1')
 
 function withoutSessionCookie(cookie: string): string {
-  return cookie.split(';').filter((pair) => pair.split('=', 1)[0]!.trim() !== SESSION_COOKIE).join(';').trim()
+  return cookie
+    .split(';')
+    .filter((pair) => pair.split('=', 1)[0]!.trim() !== SESSION_COOKIE)
+    .join(';')
+    .trim()
 }
 
 /**
@@ -85,7 +108,9 @@ export function buildUpstreamHeaders(input: IdentityInput): Record<string, strin
  * (auth_request_set, copy_headers). Made once per config snapshot; a principal's headers are
  * built once, since ApiKey principals are fixed and cached tokens give the same principal back.
  */
-export function createIdentityHeaders(h: GatewayConfig['identityHeaders']): (principal: Principal | null) => Readonly<Record<string, string>> {
+export function createIdentityHeaders(
+  h: GatewayConfig['identityHeaders'],
+): (principal: Principal | null) => Readonly<Record<string, string>> {
   const anonymous = Object.freeze({ [h.scheme]: 'anonymous' })
   const built = new WeakMap<Principal, Readonly<Record<string, string>>>()
   return (principal) => {
@@ -110,4 +135,5 @@ function buildIdentityHeaders(principal: Principal, h: GatewayConfig['identityHe
   return out
 }
 
-const firstValue = (v: string | string[] | undefined): string => (Array.isArray(v) ? v[0] ?? '' : v ?? '').split(',')[0]!.trim()
+const firstValue = (v: string | string[] | undefined): string =>
+  (Array.isArray(v) ? (v[0] ?? '') : (v ?? '')).split(',')[0]!.trim()

@@ -47,12 +47,31 @@ export type Decide = (request: DecisionRequest) => MaybePromise<Decision>
 const CHALLENGE = 'Bearer realm="keygate", ApiKey realm="keygate", AppToken realm="keygate"'
 const INVALID_TOKEN_CHALLENGE = 'Bearer realm="keygate", error="invalid_token"'
 
-const allow = (route: CompiledRoute, principal: Principal | null, target: NormalizedTarget, client: ClientAddress, body: Buffer | null = null): Decision =>
-  ({ allow: true, route, principal, target, client, body })
+const allow = (
+  route: CompiledRoute,
+  principal: Principal | null,
+  target: NormalizedTarget,
+  client: ClientAddress,
+  body: Buffer | null = null,
+): Decision => ({ allow: true, route, principal, target, client, body })
 
-const deny = (refusal: Refusal, route: CompiledRoute | null = null, principal: Principal | null = null, client: ClientAddress | null = null): Decision => ({
-  allow: false, refusal, route, principal, client,
-  challenge: refusal.code === 'E1000' ? CHALLENGE : (refusal.code === 'E1001' || refusal.code === 'E1002' || refusal.code === 'E1003') ? INVALID_TOKEN_CHALLENGE : null,
+const deny = (
+  refusal: Refusal,
+  route: CompiledRoute | null = null,
+  principal: Principal | null = null,
+  client: ClientAddress | null = null,
+): Decision => ({
+  allow: false,
+  refusal,
+  route,
+  principal,
+  client,
+  challenge:
+    refusal.code === 'E1000'
+      ? CHALLENGE
+      : refusal.code === 'E1001' || refusal.code === 'E1002' || refusal.code === 'E1003'
+        ? INVALID_TOKEN_CHALLENGE
+        : null,
 })
 
 /**
@@ -75,27 +94,48 @@ export function createDecide(config: CompiledConfig, chain: AuthenticatorChain):
     if (route.policy === 'anonymous') return allow(route, null, target, client)
     return andThen(authenticate({ rawHeaders: request.rawHeaders, clientIp: client.clientIp }, chain), (outcome) => {
       if (outcome.kind === 'deny') return deny(outcome.refusal, route, null, client)
-      if (outcome.kind !== 'ok') return route.policy === 'optional' ? allow(route, null, target, client) : deny(refuse('E1000'), route, null, client)
+      if (outcome.kind !== 'ok')
+        return route.policy === 'optional'
+          ? allow(route, null, target, client)
+          : deny(refuse('E1000'), route, null, client)
       return judge(request, route, outcome.principal, target, client)
     })
   }
 
   /** What an authenticated caller may do here: the route, then its own limits (paths, Action API modules). */
-  function judge(request: DecisionRequest, route: CompiledRoute, principal: Principal, target: NormalizedTarget, client: ClientAddress): MaybePromise<Decision> {
+  function judge(
+    request: DecisionRequest,
+    route: CompiledRoute,
+    principal: Principal,
+    target: NormalizedTarget,
+    client: ClientAddress,
+  ): MaybePromise<Decision> {
     const onActionApi = route.endpoint === null && isActionApiPath(config.actionApiPaths, target.matchPath)
     const refusal = authorize(route, principal, target.matchPath, onActionApi)
     if (refusal) {
-      if (principal.keyName) publishAudit({ kind: 'apikey.refused', keyName: principal.keyName, clientIp: client.clientIp, reason: 'path' })
+      if (principal.keyName)
+        publishAudit({ kind: 'apikey.refused', keyName: principal.keyName, clientIp: client.clientIp, reason: 'path' })
       return deny(refusal, route, principal, client)
     }
     if (!onActionApi || !principal.limits) return allow(route, principal, target, client)
 
     return checkActionParams({
-      method: request.method, query: target.query, headers: request.headers, rawHeaders: request.rawHeaders,
-      limits: principal.limits, readBody: request.readBody, postBodies,
+      method: request.method,
+      query: target.query,
+      headers: request.headers,
+      rawHeaders: request.rawHeaders,
+      limits: principal.limits,
+      readBody: request.readBody,
+      postBodies,
     }).then((action) => {
       if (action.ok) return allow(route, principal, target, client, action.body)
-      if (principal.keyName) publishAudit({ kind: 'apikey.refused', keyName: principal.keyName, clientIp: client.clientIp, reason: 'module' })
+      if (principal.keyName)
+        publishAudit({
+          kind: 'apikey.refused',
+          keyName: principal.keyName,
+          clientIp: client.clientIp,
+          reason: 'module',
+        })
       return deny(action.refusal, route, principal, client)
     })
   }

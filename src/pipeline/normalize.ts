@@ -56,7 +56,10 @@ function decodeUnreservedEscapes(rawPath: string): string | null {
   let path = ''
   for (let i = 0; i < rawPath.length; i++) {
     const c = rawPath[i]!
-    if (c !== '%') { path += c; continue }
+    if (c !== '%') {
+      path += c
+      continue
+    }
     const hex = rawPath.slice(i + 1, i + 3).toUpperCase()
     if (!/^[0-9A-F]{2}$/.test(hex)) return null
     if (FORBIDDEN_ESCAPES.has(hex)) return null

@@ -29,27 +29,36 @@ export function createStoreHealth(store: Store, opts: { intervalMs?: number; clo
   let inFlight: Promise<boolean> | null = null
   let timer: NodeJS.Timeout | null = null
 
-  const isHealthy = (): boolean =>
-    !isFailing && lastOkAtMs !== null && clock.now() - lastOkAtMs <= 2 * intervalMs
+  const isHealthy = (): boolean => !isFailing && lastOkAtMs !== null && clock.now() - lastOkAtMs <= 2 * intervalMs
 
   const check = (): Promise<boolean> => {
     // One ping at a time: a hung store must not pile up pings; staleness covers the wait.
     if (inFlight !== null) return inFlight
-    inFlight = store.ping().then(() => true, () => false).then((ok) => {
-      inFlight = null
-      isFailing = !ok
-      if (ok) lastOkAtMs = clock.now()
-      return isHealthy()
-    })
+    inFlight = store
+      .ping()
+      .then(
+        () => true,
+        () => false,
+      )
+      .then((ok) => {
+        inFlight = null
+        isFailing = !ok
+        if (ok) lastOkAtMs = clock.now()
+        return isHealthy()
+      })
     return inFlight
   }
 
   return {
-    get healthy() { return isHealthy() },
+    get healthy() {
+      return isHealthy()
+    },
     start() {
       if (timer !== null) return
       void check()
-      timer = setInterval(() => { void check() }, intervalMs)
+      timer = setInterval(() => {
+        void check()
+      }, intervalMs)
       timer.unref()
     },
     stop() {

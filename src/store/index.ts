@@ -19,13 +19,29 @@ export function createStore(
   clock?: Clock,
   opts: { onError?: (err: Error) => void } = {},
 ): Store {
-  const store = config.redis === undefined
-    ? createMemoryStore({ prefix: config.prefix, clock })
-    : createRedisStore({ redis: config.redis, prefix: config.prefix, onError: opts.onError })
+  const store =
+    config.redis === undefined
+      ? createMemoryStore({ prefix: config.prefix, clock })
+      : createRedisStore({ redis: config.redis, prefix: config.prefix, onError: opts.onError })
   return instrumentStore(store)
 }
 
-const ROUND_TRIPS = ['get', 'set', 'setIfAbsent', 'take', 'del', 'expire', 'ttl', 'incr', 'addToSet', 'removeFromSet', 'members', 'keys', 'publish', 'ping'] as const
+const ROUND_TRIPS = [
+  'get',
+  'set',
+  'setIfAbsent',
+  'take',
+  'del',
+  'expire',
+  'ttl',
+  'incr',
+  'addToSet',
+  'removeFromSet',
+  'members',
+  'keys',
+  'publish',
+  'ping',
+] as const
 
 /** Every round trip published on keygate:store (metrics); nothing is measured while nobody listens. */
 export function instrumentStore(store: Store): Store {

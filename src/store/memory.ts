@@ -7,8 +7,7 @@ import type { Counter, Store } from './types.js'
 // Expiry is judged by the injected clock, so tests move a manual clock instead of sleeping.
 
 type Entry =
-  | { kind: 'string'; value: string; expiresAtMs: number }
-  | { kind: 'set'; members: Set<string>; expiresAtMs: number }
+  { kind: 'string'; value: string; expiresAtMs: number } | { kind: 'set'; members: Set<string>; expiresAtMs: number }
 
 export interface MemoryStoreOptions {
   /** Accepted for symmetry with Redis; an in-process store shares its keyspace with nobody. */
@@ -34,7 +33,10 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): Store {
     const now = clock.now()
     for (let i = 0; i < budget; i++) {
       const next = cursor.next()
-      if (next.done) { cursor = entries.entries(); return }
+      if (next.done) {
+        cursor = entries.entries()
+        return
+      }
       const [key, entry] = next.value
       if (entry.expiresAtMs <= now) entries.delete(key)
     }
@@ -45,7 +47,10 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): Store {
   const live = (key: string): Entry | undefined => {
     const entry = entries.get(key)
     if (entry === undefined) return undefined
-    if (entry.expiresAtMs <= clock.now()) { entries.delete(key); return undefined }
+    if (entry.expiresAtMs <= clock.now()) {
+      entries.delete(key)
+      return undefined
+    }
     return entry
   }
   const open = (): void => {
@@ -175,7 +180,10 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): Store {
     async subscribe(channel, onMessage) {
       open()
       let handlers = channels.get(channel)
-      if (handlers === undefined) { handlers = new Set(); channels.set(channel, handlers) }
+      if (handlers === undefined) {
+        handlers = new Set()
+        channels.set(channel, handlers)
+      }
       handlers.add(onMessage)
     },
 

@@ -8,9 +8,7 @@ import type { Counter, Store } from './types.js'
 // service resumes without a restart.
 
 export type RedisTarget =
-  | string
-  | { sentinels: string[]; name: string; password?: string }
-  | { cluster: string[]; password?: string }
+  string | { sentinels: string[]; name: string; password?: string } | { cluster: string[]; password?: string }
 
 export interface RedisStoreOptions {
   redis: RedisTarget
@@ -44,7 +42,9 @@ if n == 1 or t < 0 then
 end
 return {n, t}
 `
-interface WithIncr { keygateIncr(key: string, windowMs: number): Promise<[number, number]> }
+interface WithIncr {
+  keygateIncr(key: string, windowMs: number): Promise<[number, number]>
+}
 
 const SCAN_COUNT = 1000
 const DEFAULT_TIMEOUT_MS = 1000
@@ -72,30 +72,53 @@ export function createRedisStore(opts: RedisStoreOptions): Store {
    * Runs one command within the time budget. A connection that has been down for longer than
    * the budget fails the call at once; a short gap (start-up, a failover) is waited out.
    */
-  const run = <T>(t: Tracked, op: () => Promise<T>): Promise<T> => new Promise<T>((resolve, reject) => {
-    if (closed) return reject(new StoreUnavailableError({ cause: new Error('store closed') }))
-    const isReady = t.conn.status === 'ready'
-    if (!isReady && t.downSinceMs !== null && Date.now() - t.downSinceMs >= timeoutMs) {
-      return reject(new StoreUnavailableError({ cause: new Error(`redis unreachable for ${Date.now() - t.downSinceMs} ms`) }))
-    }
-    let settled = false
-    const timer = setTimeout(() => {
-      t.waiters.delete(start)
-      if (settled) return
-      settled = true
-      reject(new StoreUnavailableError({ cause: new Error(`no answer from redis within ${timeoutMs} ms`) }))
-    }, timeoutMs)
-    function start(): void {
-      if (settled) return
-      if (closed) { settled = true; clearTimeout(timer); return reject(new StoreUnavailableError({ cause: new Error('store closed') })) }
-      const fail = (err: unknown) => { if (!settled) { settled = true; clearTimeout(timer); reject(new StoreUnavailableError({ cause: err })) } }
-      let pending: Promise<T>
-      try { pending = op() } catch (err) { return fail(err) }
-      pending.then((value) => { if (!settled) { settled = true; clearTimeout(timer); resolve(value) } }, fail)
-    }
-    if (isReady) start()
-    else t.waiters.add(start)
-  })
+  const run = <T>(t: Tracked, op: () => Promise<T>): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      if (closed) return reject(new StoreUnavailableError({ cause: new Error('store closed') }))
+      const isReady = t.conn.status === 'ready'
+      if (!isReady && t.downSinceMs !== null && Date.now() - t.downSinceMs >= timeoutMs) {
+        return reject(
+          new StoreUnavailableError({ cause: new Error(`redis unreachable for ${Date.now() - t.downSinceMs} ms`) }),
+        )
+      }
+      let settled = false
+      const timer = setTimeout(() => {
+        t.waiters.delete(start)
+        if (settled) return
+        settled = true
+        reject(new StoreUnavailableError({ cause: new Error(`no answer from redis within ${timeoutMs} ms`) }))
+      }, timeoutMs)
+      function start(): void {
+        if (settled) return
+        if (closed) {
+          settled = true
+          clearTimeout(timer)
+          return reject(new StoreUnavailableError({ cause: new Error('store closed') }))
+        }
+        const fail = (err: unknown) => {
+          if (!settled) {
+            settled = true
+            clearTimeout(timer)
+            reject(new StoreUnavailableError({ cause: err }))
+          }
+        }
+        let pending: Promise<T>
+        try {
+          pending = op()
+        } catch (err) {
+          return fail(err)
+        }
+        pending.then((value) => {
+          if (!settled) {
+            settled = true
+            clearTimeout(timer)
+            resolve(value)
+          }
+        }, fail)
+      }
+      if (isReady) start()
+      else t.waiters.add(start)
+    })
 
   const getSubscriber = (): Tracked => {
     if (subscriber !== null) return subscriber
@@ -151,7 +174,8 @@ export function createRedisStore(opts: RedisStoreOptions): Store {
       const ms = checkTtl(ttlMs)
       const results = await run(main, () => client.multi().sadd(k(key), member).pexpire(k(key), ms).exec())
       const failed = results?.find(([err]) => err !== null)
-      if (results === null || failed !== undefined) throw new StoreUnavailableError({ cause: failed?.[0] ?? new Error('transaction aborted') })
+      if (results === null || failed !== undefined)
+        throw new StoreUnavailableError({ cause: failed?.[0] ?? new Error('transaction aborted') })
     },
 
     async removeFromSet(key, member) {
@@ -164,9 +188,11 @@ export function createRedisStore(opts: RedisStoreOptions): Store {
       const pattern = escapeGlob(k(keyPrefix)) + '*'
       // A cluster spreads keys over its masters; SCAN walks one node's keyspace. The node list
       // is read once the cluster is ready: an empty list would pass for "no keys".
-      const nodes = await run(main, async (): Promise<Redis[]> => (isCluster ? (client as Cluster).nodes('master') : [client as Redis]))
+      const nodes = await run(main, async (): Promise<Redis[]> =>
+        isCluster ? (client as Cluster).nodes('master') : [client as Redis],
+      )
       if (nodes.length === 0) throw new StoreUnavailableError({ cause: new Error('no cluster master known') })
-      const found = new Set<string>()                  // SCAN may return a key twice
+      const found = new Set<string>() // SCAN may return a key twice
       for (const node of nodes) {
         let cursor = '0'
         do {
@@ -185,7 +211,10 @@ export function createRedisStore(opts: RedisStoreOptions): Store {
     async subscribe(channel, onMessage) {
       const full = k(channel)
       let set = handlers.get(full)
-      if (set === undefined) { set = new Set(); handlers.set(full, set) }
+      if (set === undefined) {
+        set = new Set()
+        handlers.set(full, set)
+      }
       set.add(onMessage)
       let pending = subscriptions.get(full)
       if (pending === undefined) {
@@ -193,7 +222,9 @@ export function createRedisStore(opts: RedisStoreOptions): Store {
         pending = run(sub, () => sub.conn.subscribe(full)).then(() => undefined)
         subscriptions.set(full, pending)
         // Forget a failed SUBSCRIBE so that the next subscribe() tries again.
-        pending.catch(() => { if (subscriptions.get(full) === pending) subscriptions.delete(full) })
+        pending.catch(() => {
+          if (subscriptions.get(full) === pending) subscriptions.delete(full)
+        })
       }
       try {
         await pending
@@ -213,7 +244,10 @@ export function createRedisStore(opts: RedisStoreOptions): Store {
       closed = true
       const conns = subscriber === null ? [main] : [main, subscriber]
       // Calls waiting for a connection learn at once that none is coming.
-      for (const t of conns) { for (const start of [...t.waiters]) start(); t.waiters.clear() }
+      for (const t of conns) {
+        for (const start of [...t.waiters]) start()
+        t.waiters.clear()
+      }
       await Promise.all(conns.map(({ conn }) => quit(conn, timeoutMs)))
     },
   }
@@ -242,16 +276,19 @@ function connect(target: RedisTarget, timeoutMs: number): Connection {
     })
   }
   const { enableOfflineQueue, retryStrategy, ...nodeOptions } = common
-  return new Cluster(target.cluster.map((s) => hostPort(s, 6379)), {
-    enableOfflineQueue,
-    clusterRetryStrategy: retryStrategy as (times: number) => number,
-    redisOptions: { ...nodeOptions, password: target.password },
-    slotsRefreshTimeout: timeoutMs,
-    // Bounded by the call's time budget anyway; retry a moving slot a few times within it.
-    retryDelayOnClusterDown: 100,
-    retryDelayOnFailover: 100,
-    retryDelayOnTryAgain: 100,
-  })
+  return new Cluster(
+    target.cluster.map((s) => hostPort(s, 6379)),
+    {
+      enableOfflineQueue,
+      clusterRetryStrategy: retryStrategy as (times: number) => number,
+      redisOptions: { ...nodeOptions, password: target.password },
+      slotsRefreshTimeout: timeoutMs,
+      // Bounded by the call's time budget anyway; retry a moving slot a few times within it.
+      retryDelayOnClusterDown: 100,
+      retryDelayOnFailover: 100,
+      retryDelayOnTryAgain: 100,
+    },
+  )
 }
 
 function track(conn: Connection, onError: (err: Error) => void): Tracked {
@@ -264,7 +301,9 @@ function track(conn: Connection, onError: (err: Error) => void): Tracked {
     t.waiters.clear()
     for (const start of waiting) start()
   })
-  conn.on('close', () => { t.downSinceMs ??= Date.now() })
+  conn.on('close', () => {
+    t.downSinceMs ??= Date.now()
+  })
   return t
 }
 
@@ -274,7 +313,9 @@ async function quit(conn: Connection, timeoutMs: number): Promise<void> {
     let timer: NodeJS.Timeout | undefined
     await Promise.race([
       conn.quit().catch(() => {}),
-      new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs) }),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, timeoutMs)
+      }),
     ])
     clearTimeout(timer)
   }

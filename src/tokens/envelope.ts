@@ -4,8 +4,7 @@ import { hmacSha256Hex, safeEqual } from '../util/secret.js'
 // {"verifyCallback": CALLBACK, "token": TOKEN, "sig": SIG}, SIG = hex HMAC-SHA256(salt, CALLBACK + TOKEN).
 
 export type OpenedEnvelope =
-  | { readonly ok: true; readonly token: string; readonly verifyCallback: string }
-  | { readonly ok: false }
+  { readonly ok: true; readonly token: string; readonly verifyCallback: string } | { readonly ok: false }
 
 // Envelopes hold a URL and a token; anything far bigger is not one of ours and is not decoded.
 const MAX_ENVELOPE_CHARS = 8192
@@ -32,7 +31,13 @@ export function openEnvelope(salt: string, text: string): OpenedEnvelope {
   }
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return REFUSED
   const { verifyCallback, token, sig } = parsed as Record<string, unknown>
-  if (typeof verifyCallback !== 'string' || typeof token !== 'string' || token === '' || typeof sig !== 'string' || !HEX_SIG.test(sig)) {
+  if (
+    typeof verifyCallback !== 'string' ||
+    typeof token !== 'string' ||
+    token === '' ||
+    typeof sig !== 'string' ||
+    !HEX_SIG.test(sig)
+  ) {
     return REFUSED
   }
   // Both sides are 64 hex characters here, so the comparison time does not depend on the content.

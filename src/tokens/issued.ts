@@ -30,7 +30,11 @@ export function createIssuedTokens(deps: { store: Store; clock: Clock }) {
   const ttlOf = (expiresAt: number) => Math.max(1, expiresAt - clock.now())
   const parse = (text: string | null): IssuedRecord | null => {
     if (text === null) return null
-    try { return JSON.parse(text) as IssuedRecord } catch { return null }
+    try {
+      return JSON.parse(text) as IssuedRecord
+    } catch {
+      return null
+    }
   }
 
   return {

@@ -1,10 +1,24 @@
 import { createPrivateKey, createPublicKey, randomBytes, type KeyObject } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import {
-  SignJWT, calculateJwkThumbprint, createLocalJWKSet, createRemoteJWKSet, customFetch, errors, exportJWK,
-  importPKCS8, importSPKI, jwtVerify,
-  type CryptoKey, type FetchImplementation, type JSONWebKeySet, type JWK, type JWSHeaderParameters,
-  type FlattenedJWSInput, type JWTPayload, type JWSAlgorithm,
+  SignJWT,
+  calculateJwkThumbprint,
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  customFetch,
+  errors,
+  exportJWK,
+  importPKCS8,
+  importSPKI,
+  jwtVerify,
+  type CryptoKey,
+  type FetchImplementation,
+  type JSONWebKeySet,
+  type JWK,
+  type JWSHeaderParameters,
+  type FlattenedJWSInput,
+  type JWTPayload,
+  type JWSAlgorithm,
 } from 'jose'
 import type { Clock } from '../clock.js'
 import { systemClock } from '../clock.js'
@@ -37,7 +51,20 @@ const TOKEN_TYPES: ReadonlySet<string> = new Set<TokenType>(['access', 'session'
 // A JWT is three base64url parts; anything longer than this is refused before any crypto or parsing.
 const MAX_JWT_CHARS = 8192
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/
-const RESERVED_CLAIMS: ReadonlySet<string> = new Set(['sub', 'jti', 'iat', 'exp', 'nbf', 'iss', 'aud', 'type', 'uid', 'name', 'email', 'groups'])
+const RESERVED_CLAIMS: ReadonlySet<string> = new Set([
+  'sub',
+  'jti',
+  'iat',
+  'exp',
+  'nbf',
+  'iss',
+  'aud',
+  'type',
+  'uid',
+  'name',
+  'email',
+  'groups',
+])
 
 /** PEM text as is; anything else is a file path. */
 function readPem(value: string, readFile: (path: string) => string): string {
@@ -47,10 +74,14 @@ function readPem(value: string, readFile: (path: string) => string): string {
 function assertKeyFitsAlg(alg: JwtAlg, key: KeyObject): void {
   const t = key.asymmetricKeyType
   const d = key.asymmetricKeyDetails
-  const fits = alg === 'RS256' ? t === 'rsa' && (d?.modulusLength ?? 0) >= 2048
-    : alg === 'ES256' ? t === 'ec' && d?.namedCurve === 'prime256v1'
-      : alg === 'EdDSA' ? t === 'ed25519'
-        : false
+  const fits =
+    alg === 'RS256'
+      ? t === 'rsa' && (d?.modulusLength ?? 0) >= 2048
+      : alg === 'ES256'
+        ? t === 'ec' && d?.namedCurve === 'prime256v1'
+        : alg === 'EdDSA'
+          ? t === 'ed25519'
+          : false
   if (!fits) throw new KeygateError('E1023', `secrets.jwt: the key does not fit ${alg}`)
 }
 
@@ -75,12 +106,24 @@ export async function createJwtKeys(
     if (cfg.alg === 'HS256') {
       const ephemeral = cfg.secret === undefined || cfg.secret === ''
       const secret = ephemeral ? randomBytes(32) : Buffer.from(cfg.secret!, 'utf8')
-      if (secret.length < HS256_MIN_SECRET_BYTES) throw new KeygateError('E1023', `secrets.jwt.secret is shorter than ${HS256_MIN_SECRET_BYTES} bytes`)
+      if (secret.length < HS256_MIN_SECRET_BYTES)
+        throw new KeygateError('E1023', `secrets.jwt.secret is shorter than ${HS256_MIN_SECRET_BYTES} bytes`)
       // A non-extractable WebCrypto key: jose would re-import a raw secret (or a secret KeyObject) on every call.
-      const key = await globalThis.crypto.subtle.importKey('raw', secret, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify'])
-      return Object.freeze({ ...base, signKey: key, verifyKey: key, kid: undefined, ephemeral, jwks: Object.freeze({ keys: [] }) })
+      const key = await globalThis.crypto.subtle.importKey('raw', secret, { name: 'HMAC', hash: 'SHA-256' }, false, [
+        'sign',
+        'verify',
+      ])
+      return Object.freeze({
+        ...base,
+        signKey: key,
+        verifyKey: key,
+        kid: undefined,
+        ephemeral,
+        jwks: Object.freeze({ keys: [] }),
+      })
     }
-    if (!cfg.privateKey && !cfg.publicKey) throw new KeygateError('E1023', `secrets.jwt.privateKey is required for ${cfg.alg}`)
+    if (!cfg.privateKey && !cfg.publicKey)
+      throw new KeygateError('E1023', `secrets.jwt.privateKey is required for ${cfg.alg}`)
     // node:crypto reads every PEM flavour (PKCS#8, PKCS#1, SEC1, SPKI, X.509); jose then gets normalised PKCS#8/SPKI.
     const priv = cfg.privateKey ? createPrivateKey(readPem(cfg.privateKey, readFile)) : null
     if (priv) assertKeyFitsAlg(cfg.alg, priv)
@@ -94,7 +137,14 @@ export async function createJwtKeys(
     const jwk = await exportJWK(verifyKey)
     const kid = await calculateJwkThumbprint(jwk)
     const published: JWK = Object.freeze({ ...jwk, kid, alg: cfg.alg, use: 'sig' })
-    return Object.freeze({ ...base, signKey, verifyKey, kid, ephemeral: false, jwks: Object.freeze({ keys: [published] }) })
+    return Object.freeze({
+      ...base,
+      signKey,
+      verifyKey,
+      kid,
+      ephemeral: false,
+      jwks: Object.freeze({ keys: [published] }),
+    })
   } catch (err) {
     if (err instanceof KeygateError) throw err
     throw new KeygateError('E1023', 'secrets.jwt: cannot decode the key', { cause: err })
@@ -115,7 +165,13 @@ export interface JwtIssueClaims {
 }
 
 export type JwtIssueResult =
-  | { readonly ok: true; readonly token: string; readonly jti: string; readonly issuedAt: number; readonly expiresAt: number }
+  | {
+      readonly ok: true
+      readonly token: string
+      readonly jti: string
+      readonly issuedAt: number
+      readonly expiresAt: number
+    }
   | { readonly ok: false; readonly code: 'E1024' }
 
 /** Signs a JWT; times come from the injected clock (epoch ms in the result, seconds in the token). */
@@ -129,9 +185,18 @@ export async function issueJwt(keys: JwtKeys, claims: JwtIssueClaims, clock: Clo
   if (claims.extra) for (const [k, v] of Object.entries(claims.extra)) if (!RESERVED_CLAIMS.has(k)) extra[k] = v
   const payload: JWTPayload = {
     ...extra,
-    sub: claims.sub, jti, iat, nbf: iat, exp, iss: keys.issuer,
+    sub: claims.sub,
+    jti,
+    iat,
+    nbf: iat,
+    exp,
+    iss: keys.issuer,
     ...(keys.audience !== undefined ? { aud: keys.audience } : {}),
-    type: claims.type, uid: claims.uid, name: claims.name, email: claims.email, groups: [...claims.groups],
+    type: claims.type,
+    uid: claims.uid,
+    name: claims.name,
+    email: claims.email,
+    groups: [...claims.groups],
   }
   try {
     const token = await new SignJWT(payload)
@@ -208,22 +273,45 @@ export async function verifyJwt(
   }
   const p = payload as Record<string, unknown>
   const type = p.type
-  if (typeof p.sub !== 'string' || p.sub === '' || typeof p.jti !== 'string' || p.jti === '' || typeof type !== 'string'
-    || !TOKEN_TYPES.has(type) || typeof p.exp !== 'number' || typeof p.iat !== 'number') {
+  if (
+    typeof p.sub !== 'string' ||
+    p.sub === '' ||
+    typeof p.jti !== 'string' ||
+    p.jti === '' ||
+    typeof type !== 'string' ||
+    !TOKEN_TYPES.has(type) ||
+    typeof p.exp !== 'number' ||
+    typeof p.iat !== 'number'
+  ) {
     return { ok: false, code: 'E1001', reason: 'claims' }
   }
   const uid = p.uid ?? 0
   const groups = p.groups ?? []
-  if (typeof uid !== 'number' || !Number.isSafeInteger(uid) || uid < 0 || !isStringArray(groups)
-    || (p.name !== undefined && typeof p.name !== 'string') || (p.email !== undefined && typeof p.email !== 'string')) {
+  if (
+    typeof uid !== 'number' ||
+    !Number.isSafeInteger(uid) ||
+    uid < 0 ||
+    !isStringArray(groups) ||
+    (p.name !== undefined && typeof p.name !== 'string') ||
+    (p.email !== undefined && typeof p.email !== 'string')
+  ) {
     return { ok: false, code: 'E1001', reason: 'claims' }
   }
   if (opts.types && !opts.types.includes(type as TokenType)) return { ok: false, code: 'E1020', reason: 'type' }
   return {
     ok: true,
     claims: {
-      sub: p.sub, jti: p.jti, type: type as TokenType, uid, name: (p.name as string | undefined) ?? '', email: (p.email as string | undefined) ?? '',
-      groups, iss: p.iss as string, issuedAt: p.iat * 1000, expiresAt: p.exp * 1000, payload,
+      sub: p.sub,
+      jti: p.jti,
+      type: type as TokenType,
+      uid,
+      name: (p.name as string | undefined) ?? '',
+      email: (p.email as string | undefined) ?? '',
+      groups,
+      iss: p.iss as string,
+      issuedAt: p.iat * 1000,
+      expiresAt: p.exp * 1000,
+      payload,
     },
   }
 }
@@ -311,7 +399,13 @@ function groupsFrom(v: unknown): string[] | null {
   return null
 }
 
-function remoteResolver(url: string, o: Required<Pick<IssuerVerifierOptions, 'cooldownMs' | 'cacheMaxAgeMs' | 'timeoutMs' | 'failureBackoffMs'>> & { clock: Clock; fetch?: FetchImplementation }): KeyResolver {
+function remoteResolver(
+  url: string,
+  o: Required<Pick<IssuerVerifierOptions, 'cooldownMs' | 'cacheMaxAgeMs' | 'timeoutMs' | 'failureBackoffMs'>> & {
+    clock: Clock
+    fetch?: FetchImplementation
+  },
+): KeyResolver {
   const remote = createRemoteJWKSet(new URL(url), {
     cooldownDuration: o.cooldownMs,
     cacheMaxAge: o.cacheMaxAgeMs,
@@ -353,7 +447,10 @@ async function staticResolver(cfg: IssuerConfig, pem: string): Promise<KeyResolv
  * Verifies JWTs from configured external issuers. Throws KeygateError E1023 at creation when a
  * static key cannot be decoded or an issuer has no key source.
  */
-export async function createIssuerVerifier(issuers: readonly IssuerConfig[], opts: IssuerVerifierOptions = {}): Promise<IssuerVerifier> {
+export async function createIssuerVerifier(
+  issuers: readonly IssuerConfig[],
+  opts: IssuerVerifierOptions = {},
+): Promise<IssuerVerifier> {
   const clock = opts.clock ?? systemClock
   const readFile = opts.readFile ?? ((p: string) => readFileSync(p, 'utf8'))
   const remoteOpts = {
@@ -409,7 +506,8 @@ export async function createIssuerVerifier(issuers: readonly IssuerConfig[], opt
       const p = payload as Record<string, unknown>
       const username = claimAt(p, cfg.usernameClaim)
       const groups = groupsFrom(claimAt(p, cfg.groupsClaim))
-      if (typeof username !== 'string' || username === '' || groups === null) return { ok: false, code: 'E1001', reason: 'claims' }
+      if (typeof username !== 'string' || username === '' || groups === null)
+        return { ok: false, code: 'E1001', reason: 'claims' }
       const uid = typeof p.uid === 'number' && Number.isSafeInteger(p.uid) && p.uid >= 0 ? p.uid : 0
       return {
         ok: true,

@@ -148,7 +148,8 @@ export function createTokenRegistry<R extends TokenRecord = TokenRecord>(deps: T
       const found = parse(hash, await store.get(key))
       if (!found) return null
       const now = clock.now()
-      const next = deps.maxLifetimeMs === undefined ? now + ttl : Math.min(now + ttl, found.issuedAt + deps.maxLifetimeMs)
+      const next =
+        deps.maxLifetimeMs === undefined ? now + ttl : Math.min(now + ttl, found.issuedAt + deps.maxLifetimeMs)
       if (next <= now) {
         await revokeByHash(hash)
         return null

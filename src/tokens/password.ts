@@ -49,7 +49,8 @@ function parseHash(text: string): ParsedHash | null {
   const N = Number(m[1])
   const r = Number(m[2])
   const p = Number(m[3])
-  if (N < 2 || (N & (N - 1)) !== 0 || r < 1 || p < 1 || p > MAX_P || memoryOf({ N, r, p }) > MAX_MEMORY_BYTES) return null
+  if (N < 2 || (N & (N - 1)) !== 0 || r < 1 || p < 1 || p > MAX_P || memoryOf({ N, r, p }) > MAX_MEMORY_BYTES)
+    return null
   const salt = Buffer.from(m[4]!, 'base64')
   const hash = Buffer.from(m[5]!, 'base64')
   if (salt.length < 8 || hash.length < 16 || hash.length > 64) return null

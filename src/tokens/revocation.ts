@@ -40,7 +40,9 @@ export type CheckedToken<C> =
   | { readonly ok: false; readonly code: RefusedTokenCode; readonly reason: string }
 
 /** A full check of the token (signature and claims); called only on a cache miss. */
-export type TokenVerifier<C> = (token: string) => Promise<
+export type TokenVerifier<C> = (
+  token: string,
+) => Promise<
   | { readonly ok: true; readonly claims: C }
   | { readonly ok: false; readonly code: RefusedTokenCode; readonly reason: string }
 >
@@ -121,7 +123,10 @@ export async function createRevocation<C extends RevocableClaims>(deps: Revocati
     } catch {
       // Until subscribed, this instance would not hear revocations: it caches nothing meanwhile.
       if (!closed) {
-        retryTimer = setTimeout(() => { retryTimer = undefined; void subscribe() }, resubscribeMs)
+        retryTimer = setTimeout(() => {
+          retryTimer = undefined
+          void subscribe()
+        }, resubscribeMs)
         retryTimer.unref()
       }
     }
@@ -152,8 +157,12 @@ export async function createRevocation<C extends RevocableClaims>(deps: Revocati
   }
 
   return {
-    get size() { return verified.size },
-    get subscribed() { return subscribed },
+    get size() {
+      return verified.size
+    },
+    get subscribed() {
+      return subscribed
+    },
 
     cached(token) {
       if (!cacheUsable()) return undefined
@@ -169,7 +178,9 @@ export async function createRevocation<C extends RevocableClaims>(deps: Revocati
         const e = lookup(token, now)
         if (e) {
           if (now - e.checkedAt < recheckMs) return { ok: true, claims: e.claims, cached: true }
-          const revoked = await (e.recheck ??= isRevokedInStore(e.claims.jti).finally(() => { e.recheck = undefined }))
+          const revoked = await (e.recheck ??= isRevokedInStore(e.claims.jti).finally(() => {
+            e.recheck = undefined
+          }))
           if (revoked) {
             verified.delete(token)
             return { ok: false, code: 'E1002', reason: 'revoked' }
@@ -182,8 +193,10 @@ export async function createRevocation<C extends RevocableClaims>(deps: Revocati
       if (!r.ok) return r
       const checkedAt = clock.now()
       // A revocation heard while the GET was in flight wins over the GET's (older) answer.
-      if (await isRevokedInStore(r.claims.jti) || revokedHere.has(r.claims.jti)) return { ok: false, code: 'E1002', reason: 'revoked' }
-      if (useCache && cacheUsable() && checkedAt < r.claims.expiresAt) verified.set(token, { claims: r.claims, checkedAt })
+      if ((await isRevokedInStore(r.claims.jti)) || revokedHere.has(r.claims.jti))
+        return { ok: false, code: 'E1002', reason: 'revoked' }
+      if (useCache && cacheUsable() && checkedAt < r.claims.expiresAt)
+        verified.set(token, { claims: r.claims, checkedAt })
       return { ok: true, claims: r.claims, cached: false }
     },
 

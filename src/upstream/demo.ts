@@ -5,7 +5,14 @@ import type { GatewayConfig } from '../config/schema.js'
  * The built-in `upstream: demo`: answers with what it received, so a newcomer can watch
  * the gateway work with curl alone.
  */
-export function answerAsDemo(req: IncomingMessage, res: ServerResponse, pathAndQuery: string, headers: Record<string, string | string[]>, names: GatewayConfig['identityHeaders'], requestId: string): void {
+export function answerAsDemo(
+  req: IncomingMessage,
+  res: ServerResponse,
+  pathAndQuery: string,
+  headers: Record<string, string | string[]>,
+  names: GatewayConfig['identityHeaders'],
+  requestId: string,
+): void {
   req.resume()
   const identity: Record<string, string | string[]> = {}
   for (const name of [names.user, names.userId, names.email, names.groups, names.scheme]) {

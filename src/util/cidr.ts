@@ -30,7 +30,12 @@ export function parseCidr(text: string): Range {
 }
 
 export function isValidCidr(text: string): boolean {
-  try { parseCidr(text); return true } catch { return false }
+  try {
+    parseCidr(text)
+    return true
+  } catch {
+    return false
+  }
 }
 
 export type IpMatcher = (ip: string) => boolean
@@ -58,13 +63,15 @@ export function ipv4Number(ip: string): number | null {
  */
 export function compileCidrs(cidrs: readonly string[]): IpMatcher {
   const ranges = cidrs.map(parseCidr)
-  const v4 = ranges.filter(([net]) => net.kind() === 'ipv4').map(([net, bits]) => {
-    const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0
-    return { base: (ipv4Number(net.toString())! & mask) >>> 0, mask }
-  })
+  const v4 = ranges
+    .filter(([net]) => net.kind() === 'ipv4')
+    .map(([net, bits]) => {
+      const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0
+      return { base: (ipv4Number(net.toString())! & mask) >>> 0, mask }
+    })
   return (ip) => {
     const n = ipv4Number(ip)
-    if (n !== null) return v4.some((r) => ((n & r.mask) >>> 0) === r.base)
+    if (n !== null) return v4.some((r) => (n & r.mask) >>> 0 === r.base)
     const addr = parseIp(ip)
     if (!addr) return false
     for (const [net, bits] of ranges) {

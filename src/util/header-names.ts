@@ -9,8 +9,15 @@ export function canonicalHeaderName(name: string): string {
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) plus ones a proxy must never pass on. */
 export const HOP_BY_HOP = new Set([
-  'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization',
-  'te', 'trailer', 'transfer-encoding', 'upgrade',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
 ])
 
 /** The header names a Connection header lists: hop-by-hop for this message too (RFC 9110 §7.6.1). */
@@ -18,7 +25,12 @@ export function connectionListed(connection: string | string[] | undefined): Rea
   if (connection === undefined) return EMPTY
   // The usual values name only headers that are hop-by-hop anyway: no Set per message.
   if (typeof connection === 'string' && ONLY_PERSISTENCE.test(connection)) return EMPTY
-  return new Set(String(connection).split(',').map((t) => t.trim().toLowerCase()).filter(Boolean))
+  return new Set(
+    String(connection)
+      .split(',')
+      .map((t) => t.trim().toLowerCase())
+      .filter(Boolean),
+  )
 }
 const EMPTY: ReadonlySet<string> = new Set()
 const ONLY_PERSISTENCE = /^\s*(?:keep-alive|close)\s*$/i

@@ -20,7 +20,8 @@ export const ADMIN_PASSWORD = 'Admin-Password-For-A-Throwaway-Wiki-0123'
 export function missingWikiPackages(): string | null {
   const missing: string[] = []
   if (!hasCommand('php')) missing.push('php-cli')
-  else if (spawnSync('php', ['-r', 'exit(extension_loaded("pdo_sqlite") ? 0 : 1);']).status !== 0) missing.push('php-sqlite3')
+  else if (spawnSync('php', ['-r', 'exit(extension_loaded("pdo_sqlite") ? 0 : 1);']).status !== 0)
+    missing.push('php-sqlite3')
   if (!existsSync(join(MW_CODE, 'maintenance', 'install.php'))) missing.push('mediawiki')
   return missing.length ? missing.join(', ') : null
 }
@@ -36,8 +37,12 @@ export interface Wiki {
 async function run(cmd: string, args: readonly string[], env: NodeJS.ProcessEnv, cwd: string): Promise<string> {
   const child = spawn(cmd, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
-  child.stdout.on('data', (c) => { out += c })
-  child.stderr.on('data', (c) => { out += c })
+  child.stdout.on('data', (c) => {
+    out += c
+  })
+  child.stderr.on('data', (c) => {
+    out += c
+  })
   const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
   if (code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${code}:\n${out.slice(-4000)}`)
   return out
@@ -56,37 +61,63 @@ export async function startWiki(opts: { trustHeaderFrom: readonly string[] }): P
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
   const settings = join(dir, 'LocalSettings.php')
-  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, MW_INSTALL_PATH: MW_CODE, MW_CONFIG_FILE: settings }
-  const maintenance = (script: string, args: readonly string[]) => run('php', [join(MW_CODE, 'maintenance', `${script}.php`), ...args], env, dir)
+  const env = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: dir,
+    MW_INSTALL_PATH: MW_CODE,
+    MW_CONFIG_FILE: settings,
+  }
+  const maintenance = (script: string, args: readonly string[]) =>
+    run('php', [join(MW_CODE, 'maintenance', `${script}.php`), ...args], env, dir)
 
   await maintenance('install', [
-    '--dbtype', 'sqlite', '--dbpath', data, '--dbname', 'keygatewiki',
-    '--server', url, '--scriptpath', '/w', '--lang', 'en',
-    '--pass', ADMIN_PASSWORD, '--confpath', dir,
-    'Keygate Test Wiki', 'Admin',
+    '--dbtype',
+    'sqlite',
+    '--dbpath',
+    data,
+    '--dbname',
+    'keygatewiki',
+    '--server',
+    url,
+    '--scriptpath',
+    '/w',
+    '--lang',
+    'en',
+    '--pass',
+    ADMIN_PASSWORD,
+    '--confpath',
+    dir,
+    'Keygate Test Wiki',
+    'Admin',
   ])
   const php = (s: string) => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`
-  await appendFile(settings, [
-    '',
-    '# --- added by test/support/mediawiki.ts',
-    `$wgServer = ${php(url)};`,
-    // sessions and CSRF tokens must outlive a request without APCu (php-cli has none)
-    '$wgMainCacheType = CACHE_DB;',
-    '$wgSessionCacheType = CACHE_DB;',
-    `$wgCacheDirectory = ${php(cache)};`,
-    '$wgEnableUploads = false;',
-    // keygate's identity headers, believed from keygate's address only
-    `$wgKeygateAddresses = [ ${opts.trustHeaderFrom.map(php).join(', ')} ];`,
-    `require_once ${php(PROVIDER)};`,
-    '$wgSessionProviders[KeygateTrustedHeaderSessionProvider::class] = [',
-    '\t\'class\' => KeygateTrustedHeaderSessionProvider::class,',
-    '\t\'args\' => [ [] ],',
-    '];',
-    '',
-  ].join('\n'))
+  await appendFile(
+    settings,
+    [
+      '',
+      '# --- added by test/support/mediawiki.ts',
+      `$wgServer = ${php(url)};`,
+      // sessions and CSRF tokens must outlive a request without APCu (php-cli has none)
+      '$wgMainCacheType = CACHE_DB;',
+      '$wgSessionCacheType = CACHE_DB;',
+      `$wgCacheDirectory = ${php(cache)};`,
+      '$wgEnableUploads = false;',
+      // keygate's identity headers, believed from keygate's address only
+      `$wgKeygateAddresses = [ ${opts.trustHeaderFrom.map(php).join(', ')} ];`,
+      `require_once ${php(PROVIDER)};`,
+      '$wgSessionProviders[KeygateTrustedHeaderSessionProvider::class] = [',
+      "\t'class' => KeygateTrustedHeaderSessionProvider::class,",
+      "\t'args' => [ [] ],",
+      '];',
+      '',
+    ].join('\n'),
+  )
 
   // several workers: keygate asks the wiki (identityFromUpstream) while a client may be waiting on it
-  const server = startProcess('php', ['-S', `127.0.0.1:${port}`, ROUTER], { env: { ...env, PHP_CLI_SERVER_WORKERS: '4' }, cwd: dir })
+  const server = startProcess('php', ['-S', `127.0.0.1:${port}`, ROUTER], {
+    env: { ...env, PHP_CLI_SERVER_WORKERS: '4' },
+    cwd: dir,
+  })
   await waitForPort(port, server)
   return { url, port, dir, maintenance }
 }

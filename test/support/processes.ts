@@ -52,19 +52,39 @@ export interface RunningProcess {
  * It runs in a process group of its own, and the whole group is stopped: `php -S` with
  * PHP_CLI_SERVER_WORKERS forks workers that outlive their parent and keep its pipes open.
  */
-export function startProcess(cmd: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): RunningProcess {
-  const child = spawn(cmd, args, { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+export function startProcess(
+  cmd: string,
+  args: readonly string[],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): RunningProcess {
+  const child = spawn(cmd, args, {
+    env: opts.env ?? process.env,
+    cwd: opts.cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  })
   let out = ''
-  const keep = (c: Buffer) => { out = (out + c.toString()).slice(-20_000) }
+  const keep = (c: Buffer) => {
+    out = (out + c.toString()).slice(-20_000)
+  }
   child.stdout!.on('data', keep)
   child.stderr!.on('data', keep)
-  child.on('error', (err) => { out += `\nspawn error: ${err.message}` })
+  child.on('error', (err) => {
+    out += `\nspawn error: ${err.message}`
+  })
   const signalGroup = (signal: NodeJS.Signals) => {
-    try { process.kill(-child.pid!, signal) } catch { /* the group is gone already */ }
+    try {
+      process.kill(-child.pid!, signal)
+    } catch {
+      /* the group is gone already */
+    }
   }
   const stop = async () => {
     if (child.pid === undefined) return
-    const closed = child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : once(child, 'exit').then(() => undefined)
+    const closed =
+      child.exitCode !== null || child.signalCode !== null
+        ? Promise.resolve()
+        : once(child, 'exit').then(() => undefined)
     signalGroup('SIGTERM')
     const timer = setTimeout(() => signalGroup('SIGKILL'), 3_000)
     await closed
@@ -80,19 +100,30 @@ export function startProcess(cmd: string, args: readonly string[], opts: { env?:
 }
 
 /** Waits until something accepts TCP connections on host:port, or fails with what the process said. */
-export async function waitForPort(port: number, proc: RunningProcess | null, timeoutMs = 15_000, host = '127.0.0.1'): Promise<void> {
+export async function waitForPort(
+  port: number,
+  proc: RunningProcess | null,
+  timeoutMs = 15_000,
+  host = '127.0.0.1',
+): Promise<void> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     if (proc && (proc.child.exitCode !== null || proc.child.signalCode !== null)) {
-      throw new Error(`process exited (${proc.child.exitCode ?? proc.child.signalCode}) before listening on ${port}:\n${proc.output()}`)
+      throw new Error(
+        `process exited (${proc.child.exitCode ?? proc.child.signalCode}) before listening on ${port}:\n${proc.output()}`,
+      )
     }
     const ok = await new Promise<boolean>((resolve) => {
       const s = connect({ port, host })
-      s.once('connect', () => { s.destroy(); resolve(true) })
+      s.once('connect', () => {
+        s.destroy()
+        resolve(true)
+      })
       s.once('error', () => resolve(false))
     })
     if (ok) return
-    if (Date.now() > deadline) throw new Error(`nothing listens on ${host}:${port} after ${timeoutMs} ms:\n${proc?.output() ?? ''}`)
+    if (Date.now() > deadline)
+      throw new Error(`nothing listens on ${host}:${port} after ${timeoutMs} ms:\n${proc?.output() ?? ''}`)
     await new Promise((r) => setTimeout(r, 50))
   }
 }

@@ -16,7 +16,14 @@ export const matrixGatewayConfig = (extra: Record<string, unknown> = {}) => ({
   upstream: 'demo', // forward-auth only: keygate never proxies the app here
   trustedProxies: ['127.0.0.1/32'],
   serviceUser: { name: SERVICE_USER, id: 2, email: 'bot@example.org', groups: ['bot'] },
-  apiKeys: [{ name: 'chatbot', key: MATRIX_KEY, cidr: [`${CLIENT_IP}/32`], allow: { paths: ['/app/'], actionModules: ['opensearch'] } }],
+  apiKeys: [
+    {
+      name: 'chatbot',
+      key: MATRIX_KEY,
+      cidr: [`${CLIENT_IP}/32`],
+      allow: { paths: ['/app/'], actionModules: ['opensearch'] },
+    },
+  ],
   routes: [
     { path: '/public/', methods: ['GET', 'HEAD'], anonymous: true },
     { path: '/admin/', require: { groups: ['sysop'] } },
@@ -33,11 +40,24 @@ export interface ProxyUnderTest {
 
 const apiKey = { Authorization: `ApiKey ${MATRIX_KEY}` }
 
-export function viaProxy(port: number, method: string, target: string, headers: Record<string, string> = {}, localAddress = CLIENT_IP): Promise<RawResponse> {
-  const lines = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')
+export function viaProxy(
+  port: number,
+  method: string,
+  target: string,
+  headers: Record<string, string> = {},
+  localAddress = CLIENT_IP,
+): Promise<RawResponse> {
+  const lines = Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('')
   const body = method === 'POST' ? 'action=edit&title=X&text=Y' : ''
-  const length = method === 'POST' ? `Content-Type: application/x-www-form-urlencoded\r\nContent-Length: ${body.length}\r\n` : ''
-  return rawRequest(port, `${method} ${target} HTTP/1.1\r\nHost: wiki.example.org\r\n${lines}${length}Connection: close\r\n\r\n${body}`, { localAddress })
+  const length =
+    method === 'POST' ? `Content-Type: application/x-www-form-urlencoded\r\nContent-Length: ${body.length}\r\n` : ''
+  return rawRequest(
+    port,
+    `${method} ${target} HTTP/1.1\r\nHost: wiki.example.org\r\n${lines}${length}Connection: close\r\n\r\n${body}`,
+    { localAddress },
+  )
 }
 
 /** Every value the app got for a header, whatever its spelling (PHP folds case and '_' into one name). */
@@ -49,7 +69,19 @@ export function spellingsOf(seen: SeenRequest, canonical: string): string[] {
   return out
 }
 
-const SPOOF_SPELLINGS = ['X-Auth-User', 'x-auth-user', 'X-AUTH-USER', 'X-Auth_User', 'x_auth_user', 'X_Auth-User', 'X-Auth-Groups', 'X_Auth_Groups', 'X-Auth-User-Id', 'X-Auth-Scheme', 'X-Auth-Email']
+const SPOOF_SPELLINGS = [
+  'X-Auth-User',
+  'x-auth-user',
+  'X-AUTH-USER',
+  'X-Auth_User',
+  'x_auth_user',
+  'X_Auth-User',
+  'X-Auth-Groups',
+  'X_Auth_Groups',
+  'X-Auth-User-Id',
+  'X-Auth-Scheme',
+  'X-Auth-Email',
+]
 const IDENTITY = ['x-auth-user', 'x-auth-user-id', 'x-auth-email', 'x-auth-groups', 'x-auth-scheme']
 
 /**
@@ -58,84 +90,118 @@ const IDENTITY = ['x-auth-user', 'x-auth-user-id', 'x-auth-email', 'x-auth-group
  * skipped. Each test sends requests to the proxy and checks what the client and the app saw.
  */
 export function defineProxyMatrix(label: string, started: ProxyUnderTest | null, opts: { skip: string | false }): void {
-  const t = (name: string, fn: (p: ProxyUnderTest) => Promise<void>) => test(`${label}: ${name}`, { skip: opts.skip }, async () => {
-    assert.ok(started, 'the proxy was started')
-    await fn(started)
-  })
+  const t = (name: string, fn: (p: ProxyUnderTest) => Promise<void>) =>
+    test(`${label}: ${name}`, { skip: opts.skip }, async () => {
+      assert.ok(started, 'the proxy was started')
+      await fn(started)
+    })
   const newSeen = (p: ProxyUnderTest, before: number) => p.seen.slice(before)
 
-  t('an ApiKey request passes, and the app gets keygate\'s identity instead of the key', async (p) => {
+  t("an ApiKey request passes, and the app gets keygate's identity instead of the key", async (p) => {
     const before = p.seen.length
-    const res = await viaProxy(p.port, 'GET', '/app/page?x=1', { ...apiKey, 'X-Auth-User': 'admin', 'X-Auth-Groups': 'sysop' })
+    const res = await viaProxy(p.port, 'GET', '/app/page?x=1', {
+      ...apiKey,
+      'X-Auth-User': 'admin',
+      'X-Auth-Groups': 'sysop',
+    })
     assert.equal(res.status, 200, res.body)
     const [seen, ...more] = newSeen(p, before)
     assert.ok(seen && more.length === 0, `the app got exactly one request, got ${more.length + (seen ? 1 : 0)}`)
     assert.equal(seen.url, '/app/page?x=1')
-    assert.deepEqual(spellingsOf(seen, 'x-auth-user'), [SERVICE_USER], 'one X-Auth-User, keygate\'s')
-    assert.deepEqual(spellingsOf(seen, 'x-auth-groups'), ['bot'], 'one X-Auth-Groups, keygate\'s')
+    assert.deepEqual(spellingsOf(seen, 'x-auth-user'), [SERVICE_USER], "one X-Auth-User, keygate's")
+    assert.deepEqual(spellingsOf(seen, 'x-auth-groups'), ['bot'], "one X-Auth-Groups, keygate's")
     assert.deepEqual(spellingsOf(seen, 'x-auth-user-id'), ['2'], 'X-Auth-User-Id')
     assert.deepEqual(spellingsOf(seen, 'x-auth-email'), ['bot@example.org'], 'X-Auth-Email')
     assert.deepEqual(spellingsOf(seen, 'x-auth-scheme'), ['apikey'], 'X-Auth-Scheme')
-    assert.equal(seen.headers.authorization, undefined, 'keygate\'s ApiKey stays at the proxy')
+    assert.equal(seen.headers.authorization, undefined, "keygate's ApiKey stays at the proxy")
   })
 
-  t('another Authorization scheme (the app\'s own Basic) passes to the app unchanged', async (p) => {
+  t("another Authorization scheme (the app's own Basic) passes to the app unchanged", async (p) => {
     const before = p.seen.length
     const res = await viaProxy(p.port, 'GET', '/public/page', { Authorization: 'Basic dXNlcjpwYXNz' })
     assert.equal(res.status, 200, res.body)
     assert.equal(newSeen(p, before)[0]?.headers.authorization, 'Basic dXNlcjpwYXNz', 'Basic reaches the app')
   })
 
-  t('an anonymous route passes with scheme anonymous, and no identity header in any spelling reaches the app', async (p) => {
-    const before = p.seen.length
-    for (const name of SPOOF_SPELLINGS) {
-      const res = await viaProxy(p.port, 'GET', '/public/page', { [name]: 'admin' })
-      assert.equal(res.status, 200, `${name}: ${res.body}`)
-    }
-    const got = newSeen(p, before)
-    assert.equal(got.length, SPOOF_SPELLINGS.length, 'every request reached the app')
-    for (const [i, seen] of got.entries()) {
-      for (const h of IDENTITY) {
-        const values = spellingsOf(seen, h).filter((v) => v !== '')
-        if (h === 'x-auth-scheme') assert.deepEqual(values, ['anonymous'], `${SPOOF_SPELLINGS[i]}: scheme`)
-        else assert.deepEqual(values, [], `${SPOOF_SPELLINGS[i]} sent by the client: the app got ${h}=${JSON.stringify(values)}`)
+  t(
+    'an anonymous route passes with scheme anonymous, and no identity header in any spelling reaches the app',
+    async (p) => {
+      const before = p.seen.length
+      for (const name of SPOOF_SPELLINGS) {
+        const res = await viaProxy(p.port, 'GET', '/public/page', { [name]: 'admin' })
+        assert.equal(res.status, 200, `${name}: ${res.body}`)
       }
-    }
-  })
+      const got = newSeen(p, before)
+      assert.equal(got.length, SPOOF_SPELLINGS.length, 'every request reached the app')
+      for (const [i, seen] of got.entries()) {
+        for (const h of IDENTITY) {
+          const values = spellingsOf(seen, h).filter((v) => v !== '')
+          if (h === 'x-auth-scheme') assert.deepEqual(values, ['anonymous'], `${SPOOF_SPELLINGS[i]}: scheme`)
+          else
+            assert.deepEqual(
+              values,
+              [],
+              `${SPOOF_SPELLINGS[i]} sent by the client: the app got ${h}=${JSON.stringify(values)}`,
+            )
+        }
+      }
+    },
+  )
 
   t('no credentials → 401 with WWW-Authenticate, and the app sees nothing', async (p) => {
     const before = p.seen.length
     const res = await viaProxy(p.port, 'GET', '/app/page')
     assert.equal(res.status, 401, res.body)
-    assert.match(res.headers['www-authenticate'] ?? '', /ApiKey realm="keygate"/, `challenge: ${JSON.stringify(res.headers)}`)
-    const bad = await viaProxy(p.port, 'GET', '/app/page', { Authorization: 'ApiKey wrong-key-0123456789abcdef0123456789ab' })
+    assert.match(
+      res.headers['www-authenticate'] ?? '',
+      /ApiKey realm="keygate"/,
+      `challenge: ${JSON.stringify(res.headers)}`,
+    )
+    const bad = await viaProxy(p.port, 'GET', '/app/page', {
+      Authorization: 'ApiKey wrong-key-0123456789abcdef0123456789ab',
+    })
     assert.equal(bad.status, 401, bad.body)
     assert.equal(newSeen(p, before).length, 0, 'the app saw no refused request')
   })
 
-  t('refused → 403: a group it lacks, a path or module it does not list, a POST body nobody judged, a hostile path', async (p) => {
-    const before = p.seen.length
-    const cases: Array<[string, string, Record<string, string>]> = [
-      ['GET', '/admin/users', apiKey],
-      ['GET', '/other/page', apiKey],
-      ['GET', '/w/api.php?action=edit&title=X&text=Y', apiKey],
-      ['POST', '/w/api.php?action=opensearch', apiKey],
-      ['GET', '/public/%2e%2e/admin/users', {}],
-      ['GET', '/public/%2e%2e/admin/users', apiKey],
-      ['GET', '/public/..%2fadmin/users', {}],
-      ['GET', '/public/%252e%252e/admin/users', {}],
-      // a client's own X-Original-* / X-Forwarded-* must not describe the request for the proxy
-      ['GET', '/admin/users', { ...apiKey, 'X-Original-URI': '/app/page', 'X-Forwarded-Uri': '/app/page' }],
-      ['POST', '/w/api.php?action=opensearch', { ...apiKey, 'X-Original-Method': 'GET', 'X-Forwarded-Method': 'GET' }],
-    ]
-    for (const [method, target, headers] of cases) {
-      const res = await viaProxy(p.port, method, target, headers)
-      assert.equal(res.status, 403, `${method} ${target} ${Object.keys(headers).join(',')}: ${res.status} ${res.body.slice(0, 200)}`)
-    }
-    assert.deepEqual(newSeen(p, before).map((s) => `${s.method} ${s.url}`), [], 'the app saw no refused request')
-  })
+  t(
+    'refused → 403: a group it lacks, a path or module it does not list, a POST body nobody judged, a hostile path',
+    async (p) => {
+      const before = p.seen.length
+      const cases: Array<[string, string, Record<string, string>]> = [
+        ['GET', '/admin/users', apiKey],
+        ['GET', '/other/page', apiKey],
+        ['GET', '/w/api.php?action=edit&title=X&text=Y', apiKey],
+        ['POST', '/w/api.php?action=opensearch', apiKey],
+        ['GET', '/public/%2e%2e/admin/users', {}],
+        ['GET', '/public/%2e%2e/admin/users', apiKey],
+        ['GET', '/public/..%2fadmin/users', {}],
+        ['GET', '/public/%252e%252e/admin/users', {}],
+        // a client's own X-Original-* / X-Forwarded-* must not describe the request for the proxy
+        ['GET', '/admin/users', { ...apiKey, 'X-Original-URI': '/app/page', 'X-Forwarded-Uri': '/app/page' }],
+        [
+          'POST',
+          '/w/api.php?action=opensearch',
+          { ...apiKey, 'X-Original-Method': 'GET', 'X-Forwarded-Method': 'GET' },
+        ],
+      ]
+      for (const [method, target, headers] of cases) {
+        const res = await viaProxy(p.port, method, target, headers)
+        assert.equal(
+          res.status,
+          403,
+          `${method} ${target} ${Object.keys(headers).join(',')}: ${res.status} ${res.body.slice(0, 200)}`,
+        )
+      }
+      assert.deepEqual(
+        newSeen(p, before).map((s) => `${s.method} ${s.url}`),
+        [],
+        'the app saw no refused request',
+      )
+    },
+  )
 
-  t('Action API: the key\'s module passes with real results from the app', async (p) => {
+  t("Action API: the key's module passes with real results from the app", async (p) => {
     const before = p.seen.length
     const res = await viaProxy(p.port, 'GET', '/w/api.php?action=opensearch&search=Main', apiKey)
     assert.equal(res.status, 200, res.body)
@@ -143,11 +209,23 @@ export function defineProxyMatrix(label: string, started: ProxyUnderTest | null,
     assert.equal(newSeen(p, before)[0]?.headers['x-auth-scheme'], 'apikey', 'identity on the Action API request')
   })
 
-  t('X-Forwarded-For: the proxy\'s view of the client counts, a forged list does not', async (p) => {
+  t("X-Forwarded-For: the proxy's view of the client counts, a forged list does not", async (p) => {
     // the key is bound to 127.0.0.2; a client at 127.0.0.3 claiming to be it is refused
-    const forged = await viaProxy(p.port, 'GET', '/app/page', { ...apiKey, 'X-Forwarded-For': CLIENT_IP }, OTHER_CLIENT_IP)
+    const forged = await viaProxy(
+      p.port,
+      'GET',
+      '/app/page',
+      { ...apiKey, 'X-Forwarded-For': CLIENT_IP },
+      OTHER_CLIENT_IP,
+    )
     assert.equal(forged.status, 403, forged.body)
-    const real = await viaProxy(p.port, 'GET', '/app/page', { ...apiKey, 'X-Forwarded-For': OTHER_CLIENT_IP }, CLIENT_IP)
+    const real = await viaProxy(
+      p.port,
+      'GET',
+      '/app/page',
+      { ...apiKey, 'X-Forwarded-For': OTHER_CLIENT_IP },
+      CLIENT_IP,
+    )
     assert.equal(real.status, 200, `the proxy appends the real client ${CLIENT_IP}: ${real.body}`)
   })
 }

@@ -31,7 +31,7 @@ export async function freeClusterPort(taken: Set<number>): Promise<number> {
   for (let i = 0; i < 50; i++) {
     const port = 20000 + Math.floor(Math.random() * 20000)
     if (taken.has(port) || taken.has(port + 10000)) continue
-    if (await isFree(port) && await isFree(port + 10000)) return port
+    if ((await isFree(port)) && (await isFree(port + 10000))) return port
   }
   return assert.fail('no free port pair for a cluster node')
 }
@@ -49,17 +49,30 @@ export function answersPing(port: number): Promise<boolean> {
     const socket = createConnection({ port, host: '127.0.0.1' })
     socket.setTimeout(200)
     socket.once('connect', () => socket.write('PING\r\n'))
-    socket.once('data', (data) => { socket.destroy(); resolve(data.toString().startsWith('+PONG')) })
+    socket.once('data', (data) => {
+      socket.destroy()
+      resolve(data.toString().startsWith('+PONG'))
+    })
     socket.once('error', () => resolve(false))
-    socket.once('timeout', () => { socket.destroy(); resolve(false) })
+    socket.once('timeout', () => {
+      socket.destroy()
+      resolve(false)
+    })
   })
 }
 
 /** A redis-server of the test's own, on a loopback port; killed by the caller (see kill). */
-export async function startRedis(port: number, args: string[] = [], workDir = tmpdir(), children: ChildProcess[] = []): Promise<ChildProcess> {
-  const child = spawn(redisServer(), [
-    ...args, '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', workDir,
-  ], { stdio: 'ignore' })
+export async function startRedis(
+  port: number,
+  args: string[] = [],
+  workDir = tmpdir(),
+  children: ChildProcess[] = [],
+): Promise<ChildProcess> {
+  const child = spawn(
+    redisServer(),
+    [...args, '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', workDir],
+    { stdio: 'ignore' },
+  )
   children.push(child)
   await waitFor(() => answersPing(port), 5000, `redis-server on ${port} did not start`)
   return child
@@ -72,11 +85,14 @@ export async function kill(child: ChildProcess): Promise<void> {
   await exited
 }
 
-export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number, message: string): Promise<void> {
+export async function waitFor(
+  cond: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  message: string,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (!(await cond())) {
     if (Date.now() > deadline) assert.fail(message)
     await sleep(20)
   }
 }
-

@@ -21,8 +21,24 @@ const CHEAP = { N: 1024, r: 8, p: 1 }
 
 export async function makeUsers() {
   return [
-    { username: 'alice', passwordHash: await hashPassword(ALICE_PW, CHEAP), uid: 3, name: 'Alice Example', email: 'Alice@Example.org', groups: ['user', 'editors'], flags: 5 },
-    { username: 'bob', passwordHash: await hashPassword(BOB_PW, CHEAP), uid: 4, name: 'Bob Admin', email: 'bob@example.org', groups: ['user', 'sysop'], role: 'bureaucrat' },
+    {
+      username: 'alice',
+      passwordHash: await hashPassword(ALICE_PW, CHEAP),
+      uid: 3,
+      name: 'Alice Example',
+      email: 'Alice@Example.org',
+      groups: ['user', 'editors'],
+      flags: 5,
+    },
+    {
+      username: 'bob',
+      passwordHash: await hashPassword(BOB_PW, CHEAP),
+      uid: 4,
+      name: 'Bob Admin',
+      email: 'bob@example.org',
+      groups: ['user', 'sysop'],
+      role: 'bureaucrat',
+    },
   ]
 }
 
@@ -44,37 +60,84 @@ export function redisPrefixes(file: string) {
     base,
     /** the `store` config for a fresh gateway of this kind (a new Redis prefix each time) */
     store(kind: StoreKind, shared?: string): Record<string, unknown> {
-      return kind === 'redis' ? { store: { redis: REDIS_URL, prefix: `${base}${shared ?? randomBytes(4).toString('hex')}:` } } : {}
+      return kind === 'redis'
+        ? { store: { redis: REDIS_URL, prefix: `${base}${shared ?? randomBytes(4).toString('hex')}:` } }
+        : {}
     },
   }
 }
 
 export const md5 = (text: string) => createHash('md5').update(text).digest('hex')
 
-export function send(port: number, method: string, path: string, opts: { headers?: Record<string, string>; body?: string | Buffer; localAddress?: string } = {}): Promise<RawResponse> {
-  const body = opts.body === undefined ? Buffer.alloc(0) : Buffer.isBuffer(opts.body) ? opts.body : Buffer.from(opts.body)
+export function send(
+  port: number,
+  method: string,
+  path: string,
+  opts: { headers?: Record<string, string>; body?: string | Buffer; localAddress?: string } = {},
+): Promise<RawResponse> {
+  const body =
+    opts.body === undefined ? Buffer.alloc(0) : Buffer.isBuffer(opts.body) ? opts.body : Buffer.from(opts.body)
   const headers = { ...(opts.headers ?? {}) }
   const hasBody = opts.body !== undefined || method === 'POST' || method === 'DELETE'
-  const head = `${method} ${path} HTTP/1.1\r\nHost: gw.test\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}`
-    + `${hasBody ? `Content-Length: ${body.length}\r\n` : ''}Connection: close\r\n\r\n`
-  return rawRequest(port, Buffer.concat([Buffer.from(head, 'latin1'), body]), opts.localAddress ? { localAddress: opts.localAddress } : {})
+  const head =
+    `${method} ${path} HTTP/1.1\r\nHost: gw.test\r\n${Object.entries(headers)
+      .map(([k, v]) => `${k}: ${v}\r\n`)
+      .join('')}` + `${hasBody ? `Content-Length: ${body.length}\r\n` : ''}Connection: close\r\n\r\n`
+  return rawRequest(
+    port,
+    Buffer.concat([Buffer.from(head, 'latin1'), body]),
+    opts.localAddress ? { localAddress: opts.localAddress } : {},
+  )
 }
 
-export const postJson = (port: number, path: string, value: unknown, headers: Record<string, string> = {}, localAddress?: string) =>
-  send(port, 'POST', path, { headers: { 'Content-Type': 'application/json', ...headers }, body: JSON.stringify(value), ...(localAddress ? { localAddress } : {}) })
+export const postJson = (
+  port: number,
+  path: string,
+  value: unknown,
+  headers: Record<string, string> = {},
+  localAddress?: string,
+) =>
+  send(port, 'POST', path, {
+    headers: { 'Content-Type': 'application/json', ...headers },
+    body: JSON.stringify(value),
+    ...(localAddress ? { localAddress } : {}),
+  })
 
-export const postForm = (port: number, path: string, fields: Record<string, string>, headers: Record<string, string> = {}) =>
-  send(port, 'POST', path, { headers: { 'Content-Type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams(fields).toString() })
+export const postForm = (
+  port: number,
+  path: string,
+  fields: Record<string, string>,
+  headers: Record<string, string> = {},
+) =>
+  send(port, 'POST', path, {
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded', ...headers },
+    body: new URLSearchParams(fields).toString(),
+  })
 
-export function postMultipart(port: number, path: string, fields: Record<string, string>, headers: Record<string, string> = {}) {
+export function postMultipart(
+  port: number,
+  path: string,
+  fields: Record<string, string>,
+  headers: Record<string, string> = {},
+) {
   const boundary = `----kgtest${randomBytes(6).toString('hex')}`
-  const body = Object.entries(fields).map(([k, v]) => `--${boundary}\r\nContent-Disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`).join('') + `--${boundary}--\r\n`
-  return send(port, 'POST', path, { headers: { 'Content-Type': `multipart/form-data; boundary=${boundary}`, ...headers }, body })
+  const body =
+    Object.entries(fields)
+      .map(([k, v]) => `--${boundary}\r\nContent-Disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`)
+      .join('') + `--${boundary}--\r\n`
+  return send(port, 'POST', path, {
+    headers: { 'Content-Type': `multipart/form-data; boundary=${boundary}`, ...headers },
+    body,
+  })
 }
 
 /** POST /api/authorize as JSON; asserts nothing. */
-export const login = (port: number, fields: Record<string, unknown>, headers: Record<string, string> = {}, localAddress?: string) =>
-  postJson(port, '/api/authorize', fields, headers, localAddress)
+export const login = (
+  port: number,
+  fields: Record<string, unknown>,
+  headers: Record<string, string> = {},
+  localAddress?: string,
+) => postJson(port, '/api/authorize', fields, headers, localAddress)
 
 export const bearer = (token: string) => ({ Authorization: `Bearer ${token}` })
 
@@ -93,15 +156,33 @@ export const nowSec = () => Math.floor(Date.now() / 1000)
 /** The claims keygate's own tokens carry, for alice; override any of them. */
 export function claims(over: Record<string, unknown> = {}): Record<string, unknown> {
   const now = nowSec()
-  return { iss: 'keygate', sub: 'alice', jti: randomBytes(16).toString('hex'), iat: now, exp: now + 600, type: 'access', uid: 3, groups: ['user', 'editors'], ...over }
+  return {
+    iss: 'keygate',
+    sub: 'alice',
+    jti: randomBytes(16).toString('hex'),
+    iat: now,
+    exp: now + 600,
+    type: 'access',
+    uid: 3,
+    groups: ['user', 'editors'],
+    ...over,
+  }
 }
 
-export function hs256(payload: Record<string, unknown>, secret: string | Buffer = JWT_SECRET, header: Record<string, unknown> = { alg: 'HS256', typ: 'JWT' }): string {
+export function hs256(
+  payload: Record<string, unknown>,
+  secret: string | Buffer = JWT_SECRET,
+  header: Record<string, unknown> = { alg: 'HS256', typ: 'JWT' },
+): string {
   const input = `${b64url(header)}.${b64url(payload)}`
   return `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`
 }
 
-export function rs256(payload: Record<string, unknown>, privateKey: KeyObject | string, header: Record<string, unknown> = { alg: 'RS256', typ: 'JWT' }): string {
+export function rs256(
+  payload: Record<string, unknown>,
+  privateKey: KeyObject | string,
+  header: Record<string, unknown> = { alg: 'RS256', typ: 'JWT' },
+): string {
   const input = `${b64url(header)}.${b64url(payload)}`
   return `${input}.${signWith('sha256', Buffer.from(input), privateKey).toString('base64url')}`
 }
