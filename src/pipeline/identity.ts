@@ -5,7 +5,7 @@ import type { GatewayConfig } from '../config/schema.js'
 
 export interface IdentityInput {
   readonly headers: IncomingHttpHeaders
-  /** canonical identity header names (lower-case, '_' as '-') */
+  /** canonical identity header names (canonicalHeaderName: lower-case, every non-alphanumeric as '-') */
   readonly identityHeaderNames: ReadonlySet<string>
   /** the caller's identity headers (createIdentityHeaders) */
   readonly identity: Readonly<Record<string, string>>
@@ -65,7 +65,7 @@ function withoutSessionCookie(cookie: string): string {
 
 /**
  * The request headers the upstream gets: every spelling of an identity header removed first
- * (X-Auth_User included, as PHP folds '_' into '-'), hop-by-hop headers and the gateway's own
+ * (X-Auth_User and X-Auth.User included: PHP reads both as X-Auth-User), dotted names dropped, hop-by-hop headers and the gateway's own
  * credentials dropped, forwarding headers rebuilt, then the caller's identity injected.
  */
 export function buildUpstreamHeaders(input: IdentityInput): Record<string, string | string[]> {
@@ -75,9 +75,11 @@ export function buildUpstreamHeaders(input: IdentityInput): Record<string, strin
   for (const name in src) {
     const value = src[name]
     if (value === undefined) continue
-    if (HOP_BY_HOP.has(name) || listed.has(name) || GATEWAY_SET.has(name)) continue
+    if (HOP_BY_HOP.has(name) || listed.has(name)) continue
+    // PHP reads '.' as '_': a dotted name cannot be told from the header it imitates, and none is legitimate.
+    if (name.includes('.')) continue
     const canonical = canonicalHeaderName(name)
-    if (input.identityHeaderNames.has(canonical) || REROUTING.has(canonical)) continue
+    if (GATEWAY_SET.has(canonical) || input.identityHeaderNames.has(canonical) || REROUTING.has(canonical)) continue
     if (name === 'authorization' && input.ownAuthorization && !input.passCredentials) continue
     if (name === 'cookie' && !input.passCredentials) {
       const kept = withoutSessionCookie(String(value))

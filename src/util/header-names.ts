@@ -1,11 +1,15 @@
 /**
- * The name a PHP/CGI upstream would see: case folded and `_` read as `-`
- * (CGI turns both into HTTP_X_AUTH_USER). Identity headers are matched on this form.
+ * The name a PHP/CGI upstream would see, or something stricter: case folded and every character
+ * other than a letter or digit read as `-`. CGI turns `-` and `_` into `_`, and PHP's
+ * $_SERVER turns `.` (and space, `[`) into `_` as well, so X-Auth.User, X-Auth_User and
+ * X-Auth-User all become HTTP_X_AUTH_USER. Identity headers are matched on this form.
  */
 export function canonicalHeaderName(name: string): string {
   const lower = name.toLowerCase()
-  return lower.includes('_') ? lower.replace(/_/g, '-') : lower
+  return PLAIN_NAME.test(lower) ? lower : lower.replace(NOT_ALNUM, '-')
 }
+const PLAIN_NAME = /^[a-z0-9-]*$/
+const NOT_ALNUM = /[^a-z0-9]/g
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) plus ones a proxy must never pass on. */
 export const HOP_BY_HOP = new Set([
