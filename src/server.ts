@@ -416,6 +416,7 @@ const decisionRequest = (req: IncomingMessage, readBody: DecisionRequest['readBo
   rawHeaders: req.rawHeaders,
   peerIp: req.socket.remoteAddress ?? '',
   readBody,
+  forApp: false,
 })
 
 /** A refusal written straight to a socket that has no ServerResponse (parse errors, upgrades), then closed. */

@@ -1,6 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { rawRequest, startTestGateway, type RawResponse } from './helpers.js'
+import { eachLimited, OWN_ENDPOINT_PROBES } from './support/own-endpoints.js'
 
 // The decision endpoint, driven by plain HTTP requests shaped exactly as each proxy sends them:
 // nginx auth_request (X-Original-URI/-Method, body off), Traefik forwardAuth (GET + X-Forwarded-*),
@@ -429,3 +430,24 @@ for (const c of smuggled) {
     assert.equal(res.status, 403, `${c.name}: ${res.status} ${res.body}`)
   })
 }
+
+test("a decision is about the app's path: keygate's own endpoint paths (and all under them) are never anonymous", async () => {
+  const gw = await startTestGateway(config())
+  for (const shape of shapes) {
+    const wrong = (
+      await eachLimited(OWN_ENDPOINT_PROBES, 16, async ({ method, target }) => {
+        const res = await shape.ask(gw.port, method, target, {})
+        const ok = res.status === 401 && res.json?.code === 'E1000' && res.headers['x-auth-scheme'] === undefined
+        return ok ? null : `${method} ${target} → ${res.status} ${res.headers['x-auth-scheme'] ?? ''} ${res.body}`
+      })
+    ).filter((w) => w !== null)
+    assert.deepEqual(wrong, [], `${shape.name}: every one needs credentials`)
+  }
+  // the reproduction as reported: nginx describing GET /api/logout/secret
+  const logout = await nginx.ask(gw.port, 'GET', '/api/logout/secret', {})
+  assert.equal(logout.status, 401, logout.body)
+  // the app's own routes still decide there: an anonymous route covering the same path passes
+  const open = await startTestGateway(config({ routes: [{ path: '/_keygate/', anonymous: true }] }))
+  const health = await nginx.ask(open.port, 'GET', '/_keygate/health/x', {})
+  assert.equal(health.status, 200, health.body)
+})

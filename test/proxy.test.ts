@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { request } from 'undici'
 import { captureLogs, rawGet, rawRequest, startTestGateway, startUpstream } from './helpers.js'
+import { eachLimited, OWN_ENDPOINT_PROBES } from './support/own-endpoints.js'
 
 const API_KEY = 'proxy-test-api-key-0123456789abcdef012345'
 
@@ -346,4 +347,30 @@ test('headers that let an app re-route or re-method a judged request never reach
   const names = up.seen[0]!.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase().replace(/_/g, '-'))
   for (const n of Object.keys(sneaky))
     assert.ok(!names.includes(n.toLowerCase().replace(/_/g, '-')), `${n} reached the upstream`)
+})
+
+test("paths under keygate's own endpoints are the upstream's, judged by its routes: never anonymous", async () => {
+  const up = await startUpstream()
+  const gw = await startTestGateway(baseConfig(up.url))
+  const under = OWN_ENDPOINT_PROBES.filter((p) => !p.exact && !p.target.startsWith('/_keygate/auth/'))
+  const wrong = (
+    await eachLimited(under, 16, async ({ method, target }) => {
+      const res = await rawRequest(
+        gw.port,
+        `${method} ${target} HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
+      )
+      // 405: a token segment under verify or app-token, which keygate owns (for other methods)
+      const refused = (res.status === 401 && res.json?.code === 'E1000') || res.status === 405
+      return refused ? null : `${method} ${target} → ${res.status} ${res.body}`
+    })
+  ).filter((w) => w !== null)
+  assert.deepEqual(wrong, [], 'every one needs credentials (defaultPolicy authenticated) or is refused by keygate')
+  assert.deepEqual(
+    up.seen.map((s) => `${s.method} ${s.url}`),
+    [],
+    'the upstream got none of them',
+  )
+  // with credentials they are the upstream's paths like any other
+  const keyed = await rawGet(gw.port, '/_keygate/health/x', { Authorization: `ApiKey ${API_KEY}` })
+  assert.equal(keyed.status, 403, `the key's allow.paths do not list it: ${keyed.body}`)
 })

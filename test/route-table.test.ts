@@ -1,14 +1,13 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { compileConfig, type CompiledRoute } from '../src/config/compile.js'
-import { createRouteTable } from '../src/pipeline/authorize.js'
+import { createRouteTable, routeMatches } from '../src/pipeline/authorize.js'
 import { normalizeTarget } from '../src/pipeline/normalize.js'
-import { matchesPrefix } from '../src/util/path-prefix.js'
 import { parseConfig, TEST_SECRET } from './helpers.js'
 
 // The bucketed table must pick exactly the route a first-to-last scan of every route picks.
 const scanAll = (routes: readonly CompiledRoute[], path: string, method: string) =>
-  routes.find((r) => matchesPrefix(path, r.prefix) && (r.methods === null || r.methods.has(method)))
+  routes.find((r) => routeMatches(r, path) && (r.methods === null || r.methods.has(method)))
 
 const config = compileConfig(
   parseConfig({
@@ -46,6 +45,13 @@ const paths = [
   '/_keygate',
   '/_keygate/auth',
   '/_keygate/authx',
+  '/_keygate/auth/x',
+  '/_keygate/health',
+  '/_keygate/health/',
+  '/_keygate/health/x',
+  '/mws/v1/app-token/abc',
+  '/mws/v1/app-token/abc/def',
+  '/mws/v1/app-token/verify/abc/',
   '/mws/v1/user-token/generate',
   '/mws/v1/user-token/verify/abc',
   '/mws/v1/other',
@@ -87,5 +93,31 @@ test('paths without escapes skip decoding and are judged the same', () => {
     const got = normalizeTarget(raw)
     if (expected === null) assert.ok('code' in got, `${raw} is refused`)
     else assert.deepEqual(got, expected, raw)
+  }
+})
+
+test("keygate's own endpoints match exactly (verify and revoke: plus one token segment), never as prefixes", () => {
+  const find = createRouteTable(config.routes)
+  const endpointOf = (method: string, path: string) => find(path, method).endpoint
+  for (const [method, path, expected] of [
+    ['GET', '/_keygate/health', 'health'],
+    ['GET', '/_keygate/health/', null],
+    ['GET', '/_keygate/health/x', null],
+    ['DELETE', '/_keygate/metrics', 'method-not-allowed'],
+    ['DELETE', '/_keygate/metrics/x', null],
+    ['GET', '/.well-known/jwks.json/x', null],
+    ['POST', '/api/refresh/x', null],
+    ['GET', '/api/logout/secret', null],
+    ['PUT', '/mws/v1/user-token/generate/x', null],
+    ['POST', '/w/rest.php/mws/v1/app-token/generate/foo', null],
+    ['GET', '/mws/v1/user-token/verify/abc', 'user-token-verify'],
+    ['GET', '/mws/v1/user-token/verify/abc/def', null],
+    ['POST', '/mws/v1/user-token/verify', 'user-token-verify'],
+    ['DELETE', '/mws/v1/app-token/abc', 'app-token-revoke'],
+    ['DELETE', '/mws/v1/app-token/abc/', null],
+    // Envoy ext_authz appends the original path to forwardAuth.path: the endpoint answers, never the app
+    ['POST', '/_keygate/auth/x', 'forward-auth'],
+  ] as const) {
+    assert.equal(endpointOf(method, path), expected, `${method} ${path}`)
   }
 })

@@ -24,10 +24,17 @@ export type EndpointId =
   | 'refresh'
   | 'method-not-allowed'
 
+/**
+ * How a route's path covers a request path. Configured routes are segment-aware prefixes; keygate's
+ * own endpoints are exact paths (or the path and one token segment), so nothing under them is theirs.
+ */
+export type PathMatch = 'prefix' | 'exact' | 'token-segment'
+
 export interface CompiledRoute {
   /** bounded label for logs and metrics: the configured name, else the prefix */
   readonly name: string
   readonly prefix: string
+  readonly match: PathMatch
   readonly methods: ReadonlySet<string> | null
   readonly policy: Policy
   /** any one of these groups is enough; empty = no group needed */
@@ -62,6 +69,8 @@ export interface CompiledConfig {
 
 interface EndpointSpec {
   path: string
+  /** exact unless said otherwise */
+  match?: PathMatch
   methods: string[] | null
   policy: Policy
   endpoint: EndpointId
@@ -86,9 +95,17 @@ const tokenEndpoints = (mount: string): EndpointSpec[] => [
     policy: 'optional',
     endpoint: 'user-token-generate',
   },
+  // GET …/verify/{token}; POST …/verify with the token in the body
   {
     path: `${mount}/user-token/verify`,
-    methods: ['GET', 'POST'],
+    match: 'token-segment',
+    methods: ['GET'],
+    policy: 'authenticated',
+    endpoint: 'user-token-verify',
+  },
+  {
+    path: `${mount}/user-token/verify`,
+    methods: ['POST'],
     policy: 'authenticated',
     endpoint: 'user-token-verify',
   },
@@ -101,13 +118,22 @@ const tokenEndpoints = (mount: string): EndpointSpec[] => [
   },
   {
     path: `${mount}/app-token/verify`,
-    methods: ['GET', 'POST'],
+    match: 'token-segment',
+    methods: ['GET'],
+    policy: 'authenticated',
+    endpoint: 'app-token-verify',
+    schemes: ['apikey'],
+  },
+  {
+    path: `${mount}/app-token/verify`,
+    methods: ['POST'],
     policy: 'authenticated',
     endpoint: 'app-token-verify',
     schemes: ['apikey'],
   },
   {
     path: `${mount}/app-token`,
+    match: 'token-segment',
     methods: ['DELETE'],
     policy: 'authenticated',
     endpoint: 'app-token-revoke',
@@ -124,6 +150,7 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
   const endpointRoute = (s: EndpointSpec): CompiledRoute => ({
     name: s.endpoint,
     prefix: s.path,
+    match: s.match ?? 'exact',
     methods: s.methods ? new Set(s.methods) : null,
     policy: s.policy,
     groups: [],
@@ -135,13 +162,17 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
   })
   const forwardAuth: EndpointSpec = {
     path: config.forwardAuth.path,
+    // Envoy ext_authz appends the original path to it; the endpoint answers, it never proxies
+    match: 'prefix',
     methods: null,
     policy: 'anonymous',
     endpoint: 'forward-auth',
   }
   // keygate owns its endpoint paths: any other method there is a 405, never a trip upstream.
-  const ownedPaths = [...new Set(endpointSpecs.map((s) => s.path))].map((path): EndpointSpec => ({
-    path,
+  const owned = new Map(endpointSpecs.map((s) => [`${s.match ?? 'exact'} ${s.path}`, s]))
+  const ownedPaths = [...owned.values()].map((s): EndpointSpec => ({
+    path: s.path,
+    match: s.match,
     methods: null,
     policy: 'anonymous',
     endpoint: 'method-not-allowed',
@@ -150,6 +181,7 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
   const configured = config.routes.map((r): CompiledRoute => ({
     name: r.name ?? r.path,
     prefix: r.path,
+    match: 'prefix',
     methods: r.methods ? new Set(r.methods) : null,
     policy: r.deny ? 'deny' : r.anonymous ? 'anonymous' : 'authenticated',
     groups: r.require.groups,
@@ -162,6 +194,7 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
   const fallback: CompiledRoute = {
     name: 'default',
     prefix: '/',
+    match: 'prefix',
     methods: null,
     groups: [],
     schemes: null,

@@ -65,6 +65,7 @@ export function createForwardAuth(decide: Decide, cfg: GatewayConfig): EndpointH
       rawHeaders: ctx.req.rawHeaders,
       peerIp: ctx.req.socket.remoteAddress ?? '',
       readBody: null,
+      forApp: true,
     })
     if (decision.allow) {
       ctx.send(200, { status: true }, identityOf(decision.principal))

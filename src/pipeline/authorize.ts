@@ -22,9 +22,27 @@ export function createRouteTable(routes: readonly CompiledRoute[]): RouteTable {
   }
   return (matchPath, method) => {
     for (const r of buckets.get(firstSegment(matchPath)) ?? everywhere) {
-      if (matchesPrefix(matchPath, r.prefix) && (r.methods === null || r.methods.has(method))) return r
+      if (routeMatches(r, matchPath) && (r.methods === null || r.methods.has(method))) return r
     }
     throw new Error('route table has no catch-all') // compileConfig always appends one
+  }
+}
+
+/** Whether a route covers the path: configured routes as prefixes, keygate's own endpoints exactly. */
+export function routeMatches(route: CompiledRoute, path: string): boolean {
+  const { prefix } = route
+  switch (route.match) {
+    case 'prefix':
+      return matchesPrefix(path, prefix)
+    case 'exact':
+      return path === prefix
+    case 'token-segment':
+      return (
+        path.length > prefix.length + 1 &&
+        path.startsWith(prefix) &&
+        path[prefix.length] === '/' &&
+        path.indexOf('/', prefix.length + 1) === -1
+      )
   }
 }
 

@@ -19,6 +19,11 @@ export interface DecisionRequest {
   readonly peerIp: string
   /** null in forward-auth mode: the decision cannot see the body */
   readonly readBody: (() => Promise<Buffer | Refusal>) | null
+  /**
+   * A proxy asks about a request for its app (forward-auth): keygate's own endpoints are not what
+   * is decided on, so their paths get the app's routes like any other path.
+   */
+  readonly forApp: boolean
 }
 
 export type Decision =
@@ -82,13 +87,14 @@ export function createDecide(config: CompiledConfig, chain: AuthenticatorChain):
   const resolveClientIp = createClientIpResolver(config.raw.trustedProxies)
   const postBodies = config.raw.forwardAuth.actionPostBodies
   const findRoute = createRouteTable(config.routes)
+  const findAppRoute = createRouteTable(config.routes.filter((r) => r.endpoint === null))
 
   return function decide(request) {
     const target = normalizeTarget(request.target)
     if ('code' in target) return deny(target)
     const xff = request.headers['x-forwarded-for']
     const client = resolveClientIp(request.peerIp, Array.isArray(xff) ? xff.join(',') : xff)
-    const route = findRoute(target.matchPath, request.method)
+    const route = (request.forApp ? findAppRoute : findRoute)(target.matchPath, request.method)
 
     if (route.policy === 'deny') return deny(refuse('E1004'), route, null, client)
     if (route.policy === 'anonymous') return allow(route, null, target, client)

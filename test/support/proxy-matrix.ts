@@ -1,6 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { rawRequest, type RawResponse, type SeenRequest } from '../helpers.js'
+import { eachLimited, OWN_ENDPOINT_PROBES } from './own-endpoints.js'
 
 // One test matrix for every real proxy that runs keygate as its forward-auth decision service
 // (nginx auth_request, Caddy forward_auth): the same keygate config, the same app, the same requests.
@@ -227,5 +228,19 @@ export function defineProxyMatrix(label: string, started: ProxyUnderTest | null,
       CLIENT_IP,
     )
     assert.equal(real.status, 200, `the proxy appends the real client ${CLIENT_IP}: ${real.body}`)
+  })
+
+  t("keygate's own endpoint paths, and every path under them, never reach the app without credentials", async (p) => {
+    const before = p.seen.length
+    const answers = await eachLimited(OWN_ENDPOINT_PROBES, 8, async ({ method, target }) => {
+      const res = await viaProxy(p.port, method, target)
+      return `${method} ${target} → ${res.status}`
+    })
+    assert.equal(answers.length, OWN_ENDPOINT_PROBES.length)
+    assert.deepEqual(
+      newSeen(p, before).map((s) => `${s.method} ${s.url} (scheme ${s.headers['x-auth-scheme'] ?? 'none'})`),
+      [],
+      'the app got none of them',
+    )
   })
 }
