@@ -51,6 +51,10 @@ interface Snapshot {
   readonly forwarder: Forwarder
   readonly identityOf: (principal: Principal | null) => Readonly<Record<string, string>>
   readonly endpoints: Partial<Record<EndpointId, EndpointHandler>>
+  /** requests (and upgrades until their tunnel opens) still being answered with this snapshot */
+  inFlight: number
+  /** replaced by a newer one: closed as soon as nothing is in flight on it */
+  retired: boolean
 }
 
 export interface Gateway {
@@ -115,9 +119,28 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       forwarder,
       identityOf: createIdentityHeaders(config.identityHeaders),
       endpoints: auth.endpoints(decide, config),
+      inFlight: 0,
+      retired: false,
     }
   }
   let current = await build(initial)
+
+  /**
+   * A replaced snapshot lets go of the store (its revocation subscription) and its caches at once;
+   * its upstream pools close when the last request answered with it is done, so that no request
+   * that started before the swap finds its pool closed.
+   */
+  const retire = (snap: Snapshot): Promise<void> => {
+    snap.retired = true
+    snap.auth.close()
+    return closeWhenIdle(snap)
+  }
+  const closeWhenIdle = async (snap: Snapshot): Promise<void> => {
+    if (snap.retired && snap.inFlight === 0) await snap.forwarder.close()
+  }
+  const release = (snap: Snapshot): void => {
+    if (--snap.inFlight === 0 && snap.retired) void snap.forwarder.close()
+  }
 
   const server = createServer({
     maxHeaderSize: initial.limits.maxHeaderBytes,
@@ -127,11 +150,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   })
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const requestId = randomUUID()
-    handle(current, req, res, requestId).catch((err) => answerFailure(res, err, requestId))
+    const snap = current
+    snap.inFlight++
+    handle(snap, req, res, requestId).catch((err) => answerFailure(res, err, requestId))
   })
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy())
-    handleUpgrade(current, req, socket, head).catch(() => socket.destroy())
+    const snap = current
+    snap.inFlight++
+    handleUpgrade(snap, req, socket, head).catch(() => socket.destroy())
   })
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     if (!socket.writable) return socket.destroy()
@@ -164,16 +191,19 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const maxBody = snap.compiled.raw.limits.maxBodyBytes
     let bodyRead: Promise<Buffer | Refusal> | null = null
     const readBody = () => (bodyRead ??= readBoundedBody(req, maxBody))
-
-    const decided = snap.decide(decisionRequest(req, readBody))
-    const decision = decided instanceof Promise ? await decided : decided
-    const outcome: Outcome = { refusal: null, upstreamMs: null, upstreamError: null }
     try {
-      await answer(snap, req, res, requestId, decision, readBody, outcome)
-    } catch (err) {
-      outcome.refusal = answerFailure(res, err, requestId)
+      const decided = snap.decide(decisionRequest(req, readBody))
+      const decision = decided instanceof Promise ? await decided : decided
+      const outcome: Outcome = { refusal: null, upstreamMs: null, upstreamError: null }
+      try {
+        await answer(snap, req, res, requestId, decision, readBody, outcome)
+      } catch (err) {
+        outcome.refusal = answerFailure(res, err, requestId)
+      }
+      logRequest(req, res, decision, requestId, started, outcome)
+    } finally {
+      release(snap)
     }
-    logRequest(req, res, decision, requestId, started, outcome)
   }
 
   async function answer(
@@ -218,6 +248,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   }
 
   async function handleUpgrade(snap: Snapshot, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    try {
+      await upgradeOn(snap, req, socket, head)
+    } finally {
+      release(snap) // an open tunnel no longer needs the pool
+    }
+  }
+
+  async function upgradeOn(snap: Snapshot, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const requestId = randomUUID()
     const decision = await snap.decide(decisionRequest(req, null))
     const refuseUpgrade = (refusal: Refusal, challenge?: string | null) =>
@@ -365,10 +403,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         const next = await build(loaded.config)
         const old = current
         current = next
-        setTimeout(() => {
-          void old.forwarder.close()
-          old.auth.close()
-        }, initial.limits.shutdownGrace).unref()
+        void retire(old)
         configDigest = configHash(JSON.stringify(loaded.config))
         logger.info('config reloaded')
         publishAudit({ kind: 'config.reloaded', ok: true, hash: configDigest })
@@ -388,8 +423,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       storeHealth.stop()
       metrics?.close()
       audit.close()
-      current.auth.close()
-      await current.forwarder.close()
+      await retire(current)
       if (ownsStore) await store.close()
     },
   }

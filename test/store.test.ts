@@ -192,6 +192,28 @@ function storeContract(name: string, make: () => Promise<Harness>): void {
     assert.deepEqual(elsewhere, [])
   })
 
+  test(`${name}: an unsubscribed listener hears nothing more; the others, and a later subscriber, still do`, async (t) => {
+    const { store } = await open(t)
+    const a: string[] = []
+    const b: string[] = []
+    const stopA = await store.subscribe('revoked', (m) => a.push(m))
+    const stopB = await store.subscribe('revoked', (m) => b.push(m))
+    stopA()
+    stopA() // twice is harmless
+    await store.publish('revoked', 'jti-1')
+    await waitFor(() => b.length === 1)
+    stopB()
+    await store.publish('revoked', 'jti-2') // nobody listens
+    const c: string[] = []
+    await store.subscribe('revoked', (m) => c.push(m))
+    await store.publish('revoked', 'jti-3')
+    await waitFor(() => c.length === 1)
+    await sleep(20)
+    assert.deepEqual(a, [])
+    assert.deepEqual(b, ['jti-1'])
+    assert.deepEqual(c, ['jti-3'])
+  })
+
   test(`${name}: stores with different prefixes share neither keys nor channels`, async (t) => {
     const one = (await open(t)).store
     const two = (await open(t)).store
@@ -231,6 +253,27 @@ storeContract('redis', async () => ({
   store: createRedisStore({ redis: REDIS_URL, prefix: `${RUN_PREFIX}${++redisStores}:` }),
   advance: (ms) => sleep(ms),
 }))
+
+test('redis: when its last listener leaves, the store unsubscribes the channel on the server', async (t) => {
+  const prefix = `${RUN_PREFIX}unsub:`
+  const store = createRedisStore({ redis: REDIS_URL, prefix })
+  const admin = new Redis(REDIS_URL)
+  t.after(async () => {
+    admin.disconnect()
+    await store.close()
+  })
+  const listeners = async () => ((await admin.pubsub('NUMSUB', `${prefix}revoked`)) as [string, number])[1]
+  const stops = await Promise.all([1, 2].map(() => store.subscribe('revoked', () => {})))
+  assert.equal(await listeners(), 1, 'one connection subscribed for both listeners')
+  stops[0]!()
+  assert.equal(await listeners(), 1)
+  stops[1]!()
+  const deadline = Date.now() + 2000
+  while ((await listeners()) !== 0) {
+    assert.ok(Date.now() < deadline, 'the channel is still subscribed')
+    await sleep(10)
+  }
+})
 
 test('redis at 6379 is reachable (the Redis contract run is not optional)', async () => {
   const store = createRedisStore({ redis: REDIS_URL, prefix: RUN_PREFIX })

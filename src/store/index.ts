@@ -4,7 +4,7 @@ import { createRedisStore, type RedisTarget } from './redis.js'
 import type { Store } from './types.js'
 import { storeChannel, type StoreEvent } from '../observe.js'
 
-export type { Counter, Store } from './types.js'
+export type { Counter, Store, Unsubscribe } from './types.js'
 export type { RedisTarget } from './redis.js'
 export { createMemoryStore } from './memory.js'
 export { createRedisStore } from './redis.js'

@@ -185,6 +185,11 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): Store {
         channels.set(channel, handlers)
       }
       handlers.add(onMessage)
+      const subscribed = handlers
+      return () => {
+        subscribed.delete(onMessage)
+        if (subscribed.size === 0 && channels.get(channel) === subscribed) channels.delete(channel)
+      }
     },
 
     async ping() {

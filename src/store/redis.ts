@@ -226,13 +226,27 @@ export function createRedisStore(opts: RedisStoreOptions): Store {
           if (subscriptions.get(full) === pending) subscriptions.delete(full)
         })
       }
+      const subscribed = set
+      let disposed = false
+      const unsubscribe = (): void => {
+        if (disposed) return
+        disposed = true
+        subscribed.delete(onMessage)
+        if (subscribed.size > 0 || handlers.get(full) !== subscribed) return
+        // The last listener of the channel: the connection stops receiving it too. A later
+        // subscribe() sends its SUBSCRIBE after this UNSUBSCRIBE, on the same connection.
+        handlers.delete(full)
+        subscriptions.delete(full)
+        const sub = subscriber
+        if (sub !== null && !closed) run(sub, () => sub.conn.unsubscribe(full)).catch(() => {})
+      }
       try {
         await pending
       } catch (err) {
-        set.delete(onMessage)
-        if (set.size === 0 && handlers.get(full) === set) handlers.delete(full)
+        unsubscribe()
         throw err
       }
+      return unsubscribe
     },
 
     async ping() {

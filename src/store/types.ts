@@ -10,6 +10,9 @@ export interface Counter {
   ttlMs: number
 }
 
+/** Stops one subscription's deliveries (at once; calling it again does nothing). */
+export type Unsubscribe = () => void
+
 export interface Store {
   readonly kind: 'memory' | 'redis'
   get(key: string): Promise<string | null>
@@ -35,7 +38,8 @@ export interface Store {
   keys(prefix: string): Promise<string[]>
   /** Cross-instance notifications (revocations). */
   publish(channel: string, message: string): Promise<void>
-  subscribe(channel: string, onMessage: (message: string) => void): Promise<void>
+  /** Resolves once subscribed, to the way out: whoever subscribes must call it when done listening. */
+  subscribe(channel: string, onMessage: (message: string) => void): Promise<Unsubscribe>
   /** Rejects when the store is unreachable. */
   ping(): Promise<void>
   close(): Promise<void>

@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache'
 import type { Clock } from '../clock.js'
-import type { Store } from '../store/types.js'
+import type { Store, Unsubscribe } from '../store/types.js'
 
 // Revocation of stateless JWTs, and the in-process cache that keeps them cheap.
 //
@@ -105,12 +105,11 @@ export async function createRevocation<C extends RevocableClaims>(deps: Revocati
   // Jtis this instance heard revoked. A positive answer is always safe to keep (a revoked token
   // stays revoked until it expires anyway), so only size bounds it.
   const revokedHere = new LRUCache<string, true>({ max: maxEntries })
-  let subscribed = false
+  let unsubscribe: Unsubscribe | null = null
   let closed = false
   let wasHealthy = true
   let retryTimer: NodeJS.Timeout | undefined
 
-  // The Store interface has no unsubscribe: a closed instance just stops listening.
   const onMessage = (message: string) => {
     if (closed || !JTI_SHAPE.test(message)) return
     revokedHere.set(message, true)
@@ -118,8 +117,10 @@ export async function createRevocation<C extends RevocableClaims>(deps: Revocati
 
   async function subscribe(): Promise<void> {
     try {
-      await store.subscribe(channel, onMessage)
-      subscribed = true
+      const stop = await store.subscribe(channel, onMessage)
+      // Closed while the SUBSCRIBE was under way: the store must not keep this instance alive.
+      if (closed) stop()
+      else unsubscribe = stop
     } catch {
       // Until subscribed, this instance would not hear revocations: it caches nothing meanwhile.
       if (!closed) {
@@ -135,7 +136,7 @@ export async function createRevocation<C extends RevocableClaims>(deps: Revocati
 
   /** Whether the cache may be used now; empties it when the store has just come back. */
   function cacheUsable(): boolean {
-    const ok = subscribed && !closed && healthy()
+    const ok = unsubscribe !== null && !closed && healthy()
     if (ok && !wasHealthy) verified.clear()
     wasHealthy = ok
     return ok
@@ -161,7 +162,7 @@ export async function createRevocation<C extends RevocableClaims>(deps: Revocati
       return verified.size
     },
     get subscribed() {
-      return subscribed
+      return unsubscribe !== null
     },
 
     cached(token) {
@@ -214,7 +215,10 @@ export async function createRevocation<C extends RevocableClaims>(deps: Revocati
     close() {
       closed = true
       if (retryTimer) clearTimeout(retryTimer)
+      unsubscribe?.()
+      unsubscribe = null
       verified.clear()
+      revokedHere.clear()
     },
   }
 }
