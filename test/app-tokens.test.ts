@@ -111,7 +111,18 @@ for (const [storeName, storeConfig] of Object.entries(stores)) {
     assert.equal(revoke.status, 200, revoke.body)
     const after = await rawGet(gw.port, '/w/api.php?action=edit', { Authorization: `AppToken ${env.token}` })
     assert.equal(after.status, 401)
-    assert.equal(after.json.code, 'E1001')
+    assert.equal(after.json.code, 'E1002', 'a revoked AppToken is told so')
+    const envelopeAfter = await rawGet(gw.port, '/w/api.php?action=edit', {
+      Authorization: `AppToken ${res.json.value}`,
+    })
+    assert.equal(envelopeAfter.json.code, 'E1002', 'its envelope too')
+    const again = await rawRequest(
+      gw.port,
+      `DELETE /mws/v1/app-token/${env.token} HTTP/1.1\r\nHost: x\r\nAuthorization: ApiKey ${KEY}\r\nConnection: close\r\n\r\n`,
+    )
+    assert.notEqual(again.status, 200, `revoking twice revokes nothing: ${again.body}`)
+    const unknown = await rawGet(gw.port, '/w/api.php?action=edit', { Authorization: `AppToken ${'ab'.repeat(32)}` })
+    assert.equal(unknown.json.code, 'E1001', 'a token never issued is invalid, not revoked')
   })
 
   test(`${storeName}: an AppToken expires after tokens.appToken.ttl`, async () => {

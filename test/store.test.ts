@@ -148,6 +148,17 @@ function storeContract(name: string, make: () => Promise<Harness>): void {
     assert.deepEqual(await store.members('idx'), [])
   })
 
+  test(`${name}: a shorter add never cuts a set's life short (an index lives as long as its longest member)`, async (t) => {
+    const { store, advance } = await open(t)
+    await store.addToSet('long', 'api', TTL * 3)
+    await store.addToSet('long', 'access', TTL)
+    assert.ok((await store.ttl('long'))! > TTL * 2, 'the longer expiry stands')
+    await advance(PAST_TTL)
+    assert.deepEqual((await store.members('long')).sort(), ['access', 'api'])
+    await advance(TTL * 3)
+    assert.deepEqual(await store.members('long'), [])
+  })
+
   test(`${name}: removing members, and the last one removes the set`, async (t) => {
     const { store } = await open(t)
     await store.addToSet('rm', 'a', 10_000)

@@ -28,6 +28,7 @@ import {
 } from '../src/tokens/jwt.js'
 import { openEnvelope, sealEnvelope } from '../src/tokens/envelope.js'
 import { createTokenRegistry, type TokenRecord } from '../src/tokens/opaque.js'
+import { createIssuedTokens } from '../src/tokens/issued.js'
 import { createRevocation, revokedJtiKey } from '../src/tokens/revocation.js'
 import { DUMMY_PASSWORD_HASH, dummyVerify, hashPassword, verifyPassword } from '../src/tokens/password.js'
 
@@ -625,6 +626,54 @@ for (const [name, make] of harnesses) {
     // kinds are separate: an api token is not a session
     const sessions = createTokenRegistry({ store: h.store, clock: h.clock, kind: 'session', ttlMs: 60_000 })
     assert.equal(await sessions.verify(c.token), null)
+  })
+
+  test(`${name}: a user's token index lives as long as its longest token (issued JWTs and opaque tokens alike)`, async (t) => {
+    const h = open(t, make)
+    const issued = createIssuedTokens({ store: h.store, clock: h.clock, graceMs: 0 })
+    const now = h.clock.now()
+    const rec = { sub: 'alice', uid: 3, clientId: 'c', clientIp: '192.0.2.1', issuedAt: now }
+    await issued.record({ ...rec, jti: 'long-api', type: 'api', expiresAt: now + 5000 })
+    await issued.record({ ...rec, jti: 'short-access', type: 'access', expiresAt: now + 100 })
+    await h.advance(300)
+    assert.deepEqual(
+      (await issued.listByUser('alice')).map((r) => r.jti),
+      ['long-api'],
+      'the short token expired; the index still holds the long one',
+    )
+    const reg = createTokenRegistry({ store: h.store, clock: h.clock, kind: 'api', ttlMs: 5000 })
+    const long = await reg.issue(REC)
+    await reg.issue(REC, { ttlMs: 100 })
+    await h.advance(300)
+    assert.deepEqual(
+      (await reg.listByUser('test')).map((x) => x.hash),
+      [long.hash],
+    )
+    assert.equal(await reg.revokeUser('test'), 1, 'revoking by user reaches the long-lived token')
+  })
+
+  test(`${name}: an issued JWT's record outlives its exp by the clock skew verification tolerates`, async (t) => {
+    const h = open(t, make)
+    const issued = createIssuedTokens({ store: h.store, clock: h.clock, graceMs: 1000 })
+    const now = h.clock.now()
+    await issued.record({
+      jti: 'skewed',
+      type: 'access',
+      sub: 'alice',
+      uid: 3,
+      clientId: 'c',
+      clientIp: '192.0.2.1',
+      issuedAt: now,
+      expiresAt: now + 100,
+    })
+    await h.advance(300) // past exp, within the skew: a gateway still accepts the token
+    assert.equal((await issued.get('skewed'))?.jti, 'skewed', 'the record is still there to revoke')
+    assert.deepEqual(
+      (await issued.listByUser('alice')).map((r) => r.jti),
+      ['skewed'],
+    )
+    await h.advance(1000)
+    assert.equal(await issued.get('skewed'), null, 'gone once no gateway would accept the token')
   })
 
   test(`${name}: sessions slide with touch, bounded by their lifetime`, async (t) => {

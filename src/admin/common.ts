@@ -179,7 +179,7 @@ export async function openAdminStore(file: string, env: NodeJS.ProcessEnv): Prom
     config,
     file,
     store,
-    issued: createIssuedTokens({ store, clock }),
+    issued: createIssuedTokens({ store, clock, graceMs: config.secrets.jwt.clockSkew }),
     revocation() {
       // Same channel and tolerance as the gateways' (auth/index.ts), or they would not hear it.
       revocation ??= createRevocation<RevocableClaims>({

@@ -24,6 +24,7 @@ export function createAppTokenAuthenticator(deps: {
   network: IpMatcher | null
 }): Authenticator {
   const invalid: AuthResult = { kind: 'deny', refusal: refuse('E1001') }
+  const revoked: AuthResult = { kind: 'deny', refusal: refuse('E1002') }
   return {
     scheme: 'apptoken',
     async authenticate({ token, clientIp }) {
@@ -35,7 +36,8 @@ export function createAppTokenAuthenticator(deps: {
         if (!opened.ok) return invalid
         inner = opened.token
       }
-      const found = await deps.registry.verify(inner)
+      const found = await deps.registry.find(inner)
+      if (found === 'revoked') return revoked
       if (!found) return invalid
       const r = found.record
       return {

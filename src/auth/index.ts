@@ -50,7 +50,7 @@ export async function createAuth(compiled: CompiledConfig, deps: AuthDeps): Prom
     healthy: () => deps.storeHealth.healthy,
     clockToleranceMs: config.secrets.jwt.clockSkew,
   })
-  const issued = createIssuedTokens({ store, clock })
+  const issued = createIssuedTokens({ store, clock, graceMs: config.secrets.jwt.clockSkew })
   const userTokens = createTokenRegistry<UserTokenRecord>({
     store,
     clock,

@@ -139,7 +139,7 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): Store {
         return
       }
       setMembers(entry).add(member)
-      entry.expiresAtMs = expiresAtMs
+      entry.expiresAtMs = Math.max(entry.expiresAtMs, expiresAtMs)
     },
 
     async removeFromSet(key, member) {

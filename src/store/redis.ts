@@ -42,8 +42,19 @@ if n == 1 or t < 0 then
 end
 return {n, t}
 `
-interface WithIncr {
+// SADD and an expiry that only moves later, in one atomic step: two tokens recorded at once for
+// one user cannot leave the index with the shorter one's expiry. (PEXPIRE GT is Redis 7 only, and
+// treats a set without expiry as never expiring.)
+const ADD_TO_SET_LUA = `
+redis.call('SADD', KEYS[1], ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 1
+`
+interface WithScripts {
   keygateIncr(key: string, windowMs: number): Promise<[number, number]>
+  keygateAddToSet(key: string, member: string, ttlMs: number): Promise<number>
 }
 
 const SCAN_COUNT = 1000
@@ -60,6 +71,7 @@ export function createRedisStore(opts: RedisStoreOptions): Store {
   const isCluster = typeof opts.redis === 'object' && 'cluster' in opts.redis
   const client = connect(opts.redis, timeoutMs)
   client.defineCommand('keygateIncr', { numberOfKeys: 1, lua: INCR_LUA })
+  client.defineCommand('keygateAddToSet', { numberOfKeys: 1, lua: ADD_TO_SET_LUA })
   const main = track(client, onError)
   const handlers = new Map<string, Set<(message: string) => void>>()
   const subscriptions = new Map<string, Promise<void>>()
@@ -166,16 +178,13 @@ export function createRedisStore(opts: RedisStoreOptions): Store {
 
     async incr(key, windowMs): Promise<Counter> {
       const ms = checkTtl(windowMs)
-      const [count, ttlMs] = await run(main, () => (client as unknown as WithIncr).keygateIncr(k(key), ms))
+      const [count, ttlMs] = await run(main, () => (client as unknown as WithScripts).keygateIncr(k(key), ms))
       return { count, ttlMs }
     },
 
     async addToSet(key, member, ttlMs) {
       const ms = checkTtl(ttlMs)
-      const results = await run(main, () => client.multi().sadd(k(key), member).pexpire(k(key), ms).exec())
-      const failed = results?.find(([err]) => err !== null)
-      if (results === null || failed !== undefined)
-        throw new StoreUnavailableError({ cause: failed?.[0] ?? new Error('transaction aborted') })
+      await run(main, () => (client as unknown as WithScripts).keygateAddToSet(k(key), member, ms))
     },
 
     async removeFromSet(key, member) {

@@ -30,7 +30,10 @@ export interface Store {
   ttl(key: string): Promise<number | null>
   /** Fixed-window counter: the first increment starts the window (atomically with the count). */
   incr(key: string, windowMs: number): Promise<Counter>
-  /** A set kept alive ttlMs after its last add (indexes such as tokens by user). */
+  /**
+   * Adds to a set (indexes such as tokens by user) and keeps it alive at least ttlMs from now:
+   * its expiry only ever moves later, atomically, so an index lives as long as its longest member.
+   */
   addToSet(key: string, member: string, ttlMs: number): Promise<void>
   removeFromSet(key: string, member: string): Promise<void>
   members(key: string): Promise<string[]>

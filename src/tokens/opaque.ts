@@ -1,6 +1,7 @@
 import type { Clock } from '../clock.js'
 import type { Store } from '../store/types.js'
 import { randomToken, sha256Hex } from '../util/secret.js'
+import { createIndexedRecords } from './indexed-records.js'
 
 // One implementation for every opaque stored token: user tokens, app tokens, sessions, api tokens.
 // The store key is sha256(token): a dump of the store gives nobody a usable token. The raw token
@@ -39,6 +40,8 @@ export interface TokenRegistry<R extends TokenRecord = TokenRecord> {
   issue(record: R, opts?: { ttlMs?: number }): Promise<IssuedToken>
   /** The record, or null when unknown, expired, revoked, malformed, or (single-use) already used. */
   verify(token: string): Promise<StoredToken<R> | null>
+  /** As verify(), but says 'revoked' for a token revoked before its expiry (E1002 rather than E1001). */
+  find(token: string): Promise<StoredToken<R> | 'revoked' | null>
   /** Sliding expiry: the token lives ttlMs (or the given ttl) from now, bounded by maxLifetimeMs; null when gone. Returns the new expiry. */
   touch(token: string, ttlMs?: number): Promise<number | null>
   revoke(token: string): Promise<boolean>
@@ -75,6 +78,10 @@ interface StoredValue {
   record: TokenRecord
 }
 
+// A revoked token's record is replaced by this until the token would have expired, so that its
+// holder is told "revoked" rather than "invalid", at no extra store read.
+const REVOKED = JSON.stringify({ v: 1, revoked: true })
+
 export function createTokenRegistry<R extends TokenRecord = TokenRecord>(deps: TokenRegistryDeps): TokenRegistry<R> {
   const { store, clock, kind, ttlMs } = deps
   const singleUse = deps.singleUse ?? false
@@ -82,12 +89,14 @@ export function createTokenRegistry<R extends TokenRecord = TokenRecord>(deps: T
   const random = deps.random ?? randomToken
   if (!(ttlMs > 0)) throw new RangeError(`token registry ${kind}: ttlMs must be positive`)
 
-  const keyOf = (hash: string) => `tok:${kind}:${hash}`
-  // Usernames may hold any character; encoding keeps them from forging another key's shape.
-  const indexOf = (username: string) => `tokidx:${kind}:${encodeURIComponent(username)}`
+  const records = createIndexedRecords(store, {
+    record: (hash) => `tok:${kind}:${hash}`,
+    // Usernames may hold any character; encoding keeps them from forging another key's shape.
+    index: (username) => `tokidx:${kind}:${encodeURIComponent(username)}`,
+  })
 
   function parse(hash: string, raw: string | null): StoredToken<R> | null {
-    if (raw === null) return null
+    if (raw === null || raw === REVOKED) return null
     try {
       const v = JSON.parse(raw) as StoredValue
       if (v?.v !== 1 || v.kind !== kind || typeof v.record?.username !== 'string') return null
@@ -97,21 +106,34 @@ export function createTokenRegistry<R extends TokenRecord = TokenRecord>(deps: T
     }
   }
 
-  // addToSet sets the index TTL from this add; never let a short-lived token cut short the
-  // index entry of a longer-lived one of the same user (issue() and touch() are off the hot path).
-  async function addToIndex(username: string, hash: string, ttl: number): Promise<void> {
-    const index = indexOf(username)
-    const left = await store.ttl(index)
-    await store.addToSet(index, hash, Math.max(ttl, left ?? 0))
-  }
+  /** Until when a token could have lived: a sliding one up to its lifetime bound. */
+  const lifeEnd = (t: StoredToken<R>) => Math.max(t.expiresAt, t.issuedAt + (deps.maxLifetimeMs ?? ttlMs))
 
   async function revokeByHash(hash: string): Promise<boolean> {
     if (!HASH_SHAPE.test(hash)) return false
-    const key = keyOf(hash)
-    const found = parse(hash, await store.get(key))
-    const existed = await store.del(key)
-    if (found) await store.removeFromSet(indexOf(found.record.username), hash)
-    return existed
+    const raw = await records.get(hash)
+    if (raw === null || raw === REVOKED) return false
+    // take() is the one step that decides which of two racing revocations did it.
+    const taken = await records.take(hash)
+    if (taken === null) return false
+    const found = parse(hash, taken)
+    if (found) {
+      await records.unindex(found.record.username, hash)
+      const left = lifeEnd(found) - clock.now()
+      if (left > 0) await records.overwrite(hash, REVOKED, left)
+    }
+    return true
+  }
+
+  async function find(token: string): Promise<StoredToken<R> | 'revoked' | null> {
+    if (typeof token !== 'string' || !TOKEN_SHAPE.test(token)) return null
+    const hash = sha256Hex(token)
+    // The store's TTL is the expiry (both stores honour it); single-use is one atomic take.
+    const raw = singleUse ? await records.take(hash) : await records.get(hash)
+    if (raw === REVOKED) return 'revoked'
+    const found = parse(hash, raw)
+    if (found && singleUse) await records.unindex(found.record.username, hash)
+    return found
   }
 
   return {
@@ -126,26 +148,23 @@ export function createTokenRegistry<R extends TokenRecord = TokenRecord>(deps: T
       const issuedAt = clock.now()
       const expiresAt = issuedAt + ttl
       const value: StoredValue = { v: 1, kind, issuedAt, expiresAt, record }
-      // Index first: a token that exists but is missing from its user's index could not be revoked by user.
-      await addToIndex(record.username, hash, Math.max(ttl, deps.maxLifetimeMs ?? 0))
-      await store.set(keyOf(hash), JSON.stringify(value), ttl)
+      await records.put(record.username, hash, JSON.stringify(value), ttl)
+      // A sliding token may outlive its first ttl, up to its lifetime bound.
+      if ((deps.maxLifetimeMs ?? 0) > ttl) await records.keepIndexed(record.username, hash, deps.maxLifetimeMs!)
       return { token, hash, expiresAt }
     },
 
     async verify(token) {
-      if (typeof token !== 'string' || !TOKEN_SHAPE.test(token)) return null
-      const hash = sha256Hex(token)
-      // The store's TTL is the expiry (both stores honour it); single-use is one atomic take.
-      const found = parse(hash, singleUse ? await store.take(keyOf(hash)) : await store.get(keyOf(hash)))
-      if (found && singleUse) await store.removeFromSet(indexOf(found.record.username), hash)
-      return found
+      const found = await find(token)
+      return found === 'revoked' ? null : found
     },
+
+    find,
 
     async touch(token, ttl = ttlMs) {
       if (typeof token !== 'string' || !TOKEN_SHAPE.test(token)) return null
       const hash = sha256Hex(token)
-      const key = keyOf(hash)
-      const found = parse(hash, await store.get(key))
+      const found = parse(hash, await records.get(hash))
       if (!found) return null
       const now = clock.now()
       const next =
@@ -156,9 +175,9 @@ export function createTokenRegistry<R extends TokenRecord = TokenRecord>(deps: T
       }
       // expire() only moves an existing key: a touch racing a revoke cannot bring the token back,
       // which rewriting the record with set() would.
-      if (!(await store.expire(key, next - now))) return null
+      if (!(await records.expire(hash, next - now))) return null
       // Without a lifetime bound the index must slide too, or a long-lived session would drop out of it.
-      if (deps.maxLifetimeMs === undefined) await addToIndex(found.record.username, hash, next - now)
+      if (deps.maxLifetimeMs === undefined) await records.keepIndexed(found.record.username, hash, next - now)
       return next
     },
 
@@ -170,23 +189,13 @@ export function createTokenRegistry<R extends TokenRecord = TokenRecord>(deps: T
     revokeByHash,
 
     async listByUser(username) {
-      const index = indexOf(username)
-      const out: StoredToken<R>[] = []
-      for (const hash of await store.members(index)) {
-        const found = parse(hash, await store.get(keyOf(hash)))
-        if (found) out.push(found)
-        else await store.removeFromSet(index, hash) // expired or used: drop the stale index entry
-      }
-      return out
+      const found = (await records.list(username)).map(({ member, value }) => parse(member, value))
+      return found.filter((t): t is StoredToken<R> => t !== null)
     },
 
     async revokeUser(username) {
-      const index = indexOf(username)
       let n = 0
-      for (const hash of await store.members(index)) {
-        if (await store.del(keyOf(hash))) n++
-        await store.removeFromSet(index, hash)
-      }
+      for (const { member } of await records.list(username)) if (await revokeByHash(member)) n++
       return n
     },
   }
