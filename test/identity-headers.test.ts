@@ -1,6 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { rawGet, startTestGateway } from './helpers.js'
+import { rawGet, startTestGateway, TEST_SECRET } from './helpers.js'
+import { hashPassword } from '../src/tokens/password.js'
+import { login } from './support/users.js'
 import { toolGate } from './support/processes.js'
 import { startPhpEcho } from './support/php-echo.js'
 
@@ -101,3 +103,95 @@ test(
     assert.equal(seen.server.HTTP_X_FORWARDED_FOR, '127.0.0.1')
   },
 )
+
+// ---- hostile values, from every source of identity keygate has ----
+
+const CHEAP_SCRYPT = { N: 1024, r: 8, p: 1 }
+const PASSWORD = 'identity-test-password-0123'
+
+/** Reads a plain identity header back: the documented encoding is plain percent-encoding (UTF-8). */
+const decoded = (v: string | undefined) => (v === undefined ? undefined : decodeURIComponent(v))
+const decodedGroups = (v: string | undefined) => (v ? v.split(',').map((g) => decodeURIComponent(g)) : [])
+
+/** Nothing PHP read carries a control character, and no header was made up from a value. */
+function assertNoInjection(server: Record<string, string>, row: string) {
+  for (const [k, v] of Object.entries(server)) {
+    assert.ok(!/\p{Cc}/u.test(String(v)), `${row}: ${k} carries a control character: ${JSON.stringify(v)}`)
+    assert.ok(!/INJECTED/.test(k), `${row}: a value became the header ${k}`)
+  }
+}
+
+const usersFileRows: Array<{
+  username: string
+  name?: string
+  email?: string
+  groups: string[]
+  header: Record<string, string | undefined>
+}> = [
+  {
+    username: 'comma',
+    groups: ['user,sysop', 'editors'],
+    header: { HTTP_X_AUTH_USER: 'comma', HTTP_X_AUTH_GROUPS: 'user%2Csysop,editors' },
+  },
+  {
+    username: 'Zoë, 100%',
+    email: 'zoë@exämple.org',
+    groups: ['Zoë'],
+    header: {
+      HTTP_X_AUTH_USER: 'Zo%C3%AB, 100%25',
+      HTTP_X_AUTH_EMAIL: 'zo%C3%AB@ex%C3%A4mple.org',
+      HTTP_X_AUTH_GROUPS: 'Zo%C3%AB',
+    },
+  },
+  {
+    username: 'crlf\r\nX-Injected: yes',
+    email: 'a@example.org\r\nX-Injected: yes',
+    groups: ['g\r\nX-Injected: yes', 'tab\there'],
+    header: {
+      HTTP_X_AUTH_USER: 'crlf%0D%0AX-Injected: yes',
+      HTTP_X_AUTH_EMAIL: 'a@example.org%0D%0AX-Injected: yes',
+      HTTP_X_AUTH_GROUPS: 'g%0D%0AX-Injected: yes,tab%09here',
+    },
+  },
+  {
+    // (login trims the name it is given, so a spaced name is shown through groups)
+    username: 'spaced',
+    groups: [' user', 'ops '],
+    header: { HTTP_X_AUTH_USER: 'spaced', HTTP_X_AUTH_GROUPS: '%20user,ops%20' },
+  },
+  { username: 'nul\u0000x\u007f', groups: [], header: { HTTP_X_AUTH_USER: 'nul%00x%7F', HTTP_X_AUTH_GROUPS: '' } },
+]
+
+test('users file: hostile names, groups and e-mails reach PHP in the one reversible encoding', { skip }, async () => {
+  const users = await Promise.all(
+    usersFileRows.map(async (r, i) => ({
+      username: r.username,
+      passwordHash: await hashPassword(PASSWORD, CHEAP_SCRYPT),
+      uid: 100 + i,
+      ...(r.email ? { email: r.email } : {}),
+      groups: r.groups,
+    })),
+  )
+  const gw = await startTestGateway(
+    gatewayConfig({
+      users,
+      secrets: { jwt: { secret: TEST_SECRET } },
+      routes: [{ path: '/admin/', require: { groups: ['sysop'] } }],
+    }),
+  )
+  for (const [i, row] of usersFileRows.entries()) {
+    const name = JSON.stringify(row.username)
+    const token = await login(gw.port, { username: row.username, password: PASSWORD, token_type: 'access' })
+    assert.equal(token.status, 200, `${name}: ${token.body}`)
+    const seen = await phpSees(gw.port, '/wiki/Page', { Authorization: `Bearer ${token.json.token}` })
+    assert.equal(seen.status, 200, `${name}: ${seen.body}`)
+    for (const [k, v] of Object.entries(row.header)) assert.equal(seen.server[k], v, `${name}: ${k}`)
+    assert.equal(seen.server.HTTP_X_AUTH_USER_ID, String(100 + i))
+    assert.equal(decoded(seen.server.HTTP_X_AUTH_USER), row.username, `${name}: reads back`)
+    assert.deepEqual(decodedGroups(seen.server.HTTP_X_AUTH_GROUPS), row.groups, `${name}: groups read back`)
+    assertNoInjection(seen.server, name)
+  }
+  // "user,sysop" is one group, not sysop: keygate and the upstream agree
+  const comma = await login(gw.port, { username: 'comma', password: PASSWORD, token_type: 'access' })
+  assert.equal((await phpSees(gw.port, '/admin/x', { Authorization: `Bearer ${comma.json.token}` })).status, 403)
+})

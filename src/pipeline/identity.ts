@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import { canonicalHeaderName, connectionListed, HOP_BY_HOP } from '../util/header-names.js'
 import { SESSION_COOKIE, type Principal } from '../auth/types.js'
 import type { GatewayConfig } from '../config/schema.js'
+import { encodeGroupsHeader, encodeHeaderValue } from '../util/identity-value.js'
 
 export interface IdentityInput {
   readonly headers: IncomingHttpHeaders
@@ -49,12 +50,6 @@ const REROUTING = new Set([
   'x-method-override',
 ])
 
-const PRINTABLE_ASCII = /^[\x20-\x7e]*$/
-
-/** Header values carry UTF-8 bytes (what PHP and CGI upstreams read); control characters never pass. */
-const headerSafe = (value: string): string =>
-  PRINTABLE_ASCII.test(value) ? value : Buffer.from(value.replace(/[\x00-\x1f\x7f]/g, ''), 'utf8').toString('latin1')
-
 function withoutSessionCookie(cookie: string): string {
   return cookie
     .split(';')
@@ -91,7 +86,9 @@ export function buildUpstreamHeaders(input: IdentityInput): Record<string, strin
 
   const host = src.host ?? ''
   if (input.peerTrusted) {
-    out['x-forwarded-for'] = src['x-forwarded-for'] ? `${src['x-forwarded-for']}, ${input.peerIp}` : input.peerIp
+    out['x-forwarded-for'] = src['x-forwarded-for']
+      ? `${String(src['x-forwarded-for'])}, ${input.peerIp}`
+      : input.peerIp
     out['x-forwarded-proto'] = firstValue(src['x-forwarded-proto']) || 'http'
     out['x-forwarded-host'] = firstValue(src['x-forwarded-host']) || host
   } else {
@@ -128,12 +125,12 @@ export function createIdentityHeaders(
 
 function buildIdentityHeaders(principal: Principal, h: GatewayConfig['identityHeaders']): Record<string, string> {
   const out: Record<string, string> = {
-    [h.user]: headerSafe(principal.username),
+    [h.user]: encodeHeaderValue(principal.username),
     [h.userId]: String(principal.uid),
-    [h.groups]: headerSafe(principal.groups.join(',')),
+    [h.groups]: encodeGroupsHeader(principal.groups),
     [h.scheme]: principal.scheme,
   }
-  if (principal.email) out[h.email] = headerSafe(principal.email)
+  if (principal.email) out[h.email] = encodeHeaderValue(principal.email)
   return out
 }
 

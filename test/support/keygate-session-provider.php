@@ -19,6 +19,8 @@ class KeygateTrustedHeaderSessionProvider extends ImmutableSessionProviderWithCo
 		if ( $name === false || $name === '' ) {
 			return null;
 		}
+		// keygate percent-encodes '%', non-ASCII and control characters in identity values (UTF-8)
+		$name = rawurldecode( $name );
 		$userInfo = UserInfo::newFromName( $name, true );
 		if ( !$userInfo->getUser()->isRegistered() ) {
 			return null; // keygate knows someone the wiki does not: stay anonymous
