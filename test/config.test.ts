@@ -53,6 +53,17 @@ const broken: Array<{ yaml: string; path: string; message?: RegExp }> = [
     message: /app tokens/,
   },
   { yaml: 'workers: 2', path: 'workers', message: /shared store/ },
+  {
+    yaml: 'issuers: [{issuer: corp, publicKey: x, usernamePrefix: corp-}]\nusers: [{username: corp-admin, passwordHash: "scrypt$x", uid: 1}]',
+    path: 'users.0.username',
+    message: /usernamePrefix of issuer corp/,
+  },
+  {
+    yaml: 'issuers: [{issuer: "https://idp.test"}]\nusers: [{username: "https://idp.test#admin", passwordHash: "scrypt$x", uid: 1}]',
+    path: 'users.0.username',
+    message: /usernamePrefix/,
+  },
+  { yaml: 'issuers: [{issuer: corp, usernamePrefix: "a\\tb"}]', path: 'issuers.0.usernamePrefix' },
   { yaml: 'listen: [', path: '', message: /YAML/ },
 ]
 

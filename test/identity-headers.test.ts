@@ -1,8 +1,9 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { rawGet, startTestGateway, TEST_SECRET } from './helpers.js'
+import { generateKeyPairSync } from 'node:crypto'
+import { rawGet, startTestGateway, startUpstream, TEST_SECRET } from './helpers.js'
 import { hashPassword } from '../src/tokens/password.js'
-import { login } from './support/users.js'
+import { login, nowSec, rs256 } from './support/users.js'
 import { toolGate } from './support/processes.js'
 import { startPhpEcho } from './support/php-echo.js'
 
@@ -194,4 +195,153 @@ test('users file: hostile names, groups and e-mails reach PHP in the one reversi
   // "user,sysop" is one group, not sysop: keygate and the upstream agree
   const comma = await login(gw.port, { username: 'comma', password: PASSWORD, token_type: 'access' })
   assert.equal((await phpSees(gw.port, '/admin/x', { Authorization: `Bearer ${comma.json.token}` })).status, 403)
+})
+
+const IDP = 'https://idp.test'
+const IDP_SHARED = 'https://shared-idp.test'
+const idpKeys = generateKeyPairSync('rsa', {
+  modulusLength: 2048,
+  publicKeyEncoding: { type: 'spki', format: 'pem' },
+  privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+})
+
+const idpToken = (claims: Record<string, unknown>, iss = IDP) =>
+  rs256({ iss, exp: nowSec() + 300, iat: nowSec(), ...claims }, idpKeys.privateKey)
+
+const externalRows: Array<{
+  row: string
+  claims: Record<string, unknown>
+  iss?: string
+  status: number
+  header?: Record<string, string | undefined>
+}> = [
+  { row: 'trailing tab', claims: { preferred_username: 'admin\t', uid: 1 }, status: 401 },
+  { row: 'NUL', claims: { preferred_username: 'admin\u0000', uid: 1 }, status: 401 },
+  { row: 'surrounding spaces', claims: { preferred_username: ' admin ', uid: 1 }, status: 401 },
+  { row: 'CR LF', claims: { preferred_username: 'admin\r\nX-Injected: yes' }, status: 401 },
+  { row: 'LF only', claims: { preferred_username: 'admin\n' }, status: 401 },
+  { row: 'DEL', claims: { preferred_username: 'admin\u007f' }, status: 401 },
+  { row: 'C1 control', claims: { preferred_username: 'admin\u0085' }, status: 401 },
+  { row: 'line separator', claims: { preferred_username: 'admin\u2028' }, status: 401 },
+  { row: 'no-break space', claims: { preferred_username: '\u00a0admin' }, status: 401 },
+  { row: 'control in a group', claims: { preferred_username: 'alice', groups: ['user\r\nsysop'] }, status: 401 },
+  { row: 'spaced group', claims: { preferred_username: 'alice', groups: ['sysop '] }, status: 401 },
+  { row: 'CR LF in e-mail', claims: { preferred_username: 'alice', email: 'a@x\r\nX-Injected: yes' }, status: 401 },
+  { row: 'control in name', claims: { preferred_username: 'alice', name: 'Alice\u0000' }, status: 401 },
+  {
+    row: 'admin with uid 1: kept apart from the local admin',
+    claims: { preferred_username: 'admin', uid: 1, groups: ['user'] },
+    status: 200,
+    header: {
+      HTTP_X_AUTH_USER: 'https://idp.test#admin',
+      HTTP_X_AUTH_USER_ID: '0',
+      HTTP_X_AUTH_GROUPS: 'user',
+      HTTP_X_AUTH_SCHEME: 'bearer',
+    },
+  },
+  {
+    row: 'comma in a group',
+    claims: { preferred_username: 'alice', groups: ['user,sysop'] },
+    status: 200,
+    header: { HTTP_X_AUTH_USER: 'https://idp.test#alice', HTTP_X_AUTH_GROUPS: 'user%2Csysop' },
+  },
+  {
+    row: 'non-ASCII and %',
+    claims: { preferred_username: 'Zoë%', email: 'zoë@example.org', groups: ['Ärzte'] },
+    status: 200,
+    header: {
+      HTTP_X_AUTH_USER: 'https://idp.test#Zo%C3%AB%25',
+      HTTP_X_AUTH_EMAIL: 'zo%C3%AB@example.org',
+      HTTP_X_AUTH_GROUPS: '%C3%84rzte',
+    },
+  },
+  {
+    row: 'an issuer configured to share the namespace and map uid',
+    iss: IDP_SHARED,
+    claims: { preferred_username: 'carol', uid: 42 },
+    status: 200,
+    header: { HTTP_X_AUTH_USER: 'corp-carol', HTTP_X_AUTH_USER_ID: '42' },
+  },
+  {
+    row: 'uid claim that is not a number',
+    iss: IDP_SHARED,
+    claims: { preferred_username: 'carol', uid: '1' },
+    status: 401,
+  },
+]
+
+test(
+  'external issuer: control characters and surrounding spaces are refused (E1001); its users stay apart',
+  { skip },
+  async () => {
+    const gw = await startTestGateway(
+      gatewayConfig({
+        secrets: { jwt: { secret: TEST_SECRET } },
+        issuers: [
+          { issuer: IDP, publicKey: idpKeys.publicKey },
+          { issuer: IDP_SHARED, publicKey: idpKeys.publicKey, usernamePrefix: 'corp-', uidClaim: 'uid' },
+        ],
+        routes: [{ path: '/admin/', require: { groups: ['sysop'] } }],
+      }),
+    )
+    for (const r of externalRows) {
+      const seen = await phpSees(gw.port, '/wiki/Page', { Authorization: `Bearer ${idpToken(r.claims, r.iss)}` })
+      assert.equal(seen.status, r.status, `${r.row}: ${seen.body}`)
+      if (r.status === 401) {
+        assert.equal(JSON.parse(seen.body).code, 'E1001', r.row)
+        continue
+      }
+      for (const [k, v] of Object.entries(r.header ?? {})) assert.equal(seen.server[k], v, `${r.row}: ${k}`)
+      assertNoInjection(seen.server, r.row)
+    }
+    const forged = await phpSees(gw.port, '/admin/x', {
+      Authorization: `Bearer ${idpToken({ preferred_username: 'alice', groups: ['user,sysop'] })}`,
+    })
+    assert.equal(forged.status, 403, 'a comma in a group forges no group')
+  },
+)
+
+// identityFromUpstream: a stand-in for the wiki's meta=userinfo, answering per the `case` cookie
+const upstreamRows: Array<{
+  row: string
+  userinfo: Record<string, unknown>
+  status: number
+  header?: Record<string, string>
+}> = [
+  { row: 'trailing tab', userinfo: { id: 1, name: 'Admin\t', groups: ['sysop'] }, status: 401 },
+  { row: 'NUL', userinfo: { id: 1, name: 'Admin\u0000' }, status: 401 },
+  { row: 'leading space', userinfo: { id: 1, name: ' Admin' }, status: 401 },
+  { row: 'CR LF', userinfo: { id: 1, name: 'Admin\r\nX-Injected: yes' }, status: 401 },
+  { row: 'control in a group', userinfo: { id: 2, name: 'Bob', groups: ['user\nsysop'] }, status: 401 },
+  { row: 'CR LF in e-mail', userinfo: { id: 2, name: 'Bob', email: 'b@x\r\nX-Injected: yes' }, status: 401 },
+  {
+    row: 'comma in a group',
+    userinfo: { id: 2, name: 'Bob', groups: ['user,sysop', '*'] },
+    status: 200,
+    header: { HTTP_X_AUTH_USER: 'Bob', HTTP_X_AUTH_GROUPS: 'user%2Csysop,*', HTTP_X_AUTH_SCHEME: 'upstream' },
+  },
+  {
+    row: 'non-ASCII',
+    userinfo: { id: 3, name: 'Zoë', email: 'zoë@example.org', groups: [] },
+    status: 200,
+    header: { HTTP_X_AUTH_USER: 'Zo%C3%AB', HTTP_X_AUTH_USER_ID: '3', HTTP_X_AUTH_EMAIL: 'zo%C3%AB@example.org' },
+  },
+]
+
+test('identityFromUpstream: hostile wiki answers give no identity; good ones reach PHP encoded', { skip }, async () => {
+  const wiki = await startUpstream((req, res) => {
+    const n = Number(/case=(\d+)/.exec(req.headers.cookie ?? '')?.[1])
+    res.writeHead(200, { 'content-type': 'application/json' })
+    res.end(JSON.stringify({ query: { userinfo: upstreamRows[n]!.userinfo } }))
+  })
+  const gw = await startTestGateway(
+    gatewayConfig({ identityFromUpstream: { url: `${wiki.url}/w/api.php?action=query&meta=userinfo&format=json` } }),
+  )
+  for (const [i, r] of upstreamRows.entries()) {
+    const seen = await phpSees(gw.port, '/wiki/Page', { Cookie: `case=${i}` })
+    assert.equal(seen.status, r.status, `${r.row}: ${seen.body}`)
+    if (r.status === 401) continue
+    for (const [k, v] of Object.entries(r.header ?? {})) assert.equal(seen.server[k], v, `${r.row}: ${k}`)
+    assertNoInjection(seen.server, r.row)
+  }
 })

@@ -337,7 +337,7 @@ test('external issuer with a static public key: claims are mapped, others refuse
       r.identity.jti,
       r.identity.expiresAt,
     ],
-    ['alice', 'Alice', 'a@example.org', ['sysop'], 0, 'j1', T0 + 60_000],
+    ['https://idp.example#alice', 'Alice', 'a@example.org', ['sysop'], 0, 'j1', T0 + 60_000],
   )
 
   const refusedRows: Array<[string, string]> = [

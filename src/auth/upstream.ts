@@ -1,6 +1,7 @@
 import { request } from 'undici'
 import { LRUCache } from 'lru-cache'
 import { sha256Hex } from '../util/secret.js'
+import { isCleanName, isCleanText } from '../util/identity-value.js'
 import type { Authenticator, AuthResult, Principal } from './types.js'
 
 export interface UpstreamIdentityOptions {
@@ -22,20 +23,28 @@ interface UserInfo {
   anon?: unknown
 }
 
-/** MediaWiki's meta=userinfo answer → a principal; anonymous (id 0) gives none. */
+/**
+ * MediaWiki's meta=userinfo answer → a principal; anonymous (id 0) gives none, and so does an
+ * answer with a control character or a space at either end of the name or a group, or a
+ * control character in the e-mail or real name: refused, never cleaned into another user.
+ */
 export function principalFromUserInfo(body: unknown): Principal | null {
   const info = (body as { query?: { userinfo?: UserInfo } } | null)?.query?.userinfo
-  if (!info || typeof info.id !== 'number' || info.id <= 0 || typeof info.name !== 'string' || info.anon !== undefined)
+  if (
+    !info ||
+    typeof info.id !== 'number' ||
+    !Number.isSafeInteger(info.id) ||
+    info.id <= 0 ||
+    typeof info.name !== 'string' ||
+    !isCleanName(info.name) ||
+    info.anon !== undefined
+  )
     return null
   const groups = Array.isArray(info.groups) ? info.groups.filter((g): g is string => typeof g === 'string') : []
-  return {
-    scheme: 'upstream',
-    username: info.name,
-    uid: info.id,
-    realName: typeof info.realname === 'string' ? info.realname : '',
-    email: typeof info.email === 'string' ? info.email : '',
-    groups,
-  }
+  const realName = typeof info.realname === 'string' ? info.realname : ''
+  const email = typeof info.email === 'string' ? info.email : ''
+  if (!groups.every(isCleanName) || !isCleanText(realName) || !isCleanText(email)) return null
+  return { scheme: 'upstream', username: info.name, uid: info.id, realName, email, groups }
 }
 
 /**

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { parseDocument } from 'yaml'
 import type { ZodIssue } from 'zod'
-import { GatewaySchema, UsersFileSchema, type GatewayConfig, type UserConfig } from './schema.js'
+import { GatewaySchema, UsersFileSchema, usernamePrefixOf, type GatewayConfig, type UserConfig } from './schema.js'
 
 export interface ConfigProblem {
   file: string
@@ -158,6 +158,12 @@ function semanticProblems(file: string, c: GatewayConfig): ConfigProblem[] {
   c.users.forEach((u, i) => {
     if (usernames.has(u.username)) add(`users.${i}.username`, `duplicate username "${u.username}"`)
     usernames.add(u.username)
+    const issuer = c.issuers.find((iss) => usernamePrefixOf(iss) !== '' && u.username.startsWith(usernamePrefixOf(iss)))
+    if (issuer)
+      add(
+        `users.${i}.username`,
+        `"${u.username}" starts with the usernamePrefix of issuer ${issuer.issuer}: it could pass for that issuer's users`,
+      )
   })
   if (!c.secrets.salt && c.apiKeys.some((k) => k.allow.paths.some((p) => /\/app-token(\/|$)/.test(p) || p === '/'))) {
     add('secrets.salt', 'required: an api key may generate app tokens, which are salted envelopes')

@@ -142,6 +142,14 @@ const Issuer = z
     algorithms: z.array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384', 'EdDSA'])).default(['RS256']),
     usernameClaim: z.string().default('preferred_username'),
     groupsClaim: z.string().default('groups'),
+    // Put before every user name from this issuer, so its users never pass for local (or another
+    // issuer's) users of the same name. Absent: the issuer followed by '#'. "" shares the namespace.
+    usernamePrefix: z
+      .string()
+      .refine((s) => !/\p{Cc}/u.test(s), 'no control characters')
+      .optional(),
+    // The claim X-Auth-User-Id is read from; absent: 0 (an IdP's numbers are not keygate's uids).
+    uidClaim: z.string().min(1).optional(),
   })
   .strict()
 
@@ -275,4 +283,8 @@ export type ApiKeyConfig = z.infer<typeof ApiKey>
 export type UserConfig = z.infer<typeof User>
 export type PrincipalConfig = z.infer<typeof Principal>
 export type IssuerConfig = z.infer<typeof Issuer>
+
+/** What goes before an issuer's user names: its `usernamePrefix`, by default the issuer and '#'. */
+export const usernamePrefixOf = (cfg: Pick<IssuerConfig, 'issuer' | 'usernamePrefix'>): string =>
+  cfg.usernamePrefix ?? `${cfg.issuer}#`
 export const UsersFileSchema = z.object({ users: z.array(User) }).strict()

@@ -24,8 +24,9 @@ import type { Clock } from '../clock.js'
 import { systemClock } from '../clock.js'
 import { KeygateError } from '../errors.js'
 import type { Principal, Scheme, TokenType } from '../auth/types.js'
-import type { GatewayConfig, IssuerConfig } from '../config/schema.js'
+import { usernamePrefixOf, type GatewayConfig, type IssuerConfig } from '../config/schema.js'
 import { randomToken } from '../util/secret.js'
+import { isCleanName, isCleanText } from '../util/identity-value.js'
 
 export type JwtAlg = GatewayConfig['secrets']['jwt']['alg']
 type JwtConfig = GatewayConfig['secrets']['jwt']
@@ -335,7 +336,7 @@ export const publicJwks = (keys: JwtKeys): JSONWebKeySet => keys.jwks as JSONWeb
 // ---------------------------------------------------------------------------------------------
 // External issuers (an IdP's JWKS or a static public key)
 
-/** Who an external token says the caller is; uid is 0 unless the token carries a numeric `uid`. */
+/** Who an external token says the caller is: the user name with the issuer's prefix; uid 0 unless `uidClaim` is set. */
 export interface ExternalIdentity {
   readonly issuer: string
   readonly username: string
@@ -379,6 +380,7 @@ type KeyResolver = (header: JWSHeaderParameters, input: FlattenedJWSInput) => Pr
 interface CompiledIssuer {
   readonly cfg: IssuerConfig
   readonly getKey: KeyResolver
+  readonly usernamePrefix: string
 }
 
 /** Reads `a.b.c` paths, for claims such as Keycloak's realm_access.roles. */
@@ -473,7 +475,7 @@ export async function createIssuerVerifier(
       if (err instanceof KeygateError) throw err
       throw new KeygateError('E1023', `issuer ${cfg.issuer}: cannot decode the public key`, { cause: err })
     }
-    byIssuer.set(cfg.issuer, { cfg, getKey })
+    byIssuer.set(cfg.issuer, { cfg, getKey, usernamePrefix: usernamePrefixOf(cfg) })
   }
 
   return {
@@ -506,17 +508,32 @@ export async function createIssuerVerifier(
       const p = payload as Record<string, unknown>
       const username = claimAt(p, cfg.usernameClaim)
       const groups = groupsFrom(claimAt(p, cfg.groupsClaim))
-      if (typeof username !== 'string' || username === '' || groups === null)
+      const uid = cfg.uidClaim === undefined ? 0 : claimAt(p, cfg.uidClaim)
+      const realName = p.name ?? ''
+      const email = p.email ?? ''
+      // Refused, never cleaned: "admin\t" or " admin " must not become admin on the way upstream.
+      if (
+        typeof username !== 'string' ||
+        !isCleanName(username) ||
+        groups === null ||
+        !groups.every(isCleanName) ||
+        typeof uid !== 'number' ||
+        !Number.isSafeInteger(uid) ||
+        uid < 0 ||
+        typeof realName !== 'string' ||
+        !isCleanText(realName) ||
+        typeof email !== 'string' ||
+        !isCleanText(email)
+      )
         return { ok: false, code: 'E1001', reason: 'claims' }
-      const uid = typeof p.uid === 'number' && Number.isSafeInteger(p.uid) && p.uid >= 0 ? p.uid : 0
       return {
         ok: true,
         identity: {
           issuer: cfg.issuer,
-          username,
+          username: issuer.usernamePrefix + username,
           uid,
-          realName: typeof p.name === 'string' ? p.name : '',
-          email: typeof p.email === 'string' ? p.email : '',
+          realName,
+          email,
           groups,
           jti: typeof p.jti === 'string' ? p.jti : undefined,
           expiresAt: (payload.exp as number) * 1000,

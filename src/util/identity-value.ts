@@ -1,6 +1,16 @@
-// Identity values (user names, groups, e-mail) come from the users file, external issuers'
-// tokens and the wiki's userinfo answers; whatever they hold, they are written into plain
-// headers in one way, kept here and nowhere else.
+// Identity values (user names, groups, e-mail, real names) come from the users file, external
+// issuers' tokens and the wiki's userinfo answers. Two rules, kept here and nowhere else:
+// what a source may not say at all, and how any value is written into a plain header.
+
+const CONTROL = /\p{Cc}/u
+const SURROUNDING_SPACE = /^\s|\s$/u
+
+/** A name or group as an outside source may give it: no control characters, no space at either end, not empty. */
+export const isCleanName = (value: string): boolean =>
+  value !== '' && !CONTROL.test(value) && !SURROUNDING_SPACE.test(value)
+
+/** A free-text value (real name, e-mail) as an outside source may give it: no control characters. */
+export const isCleanText = (value: string): boolean => !CONTROL.test(value)
 
 // Printable ASCII but '%' (and ',' inside a group): the values that pass unchanged.
 const PLAIN = /^[\x20-\x24\x26-\x7e]*$/
