@@ -133,6 +133,25 @@ function storeContract(name: string, make: () => Promise<Harness>): void {
     assert.equal((await store.incr('other', 10_000)).count, 1)
   })
 
+  test(`${name}: decr takes back an increment within the window, never below 0, and creates nothing`, async (t) => {
+    const { store, advance } = await open(t)
+    await store.incr('tries', TTL)
+    await store.incr('tries', TTL)
+    await store.decr('tries')
+    assert.equal((await store.incr('tries', TTL)).count, 2)
+    await store.decr('tries')
+    await store.decr('tries')
+    await store.decr('tries')
+    assert.equal(await store.get('tries'), '0', 'never below 0')
+    const left = await store.ttl('tries')
+    assert.ok(left !== null && left <= TTL, `decr keeps the window's expiry (ttl ${left})`)
+    await store.decr('absent')
+    assert.equal(await store.get('absent'), null, 'decr does not create a counter')
+    await advance(PAST_TTL)
+    await store.decr('tries')
+    assert.equal(await store.get('tries'), null, 'nor bring back an expired one')
+  })
+
   test(`${name}: a set lives ttl after its last add`, async (t) => {
     const { store, advance } = await open(t)
     assert.deepEqual(await store.members('idx'), [])

@@ -8,41 +8,47 @@ export interface LoginLimits {
   readonly window: number
 }
 
-export type LoginCheck =
-  { readonly ok: true } | { readonly ok: false; readonly retryAfterSec: number; readonly scope: 'user' | 'ip' }
+/** A login attempt that may check one password, or the lockout that refused it. */
+export type LoginAttempt =
+  | {
+      readonly ok: true
+      readonly username: string
+      readonly ip: string
+      readonly userCount: number
+      readonly ipCount: number
+    }
+  | { readonly ok: false; readonly retryAfterSec: number; readonly scope: 'user' | 'ip' }
 
 const userKey = (username: string) => `login:user:${encodeURIComponent(username.toLowerCase())}`
 const ipKey = (ip: string) => `login:ip:${ip}`
 
 /**
- * Failed /api/authorize attempts counted per username and per client IP in the store, so the
- * limit holds across instances. Checked before the password, counted after a failure.
+ * /api/authorize attempts counted per username and per client IP in the store, so the limit holds
+ * across instances. An attempt takes its place in both counters (one atomic increment each) BEFORE
+ * its password is checked: parallel attempts cannot all pass a check that runs ahead of the count,
+ * so at most perUser passwords of one user (perIp from one address) are checked per window.
+ * A place that checks no password (the other counter is full) or that logs in is given back.
  */
 export function createLoginLimiter(store: Store, limits: LoginLimits) {
-  async function over(key: string, limit: number): Promise<number | null> {
-    const count = Number((await store.get(key)) ?? 0)
-    if (count < limit) return null
-    const ttl = await store.ttl(key)
-    return Math.max(1, Math.ceil((ttl ?? limits.window) / 1000))
-  }
+  const retryAfterSec = (ttlMs: number) => Math.max(1, Math.ceil(ttlMs / 1000))
   return {
-    async check(username: string, ip: string): Promise<LoginCheck> {
-      const byUser = await over(userKey(username), limits.perUser)
-      if (byUser !== null) return { ok: false, retryAfterSec: byUser, scope: 'user' }
-      const byIp = await over(ipKey(ip), limits.perIp)
-      if (byIp !== null) return { ok: false, retryAfterSec: byIp, scope: 'ip' }
-      return { ok: true }
+    async attempt(username: string, ip: string): Promise<LoginAttempt> {
+      const byIp = await store.incr(ipKey(ip), limits.window)
+      if (byIp.count > limits.perIp) return { ok: false, retryAfterSec: retryAfterSec(byIp.ttlMs), scope: 'ip' }
+      const byUser = await store.incr(userKey(username), limits.window)
+      if (byUser.count > limits.perUser) {
+        await store.decr(ipKey(ip))
+        return { ok: false, retryAfterSec: retryAfterSec(byUser.ttlMs), scope: 'user' }
+      }
+      return { ok: true, username, ip, userCount: byUser.count, ipCount: byIp.count }
     },
-    /** Counts a failure; returns the scope whose limit this failure reached, if any. */
-    async fail(username: string, ip: string): Promise<'user' | 'ip' | null> {
-      const [u, i] = await Promise.all([
-        store.incr(userKey(username), limits.window),
-        store.incr(ipKey(ip), limits.window),
-      ])
-      return u.count === limits.perUser ? 'user' : i.count === limits.perIp ? 'ip' : null
+    /** The attempt's password was wrong; returns the scope whose limit this failure reached, if any. */
+    failed(attempt: Extract<LoginAttempt, { ok: true }>): 'user' | 'ip' | null {
+      return attempt.userCount === limits.perUser ? 'user' : attempt.ipCount === limits.perIp ? 'ip' : null
     },
-    async succeed(username: string): Promise<void> {
-      await store.del(userKey(username))
+    /** A login clears the user's failures and does not count against the address. */
+    async succeeded(attempt: Extract<LoginAttempt, { ok: true }>): Promise<void> {
+      await Promise.all([store.del(userKey(attempt.username)), store.decr(ipKey(attempt.ip))])
     },
   }
 }

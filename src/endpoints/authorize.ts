@@ -129,11 +129,11 @@ export function createAuthorizeEndpoints(
       const type = f.token_type || f.type || 'access'
       if (!TOKEN_TYPES.has(type)) return ctx.refuse(refuse('E1020'))
       const ip = ctx.client.clientIp
-      const allowed = await limiter.check(username, ip)
-      if (!allowed.ok) return ctx.refuse(refuse('E1031', { retryAfterSec: allowed.retryAfterSec }))
+      const attempt = await limiter.attempt(username, ip)
+      if (!attempt.ok) return ctx.refuse(refuse('E1031', { retryAfterSec: attempt.retryAfterSec }))
       const user = await users.checkPassword(username, f.password)
       if (!user) {
-        const lockout = await limiter.fail(username, ip)
+        const lockout = limiter.failed(attempt)
         publishAudit({ kind: 'login.failed', username, clientIp: ip, reason: 'credentials' })
         if (lockout)
           publishAudit({
@@ -145,7 +145,7 @@ export function createAuthorizeEndpoints(
           })
         return ctx.refuse(refuse('E1026'))
       }
-      await limiter.succeed(username)
+      await limiter.succeeded(attempt)
       const result = await issue(ctx, user, type as TokenType, f, started)
       if ('code' in result) return ctx.refuse(result)
       ctx.send(200, result.body, result.headers)

@@ -35,6 +35,7 @@ const ROUND_TRIPS = [
   'expire',
   'ttl',
   'incr',
+  'decr',
   'addToSet',
   'removeFromSet',
   'members',

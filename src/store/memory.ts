@@ -130,6 +130,15 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): Store {
       return { count: current + 1, ttlMs: entry.expiresAtMs - clock.now() }
     },
 
+    async decr(key) {
+      open()
+      const entry = live(key)
+      if (entry === undefined) return
+      const current = Number(stringValue(entry))
+      if (entry.kind !== 'string' || !Number.isSafeInteger(current)) throw new TypeError('value is not an integer')
+      if (current > 0) entry.value = String(current - 1)
+    },
+
     async addToSet(key, member, ttlMs) {
       open()
       const expiresAtMs = clock.now() + checkTtl(ttlMs)

@@ -52,8 +52,18 @@ if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
 end
 return 1
 `
+// DECR only a counter that still exists and is above 0: a refund that arrives after its window
+// ended must not create a key without expiry, nor give the next window a head start below 0.
+const DECR_LUA = `
+local n = tonumber(redis.call('GET', KEYS[1]))
+if n ~= nil and n > 0 then
+  redis.call('DECR', KEYS[1])
+end
+return 0
+`
 interface WithScripts {
   keygateIncr(key: string, windowMs: number): Promise<[number, number]>
+  keygateDecr(key: string): Promise<number>
   keygateAddToSet(key: string, member: string, ttlMs: number): Promise<number>
 }
 
@@ -72,6 +82,7 @@ export function createRedisStore(opts: RedisStoreOptions): Store {
   const client = connect(opts.redis, timeoutMs)
   client.defineCommand('keygateIncr', { numberOfKeys: 1, lua: INCR_LUA })
   client.defineCommand('keygateAddToSet', { numberOfKeys: 1, lua: ADD_TO_SET_LUA })
+  client.defineCommand('keygateDecr', { numberOfKeys: 1, lua: DECR_LUA })
   const main = track(client, onError)
   const handlers = new Map<string, Set<(message: string) => void>>()
   const subscriptions = new Map<string, Promise<void>>()
@@ -180,6 +191,10 @@ export function createRedisStore(opts: RedisStoreOptions): Store {
       const ms = checkTtl(windowMs)
       const [count, ttlMs] = await run(main, () => (client as unknown as WithScripts).keygateIncr(k(key), ms))
       return { count, ttlMs }
+    },
+
+    async decr(key) {
+      await run(main, () => (client as unknown as WithScripts).keygateDecr(k(key)))
     },
 
     async addToSet(key, member, ttlMs) {

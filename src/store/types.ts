@@ -30,6 +30,8 @@ export interface Store {
   ttl(key: string): Promise<number | null>
   /** Fixed-window counter: the first increment starts the window (atomically with the count). */
   incr(key: string, windowMs: number): Promise<Counter>
+  /** Takes back one increment of a live counter (never below 0); an absent counter stays absent. */
+  decr(key: string): Promise<void>
   /**
    * Adds to a set (indexes such as tokens by user) and keeps it alive at least ttlMs from now:
    * its expiry only ever moves later, atomically, so an index lives as long as its longest member.

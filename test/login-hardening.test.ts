@@ -1,0 +1,104 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { createRequire, syncBuiltinESMExports } from 'node:module'
+import { startTestGateway, startUpstream } from './helpers.js'
+import { ALICE_PW, BOB_PW, JWT_SECRET, STORE_KINDS, login, makeUsers, redisPrefixes } from './support/users.js'
+
+// Issue 11: the login endpoint under attack — parallel guessing past the lockout, oversized and
+// deeply nested bodies, unbounded store growth from anonymous input, and login CSRF.
+
+const users = await makeUsers()
+const prefixes = redisPrefixes('login-hardening')
+
+// Every password check, of a known user or the stand-in for an unknown one, is one scrypt
+// derivation. Counting node:crypto's scrypt itself observes the checks without trusting the code
+// under test to report them.
+const crypto = createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto')
+const realScrypt = crypto.scrypt
+let scryptCalls = 0
+crypto.scrypt = ((...args: Parameters<typeof realScrypt>) => {
+  scryptCalls++
+  return (realScrypt as (...a: unknown[]) => void)(...args)
+}) as typeof realScrypt
+syncBuiltinESMExports()
+
+async function countPasswordChecks<T>(fn: () => Promise<T>): Promise<{ result: T; checks: number }> {
+  const before = scryptCalls
+  const result = await fn()
+  return { result, checks: scryptCalls - before }
+}
+
+function config(upstream: string, store: Record<string, unknown>, extra: Record<string, unknown> = {}) {
+  return {
+    upstream,
+    ...store,
+    secrets: { jwt: { secret: JWT_SECRET } },
+    users,
+    loginLimit: { perUser: 5, perIp: 20, window: '15m' },
+    ...extra,
+  }
+}
+
+const tally = (codes: string[]) =>
+  codes.reduce<Record<string, number>>((acc, c) => ({ ...acc, [c]: (acc[c] ?? 0) + 1 }), {})
+
+/** 200 attempts for alice at once over the given gateways in turn, the last with the right password. */
+async function parallelGuesses(ports: number[]) {
+  const attempts = Array.from({ length: 200 }, (_, i) =>
+    login(ports[i % ports.length]!, { username: 'alice', password: i === 199 ? ALICE_PW : `guess-${i}` }),
+  )
+  const answers = await Promise.all(attempts)
+  return answers.map((r) => String(r.json?.code ?? r.status))
+}
+
+function assertLockoutHeld(codes: string[], checks: number) {
+  const seen = tally(codes)
+  assert.ok(
+    checks <= 5,
+    `at most perUser (5) passwords checked, saw ${checks} scrypt runs; answers ${JSON.stringify(seen)}`,
+  )
+  assert.equal(seen.E0000, undefined, `the right password sent last is not accepted: ${JSON.stringify(seen)}`)
+  assert.equal((seen.E1026 ?? 0) + (seen.E1031 ?? 0), 200, JSON.stringify(seen))
+  assert.ok((seen.E1026 ?? 0) <= 5, JSON.stringify(seen))
+}
+
+for (const kind of STORE_KINDS) {
+  test(`${kind}: 200 parallel logins for one user check at most perUser passwords; the right one is refused once locked`, async () => {
+    const up = await startUpstream()
+    const gw = await startTestGateway(config(up.url, prefixes.store(kind)))
+    const { result: codes, checks } = await countPasswordChecks(() => parallelGuesses([gw.port]))
+    assertLockoutHeld(codes, checks)
+    const after = await countPasswordChecks(() => login(gw.port, { username: 'alice', password: ALICE_PW }))
+    assert.equal(after.result.status, 429, after.result.body)
+    assert.equal(after.checks, 0, 'a locked-out attempt checks no password')
+  })
+
+  test(`${kind}: logins that succeed, and attempts refused for a locked user, do not use up the address's budget`, async () => {
+    const up = await startUpstream()
+    const gw = await startTestGateway(
+      config(up.url, prefixes.store(kind), { loginLimit: { perUser: 2, perIp: 3, window: '15m' } }),
+    )
+    for (let i = 0; i < 5; i++)
+      assert.equal((await login(gw.port, { username: 'bob', password: BOB_PW })).status, 200, `login ${i}`)
+    for (let i = 0; i < 2; i++)
+      assert.equal((await login(gw.port, { username: 'alice', password: 'wrong' })).json.code, 'E1026')
+    for (let i = 0; i < 4; i++)
+      assert.equal((await login(gw.port, { username: 'alice', password: 'wrong' })).json.code, 'E1031')
+    // two failures so far from this address: one more failure is allowed, then the address is locked
+    assert.equal((await login(gw.port, { username: 'bob', password: BOB_PW })).status, 200)
+    assert.equal((await login(gw.port, { username: 'nobody', password: 'x' })).json.code, 'E1026')
+    const locked = await login(gw.port, { username: 'bob', password: BOB_PW })
+    assert.equal(locked.json.code, 'E1031', locked.body)
+  })
+}
+
+test('two instances sharing one Redis: 200 parallel logins spread over both check at most perUser passwords', async () => {
+  const up = await startUpstream()
+  const shared = prefixes.store('redis', `shared-${Date.now()}`)
+  const a = await startTestGateway(config(up.url, shared))
+  const b = await startTestGateway(config(up.url, shared))
+  const { result: codes, checks } = await countPasswordChecks(() => parallelGuesses([a.port, b.port]))
+  assertLockoutHeld(codes, checks)
+  assert.equal((await login(b.port, { username: 'alice', password: ALICE_PW })).status, 429)
+  assert.equal((await login(a.port, { username: 'alice', password: ALICE_PW })).status, 429)
+})
