@@ -73,7 +73,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const requestLog = createRequestLog(logger)
   const store = options.store ?? createStore({ redis: initial.store.redis, prefix: initial.store.prefix })
   const ownsStore = options.store === undefined
-  const storeHealth = createStoreHealth(store)
+  const storeHealth = createStoreHealth(store, { logger })
   storeHealth.start()
   let configDigest = configHash(JSON.stringify(initial))
   const metrics = initial.metrics.enabled

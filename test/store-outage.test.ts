@@ -1,6 +1,6 @@
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -9,10 +9,10 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { StoreUnavailableError } from '../src/errors.js'
 import {
   answersPing,
-  freeClusterPort,
   freePort,
   kill,
   redisServer,
+  startCluster,
   startRedis as startRedisIn,
   waitFor,
 } from './support/redis-server.js'
@@ -197,38 +197,7 @@ test('Sentinel: the store finds the master through a sentinel', async (t) => {
 })
 
 test('Cluster: keys spread over three masters are all found; scripts, transactions and pub/sub work', async (t) => {
-  const taken = new Set<number>()
-  const ports: number[] = []
-  for (let i = 0; i < 3; i++) {
-    const port = await freeClusterPort(taken)
-    taken.add(port).add(port + 10000)
-    ports.push(port)
-  }
-  await Promise.all(
-    ports.map((port) =>
-      startRedis(port, [
-        '--cluster-enabled',
-        'yes',
-        '--cluster-config-file',
-        join(workDir, `nodes-${port}.conf`),
-        '--cluster-node-timeout',
-        '2000',
-      ]),
-    ),
-  )
-  execFileSync(
-    'redis-cli',
-    ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'],
-    { stdio: 'ignore' },
-  )
-  await waitFor(
-    () => {
-      const info = execFileSync('redis-cli', ['-p', String(ports[0]), 'cluster', 'info'], { encoding: 'utf8' })
-      return info.includes('cluster_state:ok')
-    },
-    5000,
-    'cluster did not become ok',
-  )
+  const { ports } = await startCluster(workDir, children)
 
   const store = createRedisStore({ redis: { cluster: ports.map((p) => `127.0.0.1:${p}`) }, prefix: 'cluster:' })
   t.after(() => store.close())

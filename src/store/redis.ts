@@ -274,7 +274,15 @@ export function createRedisStore(opts: RedisStoreOptions): Store {
     },
 
     async ping() {
-      await run(main, () => client.ping())
+      if (!isCluster) return void (await run(main, () => client.ping()))
+      // A cluster node answers PING during CLUSTERDOWN, and the survivors keep serving their own
+      // slots while a dead master's keys fail. Healthy means every slot is served: each master
+      // ioredis knows reports cluster_state:ok, and they are as many as serve slots (a master
+      // that went away is dropped from ioredis's list, but still counted by the others).
+      const masters = await run(main, async () => (client as Cluster).nodes('master'))
+      const infos = await Promise.all(masters.map((node) => run(main, () => node.cluster('INFO') as Promise<string>)))
+      const down = clusterDown(masters.length, infos)
+      if (down !== null) throw new StoreUnavailableError({ cause: new Error(down) })
     },
 
     async close() {
@@ -343,6 +351,18 @@ function track(conn: Connection, onError: (err: Error) => void): Tracked {
     t.downSinceMs ??= Date.now()
   })
   return t
+}
+
+/** Why a cluster cannot serve every slot, from its masters' CLUSTER INFO; null when it can. */
+function clusterDown(masterCount: number, infos: readonly string[]): string | null {
+  if (masterCount === 0) return 'no cluster master known'
+  let serving = 0
+  for (const info of infos) {
+    const state = /^cluster_state:(\w+)/m.exec(info)?.[1]
+    if (state !== 'ok') return `cluster_state:${state ?? 'unknown'}`
+    serving = Math.max(serving, Number(/^cluster_size:(\d+)/m.exec(info)?.[1] ?? 0))
+  }
+  return masterCount < serving ? `${serving - masterCount} of ${serving} masters unreachable` : null
 }
 
 /** QUIT politely; a connection that cannot say goodbye (Redis down) is dropped. */

@@ -3,6 +3,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { createConnection, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 // redis-server processes of a test's own, for outage, Sentinel and Cluster tests.
@@ -95,4 +96,52 @@ export async function waitFor(
     if (Date.now() > deadline) assert.fail(message)
     await sleep(20)
   }
+}
+
+/** A Redis Cluster of `masters` masters (no replicas) on free loopback ports, ready (cluster_state:ok). */
+export async function startCluster(
+  workDir: string,
+  children: ChildProcess[],
+  masters = 3,
+): Promise<{ ports: number[]; nodes: ChildProcess[] }> {
+  const taken = new Set<number>()
+  const ports: number[] = []
+  for (let i = 0; i < masters; i++) {
+    const port = await freeClusterPort(taken)
+    taken.add(port).add(port + 10000)
+    ports.push(port)
+  }
+  const nodes = await Promise.all(
+    ports.map((port) =>
+      startRedis(
+        port,
+        [
+          '--cluster-enabled',
+          'yes',
+          '--cluster-config-file',
+          join(workDir, `nodes-${port}.conf`),
+          '--cluster-node-timeout',
+          '2000',
+        ],
+        workDir,
+        children,
+      ),
+    ),
+  )
+  execFileSync(
+    'redis-cli',
+    ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'],
+    { stdio: 'ignore' },
+  )
+  await waitFor(
+    () =>
+      ports.every((port) =>
+        execFileSync('redis-cli', ['-p', String(port), 'cluster', 'info'], { encoding: 'utf8' }).includes(
+          'cluster_state:ok',
+        ),
+      ),
+    5000,
+    'cluster did not become ok',
+  )
+  return { ports, nodes }
 }
