@@ -61,11 +61,11 @@ export function viaProxy(
   )
 }
 
-/** Every value the app got for a header, whatever its spelling (PHP folds case and '_' into one name). */
+/** Every value the app got for a header, whatever its spelling (PHP folds case, '_' and '.' into one name). */
 export function spellingsOf(seen: SeenRequest, canonical: string): string[] {
   const out: string[] = []
   for (let i = 0; i < seen.rawHeaders.length; i += 2) {
-    if (seen.rawHeaders[i]!.toLowerCase().replace(/_/g, '-') === canonical) out.push(seen.rawHeaders[i + 1]!)
+    if (seen.rawHeaders[i]!.toLowerCase().replace(/[^a-z0-9]/g, '-') === canonical) out.push(seen.rawHeaders[i + 1]!)
   }
   return out
 }
@@ -82,6 +82,11 @@ const SPOOF_SPELLINGS = [
   'X-Auth-User-Id',
   'X-Auth-Scheme',
   'X-Auth-Email',
+  'X-Auth.User',
+  'x.AUTH.user',
+  'X_Auth.Email',
+  'x.auth-email',
+  'X-Auth.Groups',
 ]
 const IDENTITY = ['x-auth-user', 'x-auth-user-id', 'x-auth-email', 'x-auth-groups', 'x-auth-scheme']
 
