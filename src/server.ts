@@ -17,7 +17,7 @@ import type { Principal } from './auth/types.js'
 import { ownScheme } from './pipeline/authenticate.js'
 import { createForwarder, type Forwarder } from './pipeline/forward.js'
 import { answerAsDemo } from './upstream/demo.js'
-import { readBoundedBody } from './endpoints/body.js'
+import { OWN_ENDPOINT_MAX_BODY_BYTES, readBoundedBody } from './endpoints/body.js'
 import type { EndpointContext, EndpointHandler } from './endpoints/types.js'
 import { createAuth, type Auth } from './auth/index.js'
 import { createMetrics } from './metrics.js'
@@ -36,6 +36,9 @@ export interface GatewayOptions {
 }
 
 /** What happened after the decision: filled while answering, read by the log line and the request event. */
+/** The request body, read once, bounded by limits.maxBodyBytes and by maxBytes when given. */
+type ReadBody = (maxBytes?: number) => Promise<Buffer | Refusal>
+
 interface Outcome {
   /** a refusal made after an allowing decision (an endpoint's, or the upstream's E1032) */
   refusal: Refusal | null
@@ -190,7 +193,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const started = performance.now()
     const maxBody = snap.compiled.raw.limits.maxBodyBytes
     let bodyRead: Promise<Buffer | Refusal> | null = null
-    const readBody = () => (bodyRead ??= readBoundedBody(req, maxBody))
+    const readBody: ReadBody = (maxBytes = maxBody) => (bodyRead ??= readBoundedBody(req, Math.min(maxBytes, maxBody)))
     try {
       const decided = snap.decide(decisionRequest(req, readBody))
       const decision = decided instanceof Promise ? await decided : decided
@@ -212,7 +215,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     res: ServerResponse,
     requestId: string,
     decision: Decision,
-    readBody: () => Promise<Buffer | Refusal>,
+    readBody: ReadBody,
     outcome: Outcome,
   ): Promise<void> {
     if (!decision.allow) return sendRefusal(res, decision.refusal, requestId, decision.challenge)
@@ -311,7 +314,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     res: ServerResponse,
     requestId: string,
     decision: Extract<Decision, { allow: true }>,
-    readBody: () => Promise<Buffer | Refusal>,
+    readBody: ReadBody,
     outcome: Outcome,
   ): EndpointContext {
     return {
@@ -321,7 +324,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       principal: decision.principal,
       target: decision.target,
       client: decision.client,
-      readBody,
+      // keygate's own endpoints take a few fields: a body is refused long before parsing it could cost
+      readBody: () => readBody(OWN_ENDPOINT_MAX_BODY_BYTES),
       send(status, body, headers) {
         const text = JSON.stringify(body)
         res.writeHead(status, {

@@ -1,8 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createRequire, syncBuiltinESMExports } from 'node:module'
-import { startTestGateway, startUpstream } from './helpers.js'
-import { ALICE_PW, BOB_PW, JWT_SECRET, STORE_KINDS, login, makeUsers, redisPrefixes } from './support/users.js'
+import { rawGet, rawRequest, startTestGateway, startUpstream } from './helpers.js'
+import { ALICE_PW, BOB_PW, JWT_SECRET, STORE_KINDS, login, makeUsers, redisPrefixes, send } from './support/users.js'
 
 // Issue 11: the login endpoint under attack — parallel guessing past the lockout, oversized and
 // deeply nested bodies, unbounded store growth from anonymous input, and login CSRF.
@@ -101,4 +101,47 @@ test('two instances sharing one Redis: 200 parallel logins spread over both chec
   assertLockoutHeld(codes, checks)
   assert.equal((await login(b.port, { username: 'alice', password: ALICE_PW })).status, 429)
   assert.equal((await login(a.port, { username: 'alice', password: ALICE_PW })).status, 429)
+})
+
+// ------------------------------------------------------------------ bodies of keygate's own endpoints
+
+test('a deeply nested 1 MB JSON body to /api/refresh, /api/authorize and user-token/generate is refused at once (400 E1030); health stays quick', async () => {
+  const up = await startUpstream()
+  const gw = await startTestGateway(config(up.url, {}))
+  const nested = '['.repeat(500_000) + ']'.repeat(500_000)
+  const targets = ['/api/refresh', '/api/authorize', '/mws/v1/user-token/generate']
+  const timed = async <T>(fn: () => Promise<T>) => {
+    const started = performance.now()
+    const result = await fn()
+    return { result, ms: performance.now() - started }
+  }
+  // three at once, one per endpoint, twice over; the health probe runs meanwhile
+  const hostile = Promise.all(
+    [...targets, ...targets].map((path) =>
+      timed(() => send(gw.port, 'POST', path, { headers: { 'Content-Type': 'application/json' }, body: nested })),
+    ),
+  )
+  const health = await timed(() => rawGet(gw.port, '/_keygate/health'))
+  const answers = await hostile
+  for (const [i, { result, ms }] of answers.entries()) {
+    assert.equal(result.status, 400, `${targets[i % 3]}: ${result.body}`)
+    assert.equal(result.json.code, 'E1030', `${targets[i % 3]}: ${result.body}`)
+    assert.ok(ms < 500, `${targets[i % 3]} answered in ${Math.round(ms)} ms`)
+  }
+  assert.equal(health.result.status, 200)
+  assert.ok(health.ms < 250, `health answered in ${Math.round(health.ms)} ms while the bodies arrived`)
+  // sent without a length (chunked), the bound holds as the bytes arrive
+  const half = nested.length / 2
+  const chunk = (text: string) => `${text.length.toString(16)}\r\n${text}\r\n`
+  const chunked = await rawRequest(
+    gw.port,
+    'POST /api/refresh HTTP/1.1\r\nHost: gw.test\r\nContent-Type: application/json\r\n' +
+      'Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n' +
+      chunk(nested.slice(0, half)) +
+      chunk(nested.slice(half)) +
+      '0\r\n\r\n',
+  )
+  assert.equal(chunked.json?.code, 'E1030', chunked.body)
+  // an ordinary login body is well inside the bound
+  assert.equal((await login(gw.port, { username: 'bob', password: BOB_PW })).status, 200)
 })

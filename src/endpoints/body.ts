@@ -2,6 +2,13 @@ import type { IncomingMessage } from 'node:http'
 import { refuse, type Refusal } from '../errors.js'
 import { parseMultipart } from '../mediawiki/php-params.js'
 
+/**
+ * keygate's own endpoints (/api/authorize, /api/refresh, the token endpoints) take a few short
+ * fields; their bodies are refused past this bound before any parsing, so a deeply nested or huge
+ * JSON document cannot hold the event loop.
+ */
+export const OWN_ENDPOINT_MAX_BODY_BYTES = 8 * 1024
+
 const TOO_LARGE = refuse('E1030', { message: 'Request body is larger than the gateway accepts' })
 
 /** Reads a body into memory up to maxBytes; over the bound → E1030 and nothing more is read. */

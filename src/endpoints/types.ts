@@ -12,7 +12,7 @@ export interface EndpointContext {
   readonly principal: Principal | null
   readonly target: NormalizedTarget
   readonly client: ClientAddress
-  /** the bounded body (limits.maxBodyBytes), or E1030 when it is over the bound */
+  /** the body, bounded by OWN_ENDPOINT_MAX_BODY_BYTES (and limits.maxBodyBytes), or E1030 when it is over */
   readBody(): Promise<Buffer | Refusal>
   send(status: number, body: unknown, headers?: Record<string, string | string[]>): void
   refuse(refusal: Refusal, headers?: Record<string, string>): void
