@@ -84,6 +84,11 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     help: 'Upstream unreachable (502) or timed out (504)',
     labelNames: ['kind'],
   })
+  const rateLimited = createTally(registry, {
+    name: 'keygate_rate_limit_requests_total',
+    help: 'Requests counted by a rate limit, by limit name and result (allowed, limited, store-down)',
+    labelNames: ['limit', 'result'],
+  })
   const storeOps = createTally(registry, {
     name: 'keygate_store_ops_total',
     help: 'Store round trips by operation and outcome',
@@ -159,6 +164,7 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     requestDuration.observe(e.durationMs / 1000)
     if (e.upstreamMs !== null) upstreamDuration.observe(e.upstreamMs / 1000)
     if (e.upstreamError !== null) upstreamErrors.inc([e.upstreamError])
+    if (e.rateLimit) rateLimited.inc([e.rateLimit.limit, e.rateLimit.result])
   }
   const onStore = (message: unknown): void => {
     const e = message as StoreEvent

@@ -18,6 +18,8 @@ export interface RequestEvent {
   /** time spent waiting on the upstream, when the request went there */
   readonly upstreamMs: number | null
   readonly upstreamError: 'unreachable' | 'timeout' | null
+  /** the rate limit that applied (a configured, bounded name) and what it decided */
+  readonly rateLimit?: { readonly limit: string; readonly result: 'allowed' | 'limited' | 'store-down' } | null
 }
 
 export type AuditEvent =
@@ -48,6 +50,14 @@ export type AuditEvent =
       readonly keyName: string
       readonly clientIp: string
       readonly reason: 'cidr' | 'path' | 'module'
+    }
+  | {
+      /** the first refused request of a window, for an authenticated caller (ApiKey name or user name) */
+      readonly kind: 'ratelimit.exceeded'
+      readonly limit: string
+      readonly subject: string
+      readonly clientIp: string
+      readonly retryAfterSec: number
     }
   | {
       readonly kind: 'config.reloaded'

@@ -12,6 +12,8 @@ import { createStore } from './store/index.js'
 import { createStoreHealth } from './store/health.js'
 import type { Store } from './store/types.js'
 import { createDecide, type Decide, type Decision, type DecisionRequest } from './pipeline/index.js'
+import { createRateLimit } from './pipeline/rate-limit.js'
+import { createLocalRateCounter } from './store/rate-counter.js'
 import { buildUpstreamHeaders, createIdentityHeaders } from './pipeline/identity.js'
 import type { Principal } from './auth/types.js'
 import { ownScheme } from './pipeline/authenticate.js'
@@ -87,6 +89,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       })
     : null
   const audit = createAudit({ audit: initial.audit })
+  // `rateLimits.onStoreDown: local`: this instance's own count while the store is unreachable (kept across reloads)
+  const rateFallback = createLocalRateCounter()
   const metricsEndpoint: EndpointHandler = async (ctx) => {
     if (!metrics) return ctx.refuse({ code: 'E1004', status: 404, message: 'Metrics are disabled (metrics.enabled)' })
     if (!current.compiled.metricsAllowed(ctx.client.clientIp)) return ctx.refuse({ code: 'E1004' })
@@ -107,7 +111,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       logger,
       extraEndpoints: { metrics: metricsEndpoint },
     })
-    const decide = createDecide(compiled, auth.chain)
+    const rateLimit = createRateLimit(compiled, {
+      counter: store.rateCounter(),
+      fallback: config.rateLimits.onStoreDown === 'local' ? rateFallback : null,
+    })
+    const decide = createDecide(compiled, auth.chain, rateLimit)
     const origins = [config.upstream, ...config.routes.map((r) => r.upstream ?? config.upstream)].filter(
       (o) => o !== 'demo',
     )
@@ -218,7 +226,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     readBody: ReadBody,
     outcome: Outcome,
   ): Promise<void> {
-    if (!decision.allow) return sendRefusal(res, decision.refusal, requestId, decision.challenge)
+    const rateHeaders = decision.rateLimit?.headers ?? null
+    if (!decision.allow) return sendRefusal(res, decision.refusal, requestId, decision.challenge, rateHeaders)
+    if (rateHeaders !== null && (decision.route.endpoint || decision.route.upstream === 'demo'))
+      for (const name in rateHeaders) res.setHeader(name, rateHeaders[name]!)
     if (decision.route.endpoint) {
       const handler = snap.endpoints[decision.route.endpoint]
       if (!handler) return sendRefusal(res, { code: 'E1004', status: 404, message: 'Not found' }, requestId)
@@ -241,6 +252,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       headers,
       body: decision.body,
       requestId,
+      responseHeaders: rateHeaders,
     })
     outcome.upstreamMs = forwarded.upstreamMs
     if (forwarded.refusal) {
@@ -363,6 +375,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       durationMs,
       upstreamMs: outcome.upstreamMs,
       upstreamError: outcome.upstreamError,
+      rateLimit: decision.rateLimit,
     })
     if (!requestLog.enabled()) return
     requestLog.write({
@@ -472,7 +485,7 @@ export function sendRefusal(
   refusal: Refusal,
   requestId: string,
   challenge?: string | null,
-  extra?: Record<string, string>,
+  extra?: Readonly<Record<string, string>> | null,
 ): void {
   const body = JSON.stringify(errorBody(refusal))
   const headers: Record<string, string> = {

@@ -12,7 +12,7 @@ const LAYERS: Array<[number, RegExp]> = [
   [3, /^(pipeline\/index|endpoints\/.*)$/],
   [4, /^(auth\/index|server|cli|cluster|metrics|audit|admin\/.*)$/],
 ]
-const STAGES = /^pipeline\/(normalize|client-ip|authenticate|authorize|action-params|identity|forward)$/
+const STAGES = /^pipeline\/(normalize|client-ip|authenticate|authorize|action-params|identity|forward|rate-limit)$/
 
 const files = (dir: string): string[] =>
   readdirSync(dir).flatMap((f) => {

@@ -2,7 +2,7 @@ import { compileCidrs, type IpMatcher } from '../util/cidr.js'
 import { canonicalHeaderName } from '../util/header-names.js'
 import { sha256Hex } from '../util/secret.js'
 import type { AccessLimits, Scheme, TokenType } from '../auth/types.js'
-import type { GatewayConfig } from './schema.js'
+import type { GatewayConfig, RateLimitConfig } from './schema.js'
 
 /** anonymous: no authentication at all · optional: credentials used when sent · authenticated · deny */
 export type Policy = 'anonymous' | 'optional' | 'authenticated' | 'deny'
@@ -45,6 +45,8 @@ export interface CompiledRoute {
   readonly upstream: string
   readonly passCredentials: boolean
   readonly endpoint: EndpointId | null
+  /** routes[].rateLimit: applies before the key's and the default limits */
+  readonly rateLimit: RateLimitConfig | null
 }
 
 export interface CompiledApiKey {
@@ -54,6 +56,7 @@ export interface CompiledApiKey {
   readonly fromAllowedNetwork: IpMatcher | null
   readonly limits: AccessLimits
   readonly user: { name: string; id: number; email: string; groups: readonly string[] }
+  readonly rateLimit: RateLimitConfig | null
 }
 
 export interface CompiledConfig {
@@ -159,6 +162,7 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
     upstream: config.upstream,
     passCredentials: false,
     endpoint: s.endpoint,
+    rateLimit: null,
   })
   const forwardAuth: EndpointSpec = {
     path: config.forwardAuth.path,
@@ -190,6 +194,7 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
     upstream: r.upstream ?? config.upstream,
     passCredentials: r.passCredentials,
     endpoint: null,
+    rateLimit: r.rateLimit ?? null,
   }))
   const fallback: CompiledRoute = {
     name: 'default',
@@ -203,6 +208,7 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
     upstream: config.upstream,
     passCredentials: false,
     endpoint: null,
+    rateLimit: null,
   }
 
   const h = config.identityHeaders
@@ -217,6 +223,7 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
       fromAllowedNetwork: k.cidr.length > 0 ? compileCidrs(k.cidr) : null,
       limits: { paths: acrossMounts(k.allow.paths, mounts), actionModules: new Set(k.allow.actionModules) },
       user: k.user ?? service,
+      rateLimit: k.rateLimit ?? null,
     })),
     appTokenNetwork: config.tokens.appToken.cidr.length > 0 ? compileCidrs(config.tokens.appToken.cidr) : null,
     metricsAllowed: compileCidrs(config.metrics.allow ?? [...LOOPBACK, ...config.trustedProxies]),

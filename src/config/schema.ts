@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { parseByteSize, parseDuration } from '../util/duration.js'
 import { isValidCidr } from '../util/cidr.js'
+import { parseRate } from '../util/rate.js'
 
 // The schema is the single source of truth for the configuration's types (CONTRACT §2).
 // Every object is strict: an unknown key is an error naming its path.
@@ -65,6 +66,27 @@ const JwtKeys = z
   })
   .strict()
 
+// `burst` is the bucket size: the most requests accepted at one instant (default: the rate's count).
+const RateLimit = z
+  .object({
+    rate: z
+      .string({ invalid_type_error: 'expected a rate like 10/s, 60/m or 1000/h' })
+      .refine((s) => parseRate(s) !== null, 'expected a rate like 10/s, 60/m or 1000/h')
+      .transform((s) => parseRate(s)!)
+      .refine((r) => r.count >= 1, 'a rate must allow at least one request (0/s refuses everything: use deny)'),
+    burst: z.number().int().positive().optional(),
+    by: z.enum(['ip', 'user', 'key', 'route']).optional(),
+  })
+  .strict()
+  .superRefine((limit, ctx) => {
+    if (limit.burst !== undefined && limit.burst < limit.rate.count)
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['burst'],
+        message: `burst ${limit.burst} is below the rate's ${limit.rate.count} requests: it must be at least that`,
+      })
+  })
+
 const Principal = z
   .object({
     name: z.string().min(1),
@@ -90,6 +112,7 @@ const ApiKey = z
       .strict()
       .default({}),
     user: Principal.optional(),
+    rateLimit: RateLimit.optional(),
   })
   .strict()
 
@@ -130,6 +153,7 @@ const Route = z
       .default({}),
     upstream: UpstreamUrl.optional(),
     passCredentials: z.boolean().default(false),
+    rateLimit: RateLimit.optional(),
   })
   .strict()
 
@@ -245,6 +269,16 @@ export const GatewaySchema = z
       })
       .strict()
       .optional(),
+    rateLimits: z
+      .object({
+        anonymous: RateLimit.optional(),
+        authenticated: RateLimit.optional(),
+        // refuse: a limited request gets E1006 while the store is unreachable (fail closed);
+        // local: each instance counts on its own until the store is back (availability first).
+        onStoreDown: z.enum(['refuse', 'local']).default('refuse'),
+      })
+      .strict()
+      .default({}),
     loginLimit: z
       .object({
         perUser: z.number().int().positive().default(5),
@@ -282,6 +316,7 @@ export type RouteConfig = z.infer<typeof Route>
 export type ApiKeyConfig = z.infer<typeof ApiKey>
 export type UserConfig = z.infer<typeof User>
 export type PrincipalConfig = z.infer<typeof Principal>
+export type RateLimitConfig = z.infer<typeof RateLimit>
 export type IssuerConfig = z.infer<typeof Issuer>
 
 /** What goes before an issuer's user names: its `usernamePrefix`, by default the issuer and '#'. */

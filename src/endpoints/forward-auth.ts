@@ -67,14 +67,19 @@ export function createForwardAuth(decide: Decide, cfg: GatewayConfig): EndpointH
       readBody: null,
       forApp: true,
     })
+    // RateLimit-Policy / RateLimit go on the answer too: the proxy passes them on
+    // (nginx: auth_request_set $ratelimit $upstream_http_ratelimit).
+    const rateHeaders = decision.rateLimit?.headers
     if (decision.allow) {
-      ctx.send(200, { status: true }, identityOf(decision.principal))
+      const identity = identityOf(decision.principal)
+      ctx.send(200, { status: true }, rateHeaders ? { ...identity, ...rateHeaders } : identity)
       return
     }
     const status = statusOf(decision.refusal)
+    const challenge = decision.challenge ? { 'www-authenticate': decision.challenge } : undefined
     ctx.refuse(
       { ...decision.refusal, status: status === 400 ? 403 : status },
-      decision.challenge ? { 'www-authenticate': decision.challenge } : undefined,
+      rateHeaders ? { ...challenge, ...rateHeaders } : challenge,
     )
   }
 }

@@ -12,6 +12,8 @@ export interface ForwardTarget {
   /** a body a stage already read; otherwise the request streams through */
   readonly body: Buffer | null
   readonly requestId: string
+  /** keygate's own headers for the client's response (RateLimit), over the upstream's */
+  readonly responseHeaders?: Readonly<Record<string, string>> | null
 }
 
 export interface ForwarderOptions {
@@ -35,6 +37,7 @@ interface InFlight {
   readonly requestId: string
   readonly sentAt: number
   headersAt: number
+  readonly extraHeaders: Readonly<Record<string, string>> | null
 }
 
 function answerWithUpstreamHeaders({
@@ -48,7 +51,7 @@ function answerWithUpstreamHeaders({
 }): ServerResponse {
   const flight = opaque as InFlight
   flight.headersAt = performance.now()
-  flight.res.writeHead(statusCode, responseHeaders(headers, flight.requestId))
+  flight.res.writeHead(statusCode, responseHeaders(headers, flight.requestId, flight.extraHeaders))
   return flight.res
 }
 
@@ -65,6 +68,7 @@ export function upstreamRefusal(err: unknown): Refusal {
 function responseHeaders(
   headers: Record<string, string | string[] | undefined>,
   requestId: string,
+  extra: Readonly<Record<string, string>> | null = null,
 ): Record<string, string | string[]> {
   const listed = connectionListed(headers.connection)
   const out: Record<string, string | string[]> = {}
@@ -74,6 +78,7 @@ function responseHeaders(
     out[name] = v
   }
   out['x-request-id'] = requestId
+  if (extra !== null) for (const name in extra) out[name] = extra[name]!
   return out
 }
 
@@ -105,7 +110,13 @@ export function createForwarder(origins: readonly string[], options: ForwarderOp
   async function forward(req: IncomingMessage, res: ServerResponse, target: ForwardTarget): Promise<ForwardResult> {
     // No AbortController per request: a client that goes away destroys `res` (or errors the
     // request body) and undici aborts the upstream request itself.
-    const flight: InFlight = { res, requestId: target.requestId, sentAt: performance.now(), headersAt: 0 }
+    const flight: InFlight = {
+      res,
+      requestId: target.requestId,
+      sentAt: performance.now(),
+      headersAt: 0,
+      extraHeaders: target.responseHeaders ?? null,
+    }
     try {
       await poolFor(target.origin).stream(
         {

@@ -7,6 +7,7 @@ import { createClientIpResolver, type ClientAddress } from './client-ip.js'
 import { authenticate, type AuthenticatorChain } from './authenticate.js'
 import { authorize, createRouteTable, isActionApiPath } from './authorize.js'
 import { checkActionParams } from './action-params.js'
+import type { RateLimitCheck, RateLimitOutcome } from './rate-limit.js'
 import { publishAudit } from '../observe.js'
 import { andThen, type MaybePromise } from '../util/maybe-promise.js'
 
@@ -35,6 +36,8 @@ export type Decision =
       readonly client: ClientAddress
       /** the body, when a stage had to read it (replayed to the upstream) */
       readonly body: Buffer | null
+      /** the rate limit that counted this request; its headers go on the response */
+      readonly rateLimit: RateLimitOutcome | null
     }
   | {
       readonly allow: false
@@ -44,6 +47,8 @@ export type Decision =
       readonly client: ClientAddress | null
       /** the scheme a 401 challenges for */
       readonly challenge: string | null
+      /** set when a rate limit refused the request (E1031, or E1006 with the store down) */
+      readonly rateLimit: RateLimitOutcome | null
     }
 
 /** Synchronous when no stage had to wait (anonymous routes, ApiKeys, cached tokens). */
@@ -57,20 +62,23 @@ const allow = (
   principal: Principal | null,
   target: NormalizedTarget,
   client: ClientAddress,
-  body: Buffer | null = null,
-): Decision => ({ allow: true, route, principal, target, client, body })
+  body: Buffer | null,
+  rateLimit: RateLimitOutcome | null,
+): Decision => ({ allow: true, route, principal, target, client, body, rateLimit })
 
 const deny = (
   refusal: Refusal,
   route: CompiledRoute | null = null,
   principal: Principal | null = null,
   client: ClientAddress | null = null,
+  rateLimit: RateLimitOutcome | null = null,
 ): Decision => ({
   allow: false,
   refusal,
   route,
   principal,
   client,
+  rateLimit,
   challenge:
     refusal.code === 'E1000'
       ? CHALLENGE
@@ -81,9 +89,13 @@ const deny = (
 
 /**
  * The one decision function behind the proxy and the forward-auth endpoint:
- * normalise → client IP → route → authenticate → authorize (incl. Action API modules).
+ * normalise → client IP → route → authenticate → authorize (incl. Action API modules) → rate limit.
  */
-export function createDecide(config: CompiledConfig, chain: AuthenticatorChain): Decide {
+export function createDecide(
+  config: CompiledConfig,
+  chain: AuthenticatorChain,
+  rateLimit: RateLimitCheck | null = null,
+): Decide {
   const resolveClientIp = createClientIpResolver(config.raw.trustedProxies)
   const postBodies = config.raw.forwardAuth.actionPostBodies
   const findRoute = createRouteTable(config.routes)
@@ -97,15 +109,32 @@ export function createDecide(config: CompiledConfig, chain: AuthenticatorChain):
     const route = (request.forApp ? findAppRoute : findRoute)(target.matchPath, request.method)
 
     if (route.policy === 'deny') return deny(refuse('E1004'), route, null, client)
-    if (route.policy === 'anonymous') return allow(route, null, target, client)
+    if (route.policy === 'anonymous') return allowed(route, null, target, client)
     return andThen(authenticate({ rawHeaders: request.rawHeaders, clientIp: client.clientIp }, chain), (outcome) => {
       if (outcome.kind === 'deny') return deny(outcome.refusal, route, null, client)
       if (outcome.kind !== 'ok')
         return route.policy === 'optional'
-          ? allow(route, null, target, client)
+          ? allowed(route, null, target, client)
           : deny(refuse('E1000'), route, null, client)
       return judge(request, route, outcome.principal, target, client)
     })
+  }
+
+  /** An allowed request, counted by the rate limit that applies to it (if any). */
+  function allowed(
+    route: CompiledRoute,
+    principal: Principal | null,
+    target: NormalizedTarget,
+    client: ClientAddress,
+    body: Buffer | null = null,
+  ): MaybePromise<Decision> {
+    const counted = rateLimit === null ? null : rateLimit(route, principal, client.clientIp)
+    if (counted === null) return allow(route, principal, target, client, body, null)
+    return andThen(counted, (limit) =>
+      limit.refusal
+        ? deny(limit.refusal, route, principal, client, limit)
+        : allow(route, principal, target, client, body, limit),
+    )
   }
 
   /** What an authenticated caller may do here: the route, then its own limits (paths, Action API modules). */
@@ -123,7 +152,7 @@ export function createDecide(config: CompiledConfig, chain: AuthenticatorChain):
         publishAudit({ kind: 'apikey.refused', keyName: principal.keyName, clientIp: client.clientIp, reason: 'path' })
       return deny(refusal, route, principal, client)
     }
-    if (!onActionApi || !principal.limits) return allow(route, principal, target, client)
+    if (!onActionApi || !principal.limits) return allowed(route, principal, target, client)
 
     return checkActionParams({
       method: request.method,
@@ -134,7 +163,7 @@ export function createDecide(config: CompiledConfig, chain: AuthenticatorChain):
       readBody: request.readBody,
       postBodies,
     }).then((action) => {
-      if (action.ok) return allow(route, principal, target, client, action.body)
+      if (action.ok) return allowed(route, principal, target, client, action.body)
       if (principal.keyName)
         publishAudit({
           kind: 'apikey.refused',

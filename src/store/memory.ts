@@ -1,6 +1,7 @@
 import { systemClock, type Clock } from '../clock.js'
 import { StoreUnavailableError } from '../errors.js'
 import type { Counter, Store } from './types.js'
+import { createLocalRateCounter, type RateCounter } from './rate-counter.js'
 
 // One process, one instance: the in-memory store behaves like the Redis store (same TTL,
 // single-use and window semantics, asynchronous pub/sub) so the contract suite runs against both.
@@ -61,8 +62,12 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): Store {
     entries.set(key, entry)
   }
 
+  let rateCounter: RateCounter | null = null
+
   return {
     kind: 'memory',
+
+    rateCounter: () => (rateCounter ??= createLocalRateCounter(clock)),
 
     async get(key) {
       open()

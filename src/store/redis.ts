@@ -1,6 +1,7 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import { StoreUnavailableError } from '../errors.js'
 import type { Counter, Store } from './types.js'
+import { createRedisRateCounter, type RateCounter } from './rate-counter.js'
 
 // The shared store for several gateway instances. It fails closed and fast: while Redis cannot
 // be reached every call rejects with StoreUnavailableError within about timeoutMs (never a
@@ -88,6 +89,7 @@ export function createRedisStore(opts: RedisStoreOptions): Store {
   const subscriptions = new Map<string, Promise<void>>()
   let subscriber: Tracked | null = null
   let closed = false
+  let rateCounter: RateCounter | null = null
 
   const k = (key: string) => prefix + key
 
@@ -158,6 +160,8 @@ export function createRedisStore(opts: RedisStoreOptions): Store {
 
   return {
     kind: 'redis',
+
+    rateCounter: () => (rateCounter ??= createRedisRateCounter(client, prefix)),
 
     get: (key) => run(main, () => client.get(k(key))),
 

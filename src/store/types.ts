@@ -1,3 +1,5 @@
+import type { RateCounter } from './rate-counter.js'
+
 // What keygate keeps: hashed tokens, sessions, revocations and counters.
 // Keys are given without the configured prefix; each implementation adds it.
 // Every method rejects with StoreUnavailableError when the store cannot be reached,
@@ -41,6 +43,8 @@ export interface Store {
   members(key: string): Promise<string[]>
   /** Keys under a prefix (without the store prefix); admin use only, never on the request path. */
   keys(prefix: string): Promise<string[]>
+  /** Rate-limit counting shared by every instance on this store (one counter per store). */
+  rateCounter(): RateCounter
   /** Cross-instance notifications (revocations). */
   publish(channel: string, message: string): Promise<void>
   /** Resolves once subscribed, to the way out: whoever subscribes must call it when done listening. */
