@@ -3,6 +3,7 @@
 // machine is doing at that moment, so the ratio of their CPU per request is steady where
 // `npm run bench` (one case after the other) swings by ±15 % between runs on a shared VM.
 // usage: node --import tsx bench/paired.ts [CASES…]   (default 4 5 6; BENCH_ROUNDS, BENCH_DURATION, BENCH_WARMUP apply)
+// Issue 16's rate-limit cost: bench/paired.ts 5 10 6 11 (each limited case beside its unlimited twin's run).
 import { writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -10,7 +11,7 @@ import { prepare, type Target } from './lib/cases.js'
 import { Skip } from './lib/keygate.js'
 import { cpuSecondsBetween, cpuTicks, processTree } from './lib/procs.js'
 import { openSession, runScript } from './lib/session.js'
-import { CASES, readSettings, TARGET_RATIOS } from './lib/settings.js'
+import { CASES, RATE_LIMIT_BUDGET, readSettings, TARGET_RATIOS } from './lib/settings.js'
 import { runWrk } from './lib/wrk.js'
 import type { BenchContext } from './lib/cases.js'
 
@@ -50,7 +51,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const settings = readSettings({ ...process.env, BENCH_BASELINES: '0' }, wanted)
   const specs = settings.cases.filter((c) => c.keygate && c.id !== 8)
   if (specs.length === 0) {
-    process.stderr.write('paired: give single-process keygate cases (4-7, 9)\n')
+    process.stderr.write('paired: give single-process keygate cases (4-7, 9-12)\n')
     return 2
   }
   const session = await openSession(settings, ROOT)
@@ -102,6 +103,15 @@ async function main(argv: readonly string[]): Promise<number> {
       const mark = got === null || target === undefined ? '' : got >= target ? ' ✓' : ' ✗'
       say(
         `| ${r.id} | ${r.title} | ${got === null ? `skipped: ${r.skipped}` : `${got.toFixed(2)}${mark}`} | ${r.ratios.map((x) => x.toFixed(2)).join(', ')} | ${target === undefined ? '—' : `≥ ${target.toFixed(2)}`} |`,
+      )
+    }
+    for (const [limited, twin] of Object.entries(RATE_LIMIT_BUDGET.twins)) {
+      const [a, b] = [rows.find((r) => r.id === Number(limited)), rows.find((r) => r.id === twin)]
+      if (!a?.ratios.length || !b?.ratios.length) continue
+      const loss = median(b.ratios) - median(a.ratios)
+      const ok = loss <= RATE_LIMIT_BUDGET.maxLoss
+      say(
+        `rate limit cost: (${limited}) keeps ${median(a.ratios).toFixed(2)} × of (3), (${twin}) ${median(b.ratios).toFixed(2)} ×: ${loss.toFixed(2)} × of the bare proxy ${ok ? '✓' : '✗'} (budget ≤ ${RATE_LIMIT_BUDGET.maxLoss.toFixed(2)})`,
       )
     }
     const out = join(ROOT, 'bench', 'results', 'paired.json')

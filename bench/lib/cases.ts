@@ -171,6 +171,16 @@ function keygateBase(ctx: BenchContext): Record<string, unknown> {
   }
 }
 
+/** A limit every request is counted against and none reaches in a run (issue 16's hot path). */
+const NEVER_REACHED = { rate: '1000000/s' }
+
+/** keygateBase with the bench key held to `rateLimit`. */
+function limitedKey(ctx: BenchContext, rateLimit: Record<string, unknown>): Record<string, unknown> {
+  const base = keygateBase(ctx)
+  const [key] = base.apiKeys as Array<Record<string, unknown>>
+  return { ...base, apiKeys: [{ ...key, rateLimit }] }
+}
+
 async function bearerConfig(ctx: BenchContext): Promise<Record<string, unknown>> {
   const [redis, passwordHash] = await Promise.all([ctx.redis(), ctx.passwordHash()])
   return {
@@ -277,6 +287,41 @@ export async function prepare(ctx: BenchContext, spec: CaseSpec, opts: CaseOptio
       return keygateTarget(ctx, kg, '/data/page', { Authorization: `Bearer ${token}` }, 'GET /data/page with Bearer', [
         'Redis store',
       ])
+    }
+    case 10: {
+      const kg = await startKeygate(ctx, spec.key, limitedKey(ctx, NEVER_REACHED), kgOpts)
+      return keygateTarget(
+        ctx,
+        kg,
+        '/data/page',
+        { Authorization: `ApiKey ${ctx.credentials.apiKey}` },
+        'GET /data/page with ApiKey (rate-limited)',
+        ['memory store', 'apiKeys[].rateLimit 1000000/s: counted, never reached; compare with (5)'],
+      )
+    }
+    case 11: {
+      const config = { ...(await bearerConfig(ctx)), rateLimits: { authenticated: { ...NEVER_REACHED, by: 'user' } } }
+      const kg = await startKeygate(ctx, spec.key, config, kgOpts)
+      const token = await bearerToken(ctx, kg)
+      return keygateTarget(ctx, kg, '/data/page', { Authorization: `Bearer ${token}` }, 'GET /data/page with Bearer', [
+        'Redis store: one counting round trip per request',
+        'rateLimits.authenticated 1000000/s by user: counted, never reached; compare with (6)',
+      ])
+    }
+    case 12: {
+      const redis = await ctx.redis()
+      const config = { ...limitedKey(ctx, { rate: '1/h' }), store: { redis: redis.url, prefix: redis.prefix } }
+      const kg = await startKeygate(ctx, spec.key, config, kgOpts)
+      // The one request the key has per hour is the bench's own check that the case works; every
+      // request under load is then refused with 429 (counted by wrk as errors, by design).
+      return keygateTarget(
+        ctx,
+        kg,
+        '/data/page',
+        { Authorization: `ApiKey ${ctx.credentials.apiKey}` },
+        'GET /data/page with ApiKey (its one request of the hour)',
+        ['Redis store', 'apiKeys[].rateLimit 1/h: every measured request is a 429 E1031, no upstream, no round trip'],
+      )
     }
     case 7: {
       const kg = await startKeygate(ctx, spec.key, await bearerConfig(ctx), kgOpts)

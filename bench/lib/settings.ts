@@ -1,4 +1,8 @@
-/** The eight cases of issue 6 in the order they run, and (9) the anonymous case without metrics (issue 7: counting costs next to nothing). */
+/**
+ * The eight cases of issue 6 in the order they run, (9) the anonymous case without metrics (issue 7:
+ * counting costs next to nothing), and issue 16's rate limits: (10) is (5) and (11) is (6) with a
+ * limit that counts every request but is never reached; (12) a key that is over its limit.
+ */
 export const CASES = [
   { id: 1, key: 'upstream', title: 'upstream directly', keygate: false },
   { id: 2, key: 'nginx-proxy', title: 'nginx proxy_pass, upstream keepalive', keygate: false },
@@ -14,12 +18,33 @@ export const CASES = [
     title: 'keygate, anonymous route, metrics.enabled: false',
     keygate: true,
   },
+  {
+    id: 10,
+    key: 'keygate-apikey-limited',
+    title: 'keygate, ApiKey under its rate limit (memory store)',
+    keygate: true,
+  },
+  {
+    id: 11,
+    key: 'keygate-bearer-limited',
+    title: 'keygate, Bearer + Redis under a per-user rate limit',
+    keygate: true,
+  },
+  {
+    id: 12,
+    key: 'keygate-apikey-blocked',
+    title: 'keygate, ApiKey over its rate limit: every request 429 (Redis)',
+    keygate: true,
+  },
 ] as const
 
 export type CaseSpec = (typeof CASES)[number]
 
 /** Issue 6: requests/s of these cases against the bare undici proxy (3), in one run. */
 export const TARGET_RATIOS = { 4: 0.95, 5: 0.9, 6: 0.85 } as const
+
+/** Issue 16: a limited case may cost at most this much of the bare proxy's rate more than its unlimited twin. */
+export const RATE_LIMIT_BUDGET = { twins: { 10: 5, 11: 6 }, maxLoss: 0.1 } as const
 export type CaseId = CaseSpec['id']
 
 /** The ratios are taken against these; a selection of cases gets them added unless BENCH_BASELINES=0. */
@@ -43,7 +68,7 @@ export interface Settings {
 
 export const USAGE = `usage: npm run bench [-- CASE…]
 
-CASE: a number 1-9, a range like 4-7, or a name (${CASES.map((c) => c.key).join(', ')}).
+CASE: a number 1-12, a range like 4-7, or a name (${CASES.map((c) => c.key).join(', ')}).
 Without CASE every case runs. A selection also runs (1) and (3), the ratios' baselines,
 unless BENCH_BASELINES=0.
 
@@ -74,10 +99,10 @@ function wholeSeconds(env: NodeJS.ProcessEnv, name: string, fallback: number): n
 function select(args: readonly string[]): CaseSpec[] {
   const ids = new Set<number>()
   for (const arg of args) {
-    const range = arg.match(/^(\d)-(\d)$/)
+    const range = arg.match(/^(\d+)-(\d+)$/)
     const byKey = CASES.find((c) => c.key === arg)
     if (range) for (let i = Number(range[1]); i <= Number(range[2]); i++) ids.add(i)
-    else if (/^\d$/.test(arg)) ids.add(Number(arg))
+    else if (/^\d+$/.test(arg)) ids.add(Number(arg))
     else if (byKey) ids.add(byKey.id)
     else throw new Error(`unknown case "${arg}"`)
   }
