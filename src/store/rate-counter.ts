@@ -77,13 +77,43 @@ export function createLocalRateCounter(clock: Clock = systemClock): RateCounter 
   }
 }
 
+/** Most requests one lease from Redis covers: a round trip per this many requests at most. */
+export const MAX_LEASE = 100
+/** A lease is at most this share of a limit, so instances that lease and never spend cost little. */
+const LEASE_SHARE = 16
+
+/** One bucket's lease on this instance: requests it may admit without asking Redis. */
+interface Lease {
+  left: number
+  endsAtMs: number
+  /** what the fleet had left after this lease was taken, for the RateLimit header */
+  fleetLeft: number
+  /** the store refused the last lease: refuse locally until the window ends */
+  blocked: boolean
+  /** this instance's lease took the fleet's count over the limit: its next refusal is the window's first */
+  crossed: boolean
+  /** the round trip under way; concurrent requests of the bucket wait for it instead of sending their own */
+  pending: Promise<void> | null
+}
+
 /**
- * Counts in Redis with rate-limiter-flexible. A bucket refused once is remembered here until its
- * window ends, so a blocked client costs no round trip (the fleet's count is already over).
+ * Counts in Redis with rate-limiter-flexible, in leases: an instance takes up to
+ * min(MAX_LEASE, points / 16) requests of a bucket's window in one atomic INCRBY and admits them
+ * locally, so a request under a limit costs a round trip only once per lease (one round trip per
+ * request cost more than the 10 % of the bare proxy's rate the budget allows). The fleet never
+ * admits more than the limit: a lease that crosses it is cut to what was left. An instance may
+ * hold up to one unspent lease per bucket when the window ends, so a caller spread over N
+ * instances can be refused up to N × lease requests early; a caller that keeps coming spends them.
+ * A bucket over its limit is remembered until its window ends: a blocked client costs no round trip.
  */
-export function createRedisRateCounter(client: Redis | Cluster, prefix: string): RateCounter {
+export function createRedisRateCounter(
+  client: Redis | Cluster,
+  prefix: string,
+  /** the store's time budget: waits out a short gap (start-up, failover), fails fast in an outage */
+  withinBudget: <T>(op: () => Promise<T>) => Promise<T>,
+): RateCounter {
   const limiters = new Map<string, RateLimiterRedis>()
-  const blockedUntil = new LRUCache<string, number>({ max: MAX_BUCKETS })
+  const leases = new LRUCache<string, Lease>({ max: MAX_BUCKETS })
 
   const limiterFor = (limitName: string, limit: RateWindow): RateLimiterRedis => {
     const id = `${limitName}\n${limit.points}\n${limit.windowMs}`
@@ -94,33 +124,64 @@ export function createRedisRateCounter(client: Redis | Cluster, prefix: string):
         keyPrefix: `${prefix}rl:${limitName}`,
         points: limit.points,
         duration: limit.windowMs / 1000,
-        // fail at once while the connection is down (the caller answers E1006) instead of waiting
-        rejectIfRedisNotReady: true,
       })
       limiters.set(id, limiter)
     }
     return limiter
   }
 
-  return {
-    consume(limitName, limit, bucket) {
-      const blockedKey = `${limitName}\n${bucket}`
-      const until = blockedUntil.get(blockedKey)
-      if (until !== undefined) {
-        const left = until - Date.now()
-        if (left > 0) return { allowed: false, remaining: 0, resetMs: left, firstRefusal: false }
-        blockedUntil.delete(blockedKey)
-      }
-      return limiterFor(limitName, limit)
-        .consume(bucket)
-        .then(
-          (res) => count(limit, res.consumedPoints, res.msBeforeNext),
-          (err: unknown) => {
-            if (!(err instanceof RateLimiterRes)) throw new StoreUnavailableError({ cause: err })
-            if (err.msBeforeNext > 0) blockedUntil.set(blockedKey, Date.now() + err.msBeforeNext)
-            return count(limit, err.consumedPoints, err.msBeforeNext)
-          },
-        )
-    },
+  /** Takes the bucket's next lease; the store's reply says how much of it is within the limit. */
+  const renew = (lease: Lease, limitName: string, limit: RateWindow, bucket: string): Promise<void> => {
+    const size = Math.max(1, Math.min(MAX_LEASE, Math.floor(limit.points / LEASE_SHARE)))
+    const took = (res: RateLimiterRes) => {
+      const before = res.consumedPoints - size
+      if (before <= 0) lease.crossed = false // a new window
+      lease.left = Math.max(0, Math.min(size, limit.points - before))
+      lease.blocked = lease.left === 0
+      lease.fleetLeft = Math.max(0, limit.points - res.consumedPoints)
+      lease.endsAtMs = Date.now() + res.msBeforeNext
+      // Exactly one lease per window takes the fleet's count over the limit (INCRBY is atomic):
+      // that instance's first refusal is the one audited.
+      lease.crossed ||= res.consumedPoints > limit.points && before <= limit.points
+    }
+    return withinBudget(() => limiterFor(limitName, limit).consume(bucket, size))
+      .then(took, (err: unknown) => {
+        // over the limit is an answer, not a failure (the budget wrapper reports every rejection as one)
+        const overLimit = err instanceof StoreUnavailableError ? err.cause : err
+        if (!(overLimit instanceof RateLimiterRes)) throw err
+        took(overLimit)
+      })
+      .finally(() => {
+        lease.pending = null
+      })
   }
+
+  const spend = (lease: Lease): RateCount | null => {
+    const resetMs = lease.endsAtMs - Date.now()
+    if (resetMs <= 0) return null
+    if (lease.left > 0) {
+      lease.left--
+      return { allowed: true, remaining: lease.left + lease.fleetLeft, resetMs, firstRefusal: false }
+    }
+    if (!lease.blocked) return null // spent: ask the store for more
+    const firstRefusal = lease.crossed
+    lease.crossed = false
+    return { allowed: false, remaining: 0, resetMs, firstRefusal }
+  }
+
+  const consume = (limitName: string, limit: RateWindow, bucket: string): MaybePromise<RateCount> => {
+    const key = `${limitName}\n${bucket}`
+    let lease = leases.get(key)
+    if (lease === undefined) {
+      lease = { left: 0, endsAtMs: 0, fleetLeft: 0, blocked: false, crossed: false, pending: null }
+      leases.set(key, lease)
+    }
+    const now = spend(lease)
+    if (now !== null) return now
+    const current = lease
+    current.pending ??= renew(current, limitName, limit, bucket)
+    return current.pending.then(() => spend(current) ?? consume(limitName, limit, bucket))
+  }
+
+  return { consume }
 }

@@ -161,7 +161,7 @@ export function createRedisStore(opts: RedisStoreOptions): Store {
   return {
     kind: 'redis',
 
-    rateCounter: () => (rateCounter ??= createRedisRateCounter(client, prefix)),
+    rateCounter: () => (rateCounter ??= createRedisRateCounter(client, prefix, (op) => run(main, op))),
 
     get: (key) => run(main, () => client.get(k(key))),
 
