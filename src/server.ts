@@ -480,6 +480,10 @@ function endSocketWithRefusal(socket: Duplex, refusal: Refusal, requestId: strin
   )
 }
 
+const hasBody = (headers: IncomingMessage['headers']): boolean =>
+  headers['transfer-encoding'] !== undefined ||
+  (headers['content-length'] !== undefined && headers['content-length'] !== '0')
+
 export function sendRefusal(
   res: ServerResponse,
   refusal: Refusal,
@@ -497,7 +501,9 @@ export function sendRefusal(
   if (challenge) headers['www-authenticate'] = challenge
   if (refusal.retryAfterSec !== undefined) headers['retry-after'] = String(refusal.retryAfterSec)
   // A refused request whose body is still arriving: close rather than read (and discard) it all.
-  if (!res.req.complete) headers.connection = 'close'
+  // A request without a body is not `complete` yet while it is decided synchronously (the parser
+  // marks it after the 'request' event): keep its connection, or every refusal costs a reconnect.
+  if (!res.req.complete && hasBody(res.req.headers)) headers.connection = 'close'
   res.writeHead(statusOf(refusal), headers)
   res.end(body)
 }
