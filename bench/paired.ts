@@ -43,7 +43,7 @@ async function measurePair(ctx: BenchContext, bare: Target, keygate: Target): Pr
   const cpuUs = [bare, keygate].map(
     (t, i) => cpuSecondsBetween(before[i]!, cpuTicks(processTree(t.sut.pid)), ctx.ticksPerSecond) * 1e6,
   )
-  return { bareUs: cpuUs[0]! / b!.requests, keygateUs: cpuUs[1]! / k!.requests, bareRps: b!.rps, keygateRps: k!.rps }
+  return { bareUs: cpuUs[0]! / b.requests, keygateUs: cpuUs[1]! / k.requests, bareRps: b.rps, keygateRps: k.rps }
 }
 
 async function main(argv: readonly string[]): Promise<number> {

@@ -28,7 +28,7 @@ export function createLogger(level: string, destination?: pino.DestinationStream
  * arrive, where a write system call per line cost a fifth of a proxied request's CPU.
  * `flush` on shutdown writes what is left.
  */
-export function createStdoutLog(level: string): { logger: Logger; flush(): void } {
+export function createStdoutLog(level: string): { logger: Logger; flush: () => void } {
   const destination = pino.destination({ dest: 1, sync: false, maxWrite: 1024 * 1024 })
   const batch = createLineBatch(destination)
   const timer = setInterval(() => batch.flush(), 200)

@@ -1,6 +1,6 @@
 import cluster from 'node:cluster'
 import { randomUUID } from 'node:crypto'
-import { AggregatorRegistry, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client'
 import {
   auditChannel,
   requestChannel,
@@ -344,7 +344,7 @@ interface ClusterResponse {
  * Worker side: answers the primary's prom-client aggregation requests with this registry, and
  * render() asks the primary for the sum over every worker (whichever worker the scrape hit).
  */
-function createWorkerSide(registry: Registry, timeoutMs: number): { render(): Promise<string>; close(): void } {
+function createWorkerSide(registry: Registry, timeoutMs: number): { render: () => Promise<string>; close: () => void } {
   // prom-client's worker listener is process-wide and installed by constructing an
   // AggregatorRegistry; a cluster worker runs exactly one gateway, so this registry is the one.
   AggregatorRegistry.setRegistries([registry])

@@ -58,7 +58,7 @@ test('Dockerfile: multi-stage on node:20-slim, npm ci, build, dev deps pruned, n
   assert.ok(health, 'a HEALTHCHECK')
   const cmd = JSON.parse(health[1]!) as string[]
   assert.deepEqual(cmd.slice(0, 2), ['node', '-e'], 'node -e, no curl in the image')
-  assert.match(cmd[2]!, new RegExp(`fetch\\('http://127\\.0\\.0\\.1:${PORT}/_keygate/health'\\)`), cmd[2]!)
+  assert.match(cmd[2]!, new RegExp(`fetch\\('http://127\\.0\\.0\\.1:${PORT}/_keygate/health'\\)`), cmd[2])
   assert.match(finalStage, new RegExp(`^EXPOSE ${PORT}$`, 'm'), 'EXPOSE the listen port')
   const listen = /KEYGATE_LISTEN=(\S+)/.exec(finalStage)?.[1]
   assert.equal(listen, `0.0.0.0:${PORT}`, 'the image listens on all interfaces, on the same port')
@@ -265,7 +265,7 @@ test('examples/envoy: ext_authz HTTP with path_prefix = forwardAuth.path, identi
   assert.equal(ext.failure_mode_allow, false, 'fail closed')
   assert.equal(ext.http_service.path_prefix, AUTH_PATH)
   const sent = (ext.allowed_headers.patterns as Doc[]).map((p) => p.exact)
-  assert.ok(sent.includes('authorization') && sent.includes('cookie'), `credentials go to keygate: ${sent}`)
+  assert.ok(sent.includes('authorization') && sent.includes('cookie'), `credentials go to keygate: ${sent.join(', ')}`)
   assert.ok(
     !sent.some((h: string) => /^x-(original|forwarded)-(uri|method)$/.test(h)),
     'no client X-Original-*/X-Forwarded-Uri',

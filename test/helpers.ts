@@ -19,14 +19,16 @@ export interface SeenRequest {
 /** A real upstream on loopback that records what reached it; `handler` may answer differently. */
 export async function startUpstream(handler?: (req: IncomingMessage, res: ServerResponse, body: Buffer) => void) {
   const seen: SeenRequest[] = []
-  const server = createServer(async (req, res) => {
+  const server = createServer((req, res) => {
     const chunks: Buffer[] = []
-    for await (const c of req) chunks.push(c as Buffer)
-    const body = Buffer.concat(chunks)
-    seen.push({ method: req.method!, url: req.url!, headers: req.headers, rawHeaders: req.rawHeaders, body })
-    if (handler) return handler(req, res, body)
-    res.writeHead(200, { 'content-type': 'application/json' })
-    res.end(JSON.stringify({ url: req.url, method: req.method }))
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => {
+      const body = Buffer.concat(chunks)
+      seen.push({ method: req.method!, url: req.url!, headers: req.headers, rawHeaders: req.rawHeaders, body })
+      if (handler) return handler(req, res, body)
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ url: req.url, method: req.method }))
+    })
   })
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')

@@ -98,7 +98,7 @@ test('WebSocket upgrades are proxied after the same authentication', async () =>
   const ws = createServer()
   ws.on('upgrade', (req, socket) => {
     socket.write(
-      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Seen-User: ${req.headers['x-auth-user'] ?? 'none'}\r\nX-Seen-Spoof: ${req.headers['x-auth_user'] ?? 'none'}\r\n\r\n`,
+      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Seen-User: ${String(req.headers['x-auth-user'] ?? 'none')}\r\nX-Seen-Spoof: ${String(req.headers['x-auth_user'] ?? 'none')}\r\n\r\n`,
     )
     socket.on('data', (d) => socket.write(Buffer.concat([Buffer.from('echo:'), d])))
   })

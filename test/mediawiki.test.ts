@@ -79,7 +79,7 @@ async function latestRevision(wikiUrl: string, title: string): Promise<{ user: s
       `action=query&prop=revisions&titles=${encodeURIComponent(title)}&rvprop=user%7Ccontent&rvslots=main&formatversion=2`,
     ),
   )
-  const page = ((await res.json()) as any).query.pages[0]
+  const page = (await res.json()).query.pages[0]
   if (page.missing) return null
   return { user: page.revisions[0].user, content: page.revisions[0].slots.main.content }
 }
@@ -105,7 +105,7 @@ test(
     const get = await fetch(api(gw.url, 'action=edit&title=Keygate_refused&text=nope&token=%2B%5C'), {
       headers: apiKey,
     })
-    const getBody = (await get.json()) as any
+    const getBody = await get.json()
     assert.equal(get.status, 403, JSON.stringify(getBody))
     assert.equal(getBody.code, 'E1004', JSON.stringify(getBody))
     const byPost = await post(
@@ -113,7 +113,7 @@ test(
       { action: 'edit', title: 'Keygate_refused', text: 'nope', token: '+\\' },
       apiKey,
     )
-    const postBody = (await byPost.json()) as any
+    const postBody = await byPost.json()
     assert.equal(byPost.status, 403, JSON.stringify(postBody))
     assert.equal(postBody.code, 'E1004', JSON.stringify(postBody))
     assert.equal(await latestRevision(wiki.url, 'Keygate_refused'), null, 'the page was never created')
@@ -126,7 +126,7 @@ test(
   async () => {
     const { gw, wiki } = env()
     const gen = await fetch(`${gw.url}/mws/v1/app-token/generate`, { method: 'POST', headers: apiKey })
-    const genBody = (await gen.json()) as any
+    const genBody = await gen.json()
     assert.equal(gen.status, 200, JSON.stringify(genBody))
     const envelope = JSON.parse(Buffer.from(genBody.value, 'base64').toString('utf8'))
     assert.equal(envelope.verifyCallback, 'http://127.0.0.1/w/rest.php', JSON.stringify(envelope))
@@ -138,7 +138,7 @@ test(
       api(gw.url, 'action=query&prop=revisions&titles=Main_Page&rvprop=content&rvslots=main&formatversion=2'),
       { headers: appToken },
     )
-    const readBody = (await read.json()) as any
+    const readBody = await read.json()
     assert.equal(read.status, 200, JSON.stringify(readBody))
     assert.match(
       readBody.query.pages[0].revisions[0].slots.main.content,
@@ -146,16 +146,16 @@ test(
       'the Main Page text',
     )
     const rest = await fetch(`${gw.url}/w/rest.php/v1/page/Main_Page`, { headers: appToken })
-    const restBody = (await rest.json()) as any
+    const restBody = await rest.json()
     assert.equal(rest.status, 200, JSON.stringify(restBody))
     assert.equal(restBody.title, 'Main Page', JSON.stringify(restBody).slice(0, 300))
 
     // the wiki knows the caller as the service user, so it hands out a real CSRF token
     const who = await fetch(api(gw.url, 'action=query&meta=userinfo&uiprop=groups'), { headers: appToken })
-    const whoBody = (await who.json()) as any
+    const whoBody = await who.json()
     assert.equal(whoBody.query.userinfo.name, SERVICE_USER, JSON.stringify(whoBody))
     const tokens = await fetch(api(gw.url, 'action=query&meta=tokens'), { headers: appToken })
-    const csrf = ((await tokens.json()) as any).query.tokens.csrftoken as string
+    const csrf = (await tokens.json()).query.tokens.csrftoken as string
     assert.notEqual(csrf, '+\\', "an anonymous CSRF token would mean the wiki did not take keygate's identity")
 
     const text = `Written through keygate at ${new Date().toISOString()}`
@@ -164,7 +164,7 @@ test(
       { action: 'edit', title: 'Keygate AppToken edit', text, summary: 'keygate test', token: csrf },
       appToken,
     )
-    const editBody = (await edit.json()) as any
+    const editBody = await edit.json()
     assert.equal(edit.status, 200, JSON.stringify(editBody))
     assert.equal(editBody.edit?.result, 'Success', JSON.stringify(editBody))
     assert.deepEqual(await latestRevision(wiki.url, 'Keygate AppToken edit'), { user: SERVICE_USER, content: text })
@@ -188,7 +188,7 @@ test(
     const jar = cookieJar()
     const lt = await fetch(api(wiki.url, 'action=query&meta=tokens&type=login'))
     jar.take(lt)
-    const loginToken = ((await lt.json()) as any).query.tokens.logintoken as string
+    const loginToken = (await lt.json()).query.tokens.logintoken as string
     const login = await post(
       `${wiki.url}/w/api.php`,
       {
@@ -201,23 +201,23 @@ test(
       { cookie: jar.header() },
     )
     jar.take(login)
-    const loginBody = (await login.json()) as any
+    const loginBody = await login.json()
     assert.equal(loginBody.clientlogin?.status, 'PASS', JSON.stringify(loginBody))
     const self = await fetch(api(wiki.url, 'action=query&meta=userinfo&uiprop=groups%7Cemail%7Crealname'), {
       headers: { cookie: jar.header() },
     })
-    const me = ((await self.json()) as any).query.userinfo
+    const me = (await self.json()).query.userinfo
     assert.equal(me.name, WIKI_USER, JSON.stringify(me))
     assert.ok(me.id > 0, 'a registered user')
 
     // through keygate, with nothing but the wiki's cookies
     const gen = await fetch(`${gw.url}/mws/v1/user-token/generate`, { headers: { cookie: jar.header() } })
-    const genBody = (await gen.json()) as any
+    const genBody = await gen.json()
     assert.equal(gen.status, 200, JSON.stringify(genBody))
     assert.match(genBody.value, /^[0-9a-f]{32,}$/, JSON.stringify(genBody))
 
     const verify = await fetch(`${gw.url}/mws/v1/user-token/verify/${genBody.value}`, { headers: apiKey })
-    const user = (await verify.json()) as any
+    const user = await verify.json()
     assert.equal(verify.status, 200, JSON.stringify(user))
     assert.equal(user.id, me.id, JSON.stringify(user))
     assert.equal(user.username, WIKI_USER, JSON.stringify(user))
@@ -230,15 +230,15 @@ test(
 
     // the same cookies through keygate reach the wiki as that user (X-Auth-User from the upstream identity)
     const proxied = await fetch(api(gw.url, 'action=query&meta=userinfo'), { headers: { cookie: jar.header() } })
-    const proxiedBody = (await proxied.json()) as any
+    const proxiedBody = await proxied.json()
     assert.equal(proxied.status, 200, JSON.stringify(proxiedBody))
     assert.equal(proxiedBody.query.userinfo.name, WIKI_USER, JSON.stringify(proxiedBody))
 
     // without the wiki's cookies there is no wiki user: an anonymous token (id 0), or 401 elsewhere
     const anonGen = await fetch(`${gw.url}/mws/v1/user-token/generate`)
-    const anonValue = ((await anonGen.json()) as any).value as string
+    const anonValue = (await anonGen.json()).value as string
     const anon = await fetch(`${gw.url}/mws/v1/user-token/verify/${anonValue}`, { headers: apiKey })
-    const anonBody = (await anon.json()) as any
+    const anonBody = await anon.json()
     assert.equal(anonBody.id, 0, JSON.stringify(anonBody))
     const noCookies = await fetch(api(gw.url, 'action=query&meta=userinfo'))
     assert.equal(noCookies.status, 401, await noCookies.text())

@@ -429,7 +429,7 @@ function post(port: number, path: string, body: string, headers: Record<string, 
   )
 }
 
-test('a scripted mix of allowed and refused requests through a gateway: each counter exactly', async (t) => {
+test('a scripted mix of allowed and refused requests through a gateway: each counter exactly', async () => {
   const up = await startUpstream()
   const dead = await closedPort()
   const gw = await startTestGateway({

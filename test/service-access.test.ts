@@ -294,7 +294,7 @@ test('a refused request whose body is still coming is answered at once and its c
   )
   let text = ''
   socket.on('data', (d) => {
-    text += d
+    text += String(d)
   })
   await Promise.race([once(socket, 'close'), new Promise((r) => setTimeout(r, 3000))])
   assert.match(text, /^HTTP\/1.1 400/, text.slice(0, 80))

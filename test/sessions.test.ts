@@ -17,7 +17,6 @@ import {
   redisPrefixes,
   send,
   sleep,
-  type StoreKind,
 } from './support/users.js'
 
 // Browser sessions (the keygate_session cookie), logout and revocation — on one gateway in both

@@ -19,7 +19,7 @@ const KEY = 'failclosed-key-0123456789abcdef0123456789ab'
 test('Redis stops: every request that needs the store gets 503 E1006 and nothing passes; Redis back: service resumes by itself', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'kg-failclosed-'))
   const port = await freePort()
-  let redis = await startRedis(port, [], dir, children)
+  const redis = await startRedis(port, [], dir, children)
   const up = await startUpstream()
   const gw = await startTestGateway({
     upstream: up.url,
@@ -81,7 +81,7 @@ test('Redis stops: every request that needs the store gets 503 E1006 and nothing
   assert.equal((await rawGet(gw.port, '/public/x')).status, 200)
   assert.equal((await rawGet(gw.port, '/_keygate/health')).status, 200)
 
-  redis = await startRedis(port, [], dir, children)
+  await startRedis(port, [], dir, children)
   // The restarted Redis is empty (no persistence): old tokens are gone, but service resumes.
   await waitFor(async () => (await rawGet(gw.port, '/_keygate/ready')).status === 200, 5000, 'ready again')
   const again = await login()

@@ -19,7 +19,7 @@ const RUN_PREFIX = `kgtest:${process.pid}:${Date.now()}:`
 
 interface Harness {
   store: Store
-  advance(ms: number): Promise<void>
+  advance: (ms: number) => Promise<void>
 }
 
 // TTLs for the contract: long enough that a real Redis round trip never eats them, short
@@ -28,7 +28,7 @@ const TTL = 100
 const PAST_TTL = 150
 
 function storeContract(name: string, make: () => Promise<Harness>): void {
-  const open = async (t: { after(fn: () => Promise<void>): void }): Promise<Harness> => {
+  const open = async (t: { after: (fn: () => Promise<void>) => void }): Promise<Harness> => {
     const h = await make()
     t.after(() => h.store.close())
     return h

@@ -22,7 +22,6 @@ import {
   processTree,
   type Pinning,
   type Proc,
-  type ProcessSet,
 } from './procs.js'
 import { checkRedis, type RedisInfo } from './redis.js'
 import type { CaseSpec, Settings } from './settings.js'

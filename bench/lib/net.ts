@@ -57,7 +57,8 @@ export async function probe(
 export function describeAnswer(p: Probe): string {
   try {
     const json = JSON.parse(p.body) as { code?: unknown; message?: unknown }
-    if (typeof json.code === 'string') return `${p.status} ${json.code} "${String(json.message ?? '')}"`
+    if (typeof json.code === 'string')
+      return `${p.status} ${json.code} "${typeof json.message === 'string' ? json.message : ''}"`
   } catch {
     /* not JSON */
   }

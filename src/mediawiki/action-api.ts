@@ -68,10 +68,9 @@ const fail = (reason: string): { ok: false; reason: string } => ({ ok: false, re
 /**
  * Whether keygate must read the body to judge the request. PHP parses bodies only for POST;
  * for POST every body must be read: form bodies carry parameters and any other body must be
- * shown to be empty (it would otherwise be forwarded unjudged). The content type does not
- * change the answer today; it is taken so callers need not know that.
+ * shown to be empty (it would otherwise be forwarded unjudged), whatever its content type.
  */
-export function needsBody(method: string, _contentType?: string): boolean {
+export function needsBody(method: string): boolean {
   return method === 'POST'
 }
 

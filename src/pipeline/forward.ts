@@ -150,7 +150,7 @@ export function createForwarder(origins: readonly string[], options: ForwarderOp
       const protocol = String(req.headers.upgrade ?? 'websocket')
       const { headers, socket: upstream } = await poolFor(target.origin).upgrade({
         path: target.pathAndQuery,
-        method: req.method as 'GET',
+        method: req.method,
         headers: target.headers,
         protocol,
       })

@@ -18,7 +18,6 @@ import {
   type JWSHeaderParameters,
   type FlattenedJWSInput,
   type JWTPayload,
-  type JWSAlgorithm,
 } from 'jose'
 import type { Clock } from '../clock.js'
 import { systemClock } from '../clock.js'
@@ -306,8 +305,8 @@ export async function verifyJwt(
       jti: p.jti,
       type: type as TokenType,
       uid,
-      name: (p.name as string | undefined) ?? '',
-      email: (p.email as string | undefined) ?? '',
+      name: p.name ?? '',
+      email: p.email ?? '',
       groups,
       iss: p.iss as string,
       issuedAt: p.iat * 1000,
@@ -331,7 +330,7 @@ export const principalFromClaims = (claims: JwtClaims, scheme: Scheme = 'bearer'
 })
 
 /** Body of /.well-known/jwks.json: the public key for RS256/ES256/EdDSA, nothing for HS256. */
-export const publicJwks = (keys: JwtKeys): JSONWebKeySet => keys.jwks as JSONWebKeySet
+export const publicJwks = (keys: JwtKeys): JSONWebKeySet => keys.jwks
 
 // ---------------------------------------------------------------------------------------------
 // External issuers (an IdP's JWKS or a static public key)
@@ -485,7 +484,8 @@ export async function createIssuerVerifier(
       // `iss` is read unverified only to pick the issuer; jwtVerify then checks it against that issuer's keys.
       let iss: unknown
       try {
-        iss = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8'))?.iss
+        iss = (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')) as { iss?: unknown } | null)
+          ?.iss
       } catch {
         return { ok: false, code: 'E1001', reason: 'malformed' }
       }
@@ -495,7 +495,7 @@ export async function createIssuerVerifier(
       let payload: JWTPayload
       try {
         ;({ payload } = await jwtVerify(token, issuer.getKey, {
-          algorithms: cfg.algorithms as JWSAlgorithm[],
+          algorithms: cfg.algorithms,
           issuer: cfg.issuer,
           ...(cfg.audience !== undefined ? { audience: cfg.audience } : {}),
           clockTolerance: clockToleranceSec,

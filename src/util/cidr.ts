@@ -75,7 +75,7 @@ export function compileCidrs(cidrs: readonly string[]): IpMatcher {
     const addr = parseIp(ip)
     if (!addr) return false
     for (const [net, bits] of ranges) {
-      if (net.kind() === addr.kind() && addr.match(net as never, bits)) return true
+      if (net.kind() === addr.kind() && addr.match(net, bits)) return true
     }
     return false
   }

@@ -67,8 +67,8 @@ export function startProcess(
   const keep = (c: Buffer) => {
     out = (out + c.toString()).slice(-20_000)
   }
-  child.stdout!.on('data', keep)
-  child.stderr!.on('data', keep)
+  child.stdout.on('data', keep)
+  child.stderr.on('data', keep)
   child.on('error', (err) => {
     out += `\nspawn error: ${err.message}`
   })
@@ -92,8 +92,8 @@ export function startProcess(
     // workers of the group may outlive the leader for a moment: make sure none is left
     await new Promise((r) => setTimeout(r, 100))
     signalGroup('SIGKILL')
-    child.stdout!.destroy()
-    child.stderr!.destroy()
+    child.stdout.destroy()
+    child.stderr.destroy()
   }
   after(stop)
   return { child, output: () => out, stop }

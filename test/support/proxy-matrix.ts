@@ -96,8 +96,8 @@ const IDENTITY = ['x-auth-user', 'x-auth-user-id', 'x-auth-email', 'x-auth-group
  * skipped. Each test sends requests to the proxy and checks what the client and the app saw.
  */
 export function defineProxyMatrix(label: string, started: ProxyUnderTest | null, opts: { skip: string | false }): void {
-  const t = (name: string, fn: (p: ProxyUnderTest) => Promise<void>) =>
-    test(`${label}: ${name}`, { skip: opts.skip }, async () => {
+  const t = (name: string, fn: (p: ProxyUnderTest) => Promise<void>): void =>
+    void test(`${label}: ${name}`, { skip: opts.skip }, async () => {
       assert.ok(started, 'the proxy was started')
       await fn(started)
     })
