@@ -243,7 +243,7 @@ export function defineProxyMatrix(label: string, started: ProxyUnderTest | null,
     })
     assert.equal(answers.length, OWN_ENDPOINT_PROBES.length)
     assert.deepEqual(
-      newSeen(p, before).map((s) => `${s.method} ${s.url} (scheme ${s.headers['x-auth-scheme'] ?? 'none'})`),
+      newSeen(p, before).map((s) => `${s.method} ${s.url} (scheme ${String(s.headers['x-auth-scheme'] ?? 'none')})`),
       [],
       'the app got none of them',
     )
