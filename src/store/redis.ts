@@ -284,7 +284,7 @@ export function createRedisStore(opts: RedisStoreOptions): Store {
       // ioredis knows reports cluster_state:ok, and they are as many as serve slots (a master
       // that went away is dropped from ioredis's list, but still counted by the others).
       const masters = await run(main, async () => (client as Cluster).nodes('master'))
-      const infos = await Promise.all(masters.map((node) => run(main, () => node.cluster('INFO') as Promise<string>)))
+      const infos = await Promise.all(masters.map((node) => run(main, () => node.cluster('INFO'))))
       const down = clusterDown(masters.length, infos)
       if (down !== null) throw new StoreUnavailableError({ cause: new Error(down) })
     },
