@@ -235,7 +235,15 @@ test('examples/traefik: forwardAuth asks forwardAuth.path, passes only credentia
   assert.deepEqual(lower(fa.authResponseHeaders), lower(IDENTITY))
   // Traefik removes every request header matching the regex before copying: all spellings
   const re = new RegExp(String(fa.authResponseHeadersRegex).replace(/^\(\?i\)/, ''), 'i')
-  for (const name of [...IDENTITY, 'X-Auth_User', 'x_auth_user', 'X_AUTH-GROUPS'])
+  for (const name of [
+    ...IDENTITY,
+    'X-Auth_User',
+    'x_auth_user',
+    'X_AUTH-GROUPS',
+    'X-Auth.User',
+    'x.auth.email',
+    'X_Auth.Groups',
+  ])
     assert.match(name, re, `${name} is stripped`)
   assert.doesNotMatch('Authorization', re, 'the regex is narrow')
   const router = dynamic.http.routers.wiki
