@@ -2,7 +2,21 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createRequire, syncBuiltinESMExports } from 'node:module'
 import { rawGet, rawRequest, startTestGateway, startUpstream } from './helpers.js'
-import { ALICE_PW, BOB_PW, JWT_SECRET, STORE_KINDS, login, makeUsers, redisPrefixes, send } from './support/users.js'
+import { auditChannel, type AuditEvent } from '../src/observe.js'
+import {
+  ALICE_PW,
+  BOB_PW,
+  JWT_SECRET,
+  PUBLIC_BASE,
+  SALT,
+  STORE_KINDS,
+  VERIFY_KEY,
+  bearer,
+  login,
+  makeUsers,
+  redisPrefixes,
+  send,
+} from './support/users.js'
 
 // Issue 11: the login endpoint under attack — parallel guessing past the lockout, oversized and
 // deeply nested bodies, unbounded store growth from anonymous input, and login CSRF.
@@ -145,3 +159,69 @@ test('a deeply nested 1 MB JSON body to /api/refresh, /api/authorize and user-to
   // an ordinary login body is well inside the bound
   assert.equal((await login(gw.port, { username: 'bob', password: BOB_PW })).status, 200)
 })
+
+// ------------------------------------------------------------------ store growth from anonymous input
+
+for (const kind of STORE_KINDS) {
+  test(`${kind}: an over-long username is refused before it reaches the store or the audit trail; counters are keyed by a hash`, async () => {
+    const up = await startUpstream()
+    const gw = await startTestGateway(config(up.url, prefixes.store(kind)))
+    const audited: AuditEvent[] = []
+    const onAudit = (e: unknown) => audited.push(e as AuditEvent)
+    auditChannel.subscribe(onAudit)
+    try {
+      const long = 'x'.repeat(4000)
+      for (let i = 0; i < 5; i++) {
+        const r = await login(gw.port, { username: `${long}${i}`, password: 'guess' })
+        assert.equal(r.status, 400, r.body)
+        assert.equal(r.json.code, 'E1030')
+      }
+      assert.deepEqual(await gw.store.keys('login:'), [], 'nothing counted for a name no user can have')
+      // 256 bytes is still a username: counted, under a fixed-size key
+      const longest = 'é'.repeat(128)
+      assert.equal((await login(gw.port, { username: longest, password: 'guess' })).json.code, 'E1026')
+      const keys = await gw.store.keys('login:user:')
+      assert.equal(keys.length, 1, String(keys))
+      assert.match(keys[0]!, /^login:user:[0-9a-f]{64}$/)
+      assert.equal((await login(gw.port, { username: `${longest}x`, password: 'guess' })).json.code, 'E1030')
+    } finally {
+      auditChannel.unsubscribe(onAudit)
+    }
+    const sizes = audited.map((e) => JSON.stringify(e).length)
+    assert.ok(
+      sizes.every((n) => n < 1024),
+      `audit events stay small: ${sizes.join(', ')}`,
+    )
+  })
+
+  test(`${kind}: anonymous user tokens are not indexed by address; a user's tokens still are`, async () => {
+    const up = await startUpstream()
+    const gw = await startTestGateway(
+      config(up.url, prefixes.store(kind), {
+        secrets: { salt: SALT, jwt: { secret: JWT_SECRET } },
+        tokenApi: { publicBase: PUBLIC_BASE },
+        apiKeys: [{ name: 'verifier', key: VERIFY_KEY, allow: { paths: ['/mws/v1/user-token/verify'] } }],
+      }),
+    )
+    const tokens: string[] = []
+    for (let i = 0; i < 30; i++) {
+      const r = await send(gw.port, i % 2 ? 'POST' : 'GET', '/mws/v1/user-token/generate')
+      assert.equal(r.status, 200, r.body)
+      tokens.push(r.json.value as string)
+    }
+    assert.deepEqual(await gw.store.keys('tokidx:'), [], 'no index grows with anonymous requests')
+    const verified = await rawGet(gw.port, `/mws/v1/user-token/verify/${tokens[7]}`, {
+      Authorization: `ApiKey ${VERIFY_KEY}`,
+    })
+    assert.equal(verified.status, 200, `an anonymous token still verifies: ${verified.body}`)
+    assert.equal(verified.json.id, 0)
+
+    const access = (await login(gw.port, { username: 'alice', password: ALICE_PW })).json.token as string
+    const mine = await send(gw.port, 'POST', '/mws/v1/user-token/generate', { headers: bearer(access) })
+    assert.equal(mine.status, 200, mine.body)
+    assert.ok(
+      (await gw.store.keys('tokidx:user:')).some((k) => k.endsWith(':alice')),
+      "a signed-in user's token is indexed under the user",
+    )
+  })
+}

@@ -1,4 +1,5 @@
 import type { Store } from '../store/types.js'
+import { sha256Hex } from '../util/secret.js'
 import type { UserConfig } from '../config/schema.js'
 import { dummyVerify, verifyPassword } from '../tokens/password.js'
 
@@ -19,7 +20,8 @@ export type LoginAttempt =
     }
   | { readonly ok: false; readonly retryAfterSec: number; readonly scope: 'user' | 'ip' }
 
-const userKey = (username: string) => `login:user:${encodeURIComponent(username.toLowerCase())}`
+// Hashed: a key's size does not follow what a client sends as a username.
+const userKey = (username: string) => `login:user:${sha256Hex(username.toLowerCase())}`
 const ipKey = (ip: string) => `login:ip:${ip}`
 
 /**

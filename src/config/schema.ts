@@ -116,9 +116,15 @@ const ApiKey = z
   })
   .strict()
 
+/** Longest username keygate accepts, in UTF-8 bytes (users in the config, and at login). */
+export const MAX_USERNAME_BYTES = 256
+
 const User = z
   .object({
-    username: z.string().min(1),
+    username: z
+      .string()
+      .min(1)
+      .refine((name) => Buffer.byteLength(name) <= MAX_USERNAME_BYTES, `at most ${MAX_USERNAME_BYTES} bytes`),
     passwordHash: z.string().regex(/^scrypt\$/, 'expected a hash from `keygate hash-password`'),
     uid: z.number().int().nonnegative(),
     name: z.string().default(''),

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { refuse, type Refusal } from '../errors.js'
 import type { Clock } from '../clock.js'
-import type { GatewayConfig, UserConfig } from '../config/schema.js'
+import { MAX_USERNAME_BYTES, type GatewayConfig, type UserConfig } from '../config/schema.js'
 import { SESSION_COOKIE, type TokenType } from '../auth/types.js'
 import type { LoginLimiter, UserDirectory } from '../auth/login.js'
 import { issueJwt, verifyJwt, type JwtClaims, type JwtKeys } from '../tokens/jwt.js'
@@ -125,6 +125,9 @@ export function createAuthorizeEndpoints(
       const f = parsed.fields
       const username = (f.username ?? '').trim()
       if (!username) return ctx.refuse(refuse('E1021'))
+      // No user has a longer name: refused before it is counted, logged or looked up.
+      if (Buffer.byteLength(username) > MAX_USERNAME_BYTES)
+        return ctx.refuse(refuse('E1030', { message: 'Username is too long' }))
       if (!f.password) return ctx.refuse(refuse('E1022'))
       const type = f.token_type || f.type || 'access'
       if (!TOKEN_TYPES.has(type)) return ctx.refuse(refuse('E1020'))

@@ -87,7 +87,7 @@ export function createTokenEndpoints(
       const record: UserTokenRecord = p
         ? { username: p.username, uid: p.uid, groups: p.groups, realName: p.realName, email: p.email }
         : { username: ctx.client.clientIp, uid: 0, groups: ['*'], realName: '', email: '' }
-      const issued = await userTokens.issue(record)
+      const issued = await userTokens.issue(record, { indexed: p !== null })
       publishAudit({
         kind: 'token.issued',
         type: 'user',

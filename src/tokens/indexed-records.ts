@@ -22,8 +22,9 @@ export interface IndexedEntry {
 
 export function createIndexedRecords(store: Store, keys: IndexedRecordKeys) {
   return {
-    async put(owner: string, member: string, value: string, ttlMs: number): Promise<void> {
-      await store.addToSet(keys.index(owner), member, ttlMs)
+    /** owner null: a record nobody lists or revokes by owner, kept out of every index. */
+    async put(owner: string | null, member: string, value: string, ttlMs: number): Promise<void> {
+      if (owner !== null) await store.addToSet(keys.index(owner), member, ttlMs)
       await store.set(keys.record(member), value, ttlMs)
     },
     /** Keeps a member indexed at least ttlMs from now (records whose expiry slides). */

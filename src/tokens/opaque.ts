@@ -37,7 +37,11 @@ export interface IssuedToken {
 
 export interface TokenRegistry<R extends TokenRecord = TokenRecord> {
   readonly kind: TokenKind
-  issue(record: R, opts?: { ttlMs?: number }): Promise<IssuedToken>
+  /**
+   * indexed false: not listed under its username (anonymous callers, named by their address: an
+   * index per address would grow with every request and serve nobody).
+   */
+  issue(record: R, opts?: { ttlMs?: number; indexed?: boolean }): Promise<IssuedToken>
   /** The record, or null when unknown, expired, revoked, malformed, or (single-use) already used. */
   verify(token: string): Promise<StoredToken<R> | null>
   /** As verify(), but says 'revoked' for a token revoked before its expiry (E1002 rather than E1001). */
@@ -148,7 +152,7 @@ export function createTokenRegistry<R extends TokenRecord = TokenRecord>(deps: T
       const issuedAt = clock.now()
       const expiresAt = issuedAt + ttl
       const value: StoredValue = { v: 1, kind, issuedAt, expiresAt, record }
-      await records.put(record.username, hash, JSON.stringify(value), ttl)
+      await records.put(opts?.indexed === false ? null : record.username, hash, JSON.stringify(value), ttl)
       // A sliding token may outlive its first ttl, up to its lifetime bound.
       if ((deps.maxLifetimeMs ?? 0) > ttl) await records.keepIndexed(record.username, hash, deps.maxLifetimeMs!)
       return { token, hash, expiresAt }
