@@ -275,6 +275,8 @@ test('redis: a revocation on one keygate is seen by a second keygate PROCESS on 
       `upstream: ${up.url}`,
       `store: {redis: "${REDIS_URL}", prefix: "${(storeConfig.store as { prefix: string }).prefix}"}`,
       `secrets: {jwt: {secret: "${JWT_SECRET}"}}`,
+      // the same users as A: a token speaks for its user only where that user is configured
+      `users: ${JSON.stringify(users)}`,
       'logLevel: info',
       '',
     ].join('\n'),

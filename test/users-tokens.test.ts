@@ -1,7 +1,11 @@
-import { test } from 'node:test'
+import { after, test } from 'node:test'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { startGateway } from '../src/server.js'
 import assert from 'node:assert/strict'
 import { createHmac, createPublicKey, generateKeyPairSync, verify as verifySig } from 'node:crypto'
-import { rawGet, startTestGateway, startUpstream } from './helpers.js'
+import { captureLogs, rawGet, startTestGateway, startUpstream } from './helpers.js'
 import { hashPassword } from '../src/tokens/password.js'
 import {
   ALICE_PW,
@@ -457,6 +461,62 @@ for (const kind of STORE_KINDS) {
     const anon = await send(gw.port, 'DELETE', '/api/authorize')
     assert.equal(anon.status, 401)
     assert.equal(anon.json.code, 'E1000')
+  })
+
+  test(`${kind}: a token speaks for its user as configured now: disabled or removed users are refused, changed groups apply (reload)`, async () => {
+    const up = await startUpstream()
+    const file = join(mkdtempSync(join(tmpdir(), 'kg-users-')), 'gateway.json')
+    const cfg = { listen: '127.0.0.1:0', ...baseConfig(up.url, kind) }
+    writeFileSync(file, JSON.stringify(cfg))
+    const { logger } = captureLogs()
+    const gw = await startGateway({ configFile: file, logger, listen: { host: '127.0.0.1', port: 0 } })
+    after(() => gw.close())
+    const aliceAccess = await accessToken(gw.port)
+    const bobAccess = await accessToken(gw.port, 'bob', BOB_PW)
+    const bobApi = await accessToken(gw.port, 'bob', BOB_PW, 'api')
+    const bobSession = await accessToken(gw.port, 'bob', BOB_PW, 'session')
+    const bobRefresh = await accessToken(gw.port, 'bob', BOB_PW, 'refresh')
+    const cookie = (v: string) => ({ Cookie: `keygate_session=${v}` })
+    for (const h of [bearer(bobAccess), bearer(bobApi), cookie(bobSession)])
+      assert.equal((await rawGet(gw.port, '/admin/x', h)).status, 200, 'bob is a sysop')
+    assert.equal((await rawGet(gw.port, '/admin/x', bearer(aliceAccess))).status, 403, 'alice is not, yet')
+
+    const [alice, bob] = cfg.users as Array<Record<string, unknown>>
+    writeFileSync(
+      file,
+      JSON.stringify({
+        ...cfg,
+        users: [
+          { ...alice, groups: ['user', 'sysop'] },
+          { ...bob, disabled: true },
+        ],
+      }),
+    )
+    assert.equal(await gw.reload(), true)
+    for (const [what, h, code] of [
+      ['access token', bearer(bobAccess), 'E1001'],
+      ['api token', bearer(bobApi), 'E1001'],
+      ['session', cookie(bobSession), 'E1003'],
+    ] as const) {
+      const res = await rawGet(gw.port, '/wiki/P', h)
+      assert.equal(res.status, 401, `a disabled user's ${what}: ${res.body}`)
+      assert.equal(res.json.code, code, what)
+    }
+    const refreshed = await postJson(gw.port, '/api/refresh', { refresh_token: bobRefresh })
+    assert.equal(refreshed.status, 401, `a disabled user's refresh token: ${refreshed.body}`)
+    assert.equal(refreshed.json.code, 'E1001')
+    const before = up.seen.length
+    const admin = await rawGet(gw.port, '/admin/x', bearer(aliceAccess))
+    assert.equal(admin.status, 200, `alice's groups are the configured ones now: ${admin.body}`)
+    assert.equal(up.seen.length, before + 1)
+    assert.equal(up.seen.at(-1)!.headers['x-auth-groups'], 'user,sysop')
+
+    writeFileSync(file, JSON.stringify({ ...cfg, users: [bob] }))
+    assert.equal(await gw.reload(), true)
+    const removed = await rawGet(gw.port, '/wiki/P', bearer(aliceAccess))
+    assert.equal(removed.status, 401, `a removed user's token: ${removed.body}`)
+    assert.equal(removed.json.code, 'E1001')
+    assert.equal((await rawGet(gw.port, '/admin/x', bearer(bobAccess))).status, 200, 'bob is enabled again')
   })
 
   // ------------------------------------------------------------------ refresh

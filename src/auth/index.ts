@@ -77,6 +77,7 @@ export async function createAuth(compiled: CompiledConfig, deps: AuthDeps): Prom
     sessionIdleMs,
     sessions: createSessionKeeper({ clock, issued, sessionIdleMs }),
     issuers,
+    users: compiled.users,
   }
 
   const byScheme = new Map([
@@ -115,7 +116,7 @@ export async function createAuth(compiled: CompiledConfig, deps: AuthDeps): Prom
         keys,
         issued,
         revocation,
-        users: createUserDirectory(config.users),
+        users: createUserDirectory(compiled.users),
         limiter: createLoginLimiter(store, {
           perUser: config.loginLimit.perUser,
           perIp: config.loginLimit.perIp,

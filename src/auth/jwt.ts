@@ -5,6 +5,7 @@ import type { Clock } from '../clock.js'
 import { principalFromClaims, verifyJwt, type IssuerVerifier, type JwtClaims, type JwtKeys } from '../tokens/jwt.js'
 import type { Revocation, TokenVerifier } from '../tokens/revocation.js'
 import { RECORDED_TYPES, type IssuedTokens } from '../tokens/issued.js'
+import type { UserConfig } from '../config/schema.js'
 import type { Authenticator, AuthResult, Principal, TokenType } from './types.js'
 import { andThen, type MaybePromise } from '../util/maybe-promise.js'
 
@@ -18,6 +19,8 @@ export interface JwtAuthDeps {
   /** one per gateway snapshot, shared by the Bearer and the cookie authenticator */
   readonly sessions: SessionKeeper
   readonly issuers: IssuerVerifier | null
+  /** this snapshot's enabled users: a token speaks for its user only while the user is here */
+  readonly users: ReadonlyMap<string, UserConfig>
 }
 
 /**
@@ -74,7 +77,10 @@ export function createJwtAuthenticator(scheme: 'bearer' | 'session', deps: JwtAu
   const allowed = new Set(types)
   const wrongType: AuthResult = { kind: 'deny', refusal: refuse('E1020') }
   const sessionGone: AuthResult = { kind: 'deny', refusal: refuse('E1003') }
-  // Cached claims come back as the same object: so does their answer (its principal, and so its identity headers).
+  const userGone: AuthResult = scheme === 'session' ? sessionGone : { kind: 'deny', refusal: refuse('E1001') }
+  // Cached claims come back as the same object: so does their answer (its principal, and so its
+  // identity headers). The users table is fixed for a snapshot and a reload builds new
+  // authenticators, so the answer (refusal included) stands as long as this map holds the claims.
   const answers = new WeakMap<JwtClaims, AuthResult>()
   /** The cache answered: a session's record must still be alive (and slides). */
   const ok = (claims: JwtClaims): MaybePromise<AuthResult> => {
@@ -82,10 +88,12 @@ export function createJwtAuthenticator(scheme: 'bearer' | 'session', deps: JwtAu
     if (claims.type !== 'session') return answerFor(claims)
     return andThen(deps.sessions(claims), (alive) => (alive ? answerFor(claims) : sessionGone))
   }
+  /** The user as configured now (groups, name, e-mail), not as the token said at issue. */
   const answerFor = (claims: JwtClaims): AuthResult => {
     let answer = answers.get(claims)
     if (!answer) {
-      answer = { kind: 'ok', principal: principalFromClaims(claims, scheme) }
+      const user = deps.users.get(claims.sub)
+      answer = user ? { kind: 'ok', principal: principalFromClaims(claims, scheme, user) } : userGone
       answers.set(claims, answer)
     }
     return answer

@@ -58,8 +58,7 @@ export function createLoginLimiter(store: Store, limits: LoginLimits) {
 export type LoginLimiter = ReturnType<typeof createLoginLimiter>
 
 /** Unknown users cost the same scrypt work as a wrong password and get the same answer. */
-export function createUserDirectory(users: readonly UserConfig[]) {
-  const byName = new Map(users.filter((u) => !u.disabled).map((u) => [u.username, u]))
+export function createUserDirectory(byName: ReadonlyMap<string, UserConfig>) {
   return {
     async checkPassword(username: string, password: string): Promise<UserConfig | null> {
       const user = byName.get(username)

@@ -2,7 +2,7 @@ import { compileCidrs, type IpMatcher } from '../util/cidr.js'
 import { canonicalHeaderName } from '../util/header-names.js'
 import { sha256Hex } from '../util/secret.js'
 import type { AccessLimits, Scheme, TokenType } from '../auth/types.js'
-import type { GatewayConfig, RateLimitConfig } from './schema.js'
+import type { GatewayConfig, RateLimitConfig, UserConfig } from './schema.js'
 
 /** anonymous: no authentication at all · optional: credentials used when sent · authenticated · deny */
 export type Policy = 'anonymous' | 'optional' | 'authenticated' | 'deny'
@@ -68,6 +68,8 @@ export interface CompiledConfig {
   readonly appTokenNetwork: IpMatcher | null
   readonly metricsAllowed: IpMatcher
   readonly actionApiPaths: readonly string[]
+  /** enabled local users by name: a token of a user not in here (removed, disabled) is refused */
+  readonly users: ReadonlyMap<string, UserConfig>
 }
 
 interface EndpointSpec {
@@ -228,6 +230,7 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
     appTokenNetwork: config.tokens.appToken.cidr.length > 0 ? compileCidrs(config.tokens.appToken.cidr) : null,
     metricsAllowed: compileCidrs(config.metrics.allow ?? [...LOOPBACK, ...config.trustedProxies]),
     actionApiPaths: config.actionApi.paths,
+    users: new Map(config.users.filter((u) => !u.disabled).map((u) => [u.username, u])),
   })
 }
 

@@ -165,8 +165,9 @@ export function createAuthorizeEndpoints(
       const old = await issued.take(v.claims.jti)
       if (!old || (await revocation.isRevoked(v.claims.jti))) return ctx.refuse(refuse('E1002'))
       await revocation.revoke(v.claims.jti, v.claims.expiresAt)
+      // A refresh token speaks for its user only while the user is configured and enabled.
       const user = users.find(v.claims.sub)
-      if (!user) return ctx.refuse(refuse('E1026'))
+      if (!user) return ctx.refuse(refuse('E1001'))
       const access = await issue(ctx, user, 'access', f, started)
       const refresh = await issue(ctx, user, 'refresh', f, started)
       if ('code' in access) return ctx.refuse(access)

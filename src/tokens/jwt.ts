@@ -23,7 +23,7 @@ import type { Clock } from '../clock.js'
 import { systemClock } from '../clock.js'
 import { KeygateError } from '../errors.js'
 import type { Principal, Scheme, TokenType } from '../auth/types.js'
-import { usernamePrefixOf, type GatewayConfig, type IssuerConfig } from '../config/schema.js'
+import { usernamePrefixOf, type GatewayConfig, type IssuerConfig, type UserConfig } from '../config/schema.js'
 import { randomToken } from '../util/secret.js'
 import { isCleanName, isCleanText } from '../util/identity-value.js'
 
@@ -316,14 +316,18 @@ export async function verifyJwt(
   }
 }
 
-/** The Principal a verified keygate JWT stands for. */
-export const principalFromClaims = (claims: JwtClaims, scheme: Scheme = 'bearer'): Principal => ({
+/** The Principal a verified keygate JWT stands for: its user as configured now, when given. */
+export const principalFromClaims = (
+  claims: JwtClaims,
+  scheme: Scheme = 'bearer',
+  user?: Pick<UserConfig, 'uid' | 'name' | 'email' | 'groups'>,
+): Principal => ({
   scheme,
   username: claims.sub,
-  uid: claims.uid,
-  realName: claims.name,
-  email: claims.email,
-  groups: claims.groups,
+  uid: user?.uid ?? claims.uid,
+  realName: user?.name ?? claims.name,
+  email: user?.email ?? claims.email,
+  groups: user?.groups ?? claims.groups,
   tokenType: claims.type,
   jti: claims.jti,
   expiresAt: claims.expiresAt,
