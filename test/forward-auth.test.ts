@@ -262,6 +262,7 @@ const hostile = [
   '/public/%5c..%5cadmin/users',
   '/public/..\\admin/users',
   '/public/%252e%252e/admin/users',
+  '/public/%25%32%45%25%32%45/admin/users',
   '/public/x%00.html',
   '/public/%zz',
   '/public/;/../admin/users',

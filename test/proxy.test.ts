@@ -103,6 +103,12 @@ const hostilePaths: Array<{ path: string; status: number; upstreamSees?: string 
   { path: '/public/a%zz', status: 400 },
   { path: '/public/a%2', status: 400 },
   { path: '/public/%252e%252e/admin', status: 400 },
+  // double encoding made by decoding escapes of unreserved characters (%32 → 2, %45 → E)
+  { path: '/public/%25%32%45%25%32%45/admin/', status: 400 },
+  { path: '/public/%25%32%65%25%32%65/admin/', status: 400 },
+  { path: '/public/%25%32%46admin', status: 400 },
+  { path: '/public/%25%34%31dmin', status: 400 },
+  { path: '/public/%25%3241', status: 400 },
   { path: '/public/%c0%ae%c0%ae/admin', status: 400 },
   { path: '/public/a#frag', status: 400 },
   { path: 'public/x', status: 400 },

@@ -37,7 +37,8 @@ export function normalizeTarget(rawTarget: string): NormalizedTarget | Refusal {
   // Most paths carry no escapes: they need no decoding pass at all.
   const hasEscapes = rawPath.includes('%')
   const decoded = hasEscapes ? decodeUnreservedEscapes(rawPath) : rawPath
-  if (decoded === null) return AMBIGUOUS
+  // Checked again after decoding: %25%32%45 must not become the %252E that is refused when sent.
+  if (decoded === null || (hasEscapes && DOUBLE_ENCODED.test(decoded))) return AMBIGUOUS
   const path = decoded.includes('//') ? decoded.replace(/\/{2,}/g, '/') : decoded
   if (DOT_SEGMENT.test(path)) return AMBIGUOUS
   if (!hasEscapes) return { path, matchPath: path, query }

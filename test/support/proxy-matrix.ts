@@ -183,6 +183,7 @@ export function defineProxyMatrix(label: string, started: ProxyUnderTest | null,
         ['GET', '/public/%2e%2e/admin/users', apiKey],
         ['GET', '/public/..%2fadmin/users', {}],
         ['GET', '/public/%252e%252e/admin/users', {}],
+        ['GET', '/public/%25%32%45%25%32%45/admin/users', {}],
         // a client's own X-Original-* / X-Forwarded-* must not describe the request for the proxy
         ['GET', '/admin/users', { ...apiKey, 'X-Original-URI': '/app/page', 'X-Forwarded-Uri': '/app/page' }],
         [
