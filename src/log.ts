@@ -107,8 +107,26 @@ export function createRequestLog(logger: Logger): { enabled(): boolean; write(li
   }
 }
 
-/** Paths may carry tokens (/user-token/verify/{token}, /app-token/{token}): log them without. */
+const TOKEN_IN_PATH = /(\/(?:user-token\/verify|app-token\/verify|app-token))\/+[^/?]+/g
+/** a run of letters and digits this long is a word in a long page title, or part of a secret */
+const ALNUM_STRETCH = /[A-Za-z0-9]{12,}/
+const JWT_SHAPED = /eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*)?/g
+const LONG_PIECE = /[A-Za-z0-9_-]{24,}/g
+const HAS_DIGIT = /[0-9]/
+const HAS_LETTER = /[A-Za-z]/
+
+/** hex or base64url: long, digits and letters, and a long stretch without '_' or '-' (unlike Page_Title_2019) */
+const looksLikeToken = (piece: string) => HAS_DIGIT.test(piece) && HAS_LETTER.test(piece) && ALNUM_STRETCH.test(piece)
+
+/**
+ * Paths may carry tokens (/user-token/verify/{token}, /app-token/{token}), in any spelling a
+ * client chose: log them without, and without anything else token-shaped (JWTs, long hex or
+ * base64url runs). Most paths have no long run of letters and digits and are returned as they are.
+ */
 export function redactPath(path: string): string {
-  if (!path.includes('-token')) return path
-  return path.replace(/(\/(?:user-token\/verify|app-token\/verify|app-token))\/[^/?]+/g, '$1/[redacted]')
+  const out = path.includes('-token') ? path.replace(TOKEN_IN_PATH, '$1/[redacted]') : path
+  if (!ALNUM_STRETCH.test(out)) return out
+  return out
+    .replace(JWT_SHAPED, '[redacted]')
+    .replace(LONG_PIECE, (piece) => (looksLikeToken(piece) ? '[redacted]' : piece))
 }

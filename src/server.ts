@@ -381,7 +381,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     requestLog.write({
       reqId: requestId,
       method: req.method ?? 'GET',
-      path: redactPath(decision.allow ? decision.target.path : (req.url ?? '/').split('?')[0]!),
+      // the normalised path where there is one: the odd spellings of a token path are redacted there
+      path: redactPath(decision.target?.path ?? (req.url ?? '/').split('?')[0]!),
       status: res.statusCode,
       durationMs,
       decision: refusal ? 'deny' : 'allow',

@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { createRedisStore } from '../src/store/redis.js'
 import { hashPassword } from '../src/tokens/password.js'
-import { rawGet, rawRequest, type RawResponse } from './helpers.js'
+import { rawGet, rawRequest, startTestGateway, startUpstream, TEST_SECRET, type RawResponse } from './helpers.js'
 import { makeTempDir } from './support/processes.js'
 
 // CONTRACT §1: logs never hold a secret, a token, a password or an Authorization header, not even
@@ -260,4 +260,54 @@ apiKeys:
       `${where} holds a credential header`,
     )
   }
+})
+
+test('a token in a path is redacted from the request log whatever its spelling, and so is anything token-shaped', async () => {
+  const up = await startUpstream()
+  const gw = await startTestGateway({
+    upstream: up.url,
+    secrets: { salt: TEST_SECRET, jwt: { alg: 'HS256', secret: TEST_SECRET } },
+    apiKeys: [{ name: 'svc', key: API_KEY }],
+    routes: [{ path: '/public/', anonymous: true }],
+  })
+  const hex = randomBytes(32).toString('hex')
+  const b64url = randomBytes(32).toString('base64url')
+  const jwt = `eyJhbGciOiJIUzI1NiJ9.${Buffer.from(JSON.stringify({ sub: 'x', n: hex.slice(0, 8) })).toString('base64url')}.${randomBytes(32).toString('base64url')}`
+  const key = { Authorization: `ApiKey ${API_KEY}` }
+  const rows: Array<[string, string, Record<string, string>]> = [
+    ['GET', `/mws/v1/app-token/verify//${hex}`, key],
+    ['GET', `/mws/v1/app-token/verify//${hex}`, {}],
+    ['GET', `/mws/v1/app%2Dtoken/verify/${hex}`, key],
+    ['GET', `/mws/v1/app%2dtoken/verify/${hex}`, {}],
+    ['GET', `/mws/v1/%61pp-token/verify/${hex}`, {}],
+    ['GET', `/w/rest.php/mws/v1/user-token/verify///${hex}`, {}],
+    ['DELETE', `/mws/v1/app-token//${hex}`, key],
+    ['GET', `/mws/v1/app-token/verify/${hex}/%2e%2e/x`, {}],
+    ['GET', `/mws/v1/app%2Dtoken/verify/${hex};x`, {}],
+    ['GET', `/public/${hex}`, {}],
+    ['GET', `/public/x/${b64url}/y`, {}],
+    ['GET', `/public/${jwt}`, {}],
+    ['GET', `/anything/${jwt}`, {}],
+  ]
+  for (const [method, target, headers] of rows) {
+    const lines = Object.entries(headers)
+      .map(([k, v]) => `${k}: ${v}\r\n`)
+      .join('')
+    const res = await rawRequest(
+      gw.port,
+      `${method} ${target} HTTP/1.1\r\nHost: gw.test\r\n${lines}Connection: close\r\n\r\n`,
+    )
+    assert.ok(res.status > 0, `${method} ${target} was answered`)
+  }
+  const logged = gw.logs.filter((l) => l.includes('"req_id"'))
+  assert.equal(logged.length, rows.length, 'one request line per request')
+  const all = gw.logs.join('\n')
+  for (const secret of [hex, b64url, jwt, jwt.split('.')[2]!, API_KEY])
+    assert.ok(!all.includes(secret), `${secret.slice(0, 12)}… is not in the log:\n${all}`)
+  assert.equal(logged.filter((l) => l.includes('[redacted]')).length, rows.length, 'every line says where it was')
+  // ordinary long page titles stay readable
+  const titles = ['/public/List_of_2019_films_in_the_United_States', '/public/ISO_3166-1_alpha-2_country_codes']
+  for (const t of titles) await rawGet(gw.port, t)
+  const withTitles = gw.logs.join('\n')
+  for (const t of titles) assert.ok(withTitles.includes(`"path":"${t}"`), `${t} is logged as it is`)
 })

@@ -42,6 +42,8 @@ export type Decision =
   | {
       readonly allow: false
       readonly refusal: Refusal
+      /** the normalised target, when the path could be normalised (for the log line) */
+      readonly target: NormalizedTarget | null
       readonly route: CompiledRoute | null
       readonly principal: Principal | null
       readonly client: ClientAddress | null
@@ -68,6 +70,7 @@ const allow = (
 
 const deny = (
   refusal: Refusal,
+  target: NormalizedTarget | null = null,
   route: CompiledRoute | null = null,
   principal: Principal | null = null,
   client: ClientAddress | null = null,
@@ -75,6 +78,7 @@ const deny = (
 ): Decision => ({
   allow: false,
   refusal,
+  target,
   route,
   principal,
   client,
@@ -108,14 +112,14 @@ export function createDecide(
     const client = resolveClientIp(request.peerIp, Array.isArray(xff) ? xff.join(',') : xff)
     const route = (request.forApp ? findAppRoute : findRoute)(target.matchPath, request.method)
 
-    if (route.policy === 'deny') return deny(refuse('E1004'), route, null, client)
+    if (route.policy === 'deny') return deny(refuse('E1004'), target, route, null, client)
     if (route.policy === 'anonymous') return allowed(route, null, target, client)
     return andThen(authenticate({ rawHeaders: request.rawHeaders, clientIp: client.clientIp }, chain), (outcome) => {
-      if (outcome.kind === 'deny') return deny(outcome.refusal, route, null, client)
+      if (outcome.kind === 'deny') return deny(outcome.refusal, target, route, null, client)
       if (outcome.kind !== 'ok')
         return route.policy === 'optional'
           ? allowed(route, null, target, client)
-          : deny(refuse('E1000'), route, null, client)
+          : deny(refuse('E1000'), target, route, null, client)
       return judge(request, route, outcome.principal, target, client)
     })
   }
@@ -132,7 +136,7 @@ export function createDecide(
     if (counted === null) return allow(route, principal, target, client, body, null)
     return andThen(counted, (limit) =>
       limit.refusal
-        ? deny(limit.refusal, route, principal, client, limit)
+        ? deny(limit.refusal, target, route, principal, client, limit)
         : allow(route, principal, target, client, body, limit),
     )
   }
@@ -150,7 +154,7 @@ export function createDecide(
     if (refusal) {
       if (principal.keyName)
         publishAudit({ kind: 'apikey.refused', keyName: principal.keyName, clientIp: client.clientIp, reason: 'path' })
-      return deny(refusal, route, principal, client)
+      return deny(refusal, target, route, principal, client)
     }
     if (!onActionApi || !principal.limits) return allowed(route, principal, target, client)
 
@@ -171,7 +175,7 @@ export function createDecide(
           clientIp: client.clientIp,
           reason: 'module',
         })
-      return deny(action.refusal, route, principal, client)
+      return deny(action.refusal, target, route, principal, client)
     })
   }
 }
