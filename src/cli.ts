@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { loadConfigFile, formatProblem } from './config/load.js'
+import { configWarnings } from './config/warnings.js'
 import { sha256Hex } from './util/secret.js'
 import { hashPassword } from './tokens/password.js'
 
@@ -54,6 +55,8 @@ async function main(argv: string[]): Promise<number> {
       const file = configFileFrom(values.config)
       const loaded = loadConfigFile(file)
       if (loaded.ok) {
+        for (const w of configWarnings(loaded.config))
+          process.stderr.write(`warning: ${file}: ${w.path}: ${w.message}\n`)
         process.stdout.write(`${file}: ok\n`)
         return 0
       }
@@ -98,6 +101,7 @@ async function serve(file: string): Promise<number> {
   // Loaded here so that hash-key and check-config start without the whole gateway.
   const { createStdoutLog } = await import('./log.js')
   const { logger, flush } = createStdoutLog(loaded.config.logLevel)
+  for (const w of configWarnings(loaded.config)) logger.warn({ key: w.path }, w.message)
   const { isPrimary, superviseWorkers, workerCount } = await import('./cluster.js')
   const workers = workerCount(loaded.config.workers)
   if (workers > 1 && isPrimary()) return superviseWorkers(workers, logger).finally(flush)

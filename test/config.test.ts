@@ -128,6 +128,24 @@ test('keygate check-config prints every problem with file and key path, and exit
   assert.equal(ok.status, 0, ok.stderr)
 })
 
+test('check-config warns about forwardAuth.actionPostBodies: queryOnly (valid, exit 0) and not about refuse', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kg-warn-'))
+  const check = (yaml: string) => {
+    const file = join(dir, 'gateway.yaml')
+    writeFileSync(file, yaml)
+    return spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'check-config', '--config', file], {
+      encoding: 'utf8',
+    })
+  }
+  const risky = check('upstream: demo\nforwardAuth: {actionPostBodies: queryOnly}\n')
+  assert.equal(risky.status, 0, risky.stderr)
+  assert.match(risky.stdout, /: ok$/m)
+  assert.match(risky.stderr, /^warning: .*gateway\.yaml: forwardAuth\.actionPostBodies: queryOnly .*POST body/m)
+  const safe = check('upstream: demo\nforwardAuth: {actionPostBodies: refuse}\n')
+  assert.equal(safe.status, 0, safe.stderr)
+  assert.equal(safe.stderr, '', 'no warning for refuse')
+})
+
 test('hash-key prints sha256: + hex of stdin without its trailing newline', () => {
   const out = execFileSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'hash-key'], {
     input: 'my-key\n',
