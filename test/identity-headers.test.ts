@@ -335,7 +335,10 @@ test('identityFromUpstream: hostile wiki answers give no identity; good ones rea
     res.end(JSON.stringify({ query: { userinfo: upstreamRows[n]!.userinfo } }))
   })
   const gw = await startTestGateway(
-    gatewayConfig({ identityFromUpstream: { url: `${wiki.url}/w/api.php?action=query&meta=userinfo&format=json` } }),
+    // `case` stands in for the wiki's session cookie
+    gatewayConfig({
+      identityFromUpstream: { url: `${wiki.url}/w/api.php?action=query&meta=userinfo&format=json`, cookies: ['case'] },
+    }),
   )
   for (const [i, r] of upstreamRows.entries()) {
     const seen = await phpSees(gw.port, '/wiki/Page', { Cookie: `case=${i}` })

@@ -862,3 +862,64 @@ test('withIssuer without a salt is refused (nothing to sign the envelope with)',
 function rawRequestFrom(port: number, path: string, key: string, localAddress: string) {
   return rawGet(port, path, { Authorization: `ApiKey ${key}` }, { localAddress })
 }
+
+test('identityFromUpstream asks the wiki only for its session cookies (configurable names), sends only those, and bounds the calls per client address', async () => {
+  const asked: string[] = []
+  const up = await startUpstream((req, res) => {
+    if (req.url!.includes('meta=userinfo')) {
+      asked.push(String(req.headers.cookie ?? ''))
+      res.writeHead(200, { 'content-type': 'application/json' })
+      const good = /(?:^|;\s*)(?:wikidb_session|wikidbUserID)=good(?:;|$)/.test(String(req.headers.cookie ?? ''))
+      return res.end(
+        good
+          ? '{"query":{"userinfo":{"id":12,"name":"WikiUser","groups":["user"]}}}'
+          : '{"query":{"userinfo":{"id":0,"name":"127.0.0.1","anon":""}}}',
+      )
+    }
+    res.writeHead(200, { 'content-type': 'application/json' })
+    res.end('{}')
+  })
+  const identityFromUpstream = (extra: Record<string, unknown> = {}) => ({
+    identityFromUpstream: {
+      url: '/w/api.php?action=query&meta=userinfo&format=json',
+      callLimit: { perIp: 3, window: '1m' },
+      ...extra,
+    },
+  })
+  const gw = await startTestGateway(baseConfig(up.url, 'memory', identityFromUpstream()))
+  const page = (cookie: string, localAddress?: string) =>
+    rawGet(gw.port, '/wiki/Main_Page', { Cookie: cookie }, { localAddress })
+
+  // cookies that are not the wiki's (nor keygate's own session cookie) never cause a call
+  for (const cookie of ['theme=dark', 'tracking=1; lang=en', `${'x'.repeat(30)}=1`, 'keygate_session=abc', 'session=1'])
+    assert.equal((await page(cookie)).status, 401, cookie)
+  assert.deepEqual(asked, [], 'the wiki was never asked')
+
+  // a wiki session cookie among others: asked with the wiki's cookies only, and cached for them only
+  const ok = await page('theme=dark; wikidb_session=good; tracking=1')
+  assert.equal(ok.status, 200, ok.body)
+  assert.deepEqual(asked, ['wikidb_session=good'], 'only the wiki cookie went to the wiki')
+  assert.equal((await page('wikidb_session=good; other=2')).status, 200, 'other cookies change nothing')
+  assert.equal((await page('tracking=9; wikidb_session=good')).status, 200)
+  assert.equal(asked.length, 1, 'one call: the cache key is the wiki cookies')
+  // MediaWiki's "keep me logged in" cookies count too
+  assert.equal((await page('wikidbUserID=good; wikidbToken=t')).status, 200)
+  assert.deepEqual(asked.at(-1), 'wikidbUserID=good; wikidbToken=t')
+
+  // made-up session cookies to miss the cache: at most perIp (3) calls per window from one address
+  const before = asked.length
+  for (let i = 0; i < 10; i++) assert.equal((await page(`wikidb_session=made-up-${i}`)).status, 401)
+  assert.equal(asked.length - before, 1, `3 calls per address and window (2 were used above): ${asked.length - before}`)
+  // another address has its own bound; an answer already cached needs no call
+  assert.equal((await page('wikidb_session=good', '127.0.0.1')).status, 200, 'cached answer')
+  for (let i = 0; i < 5; i++) await page(`wikidb_session=other-${i}`, '127.0.0.2')
+  assert.equal(asked.length - before, 4, `127.0.0.2 had its own 3 calls: ${asked.length - before}`)
+
+  // the names are configurable
+  const asked2 = asked.length
+  const custom = await startTestGateway(baseConfig(up.url, 'memory', identityFromUpstream({ cookies: ['mysess'] })))
+  assert.equal((await rawGet(custom.port, '/wiki/x', { Cookie: 'wikidb_session=good' })).status, 401)
+  assert.equal(asked.length, asked2, 'wikidb_session is not a configured name there')
+  await rawGet(custom.port, '/wiki/x', { Cookie: 'mysess=1' })
+  assert.deepEqual(asked.slice(asked2), ['mysess=1'])
+})

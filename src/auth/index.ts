@@ -98,6 +98,11 @@ export async function createAuth(compiled: CompiledConfig, deps: AuthDeps): Prom
         defaultUpstream: config.upstream,
         cacheTtlMs: config.identityFromUpstream.cacheTtl,
         timeoutMs: config.limits.upstreamConnectTimeout,
+        cookies: config.identityFromUpstream.cookies,
+        callLimit: {
+          perIp: config.identityFromUpstream.callLimit.perIp,
+          windowMs: config.identityFromUpstream.callLimit.window,
+        },
       })
     : null
 

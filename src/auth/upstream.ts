@@ -2,7 +2,7 @@ import { request } from 'undici'
 import { LRUCache } from 'lru-cache'
 import { sha256Hex } from '../util/secret.js'
 import { isCleanName, isCleanText } from '../util/identity-value.js'
-import type { Authenticator, AuthResult, Principal } from './types.js'
+import { SESSION_COOKIE, type Authenticator, type AuthResult, type Principal } from './types.js'
 
 export interface UpstreamIdentityOptions {
   /** upstream path (joined to the default upstream) or a full URL */
@@ -10,6 +10,10 @@ export interface UpstreamIdentityOptions {
   readonly defaultUpstream: string
   readonly cacheTtlMs: number
   readonly timeoutMs: number
+  /** the wiki's session cookie names, '*' for any characters */
+  readonly cookies: readonly string[]
+  /** calls to the wiki per client address and window */
+  readonly callLimit: { readonly perIp: number; readonly windowMs: number }
 }
 
 const SKIP: AuthResult = { kind: 'skip' }
@@ -48,24 +52,72 @@ export function principalFromUserInfo(body: unknown): Principal | null {
 }
 
 /**
- * identityFromUpstream: a request carrying only the wiki's own cookies is asked about upstream
- * (MediaWiki meta=userinfo). Answers are cached per Cookie value (by its hash) for cacheTtl.
- * An unreachable or odd answer gives no identity: the request stays unauthenticated.
+ * identityFromUpstream: a request carrying the wiki's session cookies is asked about upstream
+ * (MediaWiki meta=userinfo), with those cookies only. Answers are cached per cookie set (by its
+ * hash) for cacheTtl; calls to the wiki are bounded per client address, so cookies made up to
+ * miss the cache cannot make keygate flood the wiki. No wiki cookie, an unreachable or odd answer,
+ * or a client over its bound: no identity, the request stays unauthenticated.
  */
 export function createUpstreamIdentity(opts: UpstreamIdentityOptions): Authenticator {
   const url = /^https?:\/\//.test(opts.url) ? opts.url : new URL(opts.url, opts.defaultUpstream).toString()
+  const isWikiCookie = cookieNameMatcher(opts.cookies)
   const cache = new LRUCache<string, { principal: Principal | null }>({ max: 10_000, ttl: opts.cacheTtlMs })
+  const asking = new Map<string, Promise<Principal | null>>()
+  const mayCall = createCallLimit(opts.callLimit)
+  const result = (principal: Principal | null): AuthResult => (principal ? { kind: 'ok', principal } : SKIP)
   return {
     scheme: 'upstream',
-    async authenticate({ token: cookies }) {
+    authenticate({ token: cookieHeader, clientIp }) {
+      const cookies = wikiCookies(cookieHeader, isWikiCookie)
+      if (!cookies) return SKIP
       const key = sha256Hex(cookies)
-      let hit = cache.get(key)
-      if (!hit) {
-        hit = { principal: await ask(url, cookies, opts.timeoutMs) }
-        cache.set(key, hit)
+      const hit = cache.get(key)
+      if (hit) return result(hit.principal)
+      let pending = asking.get(key)
+      if (!pending) {
+        if (!mayCall(clientIp)) return SKIP
+        pending = ask(url, cookies, opts.timeoutMs).then((principal) => {
+          cache.set(key, { principal })
+          asking.delete(key)
+          return principal
+        })
+        asking.set(key, pending)
       }
-      return hit.principal ? { kind: 'ok', principal: hit.principal } : SKIP
+      return pending.then(result)
     },
+  }
+}
+
+/** One matcher for the configured names; keygate's own session cookie is never the wiki's. */
+function cookieNameMatcher(patterns: readonly string[]): (name: string) => boolean {
+  const alternatives = patterns.map((p) => p.split('*').map(escapeRegExp).join('.*'))
+  const re = new RegExp(`^(?:${alternatives.join('|')})$`)
+  return (name) => name !== SESSION_COOKIE && re.test(name)
+}
+
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+
+/** The wiki's cookies out of a Cookie header, as one header value; '' when there are none. */
+function wikiCookies(header: string, isWikiCookie: (name: string) => boolean): string {
+  const kept: string[] = []
+  for (const pair of header.split(';')) {
+    const eq = pair.indexOf('=')
+    if (eq !== -1 && isWikiCookie(pair.slice(0, eq).trim())) kept.push(pair.trim())
+  }
+  return kept.join('; ')
+}
+
+/** Fixed windows per client address, in a bounded map (the oldest addresses are forgotten first). */
+function createCallLimit(limit: { perIp: number; windowMs: number }): (clientIp: string) => boolean {
+  const windows = new LRUCache<string, { start: number; count: number }>({ max: 10_000 })
+  return (clientIp) => {
+    const now = Date.now()
+    let w = windows.get(clientIp)
+    if (!w || now - w.start >= limit.windowMs) {
+      w = { start: now, count: 0 }
+      windows.set(clientIp, w)
+    }
+    return ++w.count <= limit.perIp
   }
 }
 

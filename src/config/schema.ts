@@ -272,6 +272,21 @@ export const GatewaySchema = z
       .object({
         url: z.string().min(1),
         cacheTtl: Duration.default('30s'),
+        // The wiki's session cookies ('*' matches any run of characters): the wiki is asked only
+        // when one is sent, and is sent only these. MediaWiki's are <prefix>_session, and
+        // <prefix>UserID + <prefix>Token for "keep me logged in".
+        cookies: z
+          .array(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'expected a cookie name, * for any characters'))
+          .min(1)
+          .default(['*_session', '*UserID', '*Token']),
+        // calls to the wiki (answers from the cache are free) per client address and window
+        callLimit: z
+          .object({
+            perIp: z.number().int().positive().default(30),
+            window: Duration.default('1m'),
+          })
+          .strict()
+          .default({}),
       })
       .strict()
       .optional(),
