@@ -519,6 +519,29 @@ for (const kind of STORE_KINDS) {
     assert.equal((await rawGet(gw.port, '/admin/x', bearer(bobAccess))).status, 200, 'bob is enabled again')
   })
 
+  test(`${kind}: logout with an external issuer's token is refused (E1020) and writes nothing into keygate's denylist`, async () => {
+    const up = await startUpstream()
+    const idp = 'https://idp.logout.test'
+    const gw = await startTestGateway(
+      baseConfig(up.url, kind, { issuers: [{ issuer: idp, publicKey: RSA_PUBLIC_PEM }] }),
+    )
+    const jti = `idp-chosen-${kind}`
+    const token = rs256(
+      { iss: idp, sub: 'x', preferred_username: 'carol', jti, iat: nowSec(), exp: nowSec() + 300 },
+      RSA_PRIVATE_PEM,
+    )
+    assert.equal((await rawGet(gw.port, '/wiki/P', bearer(token))).status, 200, 'the IdP token works')
+    const out = await send(gw.port, 'DELETE', '/api/authorize', { headers: bearer(token) })
+    assert.equal(out.status, 400, `no "Revoked" for a token keygate cannot revoke: ${out.body}`)
+    assert.equal(out.json.code, 'E1020')
+    assert.equal(await gw.store.get(`revoked:jti:${jti}`), null, "keygate's jti namespace is untouched")
+    assert.equal(
+      (await rawGet(gw.port, '/wiki/P', bearer(token))).status,
+      200,
+      'and the answer is honest: it still works',
+    )
+  })
+
   // ------------------------------------------------------------------ refresh
 
   test(`${kind}: /api/refresh rotates: new access + refresh tokens, the old refresh token replayed is E1002`, async () => {

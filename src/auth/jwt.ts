@@ -138,6 +138,7 @@ async function externalIdentity(issuers: IssuerVerifier, ownIssuer: string, toke
     groups: id.groups,
     tokenType: 'access',
     jti: id.jti,
+    issuer: id.issuer,
     expiresAt: id.expiresAt,
   }
   return { kind: 'ok', principal }

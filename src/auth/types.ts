@@ -26,6 +26,8 @@ export interface Principal {
   /** for Bearer and session callers */
   readonly tokenType?: TokenType
   readonly jti?: string
+  /** set for tokens of an external issuer (`issuers:`): their jti is the issuer's, not keygate's */
+  readonly issuer?: string
   /** epoch ms */
   readonly expiresAt?: number
   /** ApiKey callers: what the key lists; the key's name, for logs */

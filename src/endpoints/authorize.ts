@@ -177,7 +177,14 @@ export function createAuthorizeEndpoints(
 
     async revoke(ctx) {
       const p = ctx.principal!
-      if (!p.jti || p.expiresAt === undefined || (p.scheme !== 'bearer' && p.scheme !== 'session'))
+      // An external issuer's token is its issuer's to revoke: keygate cannot end it, and its jti
+      // (chosen by the issuer) must not land in keygate's own denylist.
+      if (
+        !p.jti ||
+        p.expiresAt === undefined ||
+        p.issuer !== undefined ||
+        (p.scheme !== 'bearer' && p.scheme !== 'session')
+      )
         return ctx.refuse(refuse('E1020'))
       await revocation.revoke(p.jti, p.expiresAt)
       await issued.remove({ jti: p.jti, sub: p.username })
