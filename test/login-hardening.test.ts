@@ -1,6 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createRequire, syncBuiltinESMExports } from 'node:module'
+import { connect } from 'node:net'
+import { once } from 'node:events'
 import { rawGet, rawRequest, startTestGateway, startUpstream } from './helpers.js'
 import { auditChannel, type AuditEvent } from '../src/observe.js'
 import {
@@ -223,5 +225,102 @@ for (const kind of STORE_KINDS) {
       (await gw.store.keys('tokidx:user:')).some((k) => k.endsWith(':alice')),
       "a signed-in user's token is indexed under the user",
     )
+  })
+}
+
+// ------------------------------------------------------------------ login CSRF and cookie tossing
+
+const sessionLogin = (port: number, headers: Record<string, string> = {}, username = 'alice', password = ALICE_PW) =>
+  login(port, { username, password, token_type: 'session' }, headers)
+
+for (const kind of STORE_KINDS) {
+  test(`${kind}: a cross-site session login sets no cookie; same-origin browsers and API clients still sign in`, async () => {
+    const up = await startUpstream()
+    const gw = await startTestGateway(config(up.url, prefixes.store(kind)))
+    for (const headers of <Record<string, string>[]>[
+      { Origin: 'https://evil.example' },
+      { Origin: 'null' },
+      { Origin: 'https://gw.test.evil.example' },
+      { 'Sec-Fetch-Site': 'cross-site' },
+      { 'Sec-Fetch-Site': 'same-site', Origin: 'https://gw.test' },
+    ]) {
+      const r = await sessionLogin(gw.port, headers)
+      assert.equal(r.status, 403, `${JSON.stringify(headers)}: ${r.body}`)
+      assert.equal(r.json.code, 'E1004')
+      assert.equal(r.headers['set-cookie'], undefined, `no cookie for ${JSON.stringify(headers)}`)
+    }
+    for (const headers of <Record<string, string>[]>[
+      {},
+      { Origin: 'http://gw.test' },
+      { Origin: 'https://gw.test', 'Sec-Fetch-Site': 'same-origin' },
+      { 'Sec-Fetch-Site': 'none' },
+    ]) {
+      const r = await sessionLogin(gw.port, headers)
+      assert.equal(r.status, 200, `${JSON.stringify(headers)}: ${r.body}`)
+      assert.match(r.headers['set-cookie'] ?? '', /keygate_session=/)
+    }
+    // a token for an API client is not a cookie: Origin does not matter there
+    const access = await login(gw.port, { username: 'alice', password: ALICE_PW }, { Origin: 'https://evil.example' })
+    assert.equal(access.status, 200, access.body)
+  })
+
+  test(`${kind}: a Secure session cookie is __Host-; a keygate_session planted beside it by a sibling subdomain neither breaks nor replaces it`, async () => {
+    const up = await startUpstream()
+    const gw = await startTestGateway(config(up.url, prefixes.store(kind), { trustedProxies: ['127.0.0.2/32'] }))
+    // over HTTPS, per the trusted proxy at 127.0.0.2
+    const viaHttps = { 'X-Forwarded-For': '203.0.113.9', 'X-Forwarded-Proto': 'https' }
+    const remote = await login(
+      gw.port,
+      { username: 'alice', password: ALICE_PW, token_type: 'session' },
+      viaHttps,
+      '127.0.0.2',
+    )
+    assert.equal(remote.status, 200, remote.body)
+    const setCookie = remote.headers['set-cookie'] ?? ''
+    assert.match(setCookie, /^__Host-keygate_session=[^;]+; Path=\/; .*Secure/, setCookie)
+    assert.doesNotMatch(setCookie, /Domain=/i)
+    const victim = /^__Host-keygate_session=([^;]+)/.exec(setCookie)![1]!
+    const attacker = (await sessionLogin(gw.port, {}, 'bob', BOB_PW)).headers['set-cookie']!.split(';')[0]!.split(
+      '=',
+    )[1]!
+
+    const as = async (cookie: string) => {
+      const r = await rawGet(gw.port, '/wiki/P', { Cookie: cookie })
+      return { status: r.status, user: up.seen.at(-1)?.headers['x-auth-user'], body: r.body }
+    }
+    // the planted plain cookie is ignored when the __Host- one is there, whatever the order
+    for (const cookie of [
+      `keygate_session=${attacker}; __Host-keygate_session=${victim}`,
+      `__Host-keygate_session=${victim}; keygate_session=${attacker}`,
+      `keygate_session=junk; __Host-keygate_session=${victim}`,
+    ]) {
+      const r = await as(cookie)
+      assert.equal(r.status, 200, `${cookie}: ${r.body}`)
+      assert.equal(r.user, 'alice', cookie)
+    }
+    // plain cookies only (plain-HTTP deployments): a junk one beside a valid one does not break it,
+    // two valid sessions of different people are refused, not guessed between
+    const plainVictim = (await sessionLogin(gw.port)).headers['set-cookie']!.split(';')[0]!.split('=')[1]!
+    const withJunk = await as(`keygate_session=junk.planted.value; keygate_session=${plainVictim}`)
+    assert.equal(withJunk.status, 200, withJunk.body)
+    assert.equal(withJunk.user, 'alice')
+    const twoPeople = await as(`keygate_session=${attacker}; keygate_session=${plainVictim}`)
+    assert.equal(twoPeople.status, 400, twoPeople.body)
+    const flood = await as(Array.from({ length: 5 }, () => `keygate_session=${plainVictim}`).join('; '))
+    assert.equal(flood.status, 400, 'more session cookies than a browser sends are refused')
+    // logout clears both names
+    const socket = connect({ port: gw.port, host: '127.0.0.1', localAddress: '127.0.0.2' })
+    await once(socket, 'connect')
+    socket.write(
+      `POST /api/logout HTTP/1.1\r\nHost: gw.test\r\nCookie: __Host-keygate_session=${victim}\r\n` +
+        'X-Forwarded-For: 203.0.113.9\r\nX-Forwarded-Proto: https\r\nContent-Length: 0\r\nConnection: close\r\n\r\n',
+    )
+    let head = ''
+    for await (const chunk of socket) head += String(chunk)
+    assert.match(head, /^HTTP\/1.1 200 /)
+    const cleared = [...head.matchAll(/^set-cookie: (.*)$/gim)].map((m) => m[1]!.trim())
+    assert.equal(cleared.length, 2, String(cleared))
+    assert.match(cleared[0]!, /^__Host-keygate_session=; Path=\/; Max-Age=0;.*Secure/)
+    assert.match(cleared[1]!, /^keygate_session=; Path=\/; Max-Age=0;.*Secure/)
   })
 }

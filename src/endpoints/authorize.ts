@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { refuse, type Refusal } from '../errors.js'
 import type { Clock } from '../clock.js'
 import { MAX_USERNAME_BYTES, type GatewayConfig, type UserConfig } from '../config/schema.js'
-import { SESSION_COOKIE, type TokenType } from '../auth/types.js'
+import { HOST_SESSION_COOKIE, SESSION_COOKIE, type TokenType } from '../auth/types.js'
 import type { LoginLimiter, UserDirectory } from '../auth/login.js'
 import { issueJwt, verifyJwt, type JwtClaims, type JwtKeys } from '../tokens/jwt.js'
 import type { Revocation } from '../tokens/revocation.js'
@@ -39,12 +39,39 @@ async function formFields(ctx: EndpointContext): Promise<Fields> {
     : { ok: false, refusal: refuse('E1030', { message: 'Expected a JSON, form or multipart body' }) }
 }
 
-/** A session cookie is Secure unless the gateway is reached over plain HTTP on loopback (local development). */
-function sessionCookie(ctx: EndpointContext, value: string, maxAgeSec: number): string {
+/** A session cookie is Secure (and __Host-) unless the gateway is reached over plain HTTP on loopback (local development). */
+function sessionCookies(ctx: EndpointContext, value: string, maxAgeSec: number): string[] {
   const forwardedProto = ctx.client.peerTrusted ? String(ctx.req.headers['x-forwarded-proto'] ?? '') : ''
   const plainLoopback = forwardedProto !== 'https' && /^(127\.|::1$)/.test(ctx.client.clientIp)
-  return `${SESSION_COOKIE}=${value}; Path=/; Max-Age=${maxAgeSec}; HttpOnly; SameSite=Lax${plainLoopback ? '' : '; Secure'}`
+  const attributes = `Path=/; Max-Age=${maxAgeSec}; HttpOnly; SameSite=Lax`
+  if (plainLoopback) return [`${SESSION_COOKIE}=${value}; ${attributes}`]
+  const cookie = `${HOST_SESSION_COOKIE}=${value}; ${attributes}; Secure`
+  // Clearing also clears a plain-named cookie left from before, or from a plain-HTTP login.
+  return maxAgeSec === 0 ? [cookie, `${SESSION_COOKIE}=; ${attributes}; Secure`] : [cookie]
 }
+
+/**
+ * Login CSRF: a page on another site must not sign the browser in to an account of its choosing.
+ * A browser says where a request comes from (Sec-Fetch-Site, Origin); API clients send neither.
+ */
+function crossSite(ctx: EndpointContext): boolean {
+  const fetchSite = ctx.req.headers['sec-fetch-site']
+  if (fetchSite !== undefined && fetchSite !== 'same-origin' && fetchSite !== 'none') return true
+  const origin = ctx.req.headers.origin
+  if (origin === undefined) return false
+  const forwardedHost = ctx.client.peerTrusted ? ctx.req.headers['x-forwarded-host'] : undefined
+  const host = String(forwardedHost ?? ctx.req.headers.host ?? '')
+    .split(',')[0]!
+    .trim()
+    .toLowerCase()
+  try {
+    return new URL(origin).host !== host
+  } catch {
+    return true // "null" (sandboxed or privacy-sensitive contexts) and garbage alike
+  }
+}
+
+const CROSS_SITE = refuse('E1004', { message: 'Cross-site sign-in refused' })
 
 export function createAuthorizeEndpoints(
   deps: AuthorizeDeps,
@@ -112,8 +139,8 @@ export function createAuthorizeEndpoints(
         flags: user.flags,
       },
     }
-    const headers: Record<string, string> =
-      type === 'session' ? { 'set-cookie': sessionCookie(ctx, made.token, Math.floor(ttlMs / 1000)) } : {}
+    const headers: Record<string, string[]> =
+      type === 'session' ? { 'set-cookie': sessionCookies(ctx, made.token, Math.floor(ttlMs / 1000)) } : {}
     return { body, headers }
   }
 
@@ -131,6 +158,7 @@ export function createAuthorizeEndpoints(
       if (!f.password) return ctx.refuse(refuse('E1022'))
       const type = f.token_type || f.type || 'access'
       if (!TOKEN_TYPES.has(type)) return ctx.refuse(refuse('E1020'))
+      if (type === 'session' && crossSite(ctx)) return ctx.refuse(CROSS_SITE)
       const ip = ctx.client.clientIp
       const attempt = await limiter.attempt(username, ip)
       if (!attempt.ok) return ctx.refuse(refuse('E1031', { retryAfterSec: attempt.retryAfterSec }))
@@ -195,7 +223,8 @@ export function createAuthorizeEndpoints(
         subject: p.username,
         by: p.username,
       })
-      const headers: Record<string, string> = p.scheme === 'session' ? { 'set-cookie': sessionCookie(ctx, '', 0) } : {}
+      const headers: Record<string, string[]> =
+        p.scheme === 'session' ? { 'set-cookie': sessionCookies(ctx, '', 0) } : {}
       ctx.send(200, { status: true, code: 'E0000', message: 'Revoked' }, headers)
     },
   }

@@ -1,5 +1,5 @@
 import { refuse, StoreUnavailableError } from '../errors.js'
-import { SESSION_COOKIE, type AuthResult, type Authenticator } from '../auth/types.js'
+import { HOST_SESSION_COOKIE, SESSION_COOKIE, type AuthResult, type Authenticator } from '../auth/types.js'
 import { cookieValues, headerValues } from '../util/raw-headers.js'
 import { andThen, type MaybePromise } from '../util/maybe-promise.js'
 
@@ -59,6 +59,31 @@ function run(authenticator: Authenticator, token: string, clientIp: string): May
 
 const NONE: AuthOutcome = { kind: 'none' }
 
+// More session cookies than a browser has reason to send (the __Host- one, a plain one left over,
+// one planted by a sibling subdomain): more is refused rather than tried.
+const MAX_SESSION_COOKIES = 4
+
+/**
+ * The __Host- cookie when there is one: no other host can have set it. Otherwise every non-empty
+ * plain one: a sibling subdomain may add its own keygate_session beside the person's.
+ */
+function sessionCookies(rawHeaders: readonly string[]): string[] {
+  const hostOnly = cookieValues(rawHeaders, HOST_SESSION_COOKIE).filter(Boolean)
+  return hostOnly.length > 0 ? hostOnly : cookieValues(rawHeaders, SESSION_COOKIE).filter(Boolean)
+}
+
+/**
+ * Several session cookies: each is tried; the invalid ones are passed over, and the valid ones must
+ * all be the same person's, or the request is refused as ambiguous (fail closed).
+ */
+async function oneSession(session: Authenticator, values: string[], clientIp: string): Promise<AuthResult> {
+  if (values.length > MAX_SESSION_COOKIES) return AMBIGUOUS
+  const results = await Promise.all(values.map((v) => run(session, v, clientIp)))
+  const valid = results.filter((r) => r.kind === 'ok')
+  if (valid.length === 0) return results.find((r) => r.kind === 'deny') ?? results[0]!
+  return valid.every((r) => r.principal.username === valid[0]!.principal.username) ? valid[0]! : AMBIGUOUS
+}
+
 /**
  * Authorization header first, then the session cookie, then the wiki's own cookies.
  * "none" means no credential of ours at all; whether that is enough is the route's business.
@@ -76,11 +101,9 @@ export function authenticate(input: AuthInput, chain: AuthenticatorChain): Maybe
     // Another scheme (Basic for the app itself, say) is not ours: fall through to cookies.
   }
   if (chain.session) {
-    const sessions = cookieValues(input.rawHeaders, SESSION_COOKIE)
-    if (sessions.length > 1) return AMBIGUOUS
-    if (sessions.length === 1 && sessions[0]) {
-      return run(chain.session, sessions[0], input.clientIp)
-    }
+    const sessions = sessionCookies(input.rawHeaders)
+    if (sessions.length === 1) return run(chain.session, sessions[0]!, input.clientIp)
+    if (sessions.length > 1) return oneSession(chain.session, sessions, input.clientIp)
   }
   if (chain.upstream) {
     const cookies = headerValues(input.rawHeaders, 'cookie').join('; ')

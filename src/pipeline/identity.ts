@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { canonicalHeaderName, connectionListed, HOP_BY_HOP } from '../util/header-names.js'
-import { SESSION_COOKIE, type Principal } from '../auth/types.js'
+import { HOST_SESSION_COOKIE, SESSION_COOKIE, type Principal } from '../auth/types.js'
 import type { GatewayConfig } from '../config/schema.js'
 import { encodeGroupsHeader, encodeHeaderValue } from '../util/identity-value.js'
 
@@ -53,7 +53,10 @@ const REROUTING = new Set([
 function withoutSessionCookie(cookie: string): string {
   return cookie
     .split(';')
-    .filter((pair) => pair.split('=', 1)[0]!.trim() !== SESSION_COOKIE)
+    .filter((pair) => {
+      const name = pair.split('=', 1)[0]!.trim()
+      return name !== SESSION_COOKIE && name !== HOST_SESSION_COOKIE
+    })
     .join(';')
     .trim()
 }
