@@ -78,7 +78,7 @@ function sessionCookies(rawHeaders: readonly string[]): string[] {
  */
 async function oneSession(session: Authenticator, values: string[], clientIp: string): Promise<AuthResult> {
   if (values.length > MAX_SESSION_COOKIES) return AMBIGUOUS
-  const results = await Promise.all(values.map((v) => run(session, v, clientIp)))
+  const results = await Promise.all(values.map((v) => Promise.resolve(run(session, v, clientIp))))
   const valid = results.filter((r) => r.kind === 'ok')
   if (valid.length === 0) return results.find((r) => r.kind === 'deny') ?? results[0]!
   return valid.every((r) => r.principal.username === valid[0]!.principal.username) ? valid[0]! : AMBIGUOUS
