@@ -17,6 +17,7 @@ commands:
   sessions list|revoke …         list or end sessions (sessions --help)
   apptokens list|revoke …        list or revoke AppTokens (apptokens --help)
   keys new <name>                print a fresh ApiKey once, with its keyHash (keys --help)
+  keys new-signing-key [--alg A] print a fresh JWT signing key for secrets.jwt.keys (default ES256)
 `
 
 /** Commands of src/admin/, loaded only when used; they parse their own options. */

@@ -139,7 +139,23 @@ function semanticProblems(file: string, c: GatewayConfig): ConfigProblem[] {
     add('secrets.jwt', 'HS256 takes `secret`, not privateKey/publicKey')
   if (jwt.alg !== 'HS256' && jwt.secret)
     add('secrets.jwt.secret', `${jwt.alg} takes privateKey (and optionally publicKey), not a shared secret`)
-  if (jwt.alg !== 'HS256' && !jwt.privateKey) add('secrets.jwt.privateKey', `required for ${jwt.alg}`)
+  if (jwt.alg !== 'HS256' && !jwt.privateKey && !jwt.keys) add('secrets.jwt.privateKey', `required for ${jwt.alg}`)
+  if (jwt.keys) {
+    if (jwt.secret || jwt.privateKey || jwt.publicKey)
+      add('secrets.jwt', '`keys` replaces secret / privateKey / publicKey: give every key as an entry of `keys`')
+    const kids = new Set<string>()
+    jwt.keys.forEach((k, i) => {
+      const at = `secrets.jwt.keys.${i}`
+      if (kids.has(k.kid)) add(`${at}.kid`, `duplicate kid "${k.kid}"`)
+      kids.add(k.kid)
+      if (k.alg === 'HS256' && (k.privateKey || k.publicKey)) add(at, 'HS256 takes `secret`, not privateKey/publicKey')
+      if (k.alg === 'HS256' && !k.secret) add(`${at}.secret`, 'required for HS256')
+      if (k.alg !== 'HS256' && k.secret) add(`${at}.secret`, `${k.alg} takes privateKey or publicKey, not a secret`)
+      if (k.alg !== 'HS256' && !k.privateKey && !k.publicKey) add(at, `${k.alg} needs privateKey or publicKey`)
+    })
+    if (jwt.keys[0]!.alg !== 'HS256' && !jwt.keys[0]!.privateKey)
+      add('secrets.jwt.keys.0.privateKey', 'the first key signs: it needs its private half')
+  }
 
   const names = new Set<string>()
   c.apiKeys.forEach((k, i) => {
@@ -175,7 +191,7 @@ function semanticProblems(file: string, c: GatewayConfig): ConfigProblem[] {
   })
   if (c.store.redis === undefined && c.workers !== 1)
     add('workers', 'several workers need a shared store (store.redis); the in-memory store is per process')
-  if (c.workers !== 1 && !jwt.secret && !jwt.privateKey)
+  if (c.workers !== 1 && !jwt.secret && !jwt.privateKey && !jwt.keys)
     add('secrets.jwt', 'several workers need a configured JWT key: an ephemeral one would differ in every worker')
   if (c.identityFromUpstream && c.upstream === 'demo' && !/^https?:\/\//.test(c.identityFromUpstream.url))
     add('identityFromUpstream.url', 'a full URL is needed when upstream is demo')

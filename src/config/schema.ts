@@ -54,12 +54,25 @@ const RedisTarget = z.union([
   z.object({ cluster: z.array(z.string()).min(1), password: z.string().optional() }).strict(),
 ])
 
-const JwtKeys = z
+const JwtAlg = z.enum(['HS256', 'RS256', 'ES256', 'EdDSA'])
+// One key of a rotation (secrets.jwt.keys): the first signs, every one verifies.
+const JwtKeyEntry = z
   .object({
-    alg: z.enum(['HS256', 'RS256', 'ES256', 'EdDSA']).default('HS256'),
+    kid: z.string().regex(/^[A-Za-z0-9._:-]{1,64}$/, 'expected a key id of letters, digits and . _ : - (at most 64)'),
+    alg: JwtAlg,
     secret: Secret.optional(),
     privateKey: z.string().optional(),
     publicKey: z.string().optional(),
+  })
+  .strict()
+
+const JwtKeys = z
+  .object({
+    alg: JwtAlg.default('HS256'),
+    secret: Secret.optional(),
+    privateKey: z.string().optional(),
+    publicKey: z.string().optional(),
+    keys: z.array(JwtKeyEntry).min(1).optional(),
     issuer: z.string().default('keygate'),
     audience: z.string().optional(),
     clockSkew: Duration.default('30s'),

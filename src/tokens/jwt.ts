@@ -1,20 +1,16 @@
-import { createPrivateKey, createPublicKey, randomBytes, type KeyObject } from 'node:crypto'
+import { createPublicKey } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import {
   SignJWT,
-  calculateJwkThumbprint,
   createLocalJWKSet,
   createRemoteJWKSet,
   customFetch,
   errors,
-  exportJWK,
-  importPKCS8,
   importSPKI,
   jwtVerify,
   type CryptoKey,
   type FetchImplementation,
   type JSONWebKeySet,
-  type JWK,
   type JWSHeaderParameters,
   type FlattenedJWSInput,
   type JWTPayload,
@@ -26,27 +22,20 @@ import type { Principal, Scheme, TokenType } from '../auth/types.js'
 import { usernamePrefixOf, type GatewayConfig, type IssuerConfig, type UserConfig } from '../config/schema.js'
 import { randomToken } from '../util/secret.js'
 import { isCleanName, isCleanText } from '../util/identity-value.js'
+import { createKeyring, readPem, spkiPem, type Keyring } from './keyring.js'
 
-export type JwtAlg = GatewayConfig['secrets']['jwt']['alg']
-type JwtConfig = GatewayConfig['secrets']['jwt']
+export type { JwtAlg } from './keyring.js'
 
 /** Keys for the JWTs keygate issues, imported once at config load (never per request). */
 export interface JwtKeys {
-  readonly alg: JwtAlg
-  /** null when only a public key was configured: such an instance verifies but cannot issue */
-  readonly signKey: CryptoKey | null
-  readonly verifyKey: CryptoKey
-  /** RFC 7638 thumbprint of the public key; undefined for HS256 */
-  readonly kid: string | undefined
+  readonly ring: Keyring
   readonly issuer: string
   readonly audience: string | undefined
   readonly clockToleranceSec: number
   /** true when HS256 had no secret and a random one was made: tokens die with the process, and other instances cannot verify them */
   readonly ephemeral: boolean
-  readonly jwks: Readonly<JSONWebKeySet>
 }
 
-const HS256_MIN_SECRET_BYTES = 32
 const TOKEN_TYPES: ReadonlySet<string> = new Set<TokenType>(['access', 'session', 'refresh', 'api'])
 // A JWT is three base64url parts; anything longer than this is refused before any crypto or parsing.
 const MAX_JWT_CHARS = 8192
@@ -66,89 +55,19 @@ const RESERVED_CLAIMS: ReadonlySet<string> = new Set([
   'groups',
 ])
 
-/** PEM text as is; anything else is a file path. */
-function readPem(value: string, readFile: (path: string) => string): string {
-  return value.includes('-----BEGIN') ? value : readFile(value)
-}
-
-function assertKeyFitsAlg(alg: JwtAlg, key: KeyObject): void {
-  const t = key.asymmetricKeyType
-  const d = key.asymmetricKeyDetails
-  const fits =
-    alg === 'RS256'
-      ? t === 'rsa' && (d?.modulusLength ?? 0) >= 2048
-      : alg === 'ES256'
-        ? t === 'ec' && d?.namedCurve === 'prime256v1'
-        : alg === 'EdDSA'
-          ? t === 'ed25519'
-          : false
-  if (!fits) throw new KeygateError('E1023', `secrets.jwt: the key does not fit ${alg}`)
-}
-
-const spkiPem = (k: KeyObject): string => k.export({ type: 'spki', format: 'pem' }).toString()
-
-/**
- * Imports the configured keys once. Throws KeygateError E1023 (start-up only) when a key cannot be
- * decoded or does not fit the algorithm, so a bad key never surfaces as a per-request failure.
- */
+/** Imports the configured keys once (createKeyring); throws KeygateError E1023 at start-up on a bad key. */
 export async function createJwtKeys(
-  cfg: JwtConfig,
+  cfg: GatewayConfig['secrets']['jwt'],
   opts: { readFile?: (path: string) => string } = {},
 ): Promise<JwtKeys> {
-  const readFile = opts.readFile ?? ((p: string) => readFileSync(p, 'utf8'))
-  const base = {
-    alg: cfg.alg,
+  const ring = await createKeyring(cfg, opts)
+  return Object.freeze({
+    ring,
     issuer: cfg.issuer,
     audience: cfg.audience,
     clockToleranceSec: Math.floor(cfg.clockSkew / 1000),
-  }
-  try {
-    if (cfg.alg === 'HS256') {
-      const ephemeral = cfg.secret === undefined || cfg.secret === ''
-      const secret = ephemeral ? randomBytes(32) : Buffer.from(cfg.secret!, 'utf8')
-      if (secret.length < HS256_MIN_SECRET_BYTES)
-        throw new KeygateError('E1023', `secrets.jwt.secret is shorter than ${HS256_MIN_SECRET_BYTES} bytes`)
-      // A non-extractable WebCrypto key: jose would re-import a raw secret (or a secret KeyObject) on every call.
-      const key = await globalThis.crypto.subtle.importKey('raw', secret, { name: 'HMAC', hash: 'SHA-256' }, false, [
-        'sign',
-        'verify',
-      ])
-      return Object.freeze({
-        ...base,
-        signKey: key,
-        verifyKey: key,
-        kid: undefined,
-        ephemeral,
-        jwks: Object.freeze({ keys: [] }),
-      })
-    }
-    if (!cfg.privateKey && !cfg.publicKey)
-      throw new KeygateError('E1023', `secrets.jwt.privateKey is required for ${cfg.alg}`)
-    // node:crypto reads every PEM flavour (PKCS#8, PKCS#1, SEC1, SPKI, X.509); jose then gets normalised PKCS#8/SPKI.
-    const priv = cfg.privateKey ? createPrivateKey(readPem(cfg.privateKey, readFile)) : null
-    if (priv) assertKeyFitsAlg(cfg.alg, priv)
-    const pub = cfg.publicKey ? createPublicKey(readPem(cfg.publicKey, readFile)) : createPublicKey(priv!)
-    assertKeyFitsAlg(cfg.alg, pub)
-    if (priv && cfg.publicKey && spkiPem(createPublicKey(priv)) !== spkiPem(pub)) {
-      throw new KeygateError('E1023', 'secrets.jwt.publicKey is not the public half of privateKey')
-    }
-    const signKey = priv ? await importPKCS8(priv.export({ type: 'pkcs8', format: 'pem' }).toString(), cfg.alg) : null
-    const verifyKey = await importSPKI(spkiPem(pub), cfg.alg, { extractable: true })
-    const jwk = await exportJWK(verifyKey)
-    const kid = await calculateJwkThumbprint(jwk)
-    const published: JWK = Object.freeze({ ...jwk, kid, alg: cfg.alg, use: 'sig' })
-    return Object.freeze({
-      ...base,
-      signKey,
-      verifyKey,
-      kid,
-      ephemeral: false,
-      jwks: Object.freeze({ keys: [published] }),
-    })
-  } catch (err) {
-    if (err instanceof KeygateError) throw err
-    throw new KeygateError('E1023', 'secrets.jwt: cannot decode the key', { cause: err })
-  }
+    ephemeral: ring.ephemeral,
+  })
 }
 
 export interface JwtIssueClaims {
@@ -176,7 +95,8 @@ export type JwtIssueResult =
 
 /** Signs a JWT; times come from the injected clock (epoch ms in the result, seconds in the token). */
 export async function issueJwt(keys: JwtKeys, claims: JwtIssueClaims, clock: Clock): Promise<JwtIssueResult> {
-  if (!keys.signKey || !(claims.ttlMs > 0)) return { ok: false, code: 'E1024' }
+  const signing = keys.ring.signing
+  if (!signing || !(claims.ttlMs > 0)) return { ok: false, code: 'E1024' }
   const now = clock.now()
   const iat = Math.floor(now / 1000)
   const exp = Math.floor((now + claims.ttlMs) / 1000)
@@ -200,8 +120,8 @@ export async function issueJwt(keys: JwtKeys, claims: JwtIssueClaims, clock: Clo
   }
   try {
     const token = await new SignJWT(payload)
-      .setProtectedHeader({ alg: keys.alg, typ: 'JWT', ...(keys.kid ? { kid: keys.kid } : {}) })
-      .sign(keys.signKey)
+      .setProtectedHeader({ alg: signing.alg, typ: 'JWT', kid: signing.kid })
+      .sign(signing.cryptoKey)
     return { ok: true, token, jti, issuedAt: iat * 1000, expiresAt: exp * 1000 }
   } catch {
     return { ok: false, code: 'E1024' }
@@ -260,8 +180,8 @@ export async function verifyJwt(
   if (!shapeOk(token)) return { ok: false, code: 'E1001', reason: 'malformed' }
   let payload: JWTPayload
   try {
-    ;({ payload } = await jwtVerify(token, keys.verifyKey, {
-      algorithms: [keys.alg],
+    ;({ payload } = await jwtVerify(token, keys.ring.keyFor, {
+      algorithms: [...keys.ring.algorithms],
       issuer: keys.issuer,
       ...(keys.audience !== undefined ? { audience: keys.audience } : {}),
       clockTolerance: keys.clockToleranceSec,
@@ -333,8 +253,8 @@ export const principalFromClaims = (
   expiresAt: claims.expiresAt,
 })
 
-/** Body of /.well-known/jwks.json: the public key for RS256/ES256/EdDSA, nothing for HS256. */
-export const publicJwks = (keys: JwtKeys): JSONWebKeySet => keys.jwks
+/** Body of /.well-known/jwks.json: the public key of every RS256/ES256/EdDSA key of the ring, never an HS256 secret. */
+export const publicJwks = (keys: JwtKeys): JSONWebKeySet => keys.ring.jwks as JSONWebKeySet
 
 // ---------------------------------------------------------------------------------------------
 // External issuers (an IdP's JWKS or a static public key)
