@@ -1,7 +1,7 @@
 import pino from 'pino'
-import { auditChannel, type AuditEvent } from './observe.js'
+import type { AuditEvent, Observer } from './observe.js'
 
-// The audit trail: one JSON line per auditChannel event, on its own pino stream so that it can
+// The audit trail: one JSON line per audit event of its gateway's Observer, on its own pino stream so that it can
 // go to a file an operator keeps (or ships) apart from the request log. Events carry jtis and
 // token hashes only; the redact list is a second line of defence should a field ever carry a
 // credential by mistake.
@@ -11,8 +11,8 @@ export type AuditSetting = false | true | { readonly file: string }
 export interface AuditOptions {
   /** the config's `audit`: off, stdout, or a file (appended to, directories created) */
   readonly audit: AuditSetting
-  /** Channels are process-global: picks this gateway's events when a process runs several. */
-  readonly accept?: (event: AuditEvent) => boolean
+  /** the gateway whose events are written; none for a trail written only by write() (the admin command line) */
+  readonly observer?: Observer
   /** where the lines go instead (tests, or a host app); overrides `audit`'s target */
   readonly destination?: pino.DestinationStream
   /** who writes the trail, for lines an admin command writes (`source: "admin-cli"`) */
@@ -22,7 +22,7 @@ export interface AuditOptions {
 export interface Audit {
   /** writes one event directly (the admin command line, which has no gateway publishing for it) */
   write(event: AuditEvent): void
-  /** unsubscribes and flushes the file */
+  /** stops listening and flushes the file */
   close(): void
 }
 
@@ -71,12 +71,7 @@ export function createAudit(opts: AuditOptions): Audit {
   const write = (event: AuditEvent): void => {
     logger.info({ ...event })
   }
-  const onAudit = (message: unknown): void => {
-    const event = message as AuditEvent
-    if (opts.accept && !opts.accept(event)) return
-    write(event)
-  }
-  auditChannel.subscribe(onAudit)
+  const unlisten = opts.observer?.onAudit(write)
 
   let closed = false
   return {
@@ -84,7 +79,7 @@ export function createAudit(opts: AuditOptions): Audit {
     close() {
       if (closed) return
       closed = true
-      auditChannel.unsubscribe(onAudit)
+      unlisten?.()
       // stdout belongs to the process; only a file of our own is closed
       if (!opts.destination && typeof opts.audit === 'object') {
         const sonic = destination as ReturnType<typeof pino.destination>

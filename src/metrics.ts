@@ -1,17 +1,10 @@
 import cluster from 'node:cluster'
 import { randomUUID } from 'node:crypto'
 import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client'
-import {
-  auditChannel,
-  requestChannel,
-  storeChannel,
-  type AuditEvent,
-  type RequestEvent,
-  type StoreEvent,
-} from './observe.js'
+import type { AuditEvent, Observer, RequestEvent, StoreEvent } from './observe.js'
 
-// Prometheus metrics fed by the diagnostics channels of observe.ts: the request path only
-// publishes (one hasSubscribers check when nobody listens), this module counts.
+// Prometheus metrics fed by one gateway's Observer (observe.ts): the request path only emits,
+// this module counts.
 //
 // Each gateway gets its OWN Registry: a test process runs several gateways, and the global
 // registry would mix their numbers (and refuse the second registration of a name).
@@ -19,21 +12,13 @@ import {
 // sets, route names come from the config, token types and store ops from the code. Never a
 // path, a user name or an IP.
 
-export type ObservedEvent =
-  | { readonly channel: 'request'; readonly event: RequestEvent }
-  | { readonly channel: 'audit'; readonly event: AuditEvent }
-  | { readonly channel: 'store'; readonly event: StoreEvent }
-
 export interface MetricsOptions {
   /** hash of the config now serving, for keygate_config_info{hash} */
   readonly configHash: () => string
   /** the store heartbeat's verdict, for keygate_store_healthy */
   readonly storeHealthy: () => boolean
-  /**
-   * Channels are process-global: when one process runs several gateways (tests), this picks
-   * the events that belong to this one. Default: every event counts.
-   */
-  readonly accept?: (observed: ObservedEvent) => boolean
+  /** the gateway's events: this registry counts them and nothing else */
+  readonly observer: Observer
   /**
    * In a node:cluster worker: render() asks the primary for the numbers of ALL workers
    * (the primary must run createClusterMetrics()). Default: this process alone.
@@ -47,7 +32,7 @@ export interface Metrics {
   /** Prometheus text exposition format */
   render(): Promise<string>
   readonly contentType: string
-  /** unsubscribes from the channels; render() still answers with the numbers so far */
+  /** stops listening to the observer; render() still answers with the numbers so far */
   close(): void
 }
 
@@ -62,7 +47,6 @@ const DEFAULT_CLUSTER_TIMEOUT_MS = 5_000
 
 export function createMetrics(opts: MetricsOptions): Metrics {
   const registry = new Registry()
-  const accept = opts.accept ?? null
 
   const requests = createTally(registry, {
     name: 'keygate_requests_total',
@@ -157,23 +141,17 @@ export function createMetrics(opts: MetricsOptions): Metrics {
   for (const result of ['ok', 'failed']) reloads.inc({ result }, 0)
   for (const scope of ['user', 'ip']) lockouts.inc({ scope }, 0)
 
-  const onRequest = (message: unknown): void => {
-    const e = message as RequestEvent
-    if (accept && !accept({ channel: 'request', event: e })) return
+  const onRequest = (e: RequestEvent): void => {
     requests.inc([e.decision, e.code ?? 'none', e.scheme, e.route])
     requestDuration.observe(e.durationMs / 1000)
     if (e.upstreamMs !== null) upstreamDuration.observe(e.upstreamMs / 1000)
     if (e.upstreamError !== null) upstreamErrors.inc([e.upstreamError])
     if (e.rateLimit) rateLimited.inc([e.rateLimit.limit, e.rateLimit.result])
   }
-  const onStore = (message: unknown): void => {
-    const e = message as StoreEvent
-    if (accept && !accept({ channel: 'store', event: e })) return
+  const onStore = (e: StoreEvent): void => {
     storeOps.inc([e.op, e.ok ? 'true' : 'false'])
   }
-  const onAudit = (message: unknown): void => {
-    const e = message as AuditEvent
-    if (accept && !accept({ channel: 'audit', event: e })) return
+  const onAudit = (e: AuditEvent): void => {
     switch (e.kind) {
       case 'token.issued':
         tokensIssued.inc({ type: e.type })
@@ -195,9 +173,7 @@ export function createMetrics(opts: MetricsOptions): Metrics {
         break
     }
   }
-  requestChannel.subscribe(onRequest)
-  storeChannel.subscribe(onStore)
-  auditChannel.subscribe(onAudit)
+  const unlisten = [opts.observer.onRequest(onRequest), opts.observer.onStore(onStore), opts.observer.onAudit(onAudit)]
 
   let render = (): Promise<string> => registry.metrics()
   let stopWorker = (): void => {}
@@ -214,9 +190,7 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     close() {
       if (closed) return
       closed = true
-      requestChannel.unsubscribe(onRequest)
-      storeChannel.unsubscribe(onStore)
-      auditChannel.unsubscribe(onAudit)
+      for (const stop of unlisten) stop()
       stopWorker()
     },
   }

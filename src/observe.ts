@@ -2,9 +2,11 @@ import { channel } from 'node:diagnostics_channel'
 import type { ErrorCode } from './errors.js'
 import type { Scheme } from './auth/types.js'
 
-// What keygate decides and does, published on node:diagnostics_channel so that metrics, the
-// audit trail and tracing subscribe without the request path knowing them. Publishing is
-// guarded by hasSubscribers (as undici does): nobody listening costs one property read.
+// What keygate decides and does, as events. Each gateway has its own Observer: its metrics and
+// its audit trail listen there, so two gateways in one process never count each other's
+// requests. Every event is also published on node:diagnostics_channel, a tap for outside
+// listeners (tracing, a host app); publishing is guarded by hasSubscribers (as undici does), so
+// nobody tapping costs one property read.
 // Events carry no secret: jtis and token hashes, never token values.
 
 export interface RequestEvent {
@@ -72,14 +74,60 @@ export interface StoreEvent {
   readonly durationMs: number
 }
 
+/** Process-wide taps: every gateway's events, for listeners outside keygate. */
 export const requestChannel = channel('keygate:request')
 export const auditChannel = channel('keygate:audit')
 export const storeChannel = channel('keygate:store')
 
-export function publishAudit(event: AuditEvent): void {
-  if (auditChannel.hasSubscribers) auditChannel.publish(event)
+export type Listener<E> = (event: E) => void
+export type Unlisten = () => void
+
+/** One gateway's events. */
+export interface Observer {
+  readonly request: Listener<RequestEvent>
+  readonly audit: Listener<AuditEvent>
+  readonly store: Listener<StoreEvent>
+  /** false while nobody (listener or tap) wants store round trips, which then go untimed */
+  readonly watchingStore: boolean
+  readonly onRequest: (listener: Listener<RequestEvent>) => Unlisten
+  readonly onAudit: (listener: Listener<AuditEvent>) => Unlisten
+  readonly onStore: (listener: Listener<StoreEvent>) => Unlisten
 }
 
-export function publishRequest(event: RequestEvent): void {
-  if (requestChannel.hasSubscribers) requestChannel.publish(event)
+/** Where the code that emits one kind of event sends it (an endpoint, a stage): the gateway's observer. */
+export type AuditSink = (event: AuditEvent) => void
+
+export function createObserver(): Observer {
+  const requests = createFanout<RequestEvent>(requestChannel)
+  const audits = createFanout<AuditEvent>(auditChannel)
+  const stores = createFanout<StoreEvent>(storeChannel)
+  return {
+    request: requests.emit,
+    audit: audits.emit,
+    store: stores.emit,
+    get watchingStore() {
+      return stores.watched()
+    },
+    onRequest: requests.listen,
+    onAudit: audits.listen,
+    onStore: stores.listen,
+  }
+}
+
+function createFanout<E>(tap: ReturnType<typeof channel>) {
+  // Replaced, never mutated: an emit under way keeps the array it started with.
+  let listeners: readonly Listener<E>[] = []
+  return {
+    emit: (event: E): void => {
+      for (const listener of listeners) listener(event)
+      if (tap.hasSubscribers) tap.publish(event)
+    },
+    listen: (listener: Listener<E>): Unlisten => {
+      listeners = [...listeners, listener]
+      return () => {
+        listeners = listeners.filter((l) => l !== listener)
+      }
+    },
+    watched: (): boolean => listeners.length > 0 || tap.hasSubscribers,
+  }
 }

@@ -3,12 +3,12 @@ import type { Duplex } from 'node:stream'
 import { createHash, randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { errorBody, statusOf, StoreUnavailableError, type Refusal } from './errors.js'
-import { publishAudit, publishRequest } from './observe.js'
+import { createObserver, type Observer } from './observe.js'
 import { createLogger, createRequestLog, redactPath, type Logger } from './log.js'
 import { loadConfigFile, formatProblem } from './config/load.js'
 import { compileConfig, type CompiledConfig, type EndpointId } from './config/compile.js'
 import type { GatewayConfig } from './config/schema.js'
-import { createStore } from './store/index.js'
+import { createStore, instrumentStore } from './store/index.js'
 import { createStoreHealth } from './store/health.js'
 import type { Store } from './store/types.js'
 import { createDecide, type Decide, type Decision, type DecisionRequest } from './pipeline/index.js'
@@ -65,6 +65,8 @@ interface Snapshot {
 export interface Gateway {
   readonly server: Server
   readonly store: Store
+  /** this gateway's events (its metrics and audit trail listen here) */
+  readonly observer: Observer
   readonly url: string
   readonly port: number
   /** true when the new config was taken; the old one keeps serving otherwise */
@@ -76,8 +78,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const initial = options.config ?? loadOrThrow(options.configFile!)
   const logger = options.logger ?? createLogger(initial.logLevel)
   const requestLog = createRequestLog(logger)
-  const store = options.store ?? createStore({ redis: initial.store.redis, prefix: initial.store.prefix })
+  // This gateway's events, for its own metrics and audit trail (and the process-wide taps).
+  const observer = createObserver()
   const ownsStore = options.store === undefined
+  const store = instrumentStore(
+    options.store ?? createStore({ redis: initial.store.redis, prefix: initial.store.prefix }),
+    observer,
+  )
   const storeHealth = createStoreHealth(store, { logger })
   storeHealth.start()
   let configDigest = configHash(JSON.stringify(initial))
@@ -86,9 +93,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         configHash: () => configDigest,
         storeHealthy: () => storeHealth.healthy,
         cluster: cluster.isWorker,
+        observer,
       })
     : null
-  const audit = createAudit({ audit: initial.audit })
+  const audit = createAudit({ audit: initial.audit, observer })
   // `rateLimits.onStoreDown: local`: this instance's own count while the store is unreachable (kept across reloads)
   const rateFallback = createLocalRateCounter()
   const metricsEndpoint: EndpointHandler = async (ctx) => {
@@ -109,13 +117,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       store,
       storeHealth,
       logger,
+      audit: observer.audit,
       extraEndpoints: { metrics: metricsEndpoint },
     })
     const rateLimit = createRateLimit(compiled, {
       counter: store.rateCounter(),
       fallback: config.rateLimits.onStoreDown === 'local' ? rateFallback : null,
+      audit: observer.audit,
     })
-    const decide = createDecide(compiled, auth.chain, rateLimit)
+    const decide = createDecide(compiled, auth.chain, observer.audit, rateLimit)
     const origins = [config.upstream, ...config.routes.map((r) => r.upstream ?? config.upstream)].filter(
       (o) => o !== 'demo',
     )
@@ -366,7 +376,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const p = decision.principal
     const durationMs = performance.now() - started
     const refusal = decision.allow ? outcome.refusal : decision.refusal
-    publishRequest({
+    observer.request({
       decision: refusal ? 'deny' : 'allow',
       code: refusal?.code ?? null,
       scheme: p?.scheme ?? 'anonymous',
@@ -406,6 +416,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   return {
     server,
     store,
+    observer,
     port,
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     async reload() {
@@ -414,7 +425,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       if (!loaded.ok) {
         const problems = loaded.problems.map(formatProblem)
         logger.error({ problems }, 'config reload refused; the old config keeps serving')
-        publishAudit({ kind: 'config.reloaded', ok: false, hash: null, problems })
+        observer.audit({ kind: 'config.reloaded', ok: false, hash: null, problems })
         return false
       }
       try {
@@ -424,7 +435,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         void retire(old)
         configDigest = configHash(JSON.stringify(loaded.config))
         logger.info('config reloaded')
-        publishAudit({ kind: 'config.reloaded', ok: true, hash: configDigest })
+        observer.audit({ kind: 'config.reloaded', ok: true, hash: configDigest })
         return true
       } catch (err) {
         logger.error({ err: (err as Error).message }, 'config reload refused; the old config keeps serving')

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { createAudit } from '../src/audit.js'
-import { publishAudit, type AuditEvent } from '../src/observe.js'
+import { auditChannel, createObserver, type AuditEvent } from '../src/observe.js'
 import { hashPassword } from '../src/tokens/password.js'
 import { rawGet, rawRequest, startTestGateway, TEST_SECRET, yamlConfig } from './helpers.js'
 import { makeTempDir } from './support/processes.js'
@@ -30,14 +30,15 @@ const EVERY_KIND: readonly AuditEvent[] = [
   { kind: 'config.reloaded', ok: false, hash: null, problems: ['gateway.yaml: defaultPolicy: invalid'] },
 ]
 
-test('every audit event kind published on the channel becomes one JSON line in the file', async () => {
+test("every audit event kind told to the gateway's observer becomes one JSON line in the file", async () => {
   const dir = await makeTempDir('audit')
   const file = join(dir, 'nested', 'audit.log') // the directory is created
-  const audit = createAudit({ audit: { file } })
+  const observer = createObserver()
+  const audit = createAudit({ audit: { file }, observer })
   after(() => audit.close())
-  for (const e of EVERY_KIND) publishAudit(e)
+  for (const e of EVERY_KIND) observer.audit(e)
   audit.close()
-  publishAudit({ kind: 'login.failed', username: 'late', clientIp: '192.0.2.2', reason: 'credentials' }) // after close: not written
+  observer.audit({ kind: 'login.failed', username: 'late', clientIp: '192.0.2.2', reason: 'credentials' }) // after close: not written
 
   const lines = readLines(file)
   assert.equal(lines.length, EVERY_KIND.length, `lines: ${JSON.stringify(lines)}`)
@@ -53,7 +54,8 @@ test('the file is appended to, never truncated, and a credential-named field is 
   const dir = await makeTempDir('audit')
   const file = join(dir, 'audit.log')
   writeFileSync(file, '{"audit":true,"kind":"earlier"}\n')
-  const audit = createAudit({ audit: { file } })
+  const observer = createObserver()
+  const audit = createAudit({ audit: { file }, observer })
   after(() => audit.close())
   // Events never carry these; if one ever did by mistake, the trail must not keep it.
   const careless = {
@@ -65,7 +67,7 @@ test('the file is appended to, never truncated, and a credential-named field is 
     token: 'deadbeef',
     password: 'pw',
   } as unknown as AuditEvent
-  publishAudit(careless)
+  observer.audit(careless)
   audit.close()
   const lines = readLines(file)
   assert.equal(lines.length, 2)
@@ -75,30 +77,38 @@ test('the file is appended to, never truncated, and a credential-named field is 
   assert.ok(!readFileSync(file, 'utf8').includes('deadbeef'), 'the careless token value reached the file')
 })
 
-test("audit: false writes nothing; accept() keeps another gateway's events out", async () => {
+test("audit: false writes nothing; a trail hears its own gateway's events only; the channel taps them all", async () => {
   const dir = await makeTempDir('audit')
   const file = join(dir, 'audit.log')
-  const off = createAudit({ audit: false })
-  const mine = createAudit({ audit: { file }, accept: (e) => e.kind !== 'login.failed' || e.username === 'mine' })
+  const ours = createObserver()
+  const theirs = createObserver()
+  const off = createAudit({ audit: false, observer: ours })
+  const mine = createAudit({ audit: { file }, observer: ours })
+  const tapped: unknown[] = []
+  const tap = (e: unknown) => tapped.push(e)
+  auditChannel.subscribe(tap)
   after(() => {
+    auditChannel.unsubscribe(tap)
     off.close()
     mine.close()
   })
-  publishAudit({ kind: 'login.failed', username: 'mine', clientIp: '192.0.2.1', reason: 'credentials' })
-  publishAudit({ kind: 'login.failed', username: 'theirs', clientIp: '192.0.2.1', reason: 'credentials' })
+  ours.audit({ kind: 'login.failed', username: 'mine', clientIp: '192.0.2.1', reason: 'credentials' })
+  theirs.audit({ kind: 'login.failed', username: 'theirs', clientIp: '192.0.2.1', reason: 'credentials' })
   mine.close()
   assert.deepEqual(
     readLines(file).map((l) => l.username),
     ['mine'],
   )
+  assert.equal(tapped.length, 2, 'the diagnostics channel hears every gateway')
 })
 
 test('audit: true writes the lines on stdout', () => {
   const script = `
     import { createAudit } from ${JSON.stringify(resolve('src/audit.ts'))}
-    import { publishAudit } from ${JSON.stringify(resolve('src/observe.ts'))}
-    const audit = createAudit({ audit: true })
-    publishAudit({ kind: 'apikey.refused', keyName: 'k', clientIp: '192.0.2.3', reason: 'module' })
+    import { createObserver } from ${JSON.stringify(resolve('src/observe.ts'))}
+    const observer = createObserver()
+    const audit = createAudit({ audit: true, observer })
+    observer.audit({ kind: 'apikey.refused', keyName: 'k', clientIp: '192.0.2.3', reason: 'module' })
     audit.close()
   `
   const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
@@ -132,9 +142,9 @@ apiKeys:
 loginLimit: {perUser: 2, perIp: 100, window: 15m}
 `
   writeFileSync(configFile, yaml)
-  const audit = createAudit({ audit: { file } })
-  after(() => audit.close())
   const gw = await startTestGateway(yamlConfig(yaml), { configFile })
+  const audit = createAudit({ audit: { file }, observer: gw.observer })
+  after(() => audit.close())
   const post = (path: string, body: string, headers = '') =>
     rawRequest(
       gw.port,
@@ -187,4 +197,49 @@ loginLimit: {perUser: 2, perIp: 100, window: 15m}
   for (const secret of [PASSWORD, API_KEY, String(login.json.token), TEST_SECRET, 'wrong-pass-1', 'wrong-pass-2']) {
     assert.ok(!text.includes(secret), `the audit trail holds a secret: ${secret.slice(0, 8)}…`)
   }
+})
+
+test("two gateways in one process: requests to one leave the other's metrics and audit trail unchanged", async () => {
+  const dir = await makeTempDir('audit')
+  const gateway = async (name: string) => {
+    const file = join(dir, `${name}.log`)
+    const gw = await startTestGateway(
+      yamlConfig(`upstream: demo
+secrets: {jwt: {secret: ${TEST_SECRET}}}
+apiKeys:
+  - {name: ${name}-key, key: ${API_KEY}-${name}, cidr: [10.0.0.0/8]}
+audit: {file: ${file}}
+`),
+    )
+    // The gateway's traffic as its metrics count it, but for the scrapes themselves (and the
+    // store heartbeat, which runs on its own).
+    const scrape = async () =>
+      (await rawGet(gw.port, '/_keygate/metrics')).body
+        .split('\n')
+        .filter(
+          (l) => /^keygate_(requests_total|apikey_refusals_total|upstream)/.test(l) && !l.includes('route="metrics"'),
+        )
+    return { gw, file, scrape }
+  }
+  const a = await gateway('a')
+  const b = await gateway('b')
+  const bMetricsBefore = await b.scrape()
+  const bAuditBefore = readLines(b.file)
+
+  for (let i = 0; i < 5; i++) assert.equal((await rawGet(a.gw.port, '/page')).status, 401)
+  assert.equal((await rawGet(a.gw.port, '/page', { Authorization: `ApiKey ${API_KEY}-a` })).status, 403) // apikey.refused
+
+  assert.ok(
+    (await a.scrape()).includes(
+      'keygate_requests_total{decision="deny",code="E1000",scheme="anonymous",route="default"} 5',
+    ),
+    'A counted its own',
+  )
+  assert.deepEqual(
+    readLines(a.file).map((l) => l.keyName),
+    ['a-key'],
+    "A's trail has its own refusal",
+  )
+  assert.deepEqual(await b.scrape(), bMetricsBefore, "B's metrics moved with A's requests")
+  assert.deepEqual(readLines(b.file), bAuditBefore, "B's audit trail got A's events")
 })

@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { makeTempDir } from './support/processes.js'
 import { createMetrics } from '../src/metrics.js'
-import { publishAudit, publishRequest, storeChannel, type RequestEvent, type StoreEvent } from '../src/observe.js'
+import { createObserver, requestChannel, type RequestEvent, type StoreEvent } from '../src/observe.js'
 import { hashPassword } from '../src/tokens/password.js'
 import { rawGet, rawRequest, startTestGateway, startUpstream, TEST_SECRET } from './helpers.js'
 
@@ -216,10 +216,13 @@ const req = (over: Partial<RequestEvent>): RequestEvent => ({
   ...over,
 })
 
-test('a scripted mix of channel events: every series counts exactly', async () => {
+test('a scripted mix of observed events: every series counts exactly', async () => {
   let healthy = true
   let hash = 'cafe0001'
-  const metrics = createMetrics({ configHash: () => hash, storeHealthy: () => healthy })
+  const observer = createObserver()
+  const publishRequest = observer.request
+  const publishAudit = observer.audit
+  const metrics = createMetrics({ configHash: () => hash, storeHealthy: () => healthy, observer })
   after(() => metrics.close())
 
   // before any event: fixed label sets are there at 0
@@ -254,7 +257,7 @@ test('a scripted mix of channel events: every series counts exactly', async () =
   publishRequest(
     req({ scheme: 'bearer', route: 'api', status: 504, durationMs: 7000, upstreamMs: 6999, upstreamError: 'timeout' }),
   )
-  const store = (e: StoreEvent) => storeChannel.publish(e)
+  const store = (e: StoreEvent) => observer.store(e)
   store({ op: 'get', ok: true, durationMs: 0.2 })
   store({ op: 'get', ok: true, durationMs: 0.2 })
   store({ op: 'get', ok: false, durationMs: 1000 })
@@ -335,24 +338,23 @@ test('a scripted mix of channel events: every series counts exactly', async () =
   assert.equal(afterClose.value('keygate_login_failures_total'), 4)
 })
 
-test('two gateways in one process: each metrics instance has its own registry, and accept() picks its events', async () => {
-  const a = createMetrics({
-    configHash: () => 'a',
-    storeHealthy: () => true,
-    accept: (o) => o.channel !== 'request' || o.event.route.startsWith('a-'),
-  })
-  const b = createMetrics({
-    configHash: () => 'b',
-    storeHealthy: () => true,
-    accept: (o) => o.channel !== 'request' || o.event.route.startsWith('b-'),
-  })
+test("two gateways in one process: each metrics instance has its own registry and counts its observer's events; the channel taps all", async () => {
+  const oa = createObserver()
+  const ob = createObserver()
+  const a = createMetrics({ configHash: () => 'a', storeHealthy: () => true, observer: oa })
+  const b = createMetrics({ configHash: () => 'b', storeHealthy: () => true, observer: ob })
+  const tapped: unknown[] = []
+  const tap = (e: unknown) => tapped.push(e)
+  requestChannel.subscribe(tap)
   after(() => {
+    requestChannel.unsubscribe(tap)
     a.close()
     b.close()
   })
-  publishRequest(req({ route: 'a-one' }))
-  publishRequest(req({ route: 'b-one' }))
-  publishRequest(req({ route: 'b-one' }))
+  oa.request(req({ route: 'a-one' }))
+  ob.request(req({ route: 'b-one' }))
+  ob.request(req({ route: 'b-one' }))
+  assert.equal(tapped.length, 3)
   const ma = reader(await a.render())
   const mb = reader(await b.render())
   assert.deepEqual(ma.series('keygate_requests_total'), { 'code=none,decision=allow,route=a-one,scheme=anonymous': 1 })
@@ -369,7 +371,7 @@ test('cluster mode: a scrape answered by one worker covers every worker', async 
     `
     import cluster from 'node:cluster'
     import { createMetrics, createClusterMetrics } from ${JSON.stringify(resolve('src/metrics.ts'))}
-    import { publishRequest } from ${JSON.stringify(resolve('src/observe.ts'))}
+    import { createObserver } from ${JSON.stringify(resolve('src/observe.ts'))}
     if (cluster.isPrimary) {
       const aggregation = createClusterMetrics()
       const workers = [cluster.fork({ N: '2' }), cluster.fork({ N: '3' })]
@@ -384,8 +386,9 @@ test('cluster mode: a scrape answered by one worker covers every worker', async 
       })
     } else {
       const n = Number(process.env.N)
-      const metrics = createMetrics({ configHash: () => 'h1', storeHealthy: () => n === 3, cluster: true })
-      for (let i = 0; i < n; i++) publishRequest({ decision: 'allow', code: null, scheme: 'anonymous', route: 'r', status: 200, durationMs: 1, upstreamMs: null, upstreamError: null })
+      const observer = createObserver()
+      const metrics = createMetrics({ configHash: () => 'h1', storeHealthy: () => n === 3, cluster: true, observer })
+      for (let i = 0; i < n; i++) observer.request({ decision: 'allow', code: null, scheme: 'anonymous', route: 'r', status: 200, durationMs: 1, upstreamMs: null, upstreamError: null })
       process.on('message', (m) => { if (m === 'render') metrics.render().then((scrape) => process.send({ scrape })) })
       process.send('ready')
     }
@@ -454,7 +457,7 @@ test('a scripted mix of allowed and refused requests through a gateway: each cou
     loginLimit: { perUser: 2, perIp: 100, window: '15m' },
   })
   let hash = 'h-initial'
-  const metrics = createMetrics({ configHash: () => hash, storeHealthy: () => true })
+  const metrics = createMetrics({ configHash: () => hash, storeHealthy: () => true, observer: gw.observer })
   after(() => metrics.close())
 
   const expect = async (p: Promise<{ status: number }>, status: number) => assert.equal((await p).status, status)

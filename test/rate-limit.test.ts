@@ -319,7 +319,7 @@ test('memory stays flat with 200k distinct client addresses on an anonymous limi
   )
   const store = createMemoryStore()
   after(() => store.close())
-  const check = createRateLimit(compiled, { counter: store.rateCounter(), fallback: null })!
+  const check = createRateLimit(compiled, { counter: store.rateCounter(), fallback: null, audit: () => {} })!
   const route = compiled.routes.at(-1)!
   const address = (i: number) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`
   const heapAfter = (from: number, to: number): number => {

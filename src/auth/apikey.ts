@@ -1,6 +1,6 @@
 import { refuse } from '../errors.js'
 import { sha256Hex } from '../util/secret.js'
-import { publishAudit } from '../observe.js'
+import type { AuditSink } from '../observe.js'
 import type { CompiledApiKey } from '../config/compile.js'
 import type { Authenticator, AuthResult, Principal } from './types.js'
 
@@ -8,7 +8,7 @@ import type { Authenticator, AuthResult, Principal } from './types.js'
  * `Authorization: ApiKey <key>`: looked up by the key's SHA-256, so the comparison never runs
  * over the secret itself and no key is kept in clear after start-up.
  */
-export function createApiKeyAuthenticator(keys: readonly CompiledApiKey[]): Authenticator {
+export function createApiKeyAuthenticator(keys: readonly CompiledApiKey[], audit: AuditSink): Authenticator {
   const byHash = new Map<string, { key: CompiledApiKey; ok: AuthResult }>()
   for (const key of keys) {
     const principal: Principal = {
@@ -32,7 +32,7 @@ export function createApiKeyAuthenticator(keys: readonly CompiledApiKey[]): Auth
       const found = byHash.get(sha256Hex(token))
       if (!found) return invalid
       if (found.key.fromAllowedNetwork && !found.key.fromAllowedNetwork(clientIp)) {
-        publishAudit({ kind: 'apikey.refused', keyName: found.key.name, clientIp, reason: 'cidr' })
+        audit({ kind: 'apikey.refused', keyName: found.key.name, clientIp, reason: 'cidr' })
         return outsideNetwork
       }
       return found.ok

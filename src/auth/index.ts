@@ -3,6 +3,7 @@ import type { CompiledConfig, EndpointId } from '../config/compile.js'
 import type { GatewayConfig } from '../config/schema.js'
 import type { Store } from '../store/types.js'
 import type { Logger } from '../log.js'
+import type { AuditSink } from '../observe.js'
 import type { AuthenticatorChain } from '../pipeline/authenticate.js'
 import type { Decide } from '../pipeline/index.js'
 import type { EndpointHandler } from '../endpoints/types.js'
@@ -24,6 +25,8 @@ export interface AuthDeps {
   readonly store: Store
   readonly storeHealth: { readonly healthy: boolean }
   readonly logger: Logger
+  /** the gateway's observer, told of audit events */
+  readonly audit: AuditSink
   /** extra endpoint handlers made by the server (metrics) */
   readonly extraEndpoints?: Partial<Record<EndpointId, EndpointHandler>>
 }
@@ -81,7 +84,7 @@ export async function createAuth(compiled: CompiledConfig, deps: AuthDeps): Prom
   }
 
   const byScheme = new Map([
-    ['apikey', createApiKeyAuthenticator(compiled.apiKeys)],
+    ['apikey', createApiKeyAuthenticator(compiled.apiKeys, deps.audit)],
     [
       'apptoken',
       createAppTokenAuthenticator({
@@ -114,7 +117,7 @@ export async function createAuth(compiled: CompiledConfig, deps: AuthDeps): Prom
       jwks: (ctx) => ctx.send(200, publicJwks(keys)),
       'method-not-allowed': methodNotAllowed,
       'forward-auth': createForwardAuth(decide, snapshotConfig),
-      ...createTokenEndpoints({ config, userTokens, appTokens }),
+      ...createTokenEndpoints({ config, userTokens, appTokens, audit: deps.audit }),
       ...createAuthorizeEndpoints({
         config,
         clock,
@@ -122,6 +125,7 @@ export async function createAuth(compiled: CompiledConfig, deps: AuthDeps): Prom
         issued,
         revocation,
         users: createUserDirectory(compiled.users),
+        audit: deps.audit,
         limiter: createLoginLimiter(store, {
           perUser: config.loginLimit.perUser,
           perIp: config.loginLimit.perIp,

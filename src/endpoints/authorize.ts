@@ -7,7 +7,7 @@ import type { LoginLimiter, UserDirectory } from '../auth/login.js'
 import { issueJwt, verifyJwt, type JwtClaims, type JwtKeys } from '../tokens/jwt.js'
 import type { Revocation } from '../tokens/revocation.js'
 import type { IssuedTokens } from '../tokens/issued.js'
-import { publishAudit } from '../observe.js'
+import type { AuditSink } from '../observe.js'
 import { parseFormFields } from './body.js'
 import type { EndpointContext, EndpointHandler } from './types.js'
 
@@ -21,6 +21,7 @@ export interface AuthorizeDeps {
   readonly revocation: Revocation<JwtClaims>
   readonly users: UserDirectory
   readonly limiter: LoginLimiter
+  readonly audit: AuditSink
 }
 
 const TOKEN_TYPES: ReadonlySet<string> = new Set(['access', 'session', 'refresh', 'api'])
@@ -76,7 +77,7 @@ const CROSS_SITE = refuse('E1004', { message: 'Cross-site sign-in refused' })
 export function createAuthorizeEndpoints(
   deps: AuthorizeDeps,
 ): Record<'authorize' | 'refresh' | 'revoke', EndpointHandler> {
-  const { config, clock, keys, issued, revocation, users, limiter } = deps
+  const { config, clock, keys, issued, revocation, users, limiter, audit } = deps
   const ttls = config.tokens
 
   const ttlFor = (type: TokenType, remember: boolean): number =>
@@ -113,7 +114,7 @@ export function createAuthorizeEndpoints(
     } catch {
       return refuse('E1025')
     }
-    publishAudit({ kind: 'token.issued', type, jti: made.jti, subject: user.username, clientIp: ctx.client.clientIp })
+    audit({ kind: 'token.issued', type, jti: made.jti, subject: user.username, clientIp: ctx.client.clientIp })
     const body = {
       status: true,
       code: 'E0000',
@@ -165,9 +166,9 @@ export function createAuthorizeEndpoints(
       const user = await users.checkPassword(username, f.password)
       if (!user) {
         const lockout = limiter.failed(attempt)
-        publishAudit({ kind: 'login.failed', username, clientIp: ip, reason: 'credentials' })
+        audit({ kind: 'login.failed', username, clientIp: ip, reason: 'credentials' })
         if (lockout)
-          publishAudit({
+          audit({
             kind: 'login.lockout',
             scope: lockout,
             username,
@@ -216,7 +217,7 @@ export function createAuthorizeEndpoints(
         return ctx.refuse(refuse('E1020'))
       await revocation.revoke(p.jti, p.expiresAt)
       await issued.remove({ jti: p.jti, sub: p.username })
-      publishAudit({
+      audit({
         kind: 'token.revoked',
         type: p.tokenType ?? 'access',
         jti: p.jti,

@@ -3,7 +3,7 @@ import { sealEnvelope, openEnvelope } from '../tokens/envelope.js'
 import type { TokenRecord, TokenRegistry } from '../tokens/opaque.js'
 import type { AppTokenRecord } from '../auth/apptoken.js'
 import type { GatewayConfig } from '../config/schema.js'
-import { publishAudit } from '../observe.js'
+import type { AuditSink } from '../observe.js'
 import { parseFormFields } from './body.js'
 import type { EndpointContext, EndpointHandler } from './types.js'
 
@@ -18,6 +18,7 @@ export interface TokenEndpointDeps {
   readonly config: GatewayConfig
   readonly userTokens: TokenRegistry<UserTokenRecord>
   readonly appTokens: TokenRegistry<AppTokenRecord>
+  readonly audit: AuditSink
 }
 
 const INVALID = refuse('E1001', { status: 400, message: 'Invalid or expired token.' })
@@ -88,7 +89,7 @@ export function createTokenEndpoints(
         ? { username: p.username, uid: p.uid, groups: p.groups, realName: p.realName, email: p.email }
         : { username: ctx.client.clientIp, uid: 0, groups: ['*'], realName: '', email: '' }
       const issued = await userTokens.issue(record, { indexed: p !== null })
-      publishAudit({
+      deps.audit({
         kind: 'token.issued',
         type: 'user',
         jti: issued.hash,
@@ -129,7 +130,7 @@ export function createTokenEndpoints(
         issuedBy: p.keyName ?? p.username,
       }
       const issued = await appTokens.issue(record)
-      publishAudit({
+      deps.audit({
         kind: 'token.issued',
         type: 'app',
         jti: issued.hash,
@@ -158,7 +159,7 @@ export function createTokenEndpoints(
       if (token === null) return ctx.refuse(INVALID)
       const found = await appTokens.verify(token)
       if (!found || !(await appTokens.revoke(token))) return ctx.refuse(INVALID)
-      publishAudit({
+      deps.audit({
         kind: 'token.revoked',
         type: 'app',
         jti: found.hash,

@@ -8,7 +8,7 @@ import { authenticate, type AuthenticatorChain } from './authenticate.js'
 import { authorize, createRouteTable, isActionApiPath } from './authorize.js'
 import { checkActionParams } from './action-params.js'
 import type { RateLimitCheck, RateLimitOutcome } from './rate-limit.js'
-import { publishAudit } from '../observe.js'
+import type { AuditSink } from '../observe.js'
 import { andThen, type MaybePromise } from '../util/maybe-promise.js'
 
 /** What a decision is made on: from the proxied request itself, or from forward-auth headers. */
@@ -98,6 +98,7 @@ const deny = (
 export function createDecide(
   config: CompiledConfig,
   chain: AuthenticatorChain,
+  audit: AuditSink,
   rateLimit: RateLimitCheck | null = null,
 ): Decide {
   const resolveClientIp = createClientIpResolver(config.raw.trustedProxies)
@@ -153,7 +154,7 @@ export function createDecide(
     const refusal = authorize(route, principal, target.matchPath, onActionApi)
     if (refusal) {
       if (principal.keyName)
-        publishAudit({ kind: 'apikey.refused', keyName: principal.keyName, clientIp: client.clientIp, reason: 'path' })
+        audit({ kind: 'apikey.refused', keyName: principal.keyName, clientIp: client.clientIp, reason: 'path' })
       return deny(refusal, target, route, principal, client)
     }
     if (!onActionApi || !principal.limits) return allowed(route, principal, target, client)
@@ -169,7 +170,7 @@ export function createDecide(
     }).then((action) => {
       if (action.ok) return allowed(route, principal, target, client, action.body)
       if (principal.keyName)
-        publishAudit({
+        audit({
           kind: 'apikey.refused',
           keyName: principal.keyName,
           clientIp: client.clientIp,

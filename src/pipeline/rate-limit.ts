@@ -3,7 +3,7 @@ import type { RateLimitConfig } from '../config/schema.js'
 import type { Principal } from '../auth/types.js'
 import type { RateCount, RateCounter, RateWindow } from '../store/rate-counter.js'
 import { refuse, StoreUnavailableError, type Refusal } from '../errors.js'
-import { publishAudit } from '../observe.js'
+import type { AuditSink } from '../observe.js'
 import type { MaybePromise } from '../util/maybe-promise.js'
 
 // Rate limits (the most specific one applies: route > ApiKey > anonymous / authenticated), each a
@@ -42,6 +42,8 @@ export interface RateLimitDeps {
   readonly counter: RateCounter
   /** `rateLimits.onStoreDown: local`: counts in this process while the store is unreachable */
   readonly fallback: RateCounter | null
+  /** the gateway's observer, told of the first refusal of a window */
+  readonly audit: AuditSink
 }
 
 // keygate's operational endpoints are never limited: probes and scrapes must not see 429, and the
@@ -81,7 +83,7 @@ export function createRateLimit(config: CompiledConfig, deps: RateLimitDeps): Ra
     const limit = limitFor(route, principal)
     if (limit === null) return null
     const bucket = bucketOf(limit.by, route, principal, clientIp)
-    const judged = (c: RateCount) => outcome(limit, c, principal, clientIp)
+    const judged = (c: RateCount) => outcome(limit, c, principal, clientIp, deps.audit)
     let counted: MaybePromise<RateCount>
     try {
       counted = deps.counter.consume(limit.name, limit, bucket)
@@ -111,7 +113,13 @@ function bucketOf(by: LimitedBy, route: CompiledRoute, principal: Principal | nu
   return principal.keyName === undefined ? `user:${principal.username}` : `key:${principal.keyName}`
 }
 
-function outcome(limit: CompiledLimit, c: RateCount, principal: Principal | null, clientIp: string): RateLimitOutcome {
+function outcome(
+  limit: CompiledLimit,
+  c: RateCount,
+  principal: Principal | null,
+  clientIp: string,
+  audit: AuditSink,
+): RateLimitOutcome {
   const resetSec = Math.ceil(c.resetMs / 1000)
   const headers = {
     'ratelimit-policy': limit.policyHeader,
@@ -121,7 +129,7 @@ function outcome(limit: CompiledLimit, c: RateCount, principal: Principal | null
   const retryAfterSec = Math.max(1, resetSec)
   // Once per window and bucket across the fleet (the store's count says which request crossed).
   if (c.firstRefusal && principal !== null)
-    publishAudit({
+    audit({
       kind: 'ratelimit.exceeded',
       limit: limit.name,
       subject: principal.keyName ?? principal.username,

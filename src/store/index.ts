@@ -2,7 +2,7 @@ import type { Clock } from '../clock.js'
 import { createMemoryStore } from './memory.js'
 import { createRedisStore, type RedisTarget } from './redis.js'
 import type { Store } from './types.js'
-import { storeChannel, type StoreEvent } from '../observe.js'
+import type { Observer } from '../observe.js'
 
 export type { Counter, Store, Unsubscribe } from './types.js'
 export type { RedisTarget } from './redis.js'
@@ -19,11 +19,9 @@ export function createStore(
   clock?: Clock,
   opts: { onError?: (err: Error) => void } = {},
 ): Store {
-  const store =
-    config.redis === undefined
-      ? createMemoryStore({ prefix: config.prefix, clock })
-      : createRedisStore({ redis: config.redis, prefix: config.prefix, onError: opts.onError })
-  return instrumentStore(store)
+  return config.redis === undefined
+    ? createMemoryStore({ prefix: config.prefix, clock })
+    : createRedisStore({ redis: config.redis, prefix: config.prefix, onError: opts.onError })
 }
 
 const ROUND_TRIPS = [
@@ -44,20 +42,20 @@ const ROUND_TRIPS = [
   'ping',
 ] as const
 
-/** Every round trip published on keygate:store (metrics); nothing is measured while nobody listens. */
-export function instrumentStore(store: Store): Store {
+/** Every round trip told to the observer (metrics); nothing is measured while nobody listens. */
+export function instrumentStore(store: Store, observer: Observer): Store {
   const wrapped: Record<string, unknown> = { ...store }
   for (const op of ROUND_TRIPS) {
     const call = (store[op] as (...args: unknown[]) => Promise<unknown>).bind(store)
     wrapped[op] = async (...args: unknown[]) => {
-      if (!storeChannel.hasSubscribers) return call(...args)
+      if (!observer.watchingStore) return call(...args)
       const started = performance.now()
       try {
         const result = await call(...args)
-        storeChannel.publish({ op, ok: true, durationMs: performance.now() - started } satisfies StoreEvent)
+        observer.store({ op, ok: true, durationMs: performance.now() - started })
         return result
       } catch (err) {
-        storeChannel.publish({ op, ok: false, durationMs: performance.now() - started } satisfies StoreEvent)
+        observer.store({ op, ok: false, durationMs: performance.now() - started })
         throw err
       }
     }
