@@ -536,6 +536,16 @@ test("GET /_keygate/metrics serves the gateway's own numbers to allowed addresse
   assert.equal(m.value('keygate_store_healthy'), 1)
   assert.equal(Object.keys(m.series('keygate_config_info')).length, 1, 'one config hash')
 
+  // a wrong method on keygate's own path is a refusal: 405 counted as deny E1004, never as allow
+  const wrongMethod = await rawGet(gw.port, '/api/authorize')
+  assert.equal(wrongMethod.status, 405)
+  assert.equal(wrongMethod.json?.code, 'E1004')
+  const after405 = reader((await rawGet(gw.port, '/_keygate/metrics')).body)
+  const onAuthorize = Object.entries(after405.series('keygate_requests_total')).filter(([k]) =>
+    k.includes('route=method-not-allowed'),
+  )
+  assert.deepEqual(onAuthorize, [['code=E1004,decision=deny,route=method-not-allowed,scheme=anonymous', 1]])
+
   // metrics.allow: a loopback scraper outside the list is refused
   const closed = await startTestGateway({ upstream: up.url, metrics: { allow: ['10.0.0.0/8'] } })
   const refused = await rawGet(closed.port, '/_keygate/metrics')

@@ -2,7 +2,8 @@ import { refuse } from '../errors.js'
 import type { EndpointHandler } from './types.js'
 
 export const methodNotAllowed: EndpointHandler = (ctx) => {
-  ctx.send(405, { status: false, code: 'E1004', message: 'Method not allowed' })
+  // a refusal (counted and logged as deny), with the status the method deserves
+  ctx.refuse({ code: 'E1004', status: 405, message: 'Method not allowed' })
 }
 
 export const health: EndpointHandler = (ctx) => ctx.send(200, { status: true })
