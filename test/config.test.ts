@@ -16,6 +16,8 @@ const broken: Array<{ yaml: string; path: string; message?: RegExp }> = [
   },
   { yaml: 'tokens: {userToken: {ttl: soon}}', path: 'tokens.userToken.ttl', message: /duration/ },
   { yaml: 'listen: "localhost"', path: 'listen', message: /host:port/ },
+  { yaml: 'listen: 127.0.0.1:99999', path: 'listen', message: /port must be 0-65535/ },
+  { yaml: 'listen: "99999"', path: 'listen', message: /port must be 0-65535/ },
   { yaml: 'secrets: {salt: short}', path: 'secrets.salt', message: /32 bytes/ },
   { yaml: 'secrets: {jwt: {secret: short}}', path: 'secrets.jwt.secret', message: /32 bytes/ },
   { yaml: 'secrets: {jwt: {alg: HS512}}', path: 'secrets.jwt.alg' },
@@ -112,7 +114,7 @@ test('the repository gateway.yaml is valid', () => {
 test('keygate check-config prints every problem with file and key path, and exits 1', () => {
   const dir = mkdtempSync(join(tmpdir(), 'kg-'))
   const file = join(dir, 'bad.yaml')
-  writeFileSync(file, 'bogus: 1\nroutes: [{path: nope}]\nsecrets: {salt: short}\n')
+  writeFileSync(file, 'bogus: 1\nroutes: [{path: nope}]\nsecrets: {salt: short}\nlisten: 127.0.0.1:99999\n')
   const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'check-config', '--config', file], {
     encoding: 'utf8',
   })
@@ -120,6 +122,7 @@ test('keygate check-config prints every problem with file and key path, and exit
   assert.match(r.stderr, new RegExp(`${file}: bogus: unknown key`))
   assert.match(r.stderr, new RegExp(`${file}: routes.0.path: `))
   assert.match(r.stderr, /secrets.salt: secret is shorter than 32 bytes/)
+  assert.match(r.stderr, new RegExp(`${file}: listen: port must be 0-65535`))
   const ok = spawnSync(
     process.execPath,
     ['--import', 'tsx', 'src/cli.ts', 'check-config', '--config', 'gateway.yaml'],

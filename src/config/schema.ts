@@ -45,6 +45,7 @@ const Listen = z
     const i = v.lastIndexOf(':')
     return { host: v.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(v.slice(i + 1)) }
   })
+  .refine((l) => l.port <= 65535, 'port must be 0-65535')
 
 const RedisTarget = z.union([
   z.string().regex(/^rediss?:\/\//, 'expected redis://host:port'),
