@@ -20,6 +20,7 @@ import { ownScheme } from './pipeline/authenticate.js'
 import { createForwarder, type Forwarder } from './pipeline/forward.js'
 import { answerAsDemo } from './upstream/demo.js'
 import { OWN_ENDPOINT_MAX_BODY_BYTES, readBoundedBody } from './endpoints/body.js'
+import { bodyPending } from './http/request-body.js'
 import type { EndpointContext, EndpointHandler } from './endpoints/types.js'
 import { createAuth, type Auth } from './auth/index.js'
 import { createMetrics } from './metrics.js'
@@ -492,10 +493,6 @@ function endSocketWithRefusal(socket: Duplex, refusal: Refusal, requestId: strin
   )
 }
 
-const hasBody = (headers: IncomingMessage['headers']): boolean =>
-  headers['transfer-encoding'] !== undefined ||
-  (headers['content-length'] !== undefined && headers['content-length'] !== '0')
-
 export function sendRefusal(
   res: ServerResponse,
   refusal: Refusal,
@@ -515,7 +512,7 @@ export function sendRefusal(
   // A refused request whose body is still arriving: close rather than read (and discard) it all.
   // A request without a body is not `complete` yet while it is decided synchronously (the parser
   // marks it after the 'request' event): keep its connection, or every refusal costs a reconnect.
-  if (!res.req.complete && hasBody(res.req.headers)) headers.connection = 'close'
+  if (bodyPending(res.req)) headers.connection = 'close'
   res.writeHead(statusOf(refusal), headers)
   res.end(body)
 }

@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream'
 import { Pool, errors as undiciErrors } from 'undici'
 import { refuse, type Refusal } from '../errors.js'
 import { connectionListed, HOP_BY_HOP } from '../util/header-names.js'
+import { hasBody } from '../http/request-body.js'
 
 export interface ForwardTarget {
   readonly origin: string
@@ -81,10 +82,6 @@ function responseHeaders(
   if (extra !== null) for (const name in extra) out[name] = extra[name]!
   return out
 }
-
-const hasBody = (req: IncomingMessage): boolean =>
-  req.headers['transfer-encoding'] !== undefined ||
-  (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0')
 
 /** One keep-alive undici pool per upstream origin; bodies stream both ways. */
 export function createForwarder(origins: readonly string[], options: ForwarderOptions) {
