@@ -1,4 +1,5 @@
-import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer, ServerResponse, STATUS_CODES, type IncomingMessage, type Server } from 'node:http'
+import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { createHash, randomUUID } from 'node:crypto'
 import { once } from 'node:events'
@@ -20,7 +21,11 @@ import { ownScheme } from './pipeline/authenticate.js'
 import { createForwarder, type Forwarder } from './pipeline/forward.js'
 import { answerAsDemo } from './upstream/demo.js'
 import { OWN_ENDPOINT_MAX_BODY_BYTES, readBoundedBody } from './endpoints/body.js'
-import { bodyPending } from './http/request-body.js'
+import { bodyPending, hasBody } from './http/request-body.js'
+import { canAnswer, serverTimeoutOptions, trackConnections } from './http/connections.js'
+import { awaitingBody, createBodyIdleTimeout, type AwaitingBody } from './http/body-timeout.js'
+import { isWebSocketUpgrade } from './http/upgrade.js'
+import { compileCidrs } from './util/cidr.js'
 import type { EndpointContext, EndpointHandler } from './endpoints/types.js'
 import { createAuth, type Auth } from './auth/index.js'
 import { createMetrics } from './metrics.js'
@@ -164,14 +169,22 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (--snap.inFlight === 0 && snap.retired) void snap.forwarder.close()
   }
 
+  // Connection limits are taken at start: a reload does not re-open the listening socket.
   const server = createServer({
     maxHeaderSize: initial.limits.maxHeaderBytes,
-    headersTimeout: initial.limits.headersTimeout,
-    requestTimeout: 0,
-    keepAliveTimeout: initial.limits.keepAliveTimeout,
+    ...serverTimeoutOptions(initial.limits),
   })
+  // Peers in trustedProxies carry many clients' connections: the per-address cap is not theirs.
+  const trustedPeer = compileCidrs(initial.trustedProxies)
+  trackConnections(server, initial.limits, (ip) => trustedPeer(ip))
+  const answerTimedOut = ({ res, requestId }: AwaitingBody, socket: Socket) => {
+    if (res.headersSent) return socket.destroy()
+    sendRefusal(res, BODY_TIMED_OUT, requestId)
+  }
+  const watchBody = createBodyIdleTimeout(server, initial.limits.bodyIdleTimeout, answerTimedOut)
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const requestId = randomUUID()
+    if (bodyPending(req)) watchBody(req, res, requestId)
     const snap = current
     snap.inFlight++
     handle(snap, req, res, requestId).catch((err) => answerFailure(res, err, requestId))
@@ -182,7 +195,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     snap.inFlight++
     handleUpgrade(snap, req, socket, head).catch(() => socket.destroy())
   })
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      // headersTimeout or requestTimeout: 408 while no answer has started, else just cut
+      const awaiting = awaitingBody(socket)
+      if (awaiting) return answerTimedOut(awaiting, socket)
+      if (!canAnswer(socket)) return socket.destroy()
+      return endSocketWithRefusal(socket, REQUEST_TIMED_OUT, randomUUID())
+    }
     if (!socket.writable) return socket.destroy()
     const tooLarge = err.code === 'HPE_HEADER_OVERFLOW'
     const refusal: Refusal = tooLarge
@@ -287,6 +307,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const refuseUpgrade = (refusal: Refusal, challenge?: string | null) =>
       endSocketWithRefusal(socket, refusal, requestId, challenge)
     if (!decision.allow) return refuseUpgrade(decision.refusal, decision.challenge)
+    // Only WebSocket is tunnelled unless the route names the protocol: a tunnel carries bytes
+    // keygate never judges (h2c would carry further requests for any path).
+    if (!isWebSocketUpgrade(req.headers.upgrade) && !decision.route.upgrades.has(upgradeProtocol(req)))
+      return serveWithoutUpgrade(req, socket as Socket)
     if (decision.route.endpoint || decision.route.upstream === 'demo')
       return refuseUpgrade({ code: 'E1004', status: 404, message: 'No upgrade here' })
     const { headers, pathAndQuery } = upstreamRequest(snap, req, decision, requestId)
@@ -307,6 +331,22 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       { origin: decision.route.upstream, pathAndQuery, headers, body: null, requestId },
       (r) => refuseUpgrade(r),
     )
+  }
+
+  /** RFC 9110 §7.8: a server may ignore Upgrade. The request is answered as plain HTTP/1.1, then the connection closes. */
+  function serveWithoutUpgrade(req: IncomingMessage, socket: Socket): void {
+    // The parser has let go of this connection: a body could not be read (nor be left unread).
+    if (hasBody(req))
+      return endSocketWithRefusal(
+        socket,
+        { code: 'E1030', message: 'Upgrade with a body is not accepted' },
+        randomUUID(),
+      )
+    const res = new ServerResponse(req)
+    res.shouldKeepAlive = false
+    res.assignSocket(socket)
+    res.once('finish', () => socket.destroySoon())
+    server.emit('request', req, res)
   }
 
   function upstreamRequest(
@@ -483,6 +523,14 @@ const decisionRequest = (req: IncomingMessage, readBody: DecisionRequest['readBo
   forApp: false,
 })
 
+const BODY_TIMED_OUT: Refusal = { code: 'E1030', status: 408, message: 'Request body timed out' }
+const REQUEST_TIMED_OUT: Refusal = { code: 'E1030', status: 408, message: 'Request timed out' }
+
+const upgradeProtocol = (req: IncomingMessage): string =>
+  String(req.headers.upgrade ?? '')
+    .trim()
+    .toLowerCase()
+
 /** A refusal written straight to a socket that has no ServerResponse (parse errors, upgrades), then closed. */
 function endSocketWithRefusal(socket: Duplex, refusal: Refusal, requestId: string, challenge?: string | null): void {
   const body = JSON.stringify(errorBody(refusal))
@@ -491,6 +539,8 @@ function endSocketWithRefusal(socket: Duplex, refusal: Refusal, requestId: strin
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Refused'}\r\ncontent-type: application/json\r\nx-request-id: ${requestId}\r\n${challengeLine}content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
   )
+  // http.Server sockets are half-open: end() alone would wait for a client that may never close.
+  ;(socket as Socket).destroySoon?.()
 }
 
 export function sendRefusal(
@@ -500,6 +550,8 @@ export function sendRefusal(
   challenge?: string | null,
   extra?: Readonly<Record<string, string>> | null,
 ): void {
+  // An answer already went out (a body timeout answered first): nothing more can be said.
+  if (res.headersSent) return void res.destroy()
   const body = JSON.stringify(errorBody(refusal))
   const headers: Record<string, string> = {
     ...extra,

@@ -44,6 +44,8 @@ export interface CompiledRoute {
   /** origin (http://host:port) or 'demo' */
   readonly upstream: string
   readonly passCredentials: boolean
+  /** upgrade protocols besides WebSocket tunnelled on this route (lower case) */
+  readonly upgrades: ReadonlySet<string>
   readonly endpoint: EndpointId | null
   /** routes[].rateLimit: applies before the key's and the default limits */
   readonly rateLimit: RateLimitConfig | null
@@ -149,6 +151,8 @@ const tokenEndpoints = (mount: string): EndpointSpec[] => [
 const LOOPBACK = ['127.0.0.0/8', '::1/128']
 
 /** Everything that depends only on the config, built once per load and frozen; a reload builds a new one. */
+const NO_UPGRADES: ReadonlySet<string> = new Set()
+
 export function compileConfig(config: GatewayConfig): CompiledConfig {
   const mounts = config.tokenApi.mounts.map((m) => m.replace(/\/$/, ''))
   const endpointSpecs = [...OPS_ENDPOINTS, ...mounts.flatMap(tokenEndpoints)]
@@ -163,6 +167,7 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
     tokenType: null,
     upstream: config.upstream,
     passCredentials: false,
+    upgrades: NO_UPGRADES,
     endpoint: s.endpoint,
     rateLimit: null,
   })
@@ -195,6 +200,7 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
     tokenType: r.require.tokenType ?? null,
     upstream: r.upstream ?? config.upstream,
     passCredentials: r.passCredentials,
+    upgrades: new Set(r.upgrades),
     endpoint: null,
     rateLimit: r.rateLimit ?? null,
   }))
@@ -209,6 +215,7 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
     policy: config.defaultPolicy,
     upstream: config.upstream,
     passCredentials: false,
+    upgrades: NO_UPGRADES,
     endpoint: null,
     rateLimit: null,
   }

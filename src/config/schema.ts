@@ -174,6 +174,11 @@ const Route = z
     upstream: UpstreamUrl.optional(),
     passCredentials: z.boolean().default(false),
     rateLimit: RateLimit.optional(),
+    // Upgrade protocols besides WebSocket this route tunnels (e.g. h2c); none by default.
+    upgrades: z
+      .array(z.string().regex(/^[A-Za-z0-9._-]+$/, 'expected a protocol name like h2c'))
+      .default([])
+      .transform((l) => l.map((p) => p.toLowerCase())),
   })
   .strict()
 
@@ -325,7 +330,13 @@ export const GatewaySchema = z
     limits: z
       .object({
         headersTimeout: Duration.default('10s'),
+        // the whole request, headers and body, must have arrived within this
+        requestTimeout: Duration.default('60s'),
+        // no body byte for this long ends the request (408)
+        bodyIdleTimeout: Duration.default('10s'),
         keepAliveTimeout: Duration.default('5s'),
+        maxConnections: z.number().int().positive().default(10_000),
+        maxConnectionsPerClient: z.number().int().positive().default(256),
         maxHeaderBytes: ByteSize.default('16KB'),
         maxBodyBytes: ByteSize.default('1MB'),
         upstreamConnectTimeout: Duration.default('5s'),
@@ -333,6 +344,10 @@ export const GatewaySchema = z
         shutdownGrace: Duration.default('10s'),
       })
       .strict()
+      .refine((l) => l.headersTimeout <= l.requestTimeout, {
+        message: 'headersTimeout must not be longer than requestTimeout',
+        path: ['headersTimeout'],
+      })
       .default({}),
     metrics: z
       .object({

@@ -22,6 +22,8 @@ export const HOP_BY_HOP = new Set([
   'trailer',
   'transfer-encoding',
   'upgrade',
+  // the h2c upgrade's settings (RFC 9113 §3.2.1 calls it hop-by-hop): never tunnelled on
+  'http2-settings',
 ])
 
 /** The header names a Connection header lists: hop-by-hop for this message too (RFC 9110 §7.6.1). */
