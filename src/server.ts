@@ -29,6 +29,7 @@ import { compileCidrs } from './util/cidr.js'
 import type { EndpointContext, EndpointHandler } from './endpoints/types.js'
 import { createAuth, type Auth } from './auth/index.js'
 import { createMetrics } from './metrics.js'
+import { JSON_CONTENT_TYPE } from './util/json-type.js'
 import { createAudit } from './audit.js'
 import cluster from 'node:cluster'
 
@@ -392,7 +393,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       send(status, body, headers) {
         const text = JSON.stringify(body)
         res.writeHead(status, {
-          'content-type': 'application/json',
+          'content-type': JSON_CONTENT_TYPE,
           'cache-control': 'no-store',
           'x-request-id': requestId,
           ...headers,
@@ -537,7 +538,7 @@ function endSocketWithRefusal(socket: Duplex, refusal: Refusal, requestId: strin
   const status = statusOf(refusal)
   const challengeLine = challenge ? `www-authenticate: ${challenge}\r\n` : ''
   socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Refused'}\r\ncontent-type: application/json\r\nx-request-id: ${requestId}\r\n${challengeLine}content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Refused'}\r\ncontent-type: ${JSON_CONTENT_TYPE}\r\nx-request-id: ${requestId}\r\n${challengeLine}content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
   )
   // http.Server sockets are half-open: end() alone would wait for a client that may never close.
   ;(socket as Socket).destroySoon?.()
@@ -555,7 +556,7 @@ export function sendRefusal(
   const body = JSON.stringify(errorBody(refusal))
   const headers: Record<string, string> = {
     ...extra,
-    'content-type': 'application/json',
+    'content-type': JSON_CONTENT_TYPE,
     'x-request-id': requestId,
     'cache-control': 'no-store',
   }

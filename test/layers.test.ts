@@ -9,7 +9,7 @@ const LAYERS: Array<[number, RegExp]> = [
   [0, /^(errors|clock|log|observe|util\/.*|http\/.*|config\/schema|auth\/types)$/],
   [1, /^(config\/load|config\/compile|config\/warnings|store\/.*|tokens\/.*|mediawiki\/.*|upstream\/.*)$/],
   [2, /^(auth\/(?!index$).*|pipeline\/(?!index$).*)$/],
-  [3, /^(pipeline\/index|endpoints\/.*)$/],
+  [3, /^(pipeline\/index|endpoints\/.*|suffit\/.*)$/],
   [4, /^(auth\/index|server|cli|cluster|metrics|audit|admin\/.*)$/],
 ]
 const STAGES = /^pipeline\/(normalize|client-ip|authenticate|authorize|action-params|identity|forward|rate-limit)$/

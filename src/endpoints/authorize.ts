@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { refuse, type Refusal } from '../errors.js'
 import type { Clock } from '../clock.js'
 import { MAX_USERNAME_BYTES, type GatewayConfig, type UserConfig } from '../config/schema.js'
@@ -9,6 +9,7 @@ import type { Revocation } from '../tokens/revocation.js'
 import type { IssuedTokens } from '../tokens/issued.js'
 import type { AuditSink } from '../observe.js'
 import { parseFormFields } from './body.js'
+import { AUTHORIZED_MESSAGE, md5, suffitDatetime, suffitUser } from '../suffit/answer.js'
 import type { EndpointContext, EndpointHandler } from './types.js'
 
 // The Suffit auth API: POST /api/authorize, POST /api/refresh, DELETE /api/authorize (= POST /api/logout).
@@ -25,8 +26,6 @@ export interface AuthorizeDeps {
 }
 
 const TOKEN_TYPES: ReadonlySet<string> = new Set(['access', 'session', 'refresh', 'api'])
-const md5 = (text: string) => createHash('md5').update(text).digest('hex')
-const iso = (ms: number) => new Date(ms).toISOString()
 
 type Fields =
   { readonly ok: true; readonly fields: Record<string, string> } | { readonly ok: false; readonly refusal: Refusal }
@@ -118,27 +117,18 @@ export function createAuthorizeEndpoints(
     const body = {
       status: true,
       code: 'E0000',
-      message: 'Ok',
+      message: AUTHORIZED_MESSAGE,
       token: made.token,
       type,
       jti: made.jti,
-      datetime: iso(made.issuedAt),
-      expires: iso(made.expiresAt),
+      datetime: suffitDatetime(made.issuedAt),
+      expires: suffitDatetime(made.expiresAt),
       elapsed: Math.round(performance.now() - started) / 1000,
       clientid: clientId,
       cachekey: fields.cachekey || randomBytes(16).toString('hex'),
       referer: fields.referer ?? String(ctx.req.headers.referer ?? ''),
       encrypted: false,
-      user: {
-        uid: user.uid,
-        username: user.username,
-        name: user.name,
-        email: user.email,
-        email_md5: md5(user.email.trim().toLowerCase()),
-        groups: user.groups,
-        role: user.role ?? (user.groups.includes('sysop') ? 'admin' : 'user'),
-        flags: user.flags,
-      },
+      user: suffitUser(user),
     }
     const headers: Record<string, string[]> =
       type === 'session' ? { 'set-cookie': sessionCookies(ctx, made.token, Math.floor(ttlMs / 1000)) } : {}
