@@ -2,6 +2,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { startTestGateway, startUpstream } from './helpers.js'
 import type { RawResponse } from './helpers.js'
+import { hashPassword } from '../src/tokens/password.js'
+import { GatewaySchema } from '../src/config/schema.js'
 import {
   ALICE_PW,
   JWT_SECRET,
@@ -13,6 +15,9 @@ import {
   postForm,
   postMultipart,
   redisPrefixes,
+  bearer,
+  send,
+  sleep,
   type StoreKind,
 } from './support/users.js'
 
@@ -66,7 +71,7 @@ export const suffitConfig = (kind: StoreKind, extra: Record<string, unknown> = {
   upstream: 'demo',
   ...prefixes.store(kind),
   secrets: { jwt: { secret: JWT_SECRET } },
-  users,
+  users: [...users, carol],
   ...extra,
 })
 
@@ -102,6 +107,72 @@ function assertSuffitAnswer(res: RawResponse, type: string, label: string) {
   return b
 }
 
+/** A user with every Suffit field set, as the documented answer has them. */
+const CAROL_PW = 'carol-password-0123'
+const carol = {
+  username: 'carol',
+  passwordHash: await hashPassword(CAROL_PW, { N: 1024, r: 8, p: 1 }),
+  uid: 7,
+  name: 'Carol Suffit',
+  email: 'Carol@Owl.localhost',
+  groups: ['user'],
+  role: 'Test user',
+  flags: 31,
+  comment: 'Test user for internal testing only',
+  attributes: '{"office":"B12"}',
+  created: 1678741533,
+  notBefore: 1695334721,
+  notAfter: 0,
+  expires: 4102444800,
+  publicKey: '-----BEGIN RSA PUBLIC KEY-----\nMIIBCgKCAQEA\n-----END RSA PUBLIC KEY-----\n',
+}
+
+/** The `user` object: the documented fields and types; alice has only the defaults, carol has them all. */
+function assertSuffitUser(user: Record<string, unknown>, label: string) {
+  assert.deepEqual(Object.keys(user).sort(), Object.keys(SUFFIT_ANSWER.user).sort(), `${label}: user fields`)
+  for (const [field, example] of Object.entries(SUFFIT_ANSWER.user))
+    assert.equal(typeOf(user[field]), typeOf(example), `${label}: user.${field} is a ${typeOf(example)}`)
+  const expected =
+    user.username === 'carol'
+      ? {
+          uid: 7,
+          username: 'carol',
+          name: 'Carol Suffit',
+          email: 'Carol@Owl.localhost',
+          email_md5: md5('carol@owl.localhost'),
+          groups: ['user'],
+          role: 'Test user',
+          flags: 31,
+          algorithm: 'SCRYPT',
+          attributes: '{"office":"B12"}',
+          comment: 'Test user for internal testing only',
+          created: 1678741533,
+          expires: 4102444800,
+          not_before: 1695334721,
+          not_after: 0,
+          public_key: carol.publicKey,
+        }
+      : {
+          uid: 3,
+          username: 'alice',
+          name: 'Alice Example',
+          email: 'Alice@Example.org',
+          email_md5: md5('alice@example.org'),
+          groups: ['user', 'editors'],
+          role: '',
+          flags: 5,
+          algorithm: 'SCRYPT',
+          attributes: '',
+          comment: '',
+          created: 0,
+          expires: 0,
+          not_before: 0,
+          not_after: 0,
+          public_key: '',
+        }
+  assert.deepEqual(user, expected, label)
+}
+
 const ENCODINGS = {
   json: (port: number, fields: Record<string, string>) => login(port, fields, { 'User-Agent': UA }),
   form: (port: number, fields: Record<string, string>) =>
@@ -118,7 +189,7 @@ for (const kind of STORE_KINDS) {
       for (const [encoding, post] of Object.entries(ENCODINGS)) {
         const res = await post(gw.port, { username: 'alice', password: ALICE_PW, token_type: type })
         const b = assertSuffitAnswer(res, type, `${type} as ${encoding}`)
-        assert.equal(b.user.username, 'alice')
+        assertSuffitUser(b.user, `${type} as ${encoding}`)
         const cookie = res.headers['set-cookie']
         if (type === 'session') assert.match(String(cookie), new RegExp(`^keygate_session=${b.token};`))
         else assert.equal(cookie, undefined, `${type}: no cookie`)
@@ -138,3 +209,82 @@ test("keygate's own JSON answers, refusals included, say application/json;charse
   assert.equal(noToken.headers['content-type'], 'application/json;charset=UTF-8')
   assert.equal(up.seen.length, 0)
 })
+
+test('a user record with every Suffit field comes back whole in the answer', async () => {
+  const gw = await startTestGateway(suffitConfig('memory'))
+  const res = await ENCODINGS.form(gw.port, { username: 'carol', password: CAROL_PW })
+  assertSuffitUser(assertSuffitAnswer(res, 'access', 'carol').user, 'carol')
+})
+
+// ------------------------------------------------------------------ validity window
+
+const WINDOW_CASES: Array<{ name: string; record: Record<string, unknown>; logsIn: boolean }> = (() => {
+  const now = Math.floor(Date.now() / 1000)
+  return [
+    { name: 'no window', record: {}, logsIn: true },
+    { name: 'disabled', record: { disabled: true }, logsIn: false },
+    { name: 'disabled: false', record: { disabled: false }, logsIn: true },
+    { name: 'notBefore in the past', record: { notBefore: now - 60 }, logsIn: true },
+    { name: 'notBefore in the future', record: { notBefore: now + 3600 }, logsIn: false },
+    { name: 'notAfter in the future', record: { notAfter: now + 3600 }, logsIn: true },
+    { name: 'notAfter in the past', record: { notAfter: now - 60 }, logsIn: false },
+    { name: 'expires in the future', record: { expires: now + 3600 }, logsIn: true },
+    { name: 'expires in the past', record: { expires: now - 60 }, logsIn: false },
+    { name: 'inside notBefore..notAfter', record: { notBefore: now - 60, notAfter: now + 60 }, logsIn: true },
+    { name: 'notAfter fine, expires past', record: { notAfter: now + 3600, expires: now - 1 }, logsIn: false },
+    { name: 'inside the window but disabled', record: { notBefore: now - 60, disabled: true }, logsIn: false },
+  ]
+})()
+
+test('validity window: disabled users and users outside notBefore / notAfter / expires get the wrong-password answer', async () => {
+  const base = users[0]!
+  const windowUsers = WINDOW_CASES.map((c, i) => ({ ...base, username: `w${i}`, uid: 100 + i, ...c.record }))
+  const gw = await startTestGateway(suffitConfig('memory', { users: windowUsers, loginLimit: { perIp: 1000 } }))
+  const wrong = await login(gw.port, { username: 'w0', password: 'not-the-password' })
+  assert.equal(wrong.status, 401)
+  for (const [i, c] of WINDOW_CASES.entries()) {
+    const res = await login(gw.port, { username: `w${i}`, password: ALICE_PW })
+    if (c.logsIn) {
+      assert.equal(res.status, 200, `${c.name}: ${res.body}`)
+      continue
+    }
+    assert.equal(res.status, 401, `${c.name}: ${res.body}`)
+    assert.deepEqual(res.json, wrong.json, `${c.name}: the same answer as a wrong password`)
+  }
+})
+
+test('check-config refuses a validity time that is not epoch seconds, naming the key', () => {
+  for (const bad of [{ notAfter: '2030-01-01' }, { expires: -1 }, { created: 1.5 }, { disabled: 'yes' }]) {
+    const parsed = GatewaySchema.safeParse({ users: [{ ...users[0], ...bad }] })
+    assert.equal(parsed.success, false, JSON.stringify(bad))
+    assert.deepEqual(parsed.error?.issues[0]?.path, ['users', 0, Object.keys(bad)[0]!])
+  }
+})
+
+for (const kind of STORE_KINDS) {
+  test(`${kind}: live tokens and sessions of a user stop working within 1 s of the window's end`, async () => {
+    const endsAt = Math.floor(Date.now() / 1000) + 2
+    const dana = { ...users[0]!, username: 'dana', uid: 9, notAfter: endsAt }
+    const gw = await startTestGateway(suffitConfig(kind, { users: [dana], routes: [{ path: '/x/' }] }))
+    const tokens: Record<string, string> = {}
+    for (const type of ['access', 'api', 'session']) {
+      const res = await login(gw.port, { username: 'dana', password: ALICE_PW, token_type: type })
+      assert.equal(res.status, 200, res.body)
+      tokens[type] = res.json.token
+    }
+    const use = (type: string) =>
+      type === 'session'
+        ? send(gw.port, 'GET', '/x/y', { headers: { Cookie: `keygate_session=${tokens[type]}` } })
+        : send(gw.port, 'GET', '/x/y', { headers: bearer(tokens[type]!) })
+    for (const type of Object.keys(tokens))
+      assert.equal((await use(type)).status, 200, `${type} works inside the window`)
+    await sleep(endsAt * 1000 - Date.now() + 1000)
+    for (const type of Object.keys(tokens)) {
+      const res = await use(type)
+      assert.equal(res.status, 401, `${type} after the window: ${res.body}`)
+      assert.equal(res.json.code, type === 'session' ? 'E1003' : 'E1001')
+    }
+    const late = await login(gw.port, { username: 'dana', password: ALICE_PW })
+    assert.equal(late.json.code, 'E1026')
+  })
+}

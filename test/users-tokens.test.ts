@@ -157,7 +157,7 @@ for (const kind of STORE_KINDS) {
           email: 'Alice@Example.org',
           email_md5: md5('alice@example.org'),
           groups: ['user', 'editors'],
-          role: 'user',
+          role: '', // the user's own role text: none configured
           flags: 5,
         },
       )

@@ -6,6 +6,7 @@ import { principalFromClaims, verifyJwt, type IssuerVerifier, type JwtClaims, ty
 import type { Revocation, TokenVerifier } from '../tokens/revocation.js'
 import { RECORDED_TYPES, type IssuedTokens } from '../tokens/issued.js'
 import type { UserConfig } from '../config/schema.js'
+import { hasWindow, inStanding } from './user-standing.js'
 import type { Authenticator, AuthResult, Principal, TokenType } from './types.js'
 import { andThen, type MaybePromise } from '../util/maybe-promise.js'
 
@@ -88,8 +89,12 @@ export function createJwtAuthenticator(scheme: 'bearer' | 'session', deps: JwtAu
     if (claims.type !== 'session') return answerFor(claims)
     return andThen(deps.sessions(claims), (alive) => (alive ? answerFor(claims) : sessionGone))
   }
+  // Users with a validity window can fall out of it with no reload: they are checked on every request.
+  const windowed = new Map([...deps.users].filter(([, user]) => hasWindow(user)))
   /** The user as configured now (groups, name, e-mail), not as the token said at issue. */
   const answerFor = (claims: JwtClaims): AuthResult => {
+    const timed = windowed.get(claims.sub)
+    if (timed && !inStanding(timed, deps.clock.now())) return userGone
     let answer = answers.get(claims)
     if (!answer) {
       const user = deps.users.get(claims.sub)

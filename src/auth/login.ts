@@ -2,6 +2,8 @@ import type { Store } from '../store/types.js'
 import { sha256Hex } from '../util/secret.js'
 import type { UserConfig } from '../config/schema.js'
 import { dummyVerify, verifyPassword } from '../tokens/password.js'
+import { systemClock, type Clock } from '../clock.js'
+import { inStanding } from './user-standing.js'
 
 export interface LoginLimits {
   readonly perUser: number
@@ -58,7 +60,7 @@ export function createLoginLimiter(store: Store, limits: LoginLimits) {
 export type LoginLimiter = ReturnType<typeof createLoginLimiter>
 
 /** Unknown users cost the same scrypt work as a wrong password and get the same answer. */
-export function createUserDirectory(byName: ReadonlyMap<string, UserConfig>) {
+export function createUserDirectory(byName: ReadonlyMap<string, UserConfig>, clock: Clock = systemClock) {
   return {
     async checkPassword(username: string, password: string): Promise<UserConfig | null> {
       const user = byName.get(username)
@@ -66,9 +68,14 @@ export function createUserDirectory(byName: ReadonlyMap<string, UserConfig>) {
         await dummyVerify(password)
         return null
       }
-      return (await verifyPassword(password, user.passwordHash)) ? user : null
+      // A disabled user, or one outside its validity window, costs and answers like a wrong password.
+      const matches = await verifyPassword(password, user.passwordHash)
+      return matches && inStanding(user, clock.now()) ? user : null
     },
-    find: (username: string): UserConfig | undefined => byName.get(username),
+    find(username: string): UserConfig | undefined {
+      const user = byName.get(username)
+      return user && inStanding(user, clock.now()) ? user : undefined
+    },
   }
 }
 

@@ -130,6 +130,12 @@ const ApiKey = z
   })
   .strict()
 
+const EpochSeconds = z
+  .number({ invalid_type_error: 'expected epoch seconds (0 = none)' })
+  .int()
+  .nonnegative()
+  .default(0)
+
 /** Longest username keygate accepts, in UTF-8 bytes (users in the config, and at login). */
 export const MAX_USERNAME_BYTES = 256
 
@@ -144,9 +150,17 @@ const User = z
     name: z.string().default(''),
     email: z.string().default(''),
     groups: z.array(z.string()).default([]),
+    // Suffit's user record: role is the user's own text, times are epoch seconds (0 = none).
     role: z.string().optional(),
     flags: z.number().int().default(0),
+    comment: z.string().default(''),
+    attributes: z.string().default(''),
+    created: EpochSeconds,
+    notBefore: EpochSeconds,
+    notAfter: EpochSeconds,
+    expires: EpochSeconds,
     disabled: z.boolean().default(false),
+    publicKey: z.string().default(''),
   })
   .strict()
 

@@ -10,7 +10,7 @@ export const suffitDatetime = (ms: number): string => new Date(ms).toISOString()
 
 export const md5 = (text: string) => createHash('md5').update(text).digest('hex')
 
-/** The answer's `user` object. */
+/** The answer's `user` object: Suffit's fields under Suffit's names. */
 export function suffitUser(user: UserConfig) {
   return {
     uid: user.uid,
@@ -19,7 +19,16 @@ export function suffitUser(user: UserConfig) {
     email: user.email,
     email_md5: md5(user.email.trim().toLowerCase()),
     groups: user.groups,
-    role: user.role ?? (user.groups.includes('sysop') ? 'admin' : 'user'),
+    role: user.role ?? '',
     flags: user.flags,
+    // Suffit names the password digest; keygate keeps scrypt hashes only (a directory user has none here).
+    algorithm: user.passwordHash.startsWith('scrypt$') ? 'SCRYPT' : '',
+    attributes: user.attributes,
+    comment: user.comment,
+    created: user.created,
+    expires: user.expires,
+    not_before: user.notBefore,
+    not_after: user.notAfter,
+    public_key: user.publicKey,
   }
 }
