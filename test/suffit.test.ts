@@ -288,3 +288,68 @@ for (const kind of STORE_KINDS) {
     assert.equal(late.json.code, 'E1026')
   })
 }
+
+// ------------------------------------------------------------------ authorize routes with a fixed token type
+
+test('tokenApi.authorize mounts authorize routes with a fixed token type; a contradicting token_type is E1020', async () => {
+  const gw = await startTestGateway(
+    suffitConfig('memory', {
+      tokenApi: {
+        authorize: [
+          { path: '/api/authorize', tokenType: 'access' },
+          { path: '/api/session', tokenType: 'session' },
+          { path: '/api/apikey', tokenType: 'api' },
+          { path: '/api/any' },
+        ],
+      },
+    }),
+  )
+  const alice = { username: 'alice', password: ALICE_PW }
+  const cases: Array<{ path: string; fields: Record<string, string>; type?: string; code?: string }> = [
+    { path: '/api/authorize', fields: {}, type: 'access' },
+    { path: '/api/authorize', fields: { token_type: 'access' }, type: 'access' },
+    { path: '/api/authorize', fields: { token_type: 'session' }, code: 'E1020' },
+    { path: '/api/authorize', fields: { type: 'api' }, code: 'E1020' },
+    { path: '/api/session', fields: {}, type: 'session' },
+    { path: '/api/session', fields: { token_type: 'session' }, type: 'session' },
+    { path: '/api/session', fields: { token_type: 'access' }, code: 'E1020' },
+    { path: '/api/apikey', fields: {}, type: 'api' },
+    { path: '/api/apikey', fields: { token_type: 'refresh' }, code: 'E1020' },
+    { path: '/api/any', fields: {}, type: 'access' },
+    { path: '/api/any', fields: { token_type: 'api' }, type: 'api' },
+    { path: '/api/any', fields: { token_type: 'bogus' }, code: 'E1020' },
+  ]
+  for (const c of cases) {
+    const label = `${c.path} ${JSON.stringify(c.fields)}`
+    const res = await postForm(gw.port, c.path, { ...alice, ...c.fields }, { 'User-Agent': UA })
+    if (c.type) {
+      assertSuffitAnswer(res, c.type, label)
+      continue
+    }
+    assert.equal(res.status, 400, `${label}: ${res.body}`)
+    assert.equal(res.json.code, c.code, label)
+  }
+  // each route revokes what it issued (DELETE), and other methods there are 405, never upstream
+  const session = await postForm(gw.port, '/api/session', alice)
+  const cookie = { Cookie: `keygate_session=${session.json.token}` }
+  assert.equal((await send(gw.port, 'GET', '/anything', { headers: cookie })).status, 200)
+  assert.equal((await send(gw.port, 'DELETE', '/api/session', { headers: cookie })).status, 200)
+  assert.equal((await send(gw.port, 'GET', '/anything', { headers: cookie })).status, 401, 'revoked')
+  assert.equal((await send(gw.port, 'GET', '/api/session')).status, 405)
+})
+
+test('the default keeps POST /api/authorize with the token_type field; a path listed twice is a config error', async () => {
+  const gw = await startTestGateway(suffitConfig('memory'))
+  const res = await login(gw.port, { username: 'alice', password: ALICE_PW, token_type: 'api' }, { 'User-Agent': UA })
+  assertSuffitAnswer(res, 'api', 'default route')
+  const parsed = GatewaySchema.safeParse({
+    tokenApi: {
+      authorize: [
+        { path: '/api/a', tokenType: 'access' },
+        { path: '/api/a', tokenType: 'session' },
+      ],
+    },
+  })
+  assert.equal(parsed.success, false)
+  assert.deepEqual(parsed.error?.issues[0]?.path, ['tokenApi', 'authorize', 1, 'path'])
+})

@@ -89,10 +89,14 @@ const OPS_ENDPOINTS: EndpointSpec[] = [
   { path: '/_keygate/ready', methods: ['GET', 'HEAD'], policy: 'anonymous', endpoint: 'ready' },
   { path: '/_keygate/metrics', methods: ['GET'], policy: 'anonymous', endpoint: 'metrics' },
   { path: '/.well-known/jwks.json', methods: ['GET', 'HEAD'], policy: 'anonymous', endpoint: 'jwks' },
-  { path: '/api/authorize', methods: ['POST'], policy: 'anonymous', endpoint: 'authorize' },
-  { path: '/api/authorize', methods: ['DELETE'], policy: 'authenticated', endpoint: 'revoke' },
   { path: '/api/logout', methods: ['POST'], policy: 'authenticated', endpoint: 'revoke' },
   { path: '/api/refresh', methods: ['POST'], policy: 'anonymous', endpoint: 'refresh' },
+]
+
+/** Each of `tokenApi.authorize`'s paths logs in (POST) and revokes (DELETE), as /api/authorize does. */
+const authorizeEndpoints = (path: string): EndpointSpec[] => [
+  { path, methods: ['POST'], policy: 'anonymous', endpoint: 'authorize' },
+  { path, methods: ['DELETE'], policy: 'authenticated', endpoint: 'revoke' },
 ]
 
 const tokenEndpoints = (mount: string): EndpointSpec[] => [
@@ -155,7 +159,11 @@ const NO_UPGRADES: ReadonlySet<string> = new Set()
 
 export function compileConfig(config: GatewayConfig): CompiledConfig {
   const mounts = config.tokenApi.mounts.map((m) => m.replace(/\/$/, ''))
-  const endpointSpecs = [...OPS_ENDPOINTS, ...mounts.flatMap(tokenEndpoints)]
+  const endpointSpecs = [
+    ...OPS_ENDPOINTS,
+    ...config.tokenApi.authorize.flatMap((a) => authorizeEndpoints(a.path)),
+    ...mounts.flatMap(tokenEndpoints),
+  ]
   const endpointRoute = (s: EndpointSpec): CompiledRoute => ({
     name: s.endpoint,
     prefix: s.path,

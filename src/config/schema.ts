@@ -255,6 +255,20 @@ export const GatewaySchema = z
       .object({
         mounts: z.array(PathPrefix).default(['/mws/v1', '/w/rest.php/mws/v1']),
         publicBase: z.string().default('http://127.0.0.1:8080/w/rest.php'),
+        // Suffit's authorize routes: each path answers like POST /api/authorize; a tokenType fixes the type.
+        authorize: z
+          .array(
+            z
+              .object({ path: PathPrefix, tokenType: z.enum(['access', 'session', 'refresh', 'api']).optional() })
+              .strict(),
+          )
+          .min(1)
+          .default([{ path: '/api/authorize' }])
+          .superRefine((routes, ctx) => {
+            for (const [i, r] of routes.entries())
+              if (routes.findIndex((o) => o.path === r.path) !== i)
+                ctx.addIssue({ code: z.ZodIssueCode.custom, path: [i, 'path'], message: `${r.path} is listed twice` })
+          }),
         wikiId: z.string().default('wiki'),
         langCode: z.string().default('en'),
       })

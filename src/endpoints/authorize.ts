@@ -9,6 +9,7 @@ import type { Revocation } from '../tokens/revocation.js'
 import type { IssuedTokens } from '../tokens/issued.js'
 import type { AuditSink } from '../observe.js'
 import { parseFormFields } from './body.js'
+import { createTokenTypeOf } from '../suffit/authorize-routes.js'
 import { AUTHORIZED_MESSAGE, md5, suffitDatetime, suffitUser } from '../suffit/answer.js'
 import type { EndpointContext, EndpointHandler } from './types.js'
 
@@ -24,8 +25,6 @@ export interface AuthorizeDeps {
   readonly limiter: LoginLimiter
   readonly audit: AuditSink
 }
-
-const TOKEN_TYPES: ReadonlySet<string> = new Set(['access', 'session', 'refresh', 'api'])
 
 type Fields =
   { readonly ok: true; readonly fields: Record<string, string> } | { readonly ok: false; readonly refusal: Refusal }
@@ -78,6 +77,7 @@ export function createAuthorizeEndpoints(
 ): Record<'authorize' | 'refresh' | 'revoke', EndpointHandler> {
   const { config, clock, keys, issued, revocation, users, limiter, audit } = deps
   const ttls = config.tokens
+  const tokenTypeOf = createTokenTypeOf(config)
 
   const ttlFor = (type: TokenType, remember: boolean): number =>
     type === 'session' ? (remember ? ttls.session.remember : ttls.session.ttl) : ttls[type].ttl
@@ -147,8 +147,8 @@ export function createAuthorizeEndpoints(
       if (Buffer.byteLength(username) > MAX_USERNAME_BYTES)
         return ctx.refuse(refuse('E1030', { message: 'Username is too long' }))
       if (!f.password) return ctx.refuse(refuse('E1022'))
-      const type = f.token_type || f.type || 'access'
-      if (!TOKEN_TYPES.has(type)) return ctx.refuse(refuse('E1020'))
+      const type = tokenTypeOf(ctx.target.path, f)
+      if (!type) return ctx.refuse(refuse('E1020'))
       if (type === 'session' && crossSite(ctx)) return ctx.refuse(CROSS_SITE)
       const ip = ctx.client.clientIp
       const attempt = await limiter.attempt(username, ip)
@@ -168,7 +168,7 @@ export function createAuthorizeEndpoints(
         return ctx.refuse(refuse('E1026'))
       }
       await limiter.succeeded(attempt)
-      const result = await issue(ctx, user, type as TokenType, f, started)
+      const result = await issue(ctx, user, type, f, started)
       if ('code' in result) return ctx.refuse(result)
       ctx.send(200, result.body, result.headers)
     },

@@ -1,0 +1,20 @@
+import type { TokenType } from '../auth/types.js'
+import type { GatewayConfig } from '../config/schema.js'
+
+// Suffit mounts /authorize once per token type (token_type => 'session' | 'access' | 'api');
+// keygate's `tokenApi.authorize` does the same, and a route without a type reads the request's field.
+
+const TOKEN_TYPES: ReadonlySet<string> = new Set(['access', 'session', 'refresh', 'api'])
+
+/** The token type a request to one of the authorize paths asks for, or null (E1020). */
+export function createTokenTypeOf(config: GatewayConfig) {
+  const fixed = new Map(config.tokenApi.authorize.map((a) => [a.path, a.tokenType]))
+  return (path: string, fields: Record<string, string>): TokenType | null => {
+    const asked = fields.token_type || fields.type
+    const routeType = fixed.get(path)
+    // A field that names another type than the route's is a contradiction, not a choice.
+    if (routeType) return asked && asked !== routeType ? null : routeType
+    const type = asked || 'access'
+    return TOKEN_TYPES.has(type) ? (type as TokenType) : null
+  }
+}
