@@ -11,7 +11,7 @@ export const ERRORS = {
   E1020: { status: 400, message: 'Incorrect token type' },
   E1021: { status: 401, message: 'No username' },
   E1022: { status: 401, message: 'No password' },
-  E1023: { status: 400, message: 'Key decode error' },
+  E1023: { status: 400, message: 'RSA decode error' },
   E1024: { status: 500, message: 'Cannot generate JWT' },
   E1025: { status: 500, message: 'Cannot store token' },
   E1026: { status: 401, message: 'Incorrect username or password' },

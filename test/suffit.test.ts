@@ -1,9 +1,23 @@
-import { test } from 'node:test'
+import { after, test } from 'node:test'
+import {
+  constants,
+  createPublicKey,
+  generateKeyPairSync,
+  publicEncrypt,
+  randomBytes,
+  type KeyObject,
+} from 'node:crypto'
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import assert from 'node:assert/strict'
 import { startTestGateway, startUpstream } from './helpers.js'
 import type { RawResponse } from './helpers.js'
 import { hashPassword } from '../src/tokens/password.js'
 import { GatewaySchema } from '../src/config/schema.js'
+import { createLoginKeys } from '../src/suffit/login-key.js'
+import { KeygateError } from '../src/errors.js'
 import {
   ALICE_PW,
   JWT_SECRET,
@@ -76,7 +90,7 @@ export const suffitConfig = (kind: StoreKind, extra: Record<string, unknown> = {
 })
 
 /** Every top-level field: present, of the documented type, and in the documented format. */
-function assertSuffitAnswer(res: RawResponse, type: string, label: string) {
+function assertSuffitAnswer(res: RawResponse, type: string, label: string, expect: { encrypted?: boolean } = {}) {
   assert.equal(res.status, 200, `${label}: ${res.body}`)
   assert.equal(res.headers['content-type'], 'application/json;charset=UTF-8', `${label}: Content-Type`)
   const b = res.json
@@ -103,7 +117,7 @@ function assertSuffitAnswer(res: RawResponse, type: string, label: string) {
   assert.equal(b.clientid, md5(`${UA}127.0.0.1`))
   assert.ok(b.cachekey.length > 0)
   assert.equal(b.referer, '')
-  assert.equal(b.encrypted, false)
+  assert.equal(b.encrypted, expect.encrypted ?? false, `${label}: encrypted echoes the request`)
   return b
 }
 
@@ -352,4 +366,136 @@ test('the default keeps POST /api/authorize with the token_type field; a path li
   })
   assert.equal(parsed.success, false)
   assert.deepEqual(parsed.error?.issues[0]?.path, ['tokenApi', 'authorize', 1, 'path'])
+})
+
+// ------------------------------------------------------------------ encrypted passwords
+
+const rsaKey = () => generateKeyPairSync('rsa', { modulusLength: 2048 })
+const loginKey = rsaKey()
+const oldLoginKey = rsaKey()
+const strangerKey = rsaKey()
+const pkcs8 = (k: KeyObject) => k.export({ type: 'pkcs8', format: 'pem' }).toString()
+const oaep = (key: KeyObject | string, text: string | Buffer) =>
+  publicEncrypt({ key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, Buffer.from(text)).toString(
+    'base64',
+  )
+
+/** What a non-Node client does: encrypt with the published PEM using the openssl command line (its base64 wraps lines). */
+function opensslEncrypt(publicPem: string, password: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'kg-openssl-'))
+  try {
+    writeFileSync(join(dir, 'pub.pem'), publicPem)
+    const cipher = execFileSync(
+      'openssl',
+      [
+        'pkeyutl',
+        '-encrypt',
+        '-pubin',
+        '-inkey',
+        join(dir, 'pub.pem'),
+        '-pkeyopt',
+        'rsa_padding_mode:oaep',
+        '-pkeyopt',
+        'rsa_oaep_md:sha256',
+        '-pkeyopt',
+        'rsa_mgf1_md:sha256',
+      ],
+      { input: password },
+    )
+    return execFileSync('openssl', ['base64'], { input: cipher }).toString()
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+test('GET /api/public-key publishes the login key as PEM and JWK; encrypted passwords log in, bad ones are E1023', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kg-loginkey-'))
+  after(() => rmSync(dir, { recursive: true, force: true }))
+  const oldKeyFile = join(dir, 'old.pem')
+  writeFileSync(oldKeyFile, pkcs8(oldLoginKey.privateKey))
+  const gw = await startTestGateway(
+    suffitConfig('memory', {
+      secrets: {
+        jwt: { secret: JWT_SECRET },
+        loginKeys: [{ kid: '2026-11', privateKey: pkcs8(loginKey.privateKey) }, { privateKey: oldKeyFile }],
+      },
+      loginLimit: { perUser: 100, perIp: 100 },
+    }),
+  )
+  const pub = await send(gw.port, 'GET', '/api/public-key')
+  assert.equal(pub.status, 200, pub.body)
+  assert.equal(pub.headers['content-type'], 'application/json;charset=UTF-8')
+  assert.deepEqual(Object.keys(pub.json).sort(), ['algorithm', 'jwk', 'public_key'])
+  assert.equal(pub.json.algorithm, 'RSA-OAEP-256')
+  assert.match(pub.json.public_key, /^-----BEGIN PUBLIC KEY-----\n/)
+  const fromPem = createPublicKey(pub.json.public_key)
+  const fromJwk = createPublicKey({ key: pub.json.jwk, format: 'jwk' })
+  assert.ok(fromPem.equals(createPublicKey(loginKey.privateKey)), 'the first configured key is published')
+  assert.ok(fromJwk.equals(fromPem), 'PEM and JWK are the same key')
+  assert.deepEqual(
+    { kty: pub.json.jwk.kty, kid: pub.json.jwk.kid, alg: pub.json.jwk.alg, use: pub.json.jwk.use },
+    { kty: 'RSA', kid: '2026-11', alg: 'RSA-OAEP-256', use: 'enc' },
+  )
+  assert.equal(pub.json.jwk.d, undefined, 'no private part')
+
+  const published = pub.json.public_key as string
+  const rows: Array<{ name: string; password: string; encrypted?: unknown; code?: string }> = [
+    { name: 'node publicEncrypt with the published key', password: oaep(published, ALICE_PW), encrypted: true },
+    { name: 'openssl pkeyutl with the published PEM', password: opensslEncrypt(published, ALICE_PW), encrypted: true },
+    { name: 'the flag as a form value "1"', password: oaep(published, ALICE_PW), encrypted: '1' },
+    { name: 'an older key still listed (rotation)', password: oaep(oldLoginKey.publicKey, ALICE_PW), encrypted: true },
+    { name: 'plaintext without the flag', password: ALICE_PW },
+    { name: 'plaintext with encrypted: false', password: ALICE_PW, encrypted: false },
+    { name: 'bad base64', password: '@@not base64@@', encrypted: true, code: 'E1023' },
+    { name: 'wrong key', password: oaep(strangerKey.publicKey, ALICE_PW), encrypted: true, code: 'E1023' },
+    { name: 'plaintext with the flag', password: ALICE_PW, encrypted: true, code: 'E1023' },
+    { name: 'oversize', password: randomBytes(4096).toString('base64'), encrypted: true, code: 'E1023' },
+    { name: 'one byte short', password: oaep(published, ALICE_PW).slice(0, -4), encrypted: true, code: 'E1023' },
+    {
+      name: 'PKCS#1 v1.5 padding',
+      password: publicEncrypt({ key: published, padding: constants.RSA_PKCS1_PADDING }, Buffer.from(ALICE_PW)).toString(
+        'base64',
+      ),
+      encrypted: true,
+      code: 'E1023',
+    },
+    { name: 'the wrong password, well encrypted', password: oaep(published, 'nope'), encrypted: true, code: 'E1026' },
+  ]
+  for (const row of rows) {
+    const fields: Record<string, unknown> = { username: 'alice', password: row.password }
+    if (row.encrypted !== undefined) fields.encrypted = row.encrypted
+    const res = await login(gw.port, fields, { 'User-Agent': UA })
+    if (row.code) {
+      assert.equal(res.status, row.code === 'E1023' ? 400 : 401, `${row.name}: ${res.body}`)
+      assert.equal(res.json.code, row.code, row.name)
+      if (row.code === 'E1023') assert.equal(res.json.message, 'RSA decode error')
+      continue
+    }
+    const b = assertSuffitAnswer(res, 'access', row.name, {
+      encrypted: row.encrypted !== undefined && row.encrypted !== false,
+    })
+    assert.equal(b.user.username, 'alice')
+  }
+  // as a form and as multipart, the flag and the ciphertext survive the encoding (base64 has + and /)
+  for (const post of [ENCODINGS.form, ENCODINGS.multipart]) {
+    const res = await post(gw.port, { username: 'alice', password: oaep(published, ALICE_PW), encrypted: 'true' })
+    assertSuffitAnswer(res, 'access', 'form', { encrypted: true })
+  }
+  assert.ok(!gw.logs.join('').includes(ALICE_PW), 'no password in the logs')
+})
+
+test('without secrets.loginKeys, /api/public-key is 404 and encrypted: true is E1023; a bad login key stops the start', async () => {
+  const gw = await startTestGateway(suffitConfig('memory'))
+  const pub = await send(gw.port, 'GET', '/api/public-key')
+  assert.equal(pub.status, 404)
+  const res = await login(gw.port, { username: 'alice', password: oaep(loginKey.publicKey, ALICE_PW), encrypted: true })
+  assert.equal(res.status, 400)
+  assert.equal(res.json.code, 'E1023')
+  assert.match(res.json.message, /no login key is configured/)
+  const small = generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey
+  for (const privateKey of [pkcs8(small), pkcs8(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey), 'x'])
+    assert.throws(
+      () => createLoginKeys([{ privateKey }], () => 'not a key'),
+      (e: unknown) => e instanceof KeygateError && e.code === 'E1023' && e.message.includes('secrets.loginKeys[0]'),
+    )
 })

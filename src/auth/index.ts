@@ -20,6 +20,7 @@ import { createForwardAuth } from '../endpoints/forward-auth.js'
 import { createReady, health, methodNotAllowed } from '../endpoints/ops.js'
 import { createTokenEndpoints, type UserTokenRecord } from '../endpoints/tokens.js'
 import { createAuthorizeEndpoints } from '../endpoints/authorize.js'
+import { createLoginKeys, createPublicKeyEndpoint } from '../suffit/login-key.js'
 
 export interface AuthDeps {
   readonly store: Store
@@ -71,6 +72,7 @@ export async function createAuth(compiled: CompiledConfig, deps: AuthDeps): Prom
     config.issuers.length > 0
       ? await createIssuerVerifier(config.issuers, { clock, clockToleranceSec: config.secrets.jwt.clockSkew / 1000 })
       : null
+  const loginKeys = createLoginKeys(config.secrets.loginKeys)
   const sessionIdleMs = config.tokens.session.ttl
   const jwtDeps = {
     keys,
@@ -115,6 +117,7 @@ export async function createAuth(compiled: CompiledConfig, deps: AuthDeps): Prom
       health,
       ready: createReady(() => store.ping()),
       jwks: (ctx) => ctx.send(200, publicJwks(keys)),
+      'public-key': createPublicKeyEndpoint(loginKeys),
       'method-not-allowed': methodNotAllowed,
       'forward-auth': createForwardAuth(decide, snapshotConfig),
       ...createTokenEndpoints({ config, userTokens, appTokens, audit: deps.audit }),
@@ -124,6 +127,7 @@ export async function createAuth(compiled: CompiledConfig, deps: AuthDeps): Prom
         keys,
         issued,
         revocation,
+        loginKeys,
         users: createUserDirectory(compiled.users),
         audit: deps.audit,
         limiter: createLoginLimiter(store, {

@@ -13,6 +13,7 @@ export type EndpointId =
   | 'ready'
   | 'metrics'
   | 'jwks'
+  | 'public-key'
   | 'forward-auth'
   | 'user-token-generate'
   | 'user-token-verify'
@@ -89,6 +90,7 @@ const OPS_ENDPOINTS: EndpointSpec[] = [
   { path: '/_keygate/ready', methods: ['GET', 'HEAD'], policy: 'anonymous', endpoint: 'ready' },
   { path: '/_keygate/metrics', methods: ['GET'], policy: 'anonymous', endpoint: 'metrics' },
   { path: '/.well-known/jwks.json', methods: ['GET', 'HEAD'], policy: 'anonymous', endpoint: 'jwks' },
+  { path: '/api/public-key', methods: ['GET', 'HEAD'], policy: 'anonymous', endpoint: 'public-key' },
   { path: '/api/logout', methods: ['POST'], policy: 'authenticated', endpoint: 'revoke' },
   { path: '/api/refresh', methods: ['POST'], policy: 'anonymous', endpoint: 'refresh' },
 ]

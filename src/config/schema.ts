@@ -233,6 +233,10 @@ export const GatewaySchema = z
       .object({
         salt: Secret.optional(),
         jwt: JwtKeys.default({}),
+        // RSA keys for Suffit's encrypted passwords: the first is published, every one decrypts (rotation).
+        loginKeys: z
+          .array(z.object({ kid: z.string().min(1).optional(), privateKey: z.string().min(1) }).strict())
+          .default([]),
       })
       .strict()
       .default({}),

@@ -10,6 +10,7 @@ import type { IssuedTokens } from '../tokens/issued.js'
 import type { AuditSink } from '../observe.js'
 import { parseFormFields } from './body.js'
 import { createTokenTypeOf } from '../suffit/authorize-routes.js'
+import { isEncrypted, passwordOf, type LoginKeys } from '../suffit/login-key.js'
 import { AUTHORIZED_MESSAGE, md5, suffitDatetime, suffitUser } from '../suffit/answer.js'
 import type { EndpointContext, EndpointHandler } from './types.js'
 
@@ -24,6 +25,7 @@ export interface AuthorizeDeps {
   readonly users: UserDirectory
   readonly limiter: LoginLimiter
   readonly audit: AuditSink
+  readonly loginKeys: LoginKeys
 }
 
 type Fields =
@@ -75,7 +77,7 @@ const CROSS_SITE = refuse('E1004', { message: 'Cross-site sign-in refused' })
 export function createAuthorizeEndpoints(
   deps: AuthorizeDeps,
 ): Record<'authorize' | 'refresh' | 'revoke', EndpointHandler> {
-  const { config, clock, keys, issued, revocation, users, limiter, audit } = deps
+  const { config, clock, keys, issued, revocation, users, limiter, audit, loginKeys } = deps
   const ttls = config.tokens
   const tokenTypeOf = createTokenTypeOf(config)
 
@@ -127,7 +129,7 @@ export function createAuthorizeEndpoints(
       clientid: clientId,
       cachekey: fields.cachekey || randomBytes(16).toString('hex'),
       referer: fields.referer ?? String(ctx.req.headers.referer ?? ''),
-      encrypted: false,
+      encrypted: isEncrypted(fields),
       user: suffitUser(user),
     }
     const headers: Record<string, string[]> =
@@ -150,10 +152,12 @@ export function createAuthorizeEndpoints(
       const type = tokenTypeOf(ctx.target.path, f)
       if (!type) return ctx.refuse(refuse('E1020'))
       if (type === 'session' && crossSite(ctx)) return ctx.refuse(CROSS_SITE)
+      const sent = passwordOf(loginKeys, f)
+      if (!sent.ok) return ctx.refuse(sent.refusal)
       const ip = ctx.client.clientIp
       const attempt = await limiter.attempt(username, ip)
       if (!attempt.ok) return ctx.refuse(refuse('E1031', { retryAfterSec: attempt.retryAfterSec }))
-      const user = await users.checkPassword(username, f.password)
+      const user = await users.checkPassword(username, sent.password)
       if (!user) {
         const lockout = limiter.failed(attempt)
         audit({ kind: 'login.failed', username, clientIp: ip, reason: 'credentials' })
