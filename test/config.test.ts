@@ -140,11 +140,13 @@ test('check-config warns about forwardAuth.actionPostBodies: queryOnly (valid, e
       encoding: 'utf8',
     })
   }
-  const risky = check('upstream: demo\nforwardAuth: {actionPostBodies: queryOnly}\n')
+  // with a salt: a gateway without one is warned about too (secrets.salt)
+  const salted = 'upstream: demo\nsecrets: {salt: a-salt-of-32-bytes-or-more-0123456789}\n'
+  const risky = check(`${salted}forwardAuth: {actionPostBodies: queryOnly}\n`)
   assert.equal(risky.status, 0, risky.stderr)
   assert.match(risky.stdout, /: ok$/m)
   assert.match(risky.stderr, /^warning: .*gateway\.yaml: forwardAuth\.actionPostBodies: queryOnly .*POST body/m)
-  const safe = check('upstream: demo\nforwardAuth: {actionPostBodies: refuse}\n')
+  const safe = check(`${salted}forwardAuth: {actionPostBodies: refuse}\n`)
   assert.equal(safe.status, 0, safe.stderr)
   assert.equal(safe.stderr, '', 'no warning for refuse')
 })

@@ -7,7 +7,7 @@ import {
   randomBytes,
   type KeyObject,
 } from 'node:crypto'
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -498,4 +498,43 @@ test('without secrets.loginKeys, /api/public-key is 404 and encrypted: true is E
       () => createLoginKeys([{ privateKey }], () => 'not a key'),
       (e: unknown) => e instanceof KeygateError && e.code === 'E1023' && e.message.includes('secrets.loginKeys[0]'),
     )
+})
+
+// ------------------------------------------------------------------ MediaWiki: withIssuer without a salt
+
+test('withIssuer without a salt: 400 E1023 that says why, a warning from check-config (and at start), a bare token still works', async () => {
+  const gw = await startTestGateway(
+    suffitConfig('memory', {
+      apiKeys: [{ name: 'bot', key: 'bot-key-0123456789abcdef0123456789abcdef', allow: { paths: ['/mws/v1/'] } }],
+    }),
+  )
+  for (const [method, path] of [
+    ['GET', '/mws/v1/user-token/generate?withIssuer=true'],
+    ['POST', '/mws/v1/user-token/generate?withIssuer=1'],
+    ['POST', '/mws/v1/app-token/generate'],
+  ] as const) {
+    const res = await send(gw.port, method, path, {
+      headers: { Authorization: 'ApiKey bot-key-0123456789abcdef0123456789abcdef' },
+    })
+    assert.equal(res.status, 400, `${path}: ${res.body}`)
+    assert.equal(res.json.code, 'E1023')
+    assert.match(res.json.message, /No salt is configured \(secrets\.salt\)/)
+  }
+  assert.equal((await send(gw.port, 'GET', '/mws/v1/user-token/generate')).status, 200, 'a bare token needs no salt')
+
+  const dir = mkdtempSync(join(tmpdir(), 'kg-nosalt-'))
+  after(() => rmSync(dir, { recursive: true, force: true }))
+  const check = (yaml: string) => {
+    const file = join(dir, 'gateway.yaml')
+    writeFileSync(file, yaml)
+    return spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'check-config', '--config', file], {
+      encoding: 'utf8',
+    })
+  }
+  const noSalt = check('upstream: demo\n')
+  assert.equal(noSalt.status, 0, 'valid: a gateway may serve no envelopes at all')
+  assert.match(noSalt.stderr, /warning: .*gateway\.yaml: secrets\.salt: not set: .*withIssuer=true .* answer 400 E1023/)
+  const salted = check('upstream: demo\nsecrets: {salt: a-salt-of-32-bytes-or-more-0123456789}\n')
+  assert.equal(salted.status, 0)
+  assert.equal(salted.stderr, '')
 })

@@ -16,5 +16,14 @@ export function configWarnings(config: GatewayConfig): ConfigWarning[] {
         'override it: a key limited to some modules can run any module by sending action=… in the body. ' +
         'Keep "refuse" unless every module-limited key may use every module.',
     })
+  if (!config.secrets.salt) {
+    // Refusing the config would refuse gateways that serve no envelopes at all; each request that
+    // needs one still gets a 400 E1023 that says why.
+    const mount = config.tokenApi.mounts[0] ?? '/mws/v1'
+    warnings.push({
+      path: 'secrets.salt',
+      message: `not set: salted envelopes cannot be made, so ${mount}/user-token/generate?withIssuer=true and ${mount}/app-token/generate answer 400 E1023`,
+    })
+  }
   return warnings
 }
