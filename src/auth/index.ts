@@ -15,7 +15,9 @@ import { createApiKeyAuthenticator } from './apikey.js'
 import { createAppTokenAuthenticator, type AppTokenRecord } from './apptoken.js'
 import { createJwtAuthenticator, createSessionKeeper } from './jwt.js'
 import { createUpstreamIdentity } from './upstream.js'
-import { createLoginLimiter, createUserDirectory } from './login.js'
+import { createLoginLimiter } from './login.js'
+import { createLdapUsers } from './ldap-users.js'
+import { createUserSources } from './user-sources.js'
 import { createForwardAuth } from '../endpoints/forward-auth.js'
 import { createReady, health, methodNotAllowed } from '../endpoints/ops.js'
 import { createTokenEndpoints, type UserTokenRecord } from '../endpoints/tokens.js'
@@ -73,6 +75,8 @@ export async function createAuth(compiled: CompiledConfig, deps: AuthDeps): Prom
       ? await createIssuerVerifier(config.issuers, { clock, clockToleranceSec: config.secrets.jwt.clockSkew / 1000 })
       : null
   const loginKeys = createLoginKeys(config.secrets.loginKeys)
+  const ldap = config.usersFrom.ldap ? createLdapUsers(config.usersFrom.ldap) : null
+  const users = createUserSources(compiled.users, ldap, clock)
   const sessionIdleMs = config.tokens.session.ttl
   const jwtDeps = {
     keys,
@@ -83,6 +87,7 @@ export async function createAuth(compiled: CompiledConfig, deps: AuthDeps): Prom
     sessions: createSessionKeeper({ clock, issued, sessionIdleMs }),
     issuers,
     users: compiled.users,
+    directory: ldap ? users : null,
   }
 
   const byScheme = new Map([
@@ -128,7 +133,7 @@ export async function createAuth(compiled: CompiledConfig, deps: AuthDeps): Prom
         issued,
         revocation,
         loginKeys,
-        users: createUserDirectory(compiled.users),
+        users,
         audit: deps.audit,
         limiter: createLoginLimiter(store, {
           perUser: config.loginLimit.perUser,
@@ -140,6 +145,7 @@ export async function createAuth(compiled: CompiledConfig, deps: AuthDeps): Prom
     }),
     close() {
       revocation.close()
+      void ldap?.close()
     },
   }
 }

@@ -7,6 +7,7 @@ import type { Revocation, TokenVerifier } from '../tokens/revocation.js'
 import { RECORDED_TYPES, type IssuedTokens } from '../tokens/issued.js'
 import type { UserConfig } from '../config/schema.js'
 import { hasWindow, inStanding } from './user-standing.js'
+import type { UserDirectory } from './login.js'
 import type { Authenticator, AuthResult, Principal, TokenType } from './types.js'
 import { andThen, type MaybePromise } from '../util/maybe-promise.js'
 
@@ -22,6 +23,8 @@ export interface JwtAuthDeps {
   readonly issuers: IssuerVerifier | null
   /** this snapshot's enabled users: a token speaks for its user only while the user is here */
   readonly users: ReadonlyMap<string, UserConfig>
+  /** where users not in `users` are looked up (usersFrom.ldap), or null */
+  readonly directory: UserDirectory | null
 }
 
 /**
@@ -92,9 +95,10 @@ export function createJwtAuthenticator(scheme: 'bearer' | 'session', deps: JwtAu
   // Users with a validity window can fall out of it with no reload: they are checked on every request.
   const windowed = new Map([...deps.users].filter(([, user]) => hasWindow(user)))
   /** The user as configured now (groups, name, e-mail), not as the token said at issue. */
-  const answerFor = (claims: JwtClaims): AuthResult => {
+  const answerFor = (claims: JwtClaims): MaybePromise<AuthResult> => {
     const timed = windowed.get(claims.sub)
     if (timed && !inStanding(timed, deps.clock.now())) return userGone
+    if (deps.directory && !deps.users.has(claims.sub)) return fromDirectory(deps.directory, claims)
     let answer = answers.get(claims)
     if (!answer) {
       const user = deps.users.get(claims.sub)
@@ -102,6 +106,11 @@ export function createJwtAuthenticator(scheme: 'bearer' | 'session', deps: JwtAu
       answers.set(claims, answer)
     }
     return answer
+  }
+  /** A directory user as the directory has it now (cached there): unreachable is E1006, never a pass. */
+  const fromDirectory = async (directory: UserDirectory, claims: JwtClaims): Promise<AuthResult> => {
+    const user = await directory.find(claims.sub)
+    return user ? { kind: 'ok', principal: principalFromClaims(claims, scheme, user) } : userGone
   }
   const verifyAndCache = async (token: string): Promise<AuthResult> => {
     if (scheme === 'bearer' && deps.issuers) {

@@ -60,7 +60,16 @@ export function createLoginLimiter(store: Store, limits: LoginLimits) {
 export type LoginLimiter = ReturnType<typeof createLoginLimiter>
 
 /** Unknown users cost the same scrypt work as a wrong password and get the same answer. */
-export function createUserDirectory(byName: ReadonlyMap<string, UserConfig>, clock: Clock = systemClock) {
+/** Who may log in with a password, and who a token's subject is now (out of standing: unknown). */
+export interface UserDirectory {
+  checkPassword(username: string, password: string): Promise<UserConfig | null>
+  find(username: string): UserConfig | undefined | Promise<UserConfig | undefined>
+}
+
+export function createUserDirectory(
+  byName: ReadonlyMap<string, UserConfig>,
+  clock: Clock = systemClock,
+): UserDirectory {
   return {
     async checkPassword(username: string, password: string): Promise<UserConfig | null> {
       const user = byName.get(username)
@@ -78,5 +87,3 @@ export function createUserDirectory(byName: ReadonlyMap<string, UserConfig>, clo
     },
   }
 }
-
-export type UserDirectory = ReturnType<typeof createUserDirectory>

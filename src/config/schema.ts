@@ -164,6 +164,51 @@ const User = z
   })
   .strict()
 
+// Users from an LDAP directory (beside or instead of `users`): the password is checked by binding as the user.
+const LdapUsers = z
+  .object({
+    url: z.string().regex(/^ldaps?:\/\/[^/\s]+\/?$/, 'expected ldap://host:port or ldaps://host:port'),
+    bindDn: z.string().optional(),
+    bindPassword: z.string().optional(),
+    baseDn: z.string().min(1),
+    userFilter: z.string().includes('{username}', { message: 'must contain {username}' }).default('(uid={username})'),
+    groupBaseDn: z.string().optional(),
+    groupFilter: z.string().default('(member={dn})'),
+    groupName: z.string().default('cn'),
+    attributes: z
+      .object({
+        username: z.string().default('uid'),
+        name: z.string().default('cn'),
+        email: z.string().default('mail'),
+        uid: z.string().default('uidNumber'),
+        // Suffit's fields, read when named (times as epoch seconds; disabled when TRUE, true or 1)
+        role: z.string().optional(),
+        comment: z.string().optional(),
+        notBefore: z.string().optional(),
+        notAfter: z.string().optional(),
+        expires: z.string().optional(),
+        disabled: z.string().optional(),
+      })
+      .strict()
+      .default({}),
+    allow: z
+      .object({ groups: z.array(z.string()).default([]) })
+      .strict()
+      .default({}),
+    timeout: Duration.default('5s'),
+    poolSize: z.number().int().min(1).max(64).default(4),
+    cacheTtl: Duration.default('30s'),
+  })
+  .strict()
+  .superRefine((ldap, ctx) => {
+    if ((ldap.bindDn === undefined) !== (ldap.bindPassword === undefined))
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['bindPassword'],
+        message: 'bindDn and bindPassword go together',
+      })
+  })
+
 const Ttl = (ttl: string) =>
   z
     .object({ ttl: Duration.default(ttl) })
@@ -254,6 +299,7 @@ export const GatewaySchema = z
     apiKeys: z.array(ApiKey).default([]),
     users: z.array(User).default([]),
     usersFile: z.string().optional(),
+    usersFrom: z.object({ ldap: LdapUsers.optional() }).strict().default({}),
     issuers: z.array(Issuer).default([]),
     tokenApi: z
       .object({
@@ -400,6 +446,7 @@ export type UserConfig = z.infer<typeof User>
 export type PrincipalConfig = z.infer<typeof Principal>
 export type RateLimitConfig = z.infer<typeof RateLimit>
 export type IssuerConfig = z.infer<typeof Issuer>
+export type LdapUsersConfig = z.infer<typeof LdapUsers>
 
 /** What goes before an issuer's user names: its `usernamePrefix`, by default the issuer and '#'. */
 export const usernamePrefixOf = (cfg: Pick<IssuerConfig, 'issuer' | 'usernamePrefix'>): string =>

@@ -189,7 +189,7 @@ export function createAuthorizeEndpoints(
       if (!old || (await revocation.isRevoked(v.claims.jti))) return ctx.refuse(refuse('E1002'))
       await revocation.revoke(v.claims.jti, v.claims.expiresAt)
       // A refresh token speaks for its user only while the user is configured and enabled.
-      const user = users.find(v.claims.sub)
+      const user = await users.find(v.claims.sub)
       if (!user) return ctx.refuse(refuse('E1001'))
       const access = await issue(ctx, user, 'access', f, started)
       const refresh = await issue(ctx, user, 'refresh', f, started)
