@@ -8,7 +8,7 @@ import {
   type KeyObject,
 } from 'node:crypto'
 import { execFileSync, spawnSync } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import assert from 'node:assert/strict'
@@ -537,4 +537,33 @@ test('withIssuer without a salt: 400 E1023 that says why, a warning from check-c
   const salted = check('upstream: demo\nsecrets: {salt: a-salt-of-32-bytes-or-more-0123456789}\n')
   assert.equal(salted.status, 0)
   assert.equal(salted.stderr, '')
+})
+
+// ------------------------------------------------------------------ README compatibility tables
+
+test("the README's compatibility tables: every row names a test that exists", () => {
+  const readme = readFileSync('README.md', 'utf8')
+  const from = readme.indexOf('## Compatibility with the MediaWiki token authenticator and the Suffit auth API')
+  assert.ok(from !== -1, 'the compatibility section')
+  const section = readme.slice(
+    from,
+    readme.indexOf('\n## ', from + 1) === -1 ? undefined : readme.indexOf('\n## ', from + 1),
+  )
+  const rows = section
+    .split('\n')
+    .filter((l) => l.startsWith('| ') && !l.startsWith('| field') && !l.startsWith('|---'))
+  assert.ok(rows.length >= 40, `rows: ${rows.length}`)
+  for (const row of rows) {
+    const cells = row
+      .split('|')
+      .slice(1, -1)
+      .map((c) => c.trim())
+    const ref = cells.at(-1)!
+    const m = /^([\w-]+) › (.+)$/.exec(ref)
+    assert.ok(m, `a test named in: ${row}`)
+    const file = `test/${m[1]}.test.ts`
+    assert.ok(existsSync(file), `${file} (${row})`)
+    assert.ok(readFileSync(file, 'utf8').includes(m[2]!), `${file} has a test "${m[2]}"`)
+    assert.match(cells[3]!, /^(same|different|added)$/, `same, different or added: ${row}`)
+  }
 })
