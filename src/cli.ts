@@ -132,8 +132,12 @@ main(process.argv.slice(2)).then(
   (code) => {
     process.exit(code)
   },
-  (err: Error) => {
-    process.stderr.write(`keygate: ${err.message}\n`)
-    process.exitCode = 1
+  // One line, then exit: an open store connection (Redis) would keep a process that failed to
+  // start (a port in use) alive and not listening. A worker leaves the line to its primary.
+  async (err: Error) => {
+    const { isWorker, reportStartFailure } = await import('./cluster.js')
+    if (isWorker()) await reportStartFailure(err.message)
+    else await new Promise<void>((resolve) => process.stderr.write(`keygate: ${err.message}\n`, () => resolve()))
+    process.exit(1)
   },
 )
