@@ -3,7 +3,9 @@ import { createServer, type AddressInfo } from 'node:net'
 import { once } from 'node:events'
 import assert from 'node:assert/strict'
 import { startTestGateway, startUpstream } from './helpers.js'
-import { toolGate } from './support/processes.js'
+import { makeTempDir, toolGate } from './support/processes.js'
+import { execFileSync } from 'node:child_process'
+import { join } from 'node:path'
 import { LDAPMODIFY, LDAP_SUFFIX, SLAPADD, SLAPD, startSlapd } from './support/slapd.js'
 import {
   ALICE_PW,
@@ -231,3 +233,44 @@ test('a directory that accepts connections but never answers is E1006 after user
   assert.equal(res.json.code, 'E1006')
   assert.ok(Date.now() - started < 3000, `bounded by the timeout: ${Date.now() - started} ms`)
 })
+
+test(
+  'ldaps://: with usersFrom.ldap.ca the directory is trusted; without it, an untrusted certificate is E1006, never a pass',
+  gate,
+  async () => {
+    const dir = await makeTempDir('kg-ldaps-')
+    const cert = join(dir, 'slapd.pem')
+    const key = join(dir, 'slapd.key')
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+      ],
+      { stdio: 'ignore' },
+    )
+    const slapd = await startSlapd(LDIF, { cert, key })
+    const trusted = ldapConfig(slapd.ldapsUrl!, 'memory', { upstream: 'demo' })
+    const gw = await startTestGateway({ ...trusted, usersFrom: { ldap: { ...trusted.usersFrom.ldap, ca: cert } } })
+    const ok = await login(gw.port, { username: 'carol', password: PW.carol })
+    assert.equal(ok.status, 200, ok.body)
+    assert.equal(ok.json.user.uid, 1001)
+    const untrusted = await startTestGateway(ldapConfig(slapd.ldapsUrl!, 'memory', { upstream: 'demo' }))
+    const refused = await login(untrusted.port, { username: 'carol', password: PW.carol })
+    assert.equal(refused.status, 503, refused.body)
+    assert.equal(refused.json.code, 'E1006')
+  },
+)

@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { Client, Filter, InvalidCredentialsError, type Entry } from 'ldapts'
 import { LRUCache } from 'lru-cache'
 import { StoreUnavailableError } from '../errors.js'
+import { readPem } from '../tokens/keyring.js'
 import type { LdapUsersConfig, UserConfig } from '../config/schema.js'
 
 // Users from an LDAP directory, with the same shape as `users` entries. The password is checked by
@@ -33,7 +35,13 @@ const positiveInt = (entry: Entry, attribute: string | undefined): number => {
 const unavailable = (err: unknown) => new StoreUnavailableError({ cause: err })
 
 export function createLdapUsers(cfg: LdapUsersConfig): LdapUsers {
-  const clientOptions = { url: cfg.url, timeout: cfg.timeout, connectTimeout: cfg.timeout }
+  const clientOptions = {
+    url: cfg.url,
+    timeout: cfg.timeout,
+    connectTimeout: cfg.timeout,
+    // read once, at start-up or reload: a missing CA file stops those, never a login
+    tlsOptions: cfg.ca ? { ca: readPem(cfg.ca, (path) => readFileSync(path, 'utf8')) } : undefined,
+  }
   const a = cfg.attributes
   const wanted = [a.username, a.name, a.email, a.uid, a.role, a.comment, a.notBefore, a.notAfter, a.expires, a.disabled]
   const attributes = [...new Set(wanted.filter((x): x is string => x !== undefined))]

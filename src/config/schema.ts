@@ -198,6 +198,8 @@ const LdapUsers = z
     timeout: Duration.default('5s'),
     poolSize: z.number().int().min(1).max(64).default(4),
     cacheTtl: Duration.default('30s'),
+    // ldaps:// to a directory whose certificate a private CA signed: that CA (PEM or a file path)
+    ca: z.string().min(1).optional(),
   })
   .strict()
   .superRefine((ldap, ctx) => {

@@ -15,13 +15,15 @@ export const LDAP_ADMIN_PW = 'slapd-admin-password'
 
 export interface Slapd {
   readonly url: string
+  readonly ldapsUrl: string | null
   /** applies an LDIF change as the directory's administrator, with ldapmodify (ldap-utils) */
   modify(ldif: string): void
   stop(): Promise<void>
   start(): Promise<void>
 }
 
-export async function startSlapd(ldif: string): Promise<Slapd> {
+/** With `tls`, slapd also answers ldaps:// (on `ldapsUrl`) with that certificate and key (PEM files). */
+export async function startSlapd(ldif: string, tls?: { cert: string; key: string }): Promise<Slapd> {
   const dir = await makeTempDir('kg-slapd-')
   mkdirSync(join(dir, 'db'))
   const conf = join(dir, 'slapd.conf')
@@ -41,6 +43,7 @@ export async function startSlapd(ldif: string): Promise<Slapd> {
       `rootdn "cn=admin,${LDAP_SUFFIX}"`,
       `rootpw ${LDAP_ADMIN_PW}`,
       `directory ${join(dir, 'db')}`,
+      ...(tls ? [`TLSCertificateFile ${tls.cert}`, `TLSCertificateKeyFile ${tls.key}`] : []),
       // as a directory would be run: passwords only for binding, entries only for bound users
       'access to attrs=userPassword by self write by anonymous auth by * none',
       'access to * by users read by * none',
@@ -52,15 +55,18 @@ export async function startSlapd(ldif: string): Promise<Slapd> {
   if (added.status !== 0) throw new Error(`slapadd failed: ${added.stderr}`)
   const port = await freePort()
   const url = `ldap://127.0.0.1:${port}`
+  const ldapsUrl = tls ? `ldaps://127.0.0.1:${await freePort()}` : null
   let proc: RunningProcess | null = null
   const start = async () => {
     // -d 0: stay in the foreground (the test owns the process), log nothing
-    proc = startProcess(SLAPD, ['-f', conf, '-h', `${url}/`, '-d', '0'])
+    const listen = ldapsUrl ? `${url}/ ${ldapsUrl}/` : `${url}/`
+    proc = startProcess(SLAPD, ['-f', conf, '-h', listen, '-d', '0'])
     await waitForPort(port, proc)
   }
   await start()
   return {
     url,
+    ldapsUrl,
     start,
     modify(change) {
       const r = spawnSync(LDAPMODIFY, ['-x', '-H', url, '-D', `cn=admin,${LDAP_SUFFIX}`, '-w', LDAP_ADMIN_PW], {
