@@ -4,6 +4,7 @@
 // `npm run bench` (one case after the other) swings by ±15 % between runs on a shared VM.
 // usage: node --import tsx bench/paired.ts [CASES…]   (default 4 5 6; BENCH_ROUNDS, BENCH_DURATION, BENCH_WARMUP apply)
 // Issue 16's rate-limit cost: bench/paired.ts 5 10 6 11 (each limited case beside its unlimited twin's run).
+// Issue 15's identity assertion: bench/paired.ts 5 13 6 14.
 import { writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -11,7 +12,7 @@ import { prepare, type Target } from './lib/cases.js'
 import { Skip } from './lib/keygate.js'
 import { cpuSecondsBetween, cpuTicks, processTree } from './lib/procs.js'
 import { openSession, runScript } from './lib/session.js'
-import { CASES, RATE_LIMIT_BUDGET, readSettings, TARGET_RATIOS } from './lib/settings.js'
+import { ASSERTION_TWINS, CASES, RATE_LIMIT_BUDGET, readSettings, TARGET_RATIOS } from './lib/settings.js'
 import { runWrk } from './lib/wrk.js'
 import type { BenchContext } from './lib/cases.js'
 
@@ -112,6 +113,13 @@ async function main(argv: readonly string[]): Promise<number> {
       const ok = loss <= RATE_LIMIT_BUDGET.maxLoss
       say(
         `rate limit cost: (${limited}) keeps ${median(a.ratios).toFixed(2)} × of (3), (${twin}) ${median(b.ratios).toFixed(2)} ×: ${loss.toFixed(2)} × of the bare proxy ${ok ? '✓' : '✗'} (budget ≤ ${RATE_LIMIT_BUDGET.maxLoss.toFixed(2)})`,
+      )
+    }
+    for (const [signed, twin] of Object.entries(ASSERTION_TWINS)) {
+      const [a, b] = [rows.find((r) => r.id === Number(signed)), rows.find((r) => r.id === twin)]
+      if (!a?.ratios.length || !b?.ratios.length) continue
+      say(
+        `assertion cost: (${signed}) keeps ${median(a.ratios).toFixed(2)} × of (3), (${twin}) ${median(b.ratios).toFixed(2)} ×: ${(median(b.ratios) - median(a.ratios)).toFixed(2)} × of the bare proxy`,
       )
     }
     const out = join(ROOT, 'bench', 'results', 'paired.json')

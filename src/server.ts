@@ -15,8 +15,7 @@ import type { Store } from './store/types.js'
 import { createDecide, type Decide, type Decision, type DecisionRequest } from './pipeline/index.js'
 import { createRateLimit } from './pipeline/rate-limit.js'
 import { createLocalRateCounter } from './store/rate-counter.js'
-import { buildUpstreamHeaders, createIdentityHeaders } from './pipeline/identity.js'
-import type { Principal } from './auth/types.js'
+import { buildUpstreamHeaders, type IdentityOf } from './pipeline/identity.js'
 import { ownScheme } from './pipeline/authenticate.js'
 import { createForwarder, type Forwarder } from './pipeline/forward.js'
 import { answerAsDemo } from './upstream/demo.js'
@@ -61,7 +60,7 @@ interface Snapshot {
   readonly auth: Auth
   readonly decide: Decide
   readonly forwarder: Forwarder
-  readonly identityOf: (principal: Principal | null) => Readonly<Record<string, string>>
+  readonly identityOf: IdentityOf
   readonly endpoints: Partial<Record<EndpointId, EndpointHandler>>
   /** requests (and upgrades until their tunnel opens) still being answered with this snapshot */
   inFlight: number
@@ -145,7 +144,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       auth,
       decide,
       forwarder,
-      identityOf: createIdentityHeaders(config.identityHeaders),
+      identityOf: auth.identityOf,
       endpoints: auth.endpoints(decide, config),
       inFlight: 0,
       retired: false,
@@ -359,7 +358,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const headers = buildUpstreamHeaders({
       headers: req.headers,
       identityHeaderNames: snap.compiled.identityHeaderNames,
-      identity: snap.identityOf(decision.principal),
+      identity: snap.identityOf(decision.principal, decision.route),
       passCredentials: decision.route.passCredentials,
       ownAuthorization: ownScheme(req.rawHeaders, snap.auth.chain) !== null,
       requestId,

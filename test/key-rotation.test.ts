@@ -40,6 +40,7 @@ for (const kind of STORE_KINDS) {
       upstream: up.url,
       users: await makeUsers(),
       tokens: { access: { ttl: '2s' }, api: { ttl: '1d' } },
+      identityAssertion: { audience: 'wiki' },
       ...prefixes.store(kind, 'shared'),
     }
     const write = (jwt: Record<string, unknown>) =>
@@ -49,6 +50,7 @@ for (const kind of STORE_KINDS) {
       assert.equal(r.status, 200, r.body)
       return r.json.token as string
     }
+    const assertionKid = () => header(up.seen.at(-1)!.headers['x-keygate-assertion'] as string).kid as string
     const status = async (t: string) => {
       const r = await rawGet(gw.port, '/page', { Authorization: `Bearer ${t}` })
       return r.status === 401 ? `401 ${r.json.code}` : String(r.status)
@@ -64,6 +66,8 @@ for (const kind of STORE_KINDS) {
     const oldShort = await token('access')
     const oldLong = await token('api')
     assert.ok(header(oldShort).kid, 'the single-key form names its key too')
+    assert.equal(await status(oldLong), '200')
+    assert.equal(assertionKid(), header(oldShort).kid, 'assertions are signed with the same key')
 
     write({
       keys: [
@@ -88,6 +92,7 @@ for (const kind of STORE_KINDS) {
       ['new token', fresh, '200'],
     ]
     for (const [name, t, want] of rows) assert.equal(await status(t), want, name)
+    assert.equal(assertionKid(), 'b', 'assertions are signed with the new key at once')
 
     await sleep(2100)
     assert.equal(await status(oldShort), '401 E1001', 'the old access token has expired')

@@ -7,7 +7,7 @@ import { join, relative, dirname, normalize } from 'node:path'
 // and a pipeline stage never imports another stage (only pipeline/index composes them).
 const LAYERS: Array<[number, RegExp]> = [
   [0, /^(errors|clock|log|observe|util\/.*|http\/.*|config\/schema|auth\/types)$/],
-  [1, /^(config\/load|config\/compile|config\/warnings|store\/.*|tokens\/.*|mediawiki\/.*|upstream\/.*)$/],
+  [1, /^(config\/load|config\/compile|config\/warnings|store\/.*|tokens\/.*|identity\/.*|mediawiki\/.*|upstream\/.*)$/],
   [2, /^(auth\/(?!index$).*|pipeline\/(?!index$).*)$/],
   [3, /^(pipeline\/index|endpoints\/.*|suffit\/.*)$/],
   [4, /^(auth\/index|server|cli|cluster|metrics|audit|admin\/.*)$/],

@@ -170,6 +170,11 @@ function keygateBase(ctx: BenchContext): Record<string, unknown> {
   }
 }
 
+/** Issue 15: a signed identity assertion on every proxied request (the bench's HS256 key, reused per caller). */
+function withAssertion(config: Record<string, unknown>): Record<string, unknown> {
+  return { ...config, identityAssertion: { audience: 'bench', ttl: '60s' } }
+}
+
 /** A limit every request is counted against and none reaches in a run (issue 16's hot path). */
 const NEVER_REACHED = { rate: '1000000/s' }
 
@@ -321,6 +326,25 @@ export async function prepare(ctx: BenchContext, spec: CaseSpec, opts: CaseOptio
         'GET /data/page with ApiKey (its one request of the hour)',
         ['Redis store', 'apiKeys[].rateLimit 1/h: every measured request is a 429 E1031, no upstream, no round trip'],
       )
+    }
+    case 13: {
+      const kg = await startKeygate(ctx, spec.key, withAssertion(keygateBase(ctx)), kgOpts)
+      return keygateTarget(
+        ctx,
+        kg,
+        '/data/page',
+        { Authorization: `ApiKey ${ctx.credentials.apiKey}` },
+        'GET /data/page with ApiKey (and an assertion)',
+        ['memory store', 'identityAssertion (HS256, 60s, reused): compare with (5)'],
+      )
+    }
+    case 14: {
+      const kg = await startKeygate(ctx, spec.key, withAssertion(await bearerConfig(ctx)), kgOpts)
+      const token = await bearerToken(ctx, kg)
+      return keygateTarget(ctx, kg, '/data/page', { Authorization: `Bearer ${token}` }, 'GET /data/page with Bearer', [
+        'Redis store',
+        'identityAssertion (HS256, 60s, reused): compare with (6)',
+      ])
     }
     case 7: {
       const kg = await startKeygate(ctx, spec.key, await bearerConfig(ctx), kgOpts)

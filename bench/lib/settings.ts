@@ -36,6 +36,18 @@ export const CASES = [
     title: 'keygate, ApiKey over its rate limit: every request 429 (Redis)',
     keygate: true,
   },
+  {
+    id: 13,
+    key: 'keygate-apikey-assertion',
+    title: 'keygate, ApiKey + signed identity assertion',
+    keygate: true,
+  },
+  {
+    id: 14,
+    key: 'keygate-bearer-assertion',
+    title: 'keygate, Bearer + Redis + signed identity assertion',
+    keygate: true,
+  },
 ] as const
 
 export type CaseSpec = (typeof CASES)[number]
@@ -46,6 +58,9 @@ export const TARGET_RATIOS = { 4: 0.95, 5: 0.9, 6: 0.85 } as const
 /** Issue 16: a limited case may cost at most this much of the bare proxy's rate more than its unlimited twin. */
 export const RATE_LIMIT_BUDGET = { twins: { 10: 5, 11: 6 }, maxLoss: 0.1 } as const
 export type CaseId = CaseSpec['id']
+
+/** Issue 15: the identity assertion's cases beside their twins without it (bench:paired 5 13 6 14). */
+export const ASSERTION_TWINS = { 13: 5, 14: 6 } as const
 
 /** The ratios are taken against these; a selection of cases gets them added unless BENCH_BASELINES=0. */
 export const BASELINE_IDS: readonly CaseId[] = [1, 3]
@@ -68,7 +83,7 @@ export interface Settings {
 
 export const USAGE = `usage: npm run bench [-- CASE…]
 
-CASE: a number 1-12, a range like 4-7, or a name (${CASES.map((c) => c.key).join(', ')}).
+CASE: a number 1-14, a range like 4-7, or a name (${CASES.map((c) => c.key).join(', ')}).
 Without CASE every case runs. A selection also runs (1) and (3), the ratios' baselines,
 unless BENCH_BASELINES=0.
 

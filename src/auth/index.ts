@@ -19,6 +19,8 @@ import { createLoginLimiter } from './login.js'
 import { createLdapUsers } from './ldap-users.js'
 import { createUserSources } from './user-sources.js'
 import { createForwardAuth } from '../endpoints/forward-auth.js'
+import { createIdentityHeaders, type IdentityOf } from '../pipeline/identity.js'
+import { createAssertionSigner } from '../identity/assertion.js'
 import { createReady, health, methodNotAllowed } from '../endpoints/ops.js'
 import { createTokenEndpoints, type UserTokenRecord } from '../endpoints/tokens.js'
 import { createAuthorizeEndpoints } from '../endpoints/authorize.js'
@@ -37,6 +39,8 @@ export interface AuthDeps {
 /** The authenticators of one config snapshot and the endpoints that share their services. */
 export interface Auth {
   readonly chain: AuthenticatorChain
+  /** the caller's identity headers, the signed assertion among them when configured */
+  readonly identityOf: IdentityOf
   /** the snapshot's endpoints; forward-auth decides with this snapshot's own decide() */
   endpoints(decide: Decide, config: GatewayConfig): Partial<Record<EndpointId, EndpointHandler>>
   close(): void
@@ -77,6 +81,16 @@ export async function createAuth(compiled: CompiledConfig, deps: AuthDeps): Prom
   const loginKeys = createLoginKeys(config.secrets.loginKeys)
   const ldap = config.usersFrom.ldap ? createLdapUsers(config.usersFrom.ldap) : null
   const users = createUserSources(compiled.users, ldap, clock)
+  const assertion = config.identityAssertion
+  const identityOf = createIdentityHeaders(
+    config.identityHeaders,
+    assertion && keys.ring.signing
+      ? {
+          header: assertion.header,
+          sign: createAssertionSigner({ key: keys.ring.signing, issuer: keys.issuer, ttlMs: assertion.ttl, clock }),
+        }
+      : null,
+  )
   const sessionIdleMs = config.tokens.session.ttl
   const jwtDeps = {
     keys,
@@ -118,13 +132,14 @@ export async function createAuth(compiled: CompiledConfig, deps: AuthDeps): Prom
 
   return {
     chain: { byScheme, session: createJwtAuthenticator('session', jwtDeps), upstream },
+    identityOf,
     endpoints: (decide, snapshotConfig) => ({
       health,
       ready: createReady(() => store.ping()),
       jwks: (ctx) => ctx.send(200, publicJwks(keys)),
       'public-key': createPublicKeyEndpoint(loginKeys),
       'method-not-allowed': methodNotAllowed,
-      'forward-auth': createForwardAuth(decide, snapshotConfig),
+      'forward-auth': createForwardAuth(decide, snapshotConfig, identityOf),
       ...createTokenEndpoints({ config, userTokens, appTokens, audit: deps.audit }),
       ...createAuthorizeEndpoints({
         config,

@@ -50,6 +50,8 @@ export interface CompiledRoute {
   readonly endpoint: EndpointId | null
   /** routes[].rateLimit: applies before the key's and the default limits */
   readonly rateLimit: RateLimitConfig | null
+  /** the `aud` of the identity assertion sent on this route; null: no assertion */
+  readonly assertionAudience: string | null
 }
 
 export interface CompiledApiKey {
@@ -166,6 +168,7 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
     ...config.tokenApi.authorize.flatMap((a) => authorizeEndpoints(a.path)),
     ...mounts.flatMap(tokenEndpoints),
   ]
+  const defaultAudience = config.identityAssertion?.audience ?? null
   const endpointRoute = (s: EndpointSpec): CompiledRoute => ({
     name: s.endpoint,
     prefix: s.path,
@@ -180,6 +183,7 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
     upgrades: NO_UPGRADES,
     endpoint: s.endpoint,
     rateLimit: null,
+    assertionAudience: null,
   })
   const forwardAuth: EndpointSpec = {
     path: config.forwardAuth.path,
@@ -213,6 +217,7 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
     upgrades: new Set(r.upgrades),
     endpoint: null,
     rateLimit: r.rateLimit ?? null,
+    assertionAudience: r.assertionAudience ?? defaultAudience,
   }))
   const fallback: CompiledRoute = {
     name: 'default',
@@ -228,6 +233,7 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
     upgrades: NO_UPGRADES,
     endpoint: null,
     rateLimit: null,
+    assertionAudience: defaultAudience,
   }
 
   const h = config.identityHeaders
@@ -235,7 +241,16 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
   return deepFreeze({
     raw: config,
     routes: [...[forwardAuth, ...endpointSpecs, ...ownedPaths].map(endpointRoute), ...configured, fallback],
-    identityHeaderNames: new Set([h.user, h.userId, h.email, h.groups, h.scheme].map(canonicalHeaderName)),
+    identityHeaderNames: new Set(
+      [
+        h.user,
+        h.userId,
+        h.email,
+        h.groups,
+        h.scheme,
+        ...(config.identityAssertion ? [config.identityAssertion.header] : []),
+      ].map(canonicalHeaderName),
+    ),
     apiKeys: config.apiKeys.map((k): CompiledApiKey => ({
       name: k.name,
       keyHashes: [...(k.keyHash ?? []).map((v) => v.slice('sha256:'.length)), ...(k.key ?? []).map(sha256Hex)],

@@ -185,10 +185,18 @@ function semanticProblems(file: string, c: GatewayConfig): ConfigProblem[] {
     add('secrets.salt', 'required: an api key may generate app tokens, which are salted envelopes')
   }
   c.routes.forEach((r, i) => {
+    if (r.assertionAudience !== undefined && !c.identityAssertion)
+      add(`routes.${i}.assertionAudience`, 'needs identityAssertion (its header and ttl)')
     if (r.anonymous && r.require.groups.length > 0)
       add(`routes.${i}`, '`anonymous: true` cannot be combined with require.groups')
     if (r.anonymous && r.deny) add(`routes.${i}`, '`anonymous` and `deny` exclude each other')
   })
+  if (c.identityAssertion) {
+    const h = c.identityHeaders
+    const plain = [h.user, h.userId, h.email, h.groups, h.scheme].map((n) => n.toLowerCase())
+    if (plain.includes(c.identityAssertion.header.toLowerCase()))
+      add('identityAssertion.header', 'is already one of identityHeaders')
+  }
   if (c.store.redis === undefined && c.workers !== 1)
     add('workers', 'several workers need a shared store (store.redis); the in-memory store is per process')
   if (c.workers !== 1 && !jwt.secret && !jwt.privateKey && !jwt.keys)

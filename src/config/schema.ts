@@ -240,6 +240,8 @@ const Route = z
       .array(z.string().regex(/^[A-Za-z0-9._-]+$/, 'expected a protocol name like h2c'))
       .default([])
       .transform((l) => l.map((p) => p.toLowerCase())),
+    // the `aud` of the identity assertion on this route (identityAssertion.audience otherwise)
+    assertionAudience: z.string().min(1).optional(),
   })
   .strict()
 
@@ -297,6 +299,15 @@ export const GatewaySchema = z
       })
       .strict()
       .default({}),
+    // a signed JWT for the upstream beside the plain headers (the KeygateAuth MediaWiki extension checks it)
+    identityAssertion: z
+      .object({
+        header: HeaderName.default('X-Keygate-Assertion'),
+        ttl: Duration.default('60s').refine((ms) => ms >= 10_000, 'at least 10s: the upstream needs time to check it'),
+        audience: z.string().min(1),
+      })
+      .strict()
+      .optional(),
     serviceUser: Principal.default({ name: 'service', groups: ['bot'] }),
     apiKeys: z.array(ApiKey).default([]),
     users: z.array(User).default([]),

@@ -2,6 +2,8 @@ import type { IncomingHttpHeaders } from 'node:http'
 import { canonicalHeaderName, connectionListed, HOP_BY_HOP } from '../util/header-names.js'
 import { HOST_SESSION_COOKIE, SESSION_COOKIE, type Principal } from '../auth/types.js'
 import type { GatewayConfig } from '../config/schema.js'
+import type { CompiledRoute } from '../config/compile.js'
+import type { AssertionFor } from '../identity/assertion.js'
 import { encodeGroupsHeader, encodeHeaderValue } from '../util/identity-value.js'
 
 export interface IdentityInput {
@@ -105,24 +107,39 @@ export function buildUpstreamHeaders(input: IdentityInput): Record<string, strin
   return Object.assign(out, input.identity)
 }
 
+/** The caller's identity as headers for one route (assertion audience and mappings are per route). */
+export type IdentityOf = (principal: Principal | null, route: RouteIdentity) => Readonly<Record<string, string>>
+
+/** What of a route decides the identity headers sent on it. */
+export type RouteIdentity = Pick<CompiledRoute, 'assertionAudience'>
+
+/** identityAssertion's header and the signer of its assertions (src/identity/assertion.ts). */
+export interface AssertionHeader {
+  readonly header: string
+  readonly sign: AssertionFor
+}
+
 /**
  * The caller's identity as headers: injected upstream, and set on forward-auth answers
- * (auth_request_set, copy_headers). Made once per config snapshot; a principal's headers are
+ * (auth_request_set, copy_headers). Made once per config snapshot; a principal's plain headers are
  * built once, since ApiKey principals are fixed and cached tokens give the same principal back.
+ * The assertion beside them is reused by its signer until half its lifetime is left.
  */
 export function createIdentityHeaders(
   h: GatewayConfig['identityHeaders'],
-): (principal: Principal | null) => Readonly<Record<string, string>> {
+  assertion: AssertionHeader | null = null,
+): IdentityOf {
   const anonymous = Object.freeze({ [h.scheme]: 'anonymous' })
   const built = new WeakMap<Principal, Readonly<Record<string, string>>>()
-  return (principal) => {
+  return (principal, route) => {
     if (!principal) return anonymous
     let headers = built.get(principal)
     if (!headers) {
       headers = Object.freeze(buildIdentityHeaders(principal, h))
       built.set(principal, headers)
     }
-    return headers
+    if (assertion === null || route.assertionAudience === null) return headers
+    return { ...headers, [assertion.header]: assertion.sign(principal, route.assertionAudience) }
   }
 }
 
