@@ -1,13 +1,16 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { createHmac, generateKeyPairSync, sign as signWith, type KeyObject } from 'node:crypto'
 import { startTestGateway } from './helpers.js'
+import { ALICE_PW, BOB_PW, login, makeUsers } from './support/users.js'
+import { freePort } from './support/processes.js'
 import { cookieJar, missingWikiPackages, startWiki } from './support/mediawiki.js'
 
 // keygate in front of a real MediaWiki (Debian's package, SQLite, `php -S`), installed into a
-// temp dir by install.php for this file alone. The wiki believes keygate's X-Auth-User through a
-// trusted-header SessionProvider (test/support/keygate-session-provider.php) — the auth_request
-// way of letting a gateway log users in — and keygate believes the wiki's own login through
-// identityFromUpstream (meta=userinfo with the user's cookies).
+// temp dir by install.php for this file alone. The wiki runs the shipped KeygateAuth extension
+// (integrations/mediawiki/KeygateAuth): it logs users in from keygate's signed identity
+// assertion, checked against keygate's JWKS, and ignores plain identity headers. keygate believes
+// the wiki's own login through identityFromUpstream (meta=userinfo with the user's cookies).
 
 const missing = missingWikiPackages()
 if (missing && process.env.CI)
@@ -20,9 +23,21 @@ const SERVICE_USER = 'ChatBot service user'
 const WIKI_USER = 'Alice'
 const WIKI_PASSWORD = 'Alice-Password-For-A-Throwaway-Wiki-0123'
 const apiKey = { Authorization: `ApiKey ${KEY}` }
+const pair = () => generateKeyPairSync('ec', { namedCurve: 'P-256' })
+// keygate's signing key; the attacker's has the same shape
+const KEYGATE_KEY = pair()
+const ATTACKER_KEY = pair()
 
 async function setup() {
-  const wiki = await startWiki({ trustHeaderFrom: ['127.0.0.1', '::1'] })
+  const gatewayPort = await freePort()
+  const wiki = await startWiki({
+    keygateAuth: {
+      JwksUrl: `http://127.0.0.1:${gatewayPort}/.well-known/jwks.json`,
+      Audience: 'wiki',
+      ServiceUser: SERVICE_USER,
+      SyncGroups: ['sysop', 'bot'],
+    },
+  })
   // the service user keygate's ApiKey and AppToken callers act as, and a wiki user with a password
   await wiki.maintenance('createAndPromote', [
     '--bot',
@@ -31,25 +46,37 @@ async function setup() {
     'Service-Password-For-A-Throwaway-Wiki-01',
   ])
   await wiki.maintenance('createAndPromote', [WIKI_USER, WIKI_PASSWORD])
-  const gw = await startTestGateway({
-    upstream: wiki.url,
-    secrets: { salt: SALT },
-    serviceUser: { name: SERVICE_USER, groups: ['bot'] },
-    apiKeys: [
-      {
-        name: 'chatbot',
-        key: KEY,
-        cidr: ['127.0.0.1/32'],
-        allow: { paths: ['/mws/v1/app-token/generate', '/mws/v1/user-token/verify'], actionModules: ['opensearch'] },
+  const gw = await startTestGateway(
+    {
+      upstream: wiki.url,
+      secrets: {
+        salt: SALT,
+        jwt: {
+          keys: [
+            { kid: 'k1', alg: 'ES256', privateKey: KEYGATE_KEY.privateKey.export({ type: 'pkcs8', format: 'pem' }) },
+          ],
+        },
       },
-    ],
-    tokenApi: { publicBase: 'http://127.0.0.1/w/rest.php' },
-    identityFromUpstream: {
-      url: '/w/api.php?action=query&meta=userinfo&uiprop=groups|email|realname&format=json',
-      cacheTtl: '30s',
+      identityAssertion: { audience: 'wiki' },
+      users: await makeUsers(),
+      serviceUser: { name: SERVICE_USER, groups: ['bot'] },
+      apiKeys: [
+        {
+          name: 'chatbot',
+          key: KEY,
+          cidr: ['127.0.0.1/32'],
+          allow: { paths: ['/mws/v1/app-token/generate', '/mws/v1/user-token/verify'], actionModules: ['opensearch'] },
+        },
+      ],
+      tokenApi: { publicBase: 'http://127.0.0.1/w/rest.php' },
+      identityFromUpstream: {
+        url: '/w/api.php?action=query&meta=userinfo&uiprop=groups|email|realname&format=json',
+        cacheTtl: '30s',
+      },
+      defaultPolicy: 'authenticated',
     },
-    defaultPolicy: 'authenticated',
-  })
+    { listen: { host: '127.0.0.1', port: gatewayPort } },
+  )
   return { wiki, gw }
 }
 
@@ -154,6 +181,10 @@ test(
     const who = await fetch(api(gw.url, 'action=query&meta=userinfo&uiprop=groups'), { headers: appToken })
     const whoBody = await who.json()
     assert.equal(whoBody.query.userinfo.name, SERVICE_USER, JSON.stringify(whoBody))
+    assert.ok(
+      whoBody.query.userinfo.groups.includes('sysop'),
+      `the service user is a sysop: ${JSON.stringify(whoBody)}`,
+    )
     const tokens = await fetch(api(gw.url, 'action=query&meta=tokens'), { headers: appToken })
     const csrf = (await tokens.json()).query.tokens.csrftoken as string
     assert.notEqual(csrf, '+\\', "an anonymous CSRF token would mean the wiki did not take keygate's identity")
@@ -242,5 +273,166 @@ test(
     assert.equal(anonBody.id, 0, JSON.stringify(anonBody))
     const noCookies = await fetch(api(gw.url, 'action=query&meta=userinfo'))
     assert.equal(noCookies.status, 401, await noCookies.text())
+  },
+)
+
+// ------------------------------------------------------------------------------------------------
+// The KeygateAuth extension: keygate's signed assertion logs users in; nothing else does.
+
+interface UserInfo {
+  id: number
+  name: string
+  groups: string[]
+  anon?: string
+}
+
+async function userinfo(base: string, headers: Record<string, string>): Promise<{ status: number; info: UserInfo }> {
+  const res = await fetch(api(base, 'action=query&meta=userinfo&uiprop=groups'), { headers })
+  const text = await res.text()
+  let body: { query?: { userinfo?: UserInfo } }
+  try {
+    body = JSON.parse(text)
+  } catch {
+    assert.fail(`not a JSON answer (${res.status}): ${text.slice(0, 300)}`)
+  }
+  assert.ok(body.query?.userinfo, text.slice(0, 300))
+  return { status: res.status, info: body.query.userinfo }
+}
+
+async function keygateLogin(port: number, username: string, password: string, type: 'access' | 'session') {
+  const r = await login(port, { username, password, token_type: type })
+  assert.equal(r.status, 200, r.body)
+  return r.json.token as string
+}
+
+test(
+  'MediaWiki: a Bearer user new to the wiki is created on first visit, with name, id and the groups keygate gives',
+  { skip },
+  async () => {
+    const { gw, wiki } = env()
+    const before = await fetch(api(wiki.url, 'action=query&list=users&ususers=Bob'))
+    assert.equal((await before.json()).query.users[0].missing, '', 'no Bob in the wiki yet')
+    const token = await keygateLogin(gw.port, 'bob', BOB_PW, 'access')
+    const { status, info } = await userinfo(gw.url, { Authorization: `Bearer ${token}` })
+    assert.equal(status, 200)
+    assert.equal(info.name, 'Bob', JSON.stringify(info))
+    assert.ok(info.id > 0, `a registered wiki user: ${JSON.stringify(info)}`)
+    assert.ok(info.groups.includes('sysop'), `keygate's sysop is the wiki's: ${JSON.stringify(info)}`)
+    const after = await fetch(api(wiki.url, 'action=query&list=users&ususers=Bob&usprop=groups'))
+    const bob = (await after.json()).query.users[0]
+    assert.equal(bob.userid, info.id, 'the account exists in the wiki now')
+    assert.ok(bob.groups.includes('sysop'), JSON.stringify(bob))
+  },
+)
+
+test(
+  "MediaWiki: a keygate session is the wiki's existing user of that name, and managed groups follow keygate's",
+  { skip },
+  async () => {
+    const { gw, wiki } = env()
+    // the wiki made Alice a bot on its own; keygate does not say bot: the extension takes it away
+    await wiki.maintenance('createAndPromote', ['--force', '--bot', WIKI_USER])
+    const session = await keygateLogin(gw.port, 'alice', ALICE_PW, 'session')
+    const { info } = await userinfo(gw.url, { cookie: `keygate_session=${session}` })
+    const direct = await fetch(api(wiki.url, 'action=query&list=users&ususers=Alice&usprop=groups'))
+    const wikiAlice = (await direct.json()).query.users[0]
+    assert.equal(info.name, WIKI_USER, JSON.stringify(info))
+    assert.equal(info.id, wikiAlice.userid, 'the existing account, not a new one')
+    assert.ok(!info.groups.includes('bot'), `bot removed: ${JSON.stringify(info)}`)
+    assert.ok(!wikiAlice.groups.includes('bot'), `bot removed in the wiki: ${JSON.stringify(wikiAlice)}`)
+    assert.ok(!info.groups.includes('editors'), 'groups the extension does not manage are not created')
+  },
+)
+
+test(
+  'MediaWiki: an edit made through keygate is attributed to the signed-in user in the page history',
+  { skip },
+  async () => {
+    const { gw, wiki } = env()
+    const auth = { Authorization: `Bearer ${await keygateLogin(gw.port, 'bob', BOB_PW, 'access')}` }
+    const tokens = await fetch(api(gw.url, 'action=query&meta=tokens'), { headers: auth })
+    const csrf = (await tokens.json()).query.tokens.csrftoken as string
+    assert.notEqual(csrf, '+\\', 'a user CSRF token')
+    const text = `Bob through keygate at ${new Date().toISOString()}`
+    const edit = await post(
+      `${gw.url}/w/api.php`,
+      { action: 'edit', title: 'Keygate Bob edit', text, summary: 'keygate test', token: csrf },
+      auth,
+    )
+    const body = await edit.json()
+    assert.equal(body.edit?.result, 'Success', JSON.stringify(body))
+    assert.deepEqual(await latestRevision(wiki.url, 'Keygate Bob edit'), { user: 'Bob', content: text })
+  },
+)
+
+const b64u = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url')
+function assertionJwt(header: object, claims: object, signer: ((data: string) => Buffer) | null): string {
+  const data = `${b64u(header)}.${b64u(claims)}`
+  return `${data}.${signer ? signer(data).toString('base64url') : ''}`
+}
+const es256 = (key: KeyObject) => (data: string) =>
+  signWith('sha256', Buffer.from(data), { key, dsaEncoding: 'ieee-p1363' })
+
+test(
+  'MediaWiki: straight to the wiki, only a valid assertion logs in: forged, expired, wrong-audience, wrong-key ones and plain X-Auth-User are anonymous',
+  { skip },
+  async () => {
+    const { wiki } = env()
+    const now = Math.floor(Date.now() / 1000)
+    const claims = (o: object = {}) => ({
+      iss: 'keygate',
+      aud: 'wiki',
+      sub: 'Admin',
+      uid: 1,
+      name: '',
+      email: '',
+      groups: ['sysop'],
+      scheme: 'bearer',
+      iat: now,
+      exp: now + 60,
+      ...o,
+    })
+    const header = { alg: 'ES256', typ: 'JWT', kid: 'k1' }
+    const keygateSigned = es256(KEYGATE_KEY.privateKey)
+    const publicPem = KEYGATE_KEY.publicKey.export({ type: 'spki', format: 'pem' }).toString()
+    const rows: Array<[string, Record<string, string>]> = [
+      [
+        "forged: signed by another key under keygate's kid",
+        { 'X-Keygate-Assertion': assertionJwt(header, claims(), es256(ATTACKER_KEY.privateKey)) },
+      ],
+      [
+        'wrong key: a kid keygate never published',
+        {
+          'X-Keygate-Assertion': assertionJwt({ ...header, kid: 'attacker' }, claims(), es256(ATTACKER_KEY.privateKey)),
+        },
+      ],
+      [
+        'expired',
+        { 'X-Keygate-Assertion': assertionJwt(header, claims({ iat: now - 600, exp: now - 120 }), keygateSigned) },
+      ],
+      ['wrong audience', { 'X-Keygate-Assertion': assertionJwt(header, claims({ aud: 'other-app' }), keygateSigned) }],
+      ['wrong issuer', { 'X-Keygate-Assertion': assertionJwt(header, claims({ iss: 'someone' }), keygateSigned) }],
+      ['alg none', { 'X-Keygate-Assertion': assertionJwt({ alg: 'none', kid: 'k1' }, claims(), null) }],
+      [
+        'HS256 keyed with the public key',
+        {
+          'X-Keygate-Assertion': assertionJwt({ ...header, alg: 'HS256' }, claims(), (d) =>
+            createHmac('sha256', publicPem).update(d).digest(),
+          ),
+        },
+      ],
+      ['garbage', { 'X-Keygate-Assertion': 'not a token' }],
+      ['plain X-Auth-User', { 'X-Auth-User': 'Admin', 'X-Auth-Groups': 'sysop', 'X-Auth-Scheme': 'bearer' }],
+    ]
+    for (const [name, headers] of rows) {
+      const { status, info } = await userinfo(wiki.url, headers)
+      assert.equal(status, 200, `${name}: an answer, not an error page`)
+      assert.equal(info.id, 0, `${name}: ${JSON.stringify(info)}`)
+      assert.equal(info.anon, '', `${name}: anonymous`)
+    }
+    // the control: the same request with keygate's own signature is Admin (so the rows above can fail)
+    const good = await userinfo(wiki.url, { 'X-Keygate-Assertion': assertionJwt(header, claims(), keygateSigned) })
+    assert.equal(good.info.name, 'Admin', JSON.stringify(good.info))
+    assert.ok(good.info.id > 0)
   },
 )

@@ -8,11 +8,14 @@ import { freePort, hasCommand, makeTempDir, startProcess, waitForPort } from './
 // A throwaway MediaWiki from Debian's `mediawiki` package: the code tree stays where the package
 // put it (/usr/share/mediawiki, read-only to us); the database (SQLite), LocalSettings.php and
 // caches live in a temp dir, named to MediaWiki by MW_CONFIG_FILE. Nothing under /etc or /var is
-// touched. `php -S` serves /w/api.php and /w/rest.php through a small router.
+// touched. `php -S` serves /w/api.php and /w/rest.php through a small router. The wiki loads the
+// shipped KeygateAuth extension from the repository, as a wiki admin would install it.
 
 export const MW_CODE = '/usr/share/mediawiki'
 const ROUTER = fileURLToPath(new URL('./mediawiki-router.php', import.meta.url))
-const PROVIDER = fileURLToPath(new URL('./keygate-session-provider.php', import.meta.url))
+export const EXTENSION = fileURLToPath(
+  new URL('../../integrations/mediawiki/KeygateAuth/extension.json', import.meta.url),
+)
 
 export const ADMIN_PASSWORD = 'Admin-Password-For-A-Throwaway-Wiki-0123'
 
@@ -48,11 +51,14 @@ async function run(cmd: string, args: readonly string[], env: NodeJS.ProcessEnv,
   return out
 }
 
+/** $wgKeygateAuth* settings (integrations/mediawiki/KeygateAuth/extension.json lists them all). */
+export type KeygateAuthSettings = Readonly<Record<string, string | number | boolean | readonly string[]>>
+
 /**
- * Installs a wiki (install.php, SQLite) into a temp dir and serves it on 127.0.0.1.
- * `trustHeaderFrom`: addresses whose X-Auth-User the wiki believes (keygate's).
+ * Installs a wiki (install.php, SQLite) into a temp dir and serves it on 127.0.0.1, with the
+ * KeygateAuth extension loaded and configured by `keygateAuth` (e.g. {JwksUrl, Audience}).
  */
-export async function startWiki(opts: { trustHeaderFrom: readonly string[] }): Promise<Wiki> {
+export async function startWiki(opts: { keygateAuth: KeygateAuthSettings }): Promise<Wiki> {
   const dir = await makeTempDir('mediawiki')
   const data = join(dir, 'data')
   const cache = join(dir, 'cache')
@@ -91,6 +97,8 @@ export async function startWiki(opts: { trustHeaderFrom: readonly string[] }): P
     'Admin',
   ])
   const php = (s: string) => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`
+  const phpValue = (v: KeygateAuthSettings[string]): string =>
+    typeof v === 'string' ? php(v) : Array.isArray(v) ? `[ ${v.map(php).join(', ')} ]` : String(v)
   await appendFile(
     settings,
     [
@@ -102,13 +110,9 @@ export async function startWiki(opts: { trustHeaderFrom: readonly string[] }): P
       '$wgSessionCacheType = CACHE_DB;',
       `$wgCacheDirectory = ${php(cache)};`,
       '$wgEnableUploads = false;',
-      // keygate's identity headers, believed from keygate's address only
-      `$wgKeygateAddresses = [ ${opts.trustHeaderFrom.map(php).join(', ')} ];`,
-      `require_once ${php(PROVIDER)};`,
-      '$wgSessionProviders[KeygateTrustedHeaderSessionProvider::class] = [',
-      "\t'class' => KeygateTrustedHeaderSessionProvider::class,",
-      "\t'args' => [ [] ],",
-      '];',
+      // the shipped extension: the wiki believes keygate's signed assertion, never plain headers
+      `wfLoadExtension( 'KeygateAuth', ${php(EXTENSION)} );`,
+      ...Object.entries(opts.keygateAuth).map(([k, v]) => `$wgKeygateAuth${k} = ${phpValue(v)};`),
       '',
     ].join('\n'),
   )
