@@ -1,5 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { generateKeyPairSync } from 'node:crypto'
 import { readFileSync, existsSync } from 'node:fs'
 import { parse, parseAllDocuments } from 'yaml'
 import { parseConfigText } from '../src/config/load.js'
@@ -98,7 +99,7 @@ test('docker-compose.yml: keygate + Redis + MediaWiki, secrets from the environm
   assert.match(redis.image, /^redis:/, 'Redis')
   assert.equal(wiki.ports, undefined, 'the wiki is not published: only through keygate')
   assert.equal(redis.ports, undefined, 'Redis is not published')
-  for (const name of ['KEYGATE_SALT', 'KEYGATE_JWT_SECRET', 'CHATBOT_KEY']) {
+  for (const name of ['KEYGATE_SALT', 'KEYGATE_SIGNING_KEY', 'CHATBOT_KEY']) {
     assert.match(
       String(keygate.environment[name]),
       new RegExp(`^\\$\\{${name}:\\?`),
@@ -110,13 +111,32 @@ test('docker-compose.yml: keygate + Redis + MediaWiki, secrets from the environm
   const [mount] = keygate.volumes as string[]
   const [hostPath, containerPath] = mount!.split(':')
   assert.deepEqual(keygate.command, ['serve', '--config', containerPath])
-  const env = { ...secretEnv, REDIS_URL: keygate.environment.REDIS_URL }
+  const signingKey = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+    .privateKey.export({ type: 'pkcs8', format: 'pem' })
+    .toString()
+  const env = { ...secretEnv, REDIS_URL: keygate.environment.REDIS_URL, KEYGATE_SIGNING_KEY: signingKey }
   const config = loadGateway(read(hostPath!.replace(/^\.\//, '')), hostPath!, env)
   assert.equal(config.upstream, 'http://wiki:80', 'upstream is the wiki service')
   assert.equal(config.store.redis, 'redis://redis:6379')
   assert.deepEqual(keygate.ports, [`${config.listen.port}:${config.listen.port}`], 'published port = listen port')
   assert.equal(config.listen.host, '0.0.0.0')
   assert.ok(config.identityFromUpstream, 'identityFromUpstream for wiki logins')
+  // the wiki runs the shipped KeygateAuth extension, configured for keygate's assertion and keys
+  assert.equal(config.identityAssertion?.audience, 'wiki')
+  assert.equal(config.secrets.jwt.keys?.[0]?.alg, 'ES256', 'a key pair: the wiki gets only the public half')
+  const volumes = wiki.volumes as string[]
+  assert.ok(volumes.includes('./integrations/mediawiki/KeygateAuth:/var/www/html/extensions/KeygateAuth:ro'))
+  const setup = volumes.find((v) => v.endsWith(':/usr/local/bin/keygate-wiki-setup:ro'))!
+  assert.deepEqual(wiki.entrypoint, ['sh', '/usr/local/bin/keygate-wiki-setup'])
+  const script = read(setup.split(':')[0]!.replace(/^\.\//, ''))
+  assert.match(script, /wfLoadExtension\( 'KeygateAuth' \);/)
+  assert.match(
+    script,
+    new RegExp(`\\$wgKeygateAuthJwksUrl = 'http://keygate:${config.listen.port}/\\.well-known/jwks\\.json';`),
+  )
+  assert.match(script, new RegExp(`\\$wgKeygateAuthAudience = '${config.identityAssertion.audience}';`))
+  assert.match(script, new RegExp(`\\$wgKeygateAuthServiceUser = '${config.serviceUser.name}';`))
+  assert.ok(exists('integrations/mediawiki/KeygateAuth/extension.json'))
 })
 
 function k8s(path: string): Doc[] {
