@@ -154,6 +154,7 @@ async function externalIdentity(issuers: IssuerVerifier, ownIssuer: string, toke
     jti: id.jti,
     issuer: id.issuer,
     expiresAt: id.expiresAt,
+    claims: id.payload,
   }
   return { kind: 'ok', principal }
 }

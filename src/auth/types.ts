@@ -38,6 +38,8 @@ export interface Principal {
   /** ApiKey callers: what the key lists; the key's name, for logs */
   readonly limits?: AccessLimits
   readonly keyName?: string
+  /** an external issuer's verified token claims, for identityHeaders.custom's {claim:…} */
+  readonly claims?: Readonly<Record<string, unknown>>
 }
 
 /** What an authenticator sees of the request: already normalised, never the raw socket. */

@@ -3,6 +3,7 @@ import { canonicalHeaderName } from '../util/header-names.js'
 import { sha256Hex } from '../util/secret.js'
 import type { AccessLimits, Scheme, TokenType } from '../auth/types.js'
 import type { GatewayConfig, RateLimitConfig, UserConfig } from './schema.js'
+import { compileMapping, type HeaderMapping } from '../identity/mapping.js'
 
 /** anonymous: no authentication at all · optional: credentials used when sent · authenticated · deny */
 export type Policy = 'anonymous' | 'optional' | 'authenticated' | 'deny'
@@ -52,6 +53,8 @@ export interface CompiledRoute {
   readonly rateLimit: RateLimitConfig | null
   /** the `aud` of the identity assertion sent on this route; null: no assertion */
   readonly assertionAudience: string | null
+  /** identityHeaders.custom with this route's overrides (one shared object for routes without any) */
+  readonly headerMapping: HeaderMapping
 }
 
 export interface CompiledApiKey {
@@ -169,6 +172,11 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
     ...mounts.flatMap(tokenEndpoints),
   ]
   const defaultAudience = config.identityAssertion?.audience ?? null
+  const globalMapping = compileMapping(config.identityHeaders.custom)
+  const routeMapping = (r: GatewayConfig['routes'][number]): HeaderMapping =>
+    r.identityHeaders
+      ? compileMapping({ ...config.identityHeaders.custom, ...r.identityHeaders.custom })
+      : globalMapping
   const endpointRoute = (s: EndpointSpec): CompiledRoute => ({
     name: s.endpoint,
     prefix: s.path,
@@ -184,6 +192,7 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
     endpoint: s.endpoint,
     rateLimit: null,
     assertionAudience: null,
+    headerMapping: globalMapping,
   })
   const forwardAuth: EndpointSpec = {
     path: config.forwardAuth.path,
@@ -218,6 +227,7 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
     endpoint: null,
     rateLimit: r.rateLimit ?? null,
     assertionAudience: r.assertionAudience ?? defaultAudience,
+    headerMapping: routeMapping(r),
   }))
   const fallback: CompiledRoute = {
     name: 'default',
@@ -234,6 +244,7 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
     endpoint: null,
     rateLimit: null,
     assertionAudience: defaultAudience,
+    headerMapping: globalMapping,
   }
 
   const h = config.identityHeaders
@@ -249,6 +260,9 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
         h.groups,
         h.scheme,
         ...(config.identityAssertion ? [config.identityAssertion.header] : []),
+        // every mapped name, of every route: stripped from every request, whatever route it takes
+        ...Object.keys(h.custom),
+        ...config.routes.flatMap((r) => Object.keys(r.identityHeaders?.custom ?? {})),
       ].map(canonicalHeaderName),
     ),
     apiKeys: config.apiKeys.map((k): CompiledApiKey => ({

@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { parseDocument } from 'yaml'
 import type { ZodIssue } from 'zod'
+import { canonicalHeaderName } from '../util/header-names.js'
+import { reservedNameProblem, templateProblem } from '../identity/mapping.js'
 import { GatewaySchema, UsersFileSchema, usernamePrefixOf, type GatewayConfig, type UserConfig } from './schema.js'
 
 export interface ConfigProblem {
@@ -191,12 +193,26 @@ function semanticProblems(file: string, c: GatewayConfig): ConfigProblem[] {
       add(`routes.${i}`, '`anonymous: true` cannot be combined with require.groups')
     if (r.anonymous && r.deny) add(`routes.${i}`, '`anonymous` and `deny` exclude each other')
   })
-  if (c.identityAssertion) {
-    const h = c.identityHeaders
-    const plain = [h.user, h.userId, h.email, h.groups, h.scheme].map((n) => n.toLowerCase())
-    if (plain.includes(c.identityAssertion.header.toLowerCase()))
-      add('identityAssertion.header', 'is already one of identityHeaders')
+  const h = c.identityHeaders
+  const fixed = [h.user, h.userId, h.email, h.groups, h.scheme].map(canonicalHeaderName)
+  if (c.identityAssertion && fixed.includes(canonicalHeaderName(c.identityAssertion.header)))
+    add('identityAssertion.header', 'is already one of identityHeaders')
+  const taken = [...fixed, ...(c.identityAssertion ? [canonicalHeaderName(c.identityAssertion.header)] : [])]
+  const checkMappings = (custom: Readonly<Record<string, string>>, at: string) => {
+    for (const [name, template] of Object.entries(custom)) {
+      const canonical = canonicalHeaderName(name)
+      const nameProblem = taken.includes(canonical)
+        ? 'is already a fixed identity header or the assertion header'
+        : reservedNameProblem(canonical)
+      if (nameProblem) add(`${at}.${name}`, nameProblem)
+      const problem = templateProblem(template)
+      if (problem) add(`${at}.${name}`, problem)
+    }
   }
+  checkMappings(h.custom, 'identityHeaders.custom')
+  c.routes.forEach((r, i) => {
+    if (r.identityHeaders) checkMappings(r.identityHeaders.custom, `routes.${i}.identityHeaders.custom`)
+  })
   if (c.store.redis === undefined && c.workers !== 1)
     add('workers', 'several workers need a shared store (store.redis); the in-memory store is per process')
   if (c.workers !== 1 && !jwt.secret && !jwt.privateKey && !jwt.keys)

@@ -21,6 +21,8 @@ const Method = z
   .regex(/^[A-Za-z]+$/, 'expected an HTTP method')
   .transform((m) => m.toUpperCase())
 const HeaderName = z.string().regex(/^[A-Za-z0-9-]+$/, 'expected a header name like X-Auth-User')
+// identityHeaders.custom: header name → template of {username} {uid} {name} {email} {groups} {scheme} {claim:a.b}
+const HeaderMappings = z.record(HeaderName, z.string())
 const UpstreamUrl = z
   .string()
   .refine(
@@ -242,6 +244,11 @@ const Route = z
       .transform((l) => l.map((p) => p.toLowerCase())),
     // the `aud` of the identity assertion on this route (identityAssertion.audience otherwise)
     assertionAudience: z.string().min(1).optional(),
+    // custom identity headers of this route, over identityHeaders.custom (same name: this one)
+    identityHeaders: z
+      .object({ custom: HeaderMappings.default({}) })
+      .strict()
+      .optional(),
   })
   .strict()
 
@@ -296,6 +303,7 @@ export const GatewaySchema = z
         email: HeaderName.default('X-Auth-Email'),
         groups: HeaderName.default('X-Auth-Groups'),
         scheme: HeaderName.default('X-Auth-Scheme'),
+        custom: HeaderMappings.default({}),
       })
       .strict()
       .default({}),

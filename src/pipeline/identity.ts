@@ -4,6 +4,7 @@ import { HOST_SESSION_COOKIE, SESSION_COOKIE, type Principal } from '../auth/typ
 import type { GatewayConfig } from '../config/schema.js'
 import type { CompiledRoute } from '../config/compile.js'
 import type { AssertionFor } from '../identity/assertion.js'
+import { renderMapping, type HeaderMapping } from '../identity/mapping.js'
 import { encodeGroupsHeader, encodeHeaderValue } from '../util/identity-value.js'
 
 export interface IdentityInput {
@@ -111,7 +112,7 @@ export function buildUpstreamHeaders(input: IdentityInput): Record<string, strin
 export type IdentityOf = (principal: Principal | null, route: RouteIdentity) => Readonly<Record<string, string>>
 
 /** What of a route decides the identity headers sent on it. */
-export type RouteIdentity = Pick<CompiledRoute, 'assertionAudience'>
+export type RouteIdentity = Pick<CompiledRoute, 'assertionAudience' | 'headerMapping'>
 
 /** identityAssertion's header and the signer of its assertions (src/identity/assertion.ts). */
 export interface AssertionHeader {
@@ -130,13 +131,21 @@ export function createIdentityHeaders(
   assertion: AssertionHeader | null = null,
 ): IdentityOf {
   const anonymous = Object.freeze({ [h.scheme]: 'anonymous' })
-  const built = new WeakMap<Principal, Readonly<Record<string, string>>>()
+  // per principal, per mapping (routes without their own share one)
+  const built = new WeakMap<Principal, Map<HeaderMapping, Readonly<Record<string, string>>>>()
   return (principal, route) => {
     if (!principal) return anonymous
-    let headers = built.get(principal)
+    let byMapping = built.get(principal)
+    if (!byMapping) {
+      byMapping = new Map()
+      built.set(principal, byMapping)
+    }
+    let headers = byMapping.get(route.headerMapping)
     if (!headers) {
-      headers = Object.freeze(buildIdentityHeaders(principal, h))
-      built.set(principal, headers)
+      const out = buildIdentityHeaders(principal, h)
+      renderMapping(route.headerMapping, principal, out)
+      headers = Object.freeze(out)
+      byMapping.set(route.headerMapping, headers)
     }
     if (assertion === null || route.assertionAudience === null) return headers
     return { ...headers, [assertion.header]: assertion.sign(principal, route.assertionAudience) }
