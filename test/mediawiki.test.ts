@@ -1,6 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHmac, generateKeyPairSync, sign as signWith, type KeyObject } from 'node:crypto'
+import { existsSync } from 'node:fs'
 import { startTestGateway } from './helpers.js'
 import { ALICE_PW, BOB_PW, login, makeUsers } from './support/users.js'
 import { freePort } from './support/processes.js'
@@ -81,6 +82,30 @@ async function setup() {
 }
 
 const started = skip ? null : await setup()
+
+// The token authenticator's browser helper runs in headless Chromium (playwright-core, when
+// installed, and Debian's /usr/bin/chromium); loaded before any test is declared.
+interface BrowserLike {
+  newContext(o: { extraHTTPHeaders: Record<string, string> }): Promise<{
+    newPage(): Promise<{
+      goto(url: string): Promise<unknown>
+      evaluate<T>(fn: () => Promise<T>): Promise<T>
+    }>
+  }>
+  close(): Promise<void>
+}
+const CHROMIUM = '/usr/bin/chromium'
+const playwrightName = 'playwright-core'
+const chromium = (await import(playwrightName).catch(() => null)) as {
+  chromium: { launch(o: { executablePath: string; args: string[] }): Promise<BrowserLike> }
+} | null
+const browserSkip =
+  skip ||
+  (!chromium
+    ? 'needs playwright-core'
+    : existsSync(CHROMIUM)
+      ? false
+      : `needs ${CHROMIUM} (apt-get install -y chromium)`)
 
 function env() {
   assert.ok(started, 'the wiki and keygate are running')
@@ -434,5 +459,47 @@ test(
     const good = await userinfo(wiki.url, { 'X-Keygate-Assertion': assertionJwt(header, claims(), keygateSigned) })
     assert.equal(good.info.name, 'Admin', JSON.stringify(good.info))
     assert.ok(good.info.id > 0)
+  },
+)
+
+test(
+  'MediaWiki: mws.tokenAuthenticator.generateToken() in a wiki page returns a token that user-token/verify accepts',
+  { skip: browserSkip },
+  async () => {
+    const { gw } = env()
+    const token = await keygateLogin(gw.port, 'bob', BOB_PW, 'access')
+    const browser = await chromium!.chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    })
+    try {
+      const context = await browser.newContext({ extraHTTPHeaders: { Authorization: `Bearer ${token}` } })
+      const page = await context.newPage()
+      await page.goto(`${gw.url}/w/index.php?title=Main_Page`)
+      const value = await page.evaluate(async () => {
+        const w = window as unknown as {
+          mw: { loader: { using(m: string): Promise<unknown> } }
+          mws: { tokenAuthenticator: { generateToken(withIssuer: boolean): Promise<string> } }
+        }
+        await w.mw.loader.using('ext.keygateAuth.tokenAuthenticator')
+        return w.mws.tokenAuthenticator.generateToken(false)
+      })
+      assert.match(value, /^[0-9a-f]{32,}$/, value)
+      const verify = await fetch(`${gw.url}/mws/v1/user-token/verify/${value}`, { headers: apiKey })
+      const user = await verify.json()
+      assert.equal(verify.status, 200, JSON.stringify(user))
+      assert.equal(user.username, 'bob', JSON.stringify(user))
+    } finally {
+      await browser.close()
+    }
   },
 )
