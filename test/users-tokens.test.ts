@@ -571,10 +571,14 @@ for (const kind of STORE_KINDS) {
     assert.equal(replay.status, 401, replay.body)
     assert.equal(replay.json.code, 'E1002')
 
-    // the new refresh token is good once, through a form too
-    const r2 = await postForm(gw.port, '/api/refresh', { refresh_token: r1.json.refresh_token })
-    assert.equal(r2.status, 200, r2.body)
+    // the replay ended the whole family: the successor of that rotation too (test/refresh-family.test.ts)
     assert.equal((await postJson(gw.port, '/api/refresh', { refresh_token: r1.json.refresh_token })).json.code, 'E1002')
+
+    // a new chain's refresh token is good once, through a form too
+    const second = await login(gw.port, { username: 'alice', password: ALICE_PW, token_type: 'refresh' })
+    const r2 = await postForm(gw.port, '/api/refresh', { refresh_token: second.json.token })
+    assert.equal(r2.status, 200, r2.body)
+    assert.equal((await postJson(gw.port, '/api/refresh', { refresh_token: second.json.token })).json.code, 'E1002')
 
     // an access token is not a refresh token; garbage is invalid
     const wrongType = await postJson(gw.port, '/api/refresh', { refresh_token: r2.json.token })

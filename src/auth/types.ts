@@ -35,6 +35,8 @@ export interface Principal {
   readonly issuer?: string
   /** epoch ms */
   readonly expiresAt?: number
+  /** keygate JWTs of a refresh chain: the family that logout ends */
+  readonly family?: string
   /** ApiKey callers: what the key lists; the key's name, for logs */
   readonly limits?: AccessLimits
   readonly keyName?: string

@@ -96,14 +96,15 @@ const OPS_ENDPOINTS: EndpointSpec[] = [
   { path: '/_keygate/metrics', methods: ['GET'], policy: 'anonymous', endpoint: 'metrics' },
   { path: '/.well-known/jwks.json', methods: ['GET', 'HEAD'], policy: 'anonymous', endpoint: 'jwks' },
   { path: '/api/public-key', methods: ['GET', 'HEAD'], policy: 'anonymous', endpoint: 'public-key' },
-  { path: '/api/logout', methods: ['POST'], policy: 'authenticated', endpoint: 'revoke' },
+  // optional: a refresh token in the body is enough (a refresh token is no credential for the pipeline)
+  { path: '/api/logout', methods: ['POST'], policy: 'optional', endpoint: 'revoke' },
   { path: '/api/refresh', methods: ['POST'], policy: 'anonymous', endpoint: 'refresh' },
 ]
 
 /** Each of `tokenApi.authorize`'s paths logs in (POST) and revokes (DELETE), as /api/authorize does. */
 const authorizeEndpoints = (path: string): EndpointSpec[] => [
   { path, methods: ['POST'], policy: 'anonymous', endpoint: 'authorize' },
-  { path, methods: ['DELETE'], policy: 'authenticated', endpoint: 'revoke' },
+  { path, methods: ['DELETE'], policy: 'optional', endpoint: 'revoke' },
 ]
 
 const tokenEndpoints = (mount: string): EndpointSpec[] => [

@@ -8,6 +8,8 @@ import { issueJwt, verifyJwt, type JwtClaims, type JwtKeys } from '../tokens/jwt
 import type { Revocation } from '../tokens/revocation.js'
 import type { IssuedTokens } from '../tokens/issued.js'
 import type { AuditSink } from '../observe.js'
+import { randomToken } from '../util/secret.js'
+import type { Principal } from '../auth/types.js'
 import { parseFormFields } from './body.js'
 import { createTokenTypeOf } from '../suffit/authorize-routes.js'
 import { isEncrypted, passwordOf, type LoginKeys } from '../suffit/login-key.js'
@@ -34,7 +36,8 @@ type Fields =
 async function formFields(ctx: EndpointContext): Promise<Fields> {
   const body = await ctx.readBody()
   if (!Buffer.isBuffer(body)) return { ok: false, refusal: body }
-  const fields = parseFormFields(body, ctx.req.headers['content-type'])
+  // An empty body has no fields, whatever it says it is (a DELETE often sends none).
+  const fields = body.length === 0 ? {} : parseFormFields(body, ctx.req.headers['content-type'])
   return fields
     ? { ok: true, fields }
     : { ok: false, refusal: refuse('E1030', { message: 'Expected a JSON, form or multipart body' }) }
@@ -84,6 +87,29 @@ export function createAuthorizeEndpoints(
   const ttlFor = (type: TokenType, remember: boolean): number =>
     type === 'session' ? (remember ? ttls.session.remember : ttls.session.ttl) : ttls[type].ttl
 
+  // Every token of a family was issued before it is revoked (a revoked family gets no new ones),
+  // so none outlives the longest TTL a family's tokens have from now.
+  const revokeFamily = (family: string): Promise<void> =>
+    revocation.revokeFamily(family, clock.now() + Math.max(ttls.refresh.ttl, ttls.access.ttl))
+
+  /** Denylists one of keygate's JWTs, drops its record, ends its refresh family; audited. */
+  async function revokeToken(
+    t: { jti: string; sub: string; type: TokenType; expiresAt: number; family?: string | undefined },
+    by: string,
+  ) {
+    await revocation.revoke(t.jti, t.expiresAt)
+    await issued.remove({ jti: t.jti, sub: t.sub })
+    if (t.family !== undefined) await revokeFamily(t.family)
+    audit({ kind: 'token.revoked', type: t.type, jti: t.jti, subject: t.sub, by })
+  }
+
+  /** keygate's own Bearer or session token (an external issuer's is its issuer's to revoke). */
+  const ownToken = (p: Principal): boolean =>
+    p.jti !== undefined &&
+    p.expiresAt !== undefined &&
+    p.issuer === undefined &&
+    (p.scheme === 'bearer' || p.scheme === 'session')
+
   /** Issues and records one JWT; the Suffit success body. */
   async function issue(
     ctx: EndpointContext,
@@ -91,12 +117,22 @@ export function createAuthorizeEndpoints(
     type: TokenType,
     fields: Record<string, string>,
     started: number,
+    family?: string,
   ) {
     const remember = fields.remember === 'true' || fields.remember === '1' || fields.remember === 'on'
     const ttlMs = ttlFor(type, remember)
     const made = await issueJwt(
       keys,
-      { sub: user.username, type, uid: user.uid, name: user.name, email: user.email, groups: user.groups, ttlMs },
+      {
+        sub: user.username,
+        type,
+        uid: user.uid,
+        name: user.name,
+        email: user.email,
+        groups: user.groups,
+        ttlMs,
+        ...(family !== undefined ? { family } : {}),
+      },
       clock,
     )
     if (!made.ok) return refuse('E1024')
@@ -172,7 +208,9 @@ export function createAuthorizeEndpoints(
         return ctx.refuse(refuse('E1026'))
       }
       await limiter.succeeded(attempt)
-      const result = await issue(ctx, user, type, f, started)
+      // A refresh token from a login starts a family: its successors and their access tokens join it.
+      const family = type === 'refresh' ? randomToken(16) : undefined
+      const result = await issue(ctx, user, type, f, started, family)
       if ('code' in result) return ctx.refuse(result)
       ctx.send(200, result.body, result.headers)
     },
@@ -184,42 +222,59 @@ export function createAuthorizeEndpoints(
       const f = parsed.fields
       const v = await verifyJwt(keys, f.refresh_token ?? f.token ?? '', clock, { types: ['refresh'] })
       if (!v.ok) return ctx.refuse(refuse(v.code))
-      // Rotation: the old refresh token's record is taken once; a replay finds nothing.
-      const old = await issued.take(v.claims.jti)
-      if (!old || (await revocation.isRevoked(v.claims.jti))) return ctx.refuse(refuse('E1002'))
-      await revocation.revoke(v.claims.jti, v.claims.expiresAt)
+      const { claims } = v
+      // Rotation: the old refresh token's record is taken once (and its jti denylisted); a replay
+      // finds nothing. A replay means two holders of one chain, and which is the thief is unknown:
+      // the whole family ends, the successor of that rotation (and its access tokens) included.
+      const old = (await revocation.isRefused(claims)) ? null : await issued.take(claims.jti)
+      if (!old) {
+        if (claims.family !== undefined) await revokeFamily(claims.family)
+        return ctx.refuse(refuse('E1002'))
+      }
+      await revocation.revoke(claims.jti, claims.expiresAt)
       // A refresh token speaks for its user only while the user is configured and enabled.
-      const user = await users.find(v.claims.sub)
+      const user = await users.find(claims.sub)
       if (!user) return ctx.refuse(refuse('E1001'))
-      const access = await issue(ctx, user, 'access', f, started)
-      const refresh = await issue(ctx, user, 'refresh', f, started)
+      // Refresh tokens from before families existed start one here.
+      const family = claims.family ?? randomToken(16)
+      const access = await issue(ctx, user, 'access', f, started, family)
+      const refresh = await issue(ctx, user, 'refresh', f, started, family)
       if ('code' in access) return ctx.refuse(access)
       if ('code' in refresh) return ctx.refuse(refresh)
       ctx.send(200, { ...access.body, refresh_token: refresh.body.token, refresh_expires: refresh.body.expires })
     },
 
     async revoke(ctx) {
-      const p = ctx.principal!
+      const p = ctx.principal
+      // A holder of a refresh token revokes it (and its family) by sending it in the body, with or
+      // without a token of its own: a refresh token is never a credential for anything else.
+      const parsed = await formFields(ctx)
+      if (!parsed.ok) return ctx.refuse(parsed.refusal)
+      const refreshToken = parsed.fields.refresh_token
+      if (!p && refreshToken === undefined) return ctx.refuse(refuse('E1000'))
       // An external issuer's token is its issuer's to revoke: keygate cannot end it, and its jti
       // (chosen by the issuer) must not land in keygate's own denylist.
-      if (
-        !p.jti ||
-        p.expiresAt === undefined ||
-        p.issuer !== undefined ||
-        (p.scheme !== 'bearer' && p.scheme !== 'session')
-      )
-        return ctx.refuse(refuse('E1020'))
-      await revocation.revoke(p.jti, p.expiresAt)
-      await issued.remove({ jti: p.jti, sub: p.username })
-      audit({
-        kind: 'token.revoked',
-        type: p.tokenType ?? 'access',
-        jti: p.jti,
-        subject: p.username,
-        by: p.username,
-      })
+      if (p && !ownToken(p)) return ctx.refuse(refuse('E1020'))
+      let refresh: JwtClaims | null = null
+      if (refreshToken !== undefined) {
+        const v = await verifyJwt(keys, refreshToken, clock, { types: ['refresh'] })
+        if (!v.ok) return ctx.refuse(refuse(v.code))
+        refresh = v.claims
+      }
+      if (p)
+        await revokeToken(
+          {
+            jti: p.jti!,
+            sub: p.username,
+            type: p.tokenType ?? 'access',
+            expiresAt: p.expiresAt!,
+            family: p.family,
+          },
+          p.username,
+        )
+      if (refresh) await revokeToken(refresh, p?.username ?? refresh.sub)
       const headers: Record<string, string[]> =
-        p.scheme === 'session' ? { 'set-cookie': sessionCookies(ctx, '', 0) } : {}
+        p?.scheme === 'session' ? { 'set-cookie': sessionCookies(ctx, '', 0) } : {}
       ctx.send(200, { status: true, code: 'E0000', message: 'Revoked' }, headers)
     },
   }

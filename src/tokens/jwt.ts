@@ -53,7 +53,10 @@ const RESERVED_CLAIMS: ReadonlySet<string> = new Set([
   'name',
   'email',
   'groups',
+  'fam',
 ])
+// A refresh family id: what randomToken makes, and nothing a store key or a channel message could trip on.
+const FAMILY_SHAPE = /^[A-Za-z0-9_-]{16,64}$/
 
 /** Imports the configured keys once (createKeyring); throws KeygateError E1023 at start-up on a bad key. */
 export async function createJwtKeys(
@@ -79,6 +82,8 @@ export interface JwtIssueClaims {
   readonly email: string
   readonly groups: readonly string[]
   readonly ttlMs: number
+  /** the refresh family: every refresh token of one login and the access tokens issued with them */
+  readonly family?: string
   /** further claims (e.g. clientid); they cannot override the registered ones above */
   readonly extra?: Readonly<Record<string, unknown>>
 }
@@ -117,6 +122,7 @@ export async function issueJwt(keys: JwtKeys, claims: JwtIssueClaims, clock: Clo
     name: claims.name,
     email: claims.email,
     groups: [...claims.groups],
+    ...(claims.family !== undefined ? { fam: claims.family } : {}),
   }
   try {
     const token = await new SignJWT(payload)
@@ -142,6 +148,8 @@ export interface JwtClaims {
   readonly issuedAt: number
   /** epoch ms */
   readonly expiresAt: number
+  /** the refresh family the token belongs to (refresh tokens and the access tokens issued with them) */
+  readonly family: string | undefined
   /** the whole verified payload, for claims beyond the above (e.g. clientid) */
   readonly payload: Readonly<JWTPayload>
 }
@@ -213,7 +221,8 @@ export async function verifyJwt(
     uid < 0 ||
     !isStringArray(groups) ||
     (p.name !== undefined && typeof p.name !== 'string') ||
-    (p.email !== undefined && typeof p.email !== 'string')
+    (p.email !== undefined && typeof p.email !== 'string') ||
+    (p.fam !== undefined && (typeof p.fam !== 'string' || !FAMILY_SHAPE.test(p.fam)))
   ) {
     return { ok: false, code: 'E1001', reason: 'claims' }
   }
@@ -231,6 +240,7 @@ export async function verifyJwt(
       iss: p.iss as string,
       issuedAt: p.iat * 1000,
       expiresAt: p.exp * 1000,
+      family: typeof p.fam === 'string' ? p.fam : undefined,
       payload,
     },
   }
@@ -251,6 +261,7 @@ export const principalFromClaims = (
   tokenType: claims.type,
   jti: claims.jti,
   expiresAt: claims.expiresAt,
+  ...(claims.family !== undefined ? { family: claims.family } : {}),
 })
 
 /** Body of /.well-known/jwks.json: the public key of every RS256/ES256/EdDSA key of the ring, never an HS256 secret. */

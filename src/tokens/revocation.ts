@@ -23,6 +23,10 @@ import type { Store, Unsubscribe } from '../store/types.js'
 //     request for the token re-reads the denylist with one GET. The signature is never re-checked
 //     before exp: it cannot change. Cost: at most one GET per hot token per second per instance,
 //     against thousands of requests a second answered from memory.
+//
+// A refresh family (every refresh token of one login and the access tokens issued with them, the
+// `fam` claim) is revoked the same way: `revoked:fam:<id>`, published as "family <id>" (a jti has no
+// space, so the two never mix on the channel), checked with the jti wherever the jti is.
 // The cache is a shortcut, never a fallback (CONTRACT §5): it is used only while `healthy()` says
 // the store is, and it is emptied when the store comes back, since revocations may have been missed.
 
@@ -33,6 +37,8 @@ export interface RevocableClaims {
   readonly jti: string
   /** epoch ms */
   readonly expiresAt: number
+  /** the refresh family, when the token belongs to one */
+  readonly family?: string | undefined
 }
 
 export type CheckedToken<C> =
@@ -73,8 +79,12 @@ export interface Revocation<C extends RevocableClaims> {
   check(token: string, verify: TokenVerifier<C>): Promise<CheckedToken<C>>
   /** Denylist lookup; a revocation this instance has heard of answers without the store. */
   isRevoked(jti: string): Promise<boolean>
+  /** Whether the token is refused: its jti or its family denylisted. */
+  isRefused(claims: RevocableClaims): Promise<boolean>
   /** Denylists the jti until expiresAt (+ tolerance) and tells every instance. */
   revoke(jti: string, expiresAt: number): Promise<void>
+  /** Denylists a refresh family until expiresAt (+ tolerance): no token of it may outlive that. */
+  revokeFamily(family: string, expiresAt: number): Promise<void>
   /** for metrics and tests */
   readonly size: number
   readonly subscribed: boolean
@@ -90,8 +100,10 @@ interface Entry<C> {
 }
 
 const JTI_SHAPE = /^[\x21-\x7e]{1,256}$/
+const FAMILY_MESSAGE = 'family '
 
 export const revokedJtiKey = (jti: string): string => `revoked:jti:${jti}`
+export const revokedFamilyKey = (family: string): string => `revoked:fam:${family}`
 
 export async function createRevocation<C extends RevocableClaims>(deps: RevocationDeps): Promise<Revocation<C>> {
   const { store, clock, healthy } = deps
@@ -105,14 +117,18 @@ export async function createRevocation<C extends RevocableClaims>(deps: Revocati
   // Jtis this instance heard revoked. A positive answer is always safe to keep (a revoked token
   // stays revoked until it expires anyway), so only size bounds it.
   const revokedHere = new LRUCache<string, true>({ max: maxEntries })
+  const familiesRevokedHere = new LRUCache<string, true>({ max: maxEntries })
   let unsubscribe: Unsubscribe | null = null
   let closed = false
   let wasHealthy = true
   let retryTimer: NodeJS.Timeout | undefined
 
   const onMessage = (message: string) => {
-    if (closed || !JTI_SHAPE.test(message)) return
-    revokedHere.set(message, true)
+    if (closed) return
+    if (message.startsWith(FAMILY_MESSAGE)) {
+      const family = message.slice(FAMILY_MESSAGE.length)
+      if (JTI_SHAPE.test(family)) familiesRevokedHere.set(family, true)
+    } else if (JTI_SHAPE.test(message)) revokedHere.set(message, true)
   }
 
   async function subscribe(): Promise<void> {
@@ -146,11 +162,32 @@ export async function createRevocation<C extends RevocableClaims>(deps: Revocati
     return revokedHere.has(jti) || (await store.get(revokedJtiKey(jti))) !== null
   }
 
+  const heardRefused = (c: RevocableClaims): boolean =>
+    revokedHere.has(c.jti) || (c.family !== undefined && familiesRevokedHere.has(c.family))
+
+  async function isRefusedInStore(c: RevocableClaims): Promise<boolean> {
+    if (heardRefused(c)) return true
+    const [jti, family] = await Promise.all([
+      store.get(revokedJtiKey(c.jti)),
+      c.family !== undefined ? store.get(revokedFamilyKey(c.family)) : null,
+    ])
+    return jti !== null || family !== null
+  }
+
+  /** Writes a denylist entry until expiresAt (+ tolerance) and publishes it. */
+  async function denylist(key: string, message: string, expiresAt: number): Promise<void> {
+    const ttlMs = expiresAt + toleranceMs - clock.now()
+    // Past exp + tolerance the token is refused by its own exp: nothing to keep.
+    if (ttlMs <= 0) return
+    await store.set(key, '1', ttlMs)
+    await store.publish(channel, message)
+  }
+
   /** A cached entry still valid as of now, or undefined (dropping it when it is past exp or revoked). */
   function lookup(token: string, now: number): Entry<C> | undefined {
     const e = verified.get(token)
     if (!e) return undefined
-    if (now >= e.claims.expiresAt || revokedHere.has(e.claims.jti)) {
+    if (now >= e.claims.expiresAt || heardRefused(e.claims)) {
       verified.delete(token)
       return undefined
     }
@@ -179,7 +216,7 @@ export async function createRevocation<C extends RevocableClaims>(deps: Revocati
         const e = lookup(token, now)
         if (e) {
           if (now - e.checkedAt < recheckMs) return { ok: true, claims: e.claims, cached: true }
-          const revoked = await (e.recheck ??= isRevokedInStore(e.claims.jti).finally(() => {
+          const revoked = await (e.recheck ??= isRefusedInStore(e.claims).finally(() => {
             e.recheck = undefined
           }))
           if (revoked) {
@@ -194,7 +231,7 @@ export async function createRevocation<C extends RevocableClaims>(deps: Revocati
       if (!r.ok) return r
       const checkedAt = clock.now()
       // A revocation heard while the GET was in flight wins over the GET's (older) answer.
-      if ((await isRevokedInStore(r.claims.jti)) || revokedHere.has(r.claims.jti))
+      if ((await isRefusedInStore(r.claims)) || heardRefused(r.claims))
         return { ok: false, code: 'E1002', reason: 'revoked' }
       if (useCache && cacheUsable() && checkedAt < r.claims.expiresAt)
         verified.set(token, { claims: r.claims, checkedAt })
@@ -202,14 +239,16 @@ export async function createRevocation<C extends RevocableClaims>(deps: Revocati
     },
 
     isRevoked: isRevokedInStore,
+    isRefused: isRefusedInStore,
 
     async revoke(jti, expiresAt) {
       revokedHere.set(jti, true)
-      const ttlMs = expiresAt + toleranceMs - clock.now()
-      // Past exp + tolerance the token is refused by its own exp: nothing to keep.
-      if (ttlMs <= 0) return
-      await store.set(revokedJtiKey(jti), '1', ttlMs)
-      await store.publish(channel, jti)
+      await denylist(revokedJtiKey(jti), jti, expiresAt)
+    },
+
+    async revokeFamily(family, expiresAt) {
+      familiesRevokedHere.set(family, true)
+      await denylist(revokedFamilyKey(family), FAMILY_MESSAGE + family, expiresAt)
     },
 
     close() {
@@ -219,6 +258,7 @@ export async function createRevocation<C extends RevocableClaims>(deps: Revocati
       unsubscribe = null
       verified.clear()
       revokedHere.clear()
+      familiesRevokedHere.clear()
     },
   }
 }
