@@ -139,6 +139,55 @@ test('docker-compose.yml: keygate + Redis + MediaWiki, secrets from the environm
   assert.ok(exists('integrations/mediawiki/KeygateAuth/extension.json'))
 })
 
+/** redis-server arguments as option → value ("--appendonly yes" → appendonly: yes). */
+function redisOptions(args: readonly string[]): Map<string, string> {
+  const out = new Map<string, string>()
+  for (let i = 0; i < args.length; i++)
+    if (args[i]!.startsWith('--')) out.set(args[i]!.slice(2), args[i + 1]!.startsWith('--') ? '' : args[++i]!)
+  return out
+}
+
+/** What keygate needs of Redis (issue 12, item 6): an fsynced append-only file on storage that outlives the server. */
+function assertRedisPersists(file: string, args: readonly string[]): void {
+  const o = redisOptions(args)
+  assert.equal(o.get('appendonly'), 'yes', `${file}: appendonly yes (${args.join(' ')})`)
+  assert.ok(['everysec', 'always'].includes(o.get('appendfsync') ?? ''), `${file}: appendfsync everysec or always`)
+  const dir = o.get('dir') ?? '/data'
+  assert.equal(dir, '/data', `${file}: the data directory is the mounted volume`)
+}
+
+test('Redis persists in the shipped files: compose and deploy/k8s/redis.yaml keep an fsynced AOF on a volume', () => {
+  const compose = parse(read('docker-compose.yml')) as Doc
+  const { redis, keygate } = compose.services
+  const command = redis.command as string[]
+  assert.equal(command[0], 'redis-server')
+  assertRedisPersists('docker-compose.yml', command.slice(1))
+  const data = (redis.volumes as string[]).map((v) => v.split(':')).find(([, path]) => path === '/data')
+  assert.ok(data, 'docker-compose.yml: /data is a volume')
+  assert.ok(
+    data[0]! in (compose.volumes ?? {}),
+    `docker-compose.yml: ${data[0]} is a named volume, not the container's own layer`,
+  )
+
+  const docs = k8s('deploy/k8s/redis.yaml')
+  const set = docs.find((d) => d.kind === 'StatefulSet')
+  assert.ok(set, 'deploy/k8s/redis.yaml: a StatefulSet')
+  const [c] = set.spec.template.spec.containers as Doc[]
+  assertRedisPersists('deploy/k8s/redis.yaml', c!.args as string[])
+  const mount = (c!.volumeMounts as Doc[]).find((m) => m.mountPath === '/data')
+  assert.ok(mount, 'deploy/k8s/redis.yaml: /data is mounted')
+  assert.ok(
+    (set.spec.volumeClaimTemplates as Doc[]).some((t) => t.metadata.name === mount.name),
+    'deploy/k8s/redis.yaml: /data is a PersistentVolumeClaim (not emptyDir)',
+  )
+  // the Service is what every keygate's REDIS_URL names
+  const service = docs.find((d) => d.kind === 'Service')
+  const url = new URL(secretEnv.REDIS_URL!)
+  assert.equal(service?.metadata.name, url.hostname, 'the Service is the host of REDIS_URL')
+  assert.equal(service.spec.ports[0].port, Number(url.port), 'and its port')
+  assert.equal(keygate.environment.REDIS_URL, secretEnv.REDIS_URL, 'compose and k8s name Redis alike')
+})
+
 function k8s(path: string): Doc[] {
   const docs = parseAllDocuments(read(path))
   for (const d of docs) assert.deepEqual(d.errors, [], `${path}: YAML errors`)
