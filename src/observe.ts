@@ -39,6 +39,13 @@ export type AuditEvent =
       readonly subject: string
       readonly by: string
     }
+  | {
+      /** `keygate tokens revoke --all --before`: the issuer's revocation epoch moved */
+      readonly kind: 'tokens.revokedBefore'
+      readonly issuer: string
+      readonly before: string
+      readonly by: string
+    }
   | { readonly kind: 'login.failed'; readonly username: string; readonly clientIp: string; readonly reason: string }
   | {
       readonly kind: 'login.lockout'

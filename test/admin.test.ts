@@ -127,6 +127,12 @@ test('every command has --help (exit 0) and refuses bad arguments with exit 2 an
     { argv: ['tokens', 'revoke', 'a', 'b'], message: /takes one jti/ },
     { argv: ['tokens', 'revoke', 'a', '--user', 'u'], message: /one of them/ },
     { argv: ['tokens', 'revoke', 'with space'], message: /is not a jti/ },
+    { argv: ['tokens', 'revoke', '--all'], message: /--all needs --before/ },
+    { argv: ['tokens', 'revoke', 'a', '--before', 'now'], message: /--before goes with --all/ },
+    { argv: ['tokens', 'revoke', '--all', '--before', 'yesterday-ish'], message: /is not a time/ },
+    { argv: ['tokens', 'revoke', '--all', '--before', '2999-01-01T00:00:00Z'], message: /in the future/ },
+    { argv: ['tokens', 'revoke', '--token', 'x.y.z', '--user', 'u'], message: /one of them/ },
+    { argv: ['sessions', 'revoke', '--all', '--before', 'now'], message: /options of keygate tokens revoke/ },
     { argv: ['sessions', 'list', '--type', 'access'], message: /sessions take no --type/ },
     { argv: ['apptokens', 'revoke'], message: /exactly one of/ },
     { argv: ['apptokens', 'revoke', '--all', '--user', 'u'], message: /exactly one of/ },
@@ -268,9 +274,13 @@ test('tokens and sessions: list with filters, revoke by jti and by user (denylis
   assert.equal(await issued.get('a-access-1'), null, 'the record is gone')
   assert.equal(await store.get(revokedJtiKey('a-access-1')), '1', 'the jti is denylisted')
   assert.equal(await gatewayRevocation.isRevoked('a-access-1'), true)
+  // no record left: denylisted all the same (a store that lost its data lost the denylist too)
   const again = await admin('tokens', 'revoke', 'a-access-1', '-c', config)
-  assert.equal(again.code, 1)
-  assert.match(again.err, /no live token with jti a-access-1/)
+  assert.equal(again.code, 0, again.err)
+  assert.match(
+    again.out,
+    /^no record of a-access-1 \(unknown, expired, or lost with the store's data\): denylisted until /,
+  )
   const wrongKind = await admin('sessions', 'revoke', 'b-api', '-c', config)
   assert.equal(wrongKind.code, 1)
   assert.match(wrongKind.err, /b-api is an api token, not a session/)
@@ -298,8 +308,8 @@ test('tokens and sessions: list with filters, revoke by jti and by user (denylis
   assert.equal((await admin('tokens', 'revoke', '--user', 'alice', '-c', config)).out, 'no tokens of alice to revoke\n')
 
   // every revocation was published to running gateways, in order
-  for (let i = 0; i < 20 && heard.length < 4; i++) await new Promise((r) => setTimeout(r, 25))
-  assert.deepEqual(heard, ['a-access-1', 'b-session', 'a-access-2', 'a-session'])
+  for (let i = 0; i < 20 && heard.length < 5; i++) await new Promise((r) => setTimeout(r, 25))
+  assert.deepEqual(heard, ['a-access-1', 'a-access-1', 'b-session', 'a-access-2', 'a-session'])
 
   // and written to the config's audit file, attributed to the operator
   const lines = readFileSync(auditFile, 'utf8')
@@ -310,6 +320,7 @@ test('tokens and sessions: list with filters, revoke by jti and by user (denylis
     lines.map((l) => [l.kind, l.jti, l.subject, l.source]),
     [
       ['token.revoked', 'a-access-1', 'alice', 'admin-cli'],
+      ['token.revoked', 'a-access-1', '', 'admin-cli'],
       ['token.revoked', 'b-session', 'bob', 'admin-cli'],
       ['token.revoked', 'a-access-2', 'alice', 'admin-cli'],
       ['token.revoked', 'a-session', 'alice', 'admin-cli'],
@@ -513,4 +524,82 @@ apiKeys:
   const appRefused = await refusedWithin(appsExited, 1_000, () => rawGet(gw.port, '/wiki/Page', appToken))
   assert.equal(appRefused.status, 401)
   assert.ok(appRefused.ms <= 1_000, `the revoked AppToken was still accepted ${appRefused.ms} ms later`)
+})
+
+// ------------------------------------------------------------ Redis data loss (issue 12, item 6)
+
+test('Redis data loss: a revoked token comes back; `tokens revoke <jti>` and `--token` denylist it without a record, `--all --before now` cuts every older token; a gateway process refuses within 1 s', async () => {
+  const sub = 'loss:'
+  const config = await writeConfig(
+    sub,
+    `listen: 127.0.0.1:0
+users:
+  - {username: dave, passwordHash: "${await hashPassword(PASSWORD, { N: 1024, r: 8, p: 1 })}", uid: 13, name: Dave, email: d@example.org, groups: [user]}
+`,
+  )
+  const store = openStore(sub)
+  const loginDave = async (token_type = 'access') => {
+    const r = await postJson(first.port, '/api/authorize', { username: 'dave', password: PASSWORD, token_type })
+    assert.equal(r.status, 200, r.body)
+    return r.json as { token: string; jti: string }
+  }
+  const first = await startGatewayProcess(config)
+  const a1 = await loginDave()
+  const a2 = await loginDave()
+  const a3 = await loginDave()
+  const api = await loginDave('api')
+  const get = (port: number, t: { token: string }) => rawGet(port, '/wiki/Page', { Authorization: `Bearer ${t.token}` })
+  assert.equal((await cli(['tokens', 'revoke', a1.jti, '--config', config])).code, 0)
+  assert.equal((await refusedWithin(Date.now(), 1_000, () => get(first.port, a1))).status, 401)
+
+  // The loss: Redis comes back empty (no persistence), and a gateway starts afresh.
+  await Promise.all((await store.keys('')).map((k) => store.del(k)))
+  first.child.kill('SIGTERM')
+  await once(first.child, 'exit')
+  const gw = await startGatewayProcess(config)
+  assert.equal((await get(gw.port, a1)).status, 200, 'the revoked access token is accepted again: what the loss means')
+  for (const t of [a2, a3]) assert.equal((await get(gw.port, t)).status, 200)
+  assert.equal((await get(gw.port, api)).status, 401, 'an api token lived in its record: gone with it')
+
+  // a bare jti with no record: denylisted for the longest configured lifetime (+ clockSkew)
+  const byJti = await cli(['tokens', 'revoke', a1.jti, '--config', config])
+  assert.equal(byJti.code, 0, byJti.err)
+  assert.match(byJti.out, /no record of .*denylisted until/)
+  const r1 = await refusedWithin(Date.now(), 1_000, () => get(gw.port, a1))
+  assert.equal(r1.json?.code, 'E1002', JSON.stringify(r1.json))
+  assert.ok(r1.ms <= 1_000, `still accepted ${r1.ms} ms later`)
+  const longest = 365 * 86_400_000 + 30_000 // tokens.api.ttl default + clockSkew
+  const ttl1 = (await store.ttl(revokedJtiKey(a1.jti)))!
+  assert.ok(ttl1 > longest - 60_000 && ttl1 <= longest, `the bare jti's entry lives ${ttl1} ms`)
+
+  // --token: checked with the configured key, denylisted until its own exp (+ clockSkew)
+  const byToken = await cli(['tokens', 'revoke', '--token', a2.token, '--config', config])
+  assert.equal(byToken.code, 0, byToken.err)
+  assert.ok(!byToken.out.includes(a2.token), 'the token is not echoed')
+  const r2 = await refusedWithin(Date.now(), 1_000, () => get(gw.port, a2))
+  assert.equal(r2.json?.code, 'E1002', JSON.stringify(r2.json))
+  const exp = JSON.parse(Buffer.from(a2.token.split('.')[1]!, 'base64url').toString()).exp * 1000
+  const ttl2 = (await store.ttl(revokedJtiKey(a2.jti)))!
+  assert.ok(Math.abs(Date.now() + ttl2 - (exp + 30_000)) < 5_000, `the token's entry ends at exp + skew (${ttl2} ms)`)
+  const forged = await cli(['tokens', 'revoke', '--token', `${a3.token.slice(0, -4)}AAAA`, '--config', config])
+  assert.equal(forged.code, 1)
+  assert.match(forged.err, /not a token the gateway accepts \(signature\)/)
+
+  // --all --before now: every older token of the issuer, on the running gateway within 1 s
+  assert.equal((await get(gw.port, a3)).status, 200)
+  const cut = await cli(['tokens', 'revoke', '--all', '--before', 'now', '--json', '--config', config])
+  const cutAt = Date.now()
+  assert.equal(cut.code, 0, cut.err)
+  assert.equal(JSON.parse(cut.out).issuer, 'keygate')
+  const r3 = await refusedWithin(cutAt, 1_000, () => get(gw.port, a3))
+  assert.equal(r3.json?.code, 'E1002', JSON.stringify(r3.json))
+  assert.ok(r3.ms <= 1_000, `an older token was still accepted ${r3.ms} ms later`)
+  // a login after the cut works (iat has one-second resolution: the same second counts as before)
+  await new Promise((r) => setTimeout(r, 1_000 - (Date.now() % 1_000) + 50))
+  const fresh = await postJson(gw.port, '/api/authorize', { username: 'dave', password: PASSWORD })
+  assert.equal((await get(gw.port, fresh.json)).status, 200, 'a token issued after the cut')
+  // and a second gateway started now reads the epoch from the store
+  const later = await startGatewayProcess(config)
+  assert.equal((await get(later.port, a3)).json?.code, 'E1002')
+  assert.equal((await get(later.port, fresh.json)).status, 200)
 })

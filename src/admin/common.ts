@@ -187,6 +187,7 @@ export async function openAdminStore(file: string, env: NodeJS.ProcessEnv): Prom
         clock,
         healthy: () => true,
         clockToleranceMs: config.secrets.jwt.clockSkew,
+        issuer: config.secrets.jwt.issuer,
       })
       return revocation
     },

@@ -59,6 +59,7 @@ export async function createAuth(compiled: CompiledConfig, deps: AuthDeps): Prom
     clock,
     healthy: () => deps.storeHealth.healthy,
     clockToleranceMs: config.secrets.jwt.clockSkew,
+    issuer: keys.issuer,
   })
   const issued = createIssuedTokens({ store, clock, graceMs: config.secrets.jwt.clockSkew })
   const userTokens = createTokenRegistry<UserTokenRecord>({

@@ -27,6 +27,12 @@ import type { Store, Unsubscribe } from '../store/types.js'
 // A refresh family (every refresh token of one login and the access tokens issued with them, the
 // `fam` claim) is revoked the same way: `revoked:fam:<id>`, published as "family <id>" (a jti has no
 // space, so the two never mix on the channel), checked with the jti wherever the jti is.
+//
+// A revocation epoch cuts every token of one issuer issued before it (`keygate tokens revoke --all
+// --before <time>`, for when the store lost its denylist): `revoked:epoch:<issuer>`, published as
+// "epoch <ms> <issuer>". The epoch is one value per instance, re-read at most every `recheckMs`
+// (one GET per instance, shared by every request), never per request; while it is not fresh the
+// cache answers nothing, and a failed read fails the request closed like a denylist read.
 // The cache is a shortcut, never a fallback (CONTRACT §5): it is used only while `healthy()` says
 // the store is, and it is emptied when the store comes back, since revocations may have been missed.
 
@@ -39,6 +45,8 @@ export interface RevocableClaims {
   readonly expiresAt: number
   /** the refresh family, when the token belongs to one */
   readonly family?: string | undefined
+  /** epoch ms: tokens issued before the issuer's revocation epoch are refused */
+  readonly issuedAt?: number
 }
 
 export type CheckedToken<C> =
@@ -65,6 +73,8 @@ export interface RevocationDeps {
   /** denylist entries outlive exp by this much, as verification tolerates that much clock skew */
   readonly clockToleranceMs?: number
   readonly channel?: string
+  /** the issuer whose revocation epoch applies (secrets.jwt.issuer); none: no epoch */
+  readonly issuer?: string
   /** when the first subscribe fails (store down at start), it is retried this often; no caching meanwhile */
   readonly resubscribeMs?: number
 }
@@ -85,6 +95,11 @@ export interface Revocation<C extends RevocableClaims> {
   revoke(jti: string, expiresAt: number): Promise<void>
   /** Denylists a refresh family until expiresAt (+ tolerance): no token of it may outlive that. */
   revokeFamily(family: string, expiresAt: number): Promise<void>
+  /**
+   * Moves the issuer's revocation epoch to `before` (never back): every token it issued earlier is
+   * refused, until `until` (+ tolerance), when the last of them has expired. The epoch now in force.
+   */
+  revokeIssuedBefore(before: number, until: number): Promise<number>
   /** for metrics and tests */
   readonly size: number
   readonly subscribed: boolean
@@ -101,9 +116,11 @@ interface Entry<C> {
 
 const JTI_SHAPE = /^[\x21-\x7e]{1,256}$/
 const FAMILY_MESSAGE = 'family '
+const EPOCH_MESSAGE = 'epoch '
 
 export const revokedJtiKey = (jti: string): string => `revoked:jti:${jti}`
 export const revokedFamilyKey = (family: string): string => `revoked:fam:${family}`
+export const revocationEpochKey = (issuer: string): string => `revoked:epoch:${encodeURIComponent(issuer)}`
 
 export async function createRevocation<C extends RevocableClaims>(deps: RevocationDeps): Promise<Revocation<C>> {
   const { store, clock, healthy } = deps
@@ -118,6 +135,11 @@ export async function createRevocation<C extends RevocableClaims>(deps: Revocati
   // stays revoked until it expires anyway), so only size bounds it.
   const revokedHere = new LRUCache<string, true>({ max: maxEntries })
   const familiesRevokedHere = new LRUCache<string, true>({ max: maxEntries })
+  const { issuer } = deps
+  /** the epoch in force: the larger of the last one read and any heard since */
+  let epoch = 0
+  let epochReadAt = -Infinity
+  let epochRead: Promise<number> | undefined
   let unsubscribe: Unsubscribe | null = null
   let closed = false
   let wasHealthy = true
@@ -125,7 +147,12 @@ export async function createRevocation<C extends RevocableClaims>(deps: Revocati
 
   const onMessage = (message: string) => {
     if (closed) return
-    if (message.startsWith(FAMILY_MESSAGE)) {
+    if (message.startsWith(EPOCH_MESSAGE)) {
+      const [ms, ...rest] = message.slice(EPOCH_MESSAGE.length).split(' ')
+      const heard = Number(ms)
+      if (issuer !== undefined && rest.join(' ') === issuer && Number.isSafeInteger(heard))
+        epoch = Math.max(epoch, heard)
+    } else if (message.startsWith(FAMILY_MESSAGE)) {
       const family = message.slice(FAMILY_MESSAGE.length)
       if (JTI_SHAPE.test(family)) familiesRevokedHere.set(family, true)
     } else if (JTI_SHAPE.test(message)) revokedHere.set(message, true)
@@ -162,10 +189,29 @@ export async function createRevocation<C extends RevocableClaims>(deps: Revocati
     return revokedHere.has(jti) || (await store.get(revokedJtiKey(jti))) !== null
   }
 
+  const epochFresh = (now: number): boolean => issuer === undefined || now - epochReadAt < recheckMs
+
+  /** The epoch, re-read when stale; rejects when the store cannot answer (fail closed). */
+  function currentEpoch(): Promise<number> | number {
+    if (epochFresh(clock.now())) return epoch
+    return (epochRead ??= (async () => {
+      const startedAt = clock.now()
+      const stored = Number(await store.get(revocationEpochKey(issuer!)))
+      if (Number.isSafeInteger(stored)) epoch = Math.max(epoch, stored)
+      epochReadAt = startedAt
+      return epoch
+    })().finally(() => {
+      epochRead = undefined
+    }))
+  }
+
+  const beforeEpoch = (c: RevocableClaims): boolean => c.issuedAt !== undefined && c.issuedAt < epoch
+
   const heardRefused = (c: RevocableClaims): boolean =>
-    revokedHere.has(c.jti) || (c.family !== undefined && familiesRevokedHere.has(c.family))
+    revokedHere.has(c.jti) || (c.family !== undefined && familiesRevokedHere.has(c.family)) || beforeEpoch(c)
 
   async function isRefusedInStore(c: RevocableClaims): Promise<boolean> {
+    await currentEpoch()
     if (heardRefused(c)) return true
     const [jti, family] = await Promise.all([
       store.get(revokedJtiKey(c.jti)),
@@ -205,12 +251,14 @@ export async function createRevocation<C extends RevocableClaims>(deps: Revocati
     cached(token) {
       if (!cacheUsable()) return undefined
       const now = clock.now()
+      if (!epochFresh(now)) return undefined
       const e = lookup(token, now)
       return e && now - e.checkedAt < recheckMs ? e.claims : undefined
     },
 
     async check(token, verify) {
       const useCache = cacheUsable()
+      await currentEpoch()
       if (useCache) {
         const now = clock.now()
         const e = lookup(token, now)
@@ -249,6 +297,18 @@ export async function createRevocation<C extends RevocableClaims>(deps: Revocati
     async revokeFamily(family, expiresAt) {
       familiesRevokedHere.set(family, true)
       await denylist(revokedFamilyKey(family), FAMILY_MESSAGE + family, expiresAt)
+    },
+
+    async revokeIssuedBefore(before, until) {
+      if (issuer === undefined) throw new Error('revocation epoch: no issuer configured')
+      const key = revocationEpochKey(issuer)
+      const inForce = Math.max(before, Number(await store.get(key)) || 0)
+      epoch = Math.max(epoch, inForce)
+      const ttlMs = until + toleranceMs - clock.now()
+      if (ttlMs <= 0) return inForce
+      await store.set(key, String(inForce), ttlMs)
+      await store.publish(channel, `${EPOCH_MESSAGE}${inForce} ${issuer}`)
+      return inForce
     },
 
     close() {
