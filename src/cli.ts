@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { loadConfigFile, formatProblem } from './config/load.js'
+import { configFileFrom, describeProblems, loadConfigFile } from './config/load.js'
 import { configWarnings } from './config/warnings.js'
 import { sha256Hex } from './util/secret.js'
 import { hashPassword } from './tokens/password.js'
@@ -27,8 +27,6 @@ const ADMIN_COMMANDS: readonly string[] = ['tokens', 'sessions', 'apptokens', 'k
 function readStdinSecret(): string {
   return readFileSync(0, 'utf8').replace(/\r?\n$/, '')
 }
-
-const configFileFrom = (flag: string | undefined): string => flag ?? process.env.KEYGATE_CONFIG ?? 'gateway.yaml'
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
@@ -61,10 +59,7 @@ async function main(argv: string[]): Promise<number> {
         process.stdout.write(`${file}: ok\n`)
         return 0
       }
-      process.stderr.write(
-        `invalid configuration (${loaded.problems.length} problem${loaded.problems.length === 1 ? '' : 's'}):\n`,
-      )
-      for (const p of loaded.problems) process.stderr.write(`  ${formatProblem(p)}\n`)
+      process.stderr.write(`${describeProblems(loaded.problems)}\n`)
       return 1
     }
     case 'hash-key': {
@@ -96,7 +91,7 @@ async function main(argv: string[]): Promise<number> {
 async function serve(file: string): Promise<number> {
   const loaded = loadConfigFile(file)
   if (!loaded.ok) {
-    process.stderr.write(`invalid configuration:\n${loaded.problems.map((p) => `  ${formatProblem(p)}`).join('\n')}\n`)
+    process.stderr.write(`${describeProblems(loaded.problems)}\n`)
     return 1
   }
   // Loaded here so that hash-key and check-config start without the whole gateway.

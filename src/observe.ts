@@ -1,6 +1,6 @@
 import { channel } from 'node:diagnostics_channel'
 import type { ErrorCode } from './errors.js'
-import type { Scheme } from './auth/types.js'
+import type { Scheme } from './principal.js'
 
 // What keygate decides and does, as events. Each gateway has its own Observer: its metrics and
 // its audit trail listen there, so two gateways in one process never count each other's

@@ -6,7 +6,7 @@ import { once } from 'node:events'
 import { errorBody, statusOf, StoreUnavailableError, type Refusal } from './errors.js'
 import { createObserver, type Observer } from './observe.js'
 import { createLogger, createRequestLog, redactPath, type Logger } from './log.js'
-import { loadConfigFile, formatProblem } from './config/load.js'
+import { describeProblems, formatProblem, loadConfigFile } from './config/load.js'
 import { compileConfig, type CompiledConfig, type EndpointId } from './config/compile.js'
 import type { GatewayConfig } from './config/schema.js'
 import { createStore, instrumentStore } from './store/index.js'
@@ -508,7 +508,7 @@ const configHash = (source: string) => createHash('sha256').update(source).diges
 
 function loadOrThrow(file: string): GatewayConfig {
   const loaded = loadConfigFile(file)
-  if (!loaded.ok) throw new Error(`invalid configuration:\n  ${loaded.problems.map(formatProblem).join('\n  ')}`)
+  if (!loaded.ok) throw new Error(describeProblems(loaded.problems))
   return loaded.config
 }
 

@@ -9,7 +9,7 @@ import { ALICE_PW, login, makeUsers } from './support/users.js'
 import { createManualClock } from '../src/clock.js'
 import { createKeyring } from '../src/tokens/keyring.js'
 import { createAssertionSigner } from '../src/identity/assertion.js'
-import type { Principal } from '../src/auth/types.js'
+import type { Principal } from '../src/principal.js'
 
 // The signed identity assertion: a short-lived JWT beside the plain identity headers, verifiable
 // with keygate's JWKS alone, reused per identity and audience, never taken from the client.

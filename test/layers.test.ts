@@ -6,7 +6,7 @@ import { join, relative, dirname, normalize } from 'node:path'
 // The dependency direction of STYLE.md §2: a module never imports from a higher layer,
 // and a pipeline stage never imports another stage (only pipeline/index composes them).
 const LAYERS: Array<[number, RegExp]> = [
-  [0, /^(errors|clock|log|observe|util\/.*|http\/.*|config\/schema|auth\/types)$/],
+  [0, /^(errors|clock|log|observe|principal|util\/.*|http\/.*|config\/schema)$/],
   [1, /^(config\/load|config\/compile|config\/warnings|store\/.*|tokens\/.*|identity\/.*|mediawiki\/.*|upstream\/.*)$/],
   [2, /^(auth\/(?!index$).*|pipeline\/(?!index$).*)$/],
   [3, /^(pipeline\/index|endpoints\/.*|suffit\/.*)$/],

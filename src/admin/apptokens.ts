@@ -1,3 +1,5 @@
+import { configFileFrom } from '../config/load.js'
+import { iso } from '../util/iso-time.js'
 import { systemClock } from '../clock.js'
 import type { AppTokenRecord } from '../auth/apptoken.js'
 import { createTokenRegistry, type StoredToken, type TokenRegistry } from '../tokens/opaque.js'
@@ -6,8 +8,6 @@ import {
   COMMON_OPTIONS,
   EXIT_OK,
   UsageError,
-  configFileFrom,
-  iso,
   openAdminStore,
   operator,
   subcommand,

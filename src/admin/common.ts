@@ -1,7 +1,7 @@
 import { userInfo } from 'node:os'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { systemClock } from '../clock.js'
-import { loadConfigFile, formatProblem } from '../config/load.js'
+import { describeProblems, loadConfigFile } from '../config/load.js'
 import type { GatewayConfig } from '../config/schema.js'
 import { createRedisStore, type RedisTarget } from '../store/redis.js'
 import type { Store } from '../store/types.js'
@@ -79,9 +79,6 @@ export function subcommand<O extends Options & { help: typeof COMMON_OPTIONS.hel
   return { done: false, sub, ...parsed } as const
 }
 
-export const configFileFrom = (flag: string | undefined, env: NodeJS.ProcessEnv): string =>
-  flag ?? env.KEYGATE_CONFIG ?? 'gateway.yaml'
-
 /** Who an admin revocation is attributed to in the audit trail. */
 export function operator(): string {
   try {
@@ -101,8 +98,6 @@ export function table(headers: readonly string[], rows: readonly (readonly strin
       .trimEnd()
   return [line(headers), ...rows.map(line)].join('\n') + '\n'
 }
-
-export const iso = (ms: number): string => new Date(ms).toISOString()
 
 /** The Redis target for messages, with any password taken out of it. */
 export function describeTarget(target: RedisTarget): string {
@@ -141,7 +136,7 @@ export interface AdminStore {
 export async function openAdminStore(file: string, env: NodeJS.ProcessEnv): Promise<AdminStore> {
   const loaded = loadConfigFile(file, env)
   if (!loaded.ok) {
-    throw new AdminError(`invalid configuration:\n${loaded.problems.map((p) => `  ${formatProblem(p)}`).join('\n')}`)
+    throw new AdminError(describeProblems(loaded.problems))
   }
   const config = loaded.config
   const redis = config.store.redis

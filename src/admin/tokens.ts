@@ -1,5 +1,7 @@
-import type { TokenType } from '../auth/types.js'
 import type { GatewayConfig } from '../config/schema.js'
+import { configFileFrom } from '../config/load.js'
+import { iso } from '../util/iso-time.js'
+import { isTokenType, isJti, TOKEN_TYPES, type TokenType } from '../principal.js'
 import type { IssuedRecord } from '../tokens/issued.js'
 import { createJwtKeys, verifyJwt } from '../tokens/jwt.js'
 import { systemClock } from '../clock.js'
@@ -8,8 +10,6 @@ import {
   COMMON_OPTIONS,
   EXIT_OK,
   UsageError,
-  configFileFrom,
-  iso,
   openAdminStore,
   operator,
   subcommand,
@@ -21,10 +21,6 @@ import {
 // `keygate tokens …` and `keygate sessions …`: the JWTs /api/authorize issued, from their
 // records (tokens/issued.ts), and their revocation through the same denylist and pub/sub channel
 // the gateways use, so that a running gateway refuses a revoked token within a second.
-
-const TOKEN_TYPES: readonly TokenType[] = ['access', 'session', 'refresh', 'api']
-// The shape revocation.ts accepts on its channel: printable ASCII, no spaces.
-const JTI_SHAPE = /^[\x21-\x7e]{1,256}$/
 
 type Family = 'tokens' | 'sessions'
 
@@ -111,11 +107,11 @@ export async function runTokens(family: Family, args: string[], io: AdminIo): Pr
   const { sub, values, positionals } = command
   if (family === 'sessions' && values.type !== undefined)
     throw new UsageError('sessions take no --type: they are tokens of type session')
-  if (values.type !== undefined && !TOKEN_TYPES.includes(values.type as TokenType)) {
+  if (values.type !== undefined && !isTokenType(values.type)) {
     throw new UsageError(`unknown token type "${values.type}" (expected one of ${TOKEN_TYPES.join(', ')})`)
   }
   if (values.user === '') throw new UsageError('--user needs a user name')
-  const type = family === 'sessions' ? 'session' : (values.type as TokenType | undefined)
+  const type = family === 'sessions' ? 'session' : values.type
 
   switch (sub) {
     case 'list': {
@@ -137,7 +133,7 @@ export async function runTokens(family: Family, args: string[], io: AdminIo): Pr
         )
       if ((values.before !== undefined) !== (values.all === true))
         throw new UsageError('--all needs --before TIME|now, and --before goes with --all')
-      if (jti !== undefined && !JTI_SHAPE.test(jti)) throw new UsageError(`"${jti}" is not a jti`)
+      if (jti !== undefined && !isJti(jti)) throw new UsageError(`"${jti}" is not a jti`)
       const before = values.before !== undefined ? parseBefore(values.before, Date.now()) : undefined
       return withStore(values.config, io, (admin) =>
         jti !== undefined

@@ -2,7 +2,8 @@ import { refuse } from '../errors.js'
 import { sha256Hex } from '../util/secret.js'
 import type { AuditSink } from '../observe.js'
 import type { CompiledApiKey } from '../config/compile.js'
-import type { Authenticator, AuthResult, Principal } from './types.js'
+import type { Authenticator, AuthResult } from './types.js'
+import type { Principal } from '../principal.js'
 
 /**
  * `Authorization: ApiKey <key>`: looked up by the key's SHA-256, so the comparison never runs

@@ -8,7 +8,8 @@ import { RECORDED_TYPES, type IssuedTokens } from '../tokens/issued.js'
 import type { UserConfig } from '../config/schema.js'
 import { hasWindow, inStanding } from './user-standing.js'
 import type { UserDirectory } from './login.js'
-import type { Authenticator, AuthResult, Principal, TokenType } from './types.js'
+import type { Authenticator, AuthResult } from './types.js'
+import { REQUEST_TOKEN_TYPES, type Principal, type TokenType } from '../principal.js'
 import { andThen, type MaybePromise } from '../util/maybe-promise.js'
 
 export interface JwtAuthDeps {
@@ -76,7 +77,7 @@ export function createJwtVerifier(deps: JwtAuthDeps, types: readonly TokenType[]
  * store round trip; tokens of configured external issuers go to their own verifier.
  */
 export function createJwtAuthenticator(scheme: 'bearer' | 'session', deps: JwtAuthDeps): Authenticator {
-  const types: readonly TokenType[] = scheme === 'session' ? ['session'] : ['access', 'api', 'session']
+  const types: readonly TokenType[] = scheme === 'session' ? ['session'] : REQUEST_TOKEN_TYPES
   const verify = createJwtVerifier(deps, types)
   const allowed = new Set(types)
   const wrongType: AuthResult = { kind: 'deny', refusal: refuse('E1020') }

@@ -2,7 +2,8 @@ import { request } from 'undici'
 import { LRUCache } from 'lru-cache'
 import { sha256Hex } from '../util/secret.js'
 import { isCleanName, isCleanText } from '../util/identity-value.js'
-import { SESSION_COOKIE, type Authenticator, type AuthResult, type Principal } from './types.js'
+import type { Authenticator, AuthResult } from './types.js'
+import { SESSION_COOKIE, type Principal } from '../principal.js'
 
 export interface UpstreamIdentityOptions {
   /** upstream path (joined to the default upstream) or a full URL */

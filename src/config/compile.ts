@@ -1,7 +1,7 @@
 import { compileCidrs, type IpMatcher } from '../util/cidr.js'
 import { canonicalHeaderName } from '../util/header-names.js'
 import { sha256Hex } from '../util/secret.js'
-import type { AccessLimits, Scheme, TokenType } from '../auth/types.js'
+import type { AccessLimits, Scheme, TokenType } from '../principal.js'
 import type { GatewayConfig, RateLimitConfig, UserConfig } from './schema.js'
 import { compileMapping, type HeaderMapping } from '../identity/mapping.js'
 

@@ -17,6 +17,15 @@ export type LoadResult =
 
 export const formatProblem = (p: ConfigProblem): string => `${p.file}: ${p.path || '(top)'}: ${p.message}`
 
+/** A refused config for people: how many problems, then each on its own line. */
+export const describeProblems = (problems: readonly ConfigProblem[]): string =>
+  `invalid configuration: ${problems.length} problem${problems.length === 1 ? '' : 's'}\n` +
+  problems.map((p) => `  ${formatProblem(p)}`).join('\n')
+
+/** The config file of a command: --config, else $KEYGATE_CONFIG, else ./gateway.yaml. */
+export const configFileFrom = (flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string =>
+  flag ?? env.KEYGATE_CONFIG ?? 'gateway.yaml'
+
 const KEY_HASH = /^sha256:[0-9a-f]{64}$/
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g
 

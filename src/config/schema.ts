@@ -2,6 +2,7 @@ import { z } from 'zod'
 import { parseByteSize, parseDuration } from '../util/duration.js'
 import { isValidCidr } from '../util/cidr.js'
 import { parseRate } from '../util/rate.js'
+import { REQUEST_TOKEN_TYPES, SCHEMES } from '../principal.js'
 
 // The schema is the single source of truth for the configuration's types (CONTRACT §2).
 // Every object is strict: an unknown key is an error naming its path.
@@ -229,8 +230,8 @@ const Route = z
     require: z
       .object({
         groups: z.array(z.string()).default([]),
-        schemes: z.array(z.enum(['apikey', 'apptoken', 'bearer', 'session', 'upstream'])).optional(),
-        tokenType: z.enum(['access', 'session', 'api']).optional(),
+        schemes: z.array(z.enum(SCHEMES)).optional(),
+        tokenType: z.enum(REQUEST_TOKEN_TYPES).optional(),
       })
       .strict()
       .default({}),

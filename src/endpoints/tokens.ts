@@ -6,6 +6,7 @@ import type { GatewayConfig } from '../config/schema.js'
 import type { AuditSink } from '../observe.js'
 import { parseFormFields } from './body.js'
 import type { EndpointContext, EndpointHandler } from './types.js'
+import { iso } from '../util/iso-time.js'
 
 // The MediaWiki token authenticator's REST endpoints, answered under every tokenApi mount.
 
@@ -60,8 +61,6 @@ const wantsIssuer = (ctx: EndpointContext, fields: Record<string, string> | null
   const v = new URLSearchParams(ctx.target.query).get('withIssuer') ?? fields?.withIssuer
   return v === 'true' || v === '1'
 }
-
-const iso = (ms: number) => new Date(ms).toISOString()
 
 export function createTokenEndpoints(
   deps: TokenEndpointDeps,

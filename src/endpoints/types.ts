@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Refusal } from '../errors.js'
-import type { Principal } from '../auth/types.js'
+import type { Principal } from '../principal.js'
 import type { NormalizedTarget } from '../pipeline/normalize.js'
 import type { ClientAddress } from '../pipeline/client-ip.js'
 

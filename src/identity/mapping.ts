@@ -1,4 +1,4 @@
-import type { Principal } from '../auth/types.js'
+import type { Principal } from '../principal.js'
 import { encodeGroupsHeader, encodeHeaderValue } from '../util/identity-value.js'
 
 // identityHeaders.custom: free header names with templates such as "{username}" or

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { refuse, type Refusal } from '../errors.js'
-import type { AccessLimits } from '../auth/types.js'
+import type { AccessLimits } from '../principal.js'
 import { headerValues } from '../util/raw-headers.js'
 import { isAllowed, needsBody, readActionRequest } from '../mediawiki/action-api.js'
 

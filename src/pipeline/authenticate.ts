@@ -1,5 +1,6 @@
 import { refuse, StoreUnavailableError } from '../errors.js'
-import { HOST_SESSION_COOKIE, SESSION_COOKIE, type AuthResult, type Authenticator } from '../auth/types.js'
+import type { AuthResult, Authenticator } from '../auth/types.js'
+import { HOST_SESSION_COOKIE, SESSION_COOKIE } from '../principal.js'
 import { cookieValues, headerValues } from '../util/raw-headers.js'
 import { andThen, type MaybePromise } from '../util/maybe-promise.js'
 

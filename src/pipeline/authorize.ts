@@ -1,6 +1,6 @@
 import { refuse, type Refusal } from '../errors.js'
 import type { CompiledRoute } from '../config/compile.js'
-import type { Principal } from '../auth/types.js'
+import type { Principal } from '../principal.js'
 import { matchesPrefix } from '../util/path-prefix.js'
 
 export type RouteTable = (matchPath: string, method: string) => CompiledRoute

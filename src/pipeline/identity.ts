@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { canonicalHeaderName, connectionListed, HOP_BY_HOP } from '../util/header-names.js'
-import { HOST_SESSION_COOKIE, SESSION_COOKIE, type Principal } from '../auth/types.js'
+import { HOST_SESSION_COOKIE, SESSION_COOKIE, type Principal } from '../principal.js'
 import type { GatewayConfig } from '../config/schema.js'
 import type { CompiledRoute } from '../config/compile.js'
 import type { AssertionFor } from '../identity/assertion.js'

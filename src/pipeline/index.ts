@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { refuse, type Refusal } from '../errors.js'
 import type { CompiledConfig, CompiledRoute } from '../config/compile.js'
-import type { Principal } from '../auth/types.js'
+import type { Principal } from '../principal.js'
 import { normalizeTarget, type NormalizedTarget } from './normalize.js'
 import { createClientIpResolver, type ClientAddress } from './client-ip.js'
 import { authenticate, type AuthenticatorChain } from './authenticate.js'

@@ -1,6 +1,6 @@
 import type { CompiledConfig, CompiledRoute, EndpointId } from '../config/compile.js'
 import type { RateLimitConfig } from '../config/schema.js'
-import type { Principal } from '../auth/types.js'
+import type { Principal } from '../principal.js'
 import type { RateCount, RateCounter, RateWindow } from '../store/rate-counter.js'
 import { refuse, StoreUnavailableError, type Refusal } from '../errors.js'
 import type { AuditSink } from '../observe.js'

@@ -1,4 +1,4 @@
-import type { TokenType } from '../auth/types.js'
+import type { TokenType } from '../principal.js'
 import type { GatewayConfig } from '../config/schema.js'
 
 // Suffit mounts /authorize once per token type (token_type => 'session' | 'access' | 'api');

@@ -1,6 +1,6 @@
 import type { Clock } from '../clock.js'
 import type { Store } from '../store/types.js'
-import type { TokenType } from '../auth/types.js'
+import type { TokenType } from '../principal.js'
 import { createIndexedRecords } from './indexed-records.js'
 
 // Every JWT keygate issues is recorded by jti (never the token itself) until it expires:

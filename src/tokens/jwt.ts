@@ -18,7 +18,7 @@ import {
 import type { Clock } from '../clock.js'
 import { systemClock } from '../clock.js'
 import { KeygateError } from '../errors.js'
-import type { Principal, Scheme, TokenType } from '../auth/types.js'
+import { isTokenType, type Principal, type Scheme, type TokenType } from '../principal.js'
 import { usernamePrefixOf, type GatewayConfig, type IssuerConfig, type UserConfig } from '../config/schema.js'
 import { randomToken } from '../util/secret.js'
 import { isCleanName, isCleanText } from '../util/identity-value.js'
@@ -36,7 +36,6 @@ export interface JwtKeys {
   readonly ephemeral: boolean
 }
 
-const TOKEN_TYPES: ReadonlySet<string> = new Set<TokenType>(['access', 'session', 'refresh', 'api'])
 // A JWT is three base64url parts; anything longer than this is refused before any crypto or parsing.
 const MAX_JWT_CHARS = 8192
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/
@@ -207,7 +206,7 @@ export async function verifyJwt(
     typeof p.jti !== 'string' ||
     p.jti === '' ||
     typeof type !== 'string' ||
-    !TOKEN_TYPES.has(type) ||
+    !isTokenType(type) ||
     typeof p.exp !== 'number' ||
     typeof p.iat !== 'number'
   ) {
@@ -226,13 +225,13 @@ export async function verifyJwt(
   ) {
     return { ok: false, code: 'E1001', reason: 'claims' }
   }
-  if (opts.types && !opts.types.includes(type as TokenType)) return { ok: false, code: 'E1020', reason: 'type' }
+  if (opts.types && !opts.types.includes(type)) return { ok: false, code: 'E1020', reason: 'type' }
   return {
     ok: true,
     claims: {
       sub: p.sub,
       jti: p.jti,
-      type: type as TokenType,
+      type: type,
       uid,
       name: p.name ?? '',
       email: p.email ?? '',

@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache'
 import type { Clock } from '../clock.js'
+import { isJti } from '../principal.js'
 import type { Store, Unsubscribe } from '../store/types.js'
 
 // Revocation of stateless JWTs, and the in-process cache that keeps them cheap.
@@ -114,7 +115,6 @@ interface Entry<C> {
   recheck?: Promise<boolean> | undefined
 }
 
-const JTI_SHAPE = /^[\x21-\x7e]{1,256}$/
 const FAMILY_MESSAGE = 'family '
 const EPOCH_MESSAGE = 'epoch '
 
@@ -154,8 +154,8 @@ export async function createRevocation<C extends RevocableClaims>(deps: Revocati
         epoch = Math.max(epoch, heard)
     } else if (message.startsWith(FAMILY_MESSAGE)) {
       const family = message.slice(FAMILY_MESSAGE.length)
-      if (JTI_SHAPE.test(family)) familiesRevokedHere.set(family, true)
-    } else if (JTI_SHAPE.test(message)) revokedHere.set(message, true)
+      if (isJti(family)) familiesRevokedHere.set(family, true)
+    } else if (isJti(message)) revokedHere.set(message, true)
   }
 
   async function subscribe(): Promise<void> {
