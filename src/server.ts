@@ -15,8 +15,7 @@ import type { Store } from './store/types.js'
 import { createDecide, type Decide, type Decision, type DecisionRequest } from './pipeline/index.js'
 import { createRateLimit } from './pipeline/rate-limit.js'
 import { createLocalRateCounter } from './store/rate-counter.js'
-import { buildUpstreamHeaders, type IdentityOf } from './pipeline/identity.js'
-import { ownScheme } from './pipeline/authenticate.js'
+import { buildUpstreamHeaders } from './pipeline/identity.js'
 import { createForwarder, type Forwarder } from './pipeline/forward.js'
 import { answerAsDemo } from './upstream/demo.js'
 import { OWN_ENDPOINT_MAX_BODY_BYTES, readBoundedBody } from './endpoints/body.js'
@@ -60,7 +59,6 @@ interface Snapshot {
   readonly auth: Auth
   readonly decide: Decide
   readonly forwarder: Forwarder
-  readonly identityOf: IdentityOf
   readonly endpoints: Partial<Record<EndpointId, EndpointHandler>>
   /** requests (and upgrades until their tunnel opens) still being answered with this snapshot */
   inFlight: number
@@ -131,7 +129,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       fallback: config.rateLimits.onStoreDown === 'local' ? rateFallback : null,
       audit: observer.audit,
     })
-    const decide = createDecide(compiled, auth.chain, observer.audit, rateLimit)
+    const decide = createDecide(compiled, auth.chain, auth.identityOf, observer.audit, rateLimit)
     const origins = [config.upstream, ...config.routes.map((r) => r.upstream ?? config.upstream)].filter(
       (o) => o !== 'demo',
     )
@@ -144,7 +142,6 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       auth,
       decide,
       forwarder,
-      identityOf: auth.identityOf,
       endpoints: auth.endpoints(decide, config),
       inFlight: 0,
       retired: false,
@@ -358,9 +355,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const headers = buildUpstreamHeaders({
       headers: req.headers,
       identityHeaderNames: snap.compiled.identityHeaderNames,
-      identity: snap.identityOf(decision.principal, decision.route),
+      identity: decision.identity,
       passCredentials: decision.route.passCredentials,
-      ownAuthorization: ownScheme(req.rawHeaders, snap.auth.chain) !== null,
+      ownAuthorization: decision.credentialScheme !== null,
       requestId,
       clientIp: decision.client.clientIp,
       peerIp: req.socket.remoteAddress ?? '',

@@ -140,7 +140,7 @@ export async function createAuth(compiled: CompiledConfig, deps: AuthDeps): Prom
       jwks: (ctx) => ctx.send(200, publicJwks(keys)),
       'public-key': createPublicKeyEndpoint(loginKeys),
       'method-not-allowed': methodNotAllowed,
-      'forward-auth': createForwardAuth(decide, snapshotConfig, identityOf),
+      'forward-auth': createForwardAuth(decide, snapshotConfig),
       ...createTokenEndpoints({ config, userTokens, appTokens, audit: deps.audit }),
       ...createAuthorizeEndpoints({
         config,

@@ -1,7 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { refuse, statusOf } from '../errors.js'
 import type { Decide } from '../pipeline/index.js'
-import type { IdentityOf } from '../pipeline/identity.js'
 import { matchesPrefix } from '../util/path-prefix.js'
 import type { GatewayConfig } from '../config/schema.js'
 import type { EndpointHandler } from './types.js'
@@ -41,7 +40,7 @@ export function originalRequest(
  * 200 with the identity on the response headers, 401 with a challenge, 403, or 503.
  * 400 becomes 403 here: nginx turns any status but 401/403 into a 500 for the client.
  */
-export function createForwardAuth(decide: Decide, cfg: GatewayConfig, identityOf: IdentityOf): EndpointHandler {
+export function createForwardAuth(decide: Decide, cfg: GatewayConfig): EndpointHandler {
   return async (ctx) => {
     const original = originalRequest(
       ctx.req.method ?? 'GET',
@@ -70,7 +69,7 @@ export function createForwardAuth(decide: Decide, cfg: GatewayConfig, identityOf
     // (nginx: auth_request_set $ratelimit $upstream_http_ratelimit).
     const rateHeaders = decision.rateLimit?.headers
     if (decision.allow) {
-      const identity = identityOf(decision.principal, decision.route)
+      const identity = decision.identity
       ctx.send(200, { status: true }, rateHeaders ? { ...identity, ...rateHeaders } : identity)
       return
     }

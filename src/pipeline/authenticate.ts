@@ -1,6 +1,6 @@
 import { refuse, StoreUnavailableError } from '../errors.js'
 import type { AuthResult, Authenticator } from '../auth/types.js'
-import { HOST_SESSION_COOKIE, SESSION_COOKIE } from '../principal.js'
+import { HOST_SESSION_COOKIE, SESSION_COOKIE, type Scheme } from '../principal.js'
 import { cookieValues, headerValues } from '../util/raw-headers.js'
 import { andThen, type MaybePromise } from '../util/maybe-promise.js'
 
@@ -13,7 +13,18 @@ export interface AuthenticatorChain {
   readonly upstream: Authenticator | null
 }
 
+/** The request's Authorization header, read once: what authentication checks and the proxy strips. */
+export interface Authorization {
+  /** how many Authorization headers the request has: more than one is refused as ambiguous */
+  readonly count: number
+  /** the first one's scheme word (lower-case) and token */
+  readonly scheme: string
+  readonly token: string
+}
+
 export interface AuthInput {
+  readonly authorization: Authorization | null
+  /** for the session cookie and the wiki's own cookies */
   readonly rawHeaders: readonly string[]
   readonly clientIp: string
 }
@@ -32,15 +43,15 @@ export function parseAuthorization(value: string): { scheme: string; token: stri
   return { scheme: trimmed.slice(0, sp).toLowerCase(), token: trimmed.slice(sp).trim() }
 }
 
-/** Which of the gateway's own schemes the request uses, if any (to keep them from the upstream). */
-export function ownScheme(rawHeaders: readonly string[], chain: AuthenticatorChain): string | null {
-  const [auth] = headerValues(rawHeaders, 'authorization')
-  if (auth === undefined) return null
-  // Only the scheme word is needed: no slicing and trimming of a long token.
-  const scheme = SCHEME_WORD.exec(auth)?.[1]?.toLowerCase() ?? ''
-  return chain.byScheme.has(scheme) ? scheme : null
+export function readAuthorization(rawHeaders: readonly string[]): Authorization | null {
+  const values = headerValues(rawHeaders, 'authorization')
+  if (values.length === 0) return null
+  return { count: values.length, ...parseAuthorization(values[0]!) }
 }
-const SCHEME_WORD = /^\s*(\S+)/
+
+/** Which of the gateway's own schemes the Authorization header carries, if any (kept from the upstream). */
+export const credentialScheme = (authorization: Authorization | null, chain: AuthenticatorChain): Scheme | null =>
+  authorization === null ? null : (chain.byScheme.get(authorization.scheme)?.scheme ?? null)
 
 /** The store being down is an answer (E1006), not a failure of the request. */
 function storeDownOrThrow(err: unknown): AuthResult {
@@ -90,10 +101,10 @@ async function oneSession(session: Authenticator, values: string[], clientIp: st
  * "none" means no credential of ours at all; whether that is enough is the route's business.
  */
 export function authenticate(input: AuthInput, chain: AuthenticatorChain): MaybePromise<AuthOutcome> {
-  const authHeaders = headerValues(input.rawHeaders, 'authorization')
-  if (authHeaders.length > 1) return AMBIGUOUS
-  if (authHeaders.length === 1) {
-    const { scheme, token } = parseAuthorization(authHeaders[0]!)
+  const authorization = input.authorization
+  if (authorization !== null) {
+    if (authorization.count > 1) return AMBIGUOUS
+    const { scheme, token } = authorization
     const authenticator = chain.byScheme.get(scheme)
     if (authenticator) {
       if (!token || /\s/.test(token)) return MALFORMED

@@ -1,12 +1,13 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { refuse, type Refusal } from '../errors.js'
 import type { CompiledConfig, CompiledRoute } from '../config/compile.js'
-import type { Principal } from '../principal.js'
+import type { Principal, Scheme } from '../principal.js'
 import { normalizeTarget, type NormalizedTarget } from './normalize.js'
 import { createClientIpResolver, type ClientAddress } from './client-ip.js'
-import { authenticate, type AuthenticatorChain } from './authenticate.js'
+import { authenticate, credentialScheme, readAuthorization, type AuthenticatorChain } from './authenticate.js'
 import { authorize, createRouteTable, isActionApiPath } from './authorize.js'
 import { checkActionParams } from './action-params.js'
+import type { IdentityOf } from './identity.js'
 import type { RateLimitCheck, RateLimitOutcome } from './rate-limit.js'
 import type { AuditSink } from '../observe.js'
 import { andThen, type MaybePromise } from '../util/maybe-promise.js'
@@ -34,6 +35,10 @@ export type Decision =
       readonly principal: Principal | null
       readonly target: NormalizedTarget
       readonly client: ClientAddress
+      /** the caller's identity as headers: injected upstream, or set on a forward-auth answer */
+      readonly identity: Readonly<Record<string, string>>
+      /** the gateway's own scheme the Authorization header carries (kept from the upstream), whatever the route's policy */
+      readonly credentialScheme: Scheme | null
       /** the body, when a stage had to read it (replayed to the upstream) */
       readonly body: Buffer | null
       /** the rate limit that counted this request; its headers go on the response */
@@ -64,9 +69,11 @@ const allow = (
   principal: Principal | null,
   target: NormalizedTarget,
   client: ClientAddress,
+  identity: Readonly<Record<string, string>>,
+  credentialScheme: Scheme | null,
   body: Buffer | null,
   rateLimit: RateLimitOutcome | null,
-): Decision => ({ allow: true, route, principal, target, client, body, rateLimit })
+): Decision => ({ allow: true, route, principal, target, client, identity, credentialScheme, body, rateLimit })
 
 const deny = (
   refusal: Refusal,
@@ -98,6 +105,8 @@ const deny = (
 export function createDecide(
   config: CompiledConfig,
   chain: AuthenticatorChain,
+  /** the caller's identity headers on a route (the signed assertion among them when configured) */
+  identityOf: IdentityOf,
   audit: AuditSink,
   rateLimit: RateLimitCheck | null = null,
 ): Decide {
@@ -114,14 +123,17 @@ export function createDecide(
     const route = (request.forApp ? findAppRoute : findRoute)(target.matchPath, request.method)
 
     if (route.policy === 'deny') return deny(refuse('E1004'), target, route, null, client)
-    if (route.policy === 'anonymous') return allowed(route, null, target, client)
-    return andThen(authenticate({ rawHeaders: request.rawHeaders, clientIp: client.clientIp }, chain), (outcome) => {
+    const authorization = readAuthorization(request.rawHeaders)
+    const scheme = credentialScheme(authorization, chain)
+    if (route.policy === 'anonymous') return allowed(route, null, target, client, scheme)
+    const credentials = { authorization, rawHeaders: request.rawHeaders, clientIp: client.clientIp }
+    return andThen(authenticate(credentials, chain), (outcome) => {
       if (outcome.kind === 'deny') return deny(outcome.refusal, target, route, null, client)
       if (outcome.kind !== 'ok')
         return route.policy === 'optional'
-          ? allowed(route, null, target, client)
+          ? allowed(route, null, target, client, scheme)
           : deny(refuse('E1000'), target, route, null, client)
-      return judge(request, route, outcome.principal, target, client)
+      return judge(request, route, outcome.principal, target, client, scheme)
     })
   }
 
@@ -131,14 +143,16 @@ export function createDecide(
     principal: Principal | null,
     target: NormalizedTarget,
     client: ClientAddress,
+    scheme: Scheme | null,
     body: Buffer | null = null,
   ): MaybePromise<Decision> {
+    const identity = identityOf(principal, route)
     const counted = rateLimit === null ? null : rateLimit(route, principal, client.clientIp)
-    if (counted === null) return allow(route, principal, target, client, body, null)
+    if (counted === null) return allow(route, principal, target, client, identity, scheme, body, null)
     return andThen(counted, (limit) =>
       limit.refusal
         ? deny(limit.refusal, target, route, principal, client, limit)
-        : allow(route, principal, target, client, body, limit),
+        : allow(route, principal, target, client, identity, scheme, body, limit),
     )
   }
 
@@ -149,6 +163,7 @@ export function createDecide(
     principal: Principal,
     target: NormalizedTarget,
     client: ClientAddress,
+    scheme: Scheme | null,
   ): MaybePromise<Decision> {
     const onActionApi = route.endpoint === null && isActionApiPath(config.actionApiPaths, target.matchPath)
     const refusal = authorize(route, principal, target.matchPath, onActionApi)
@@ -157,7 +172,7 @@ export function createDecide(
         audit({ kind: 'apikey.refused', keyName: principal.keyName, clientIp: client.clientIp, reason: 'path' })
       return deny(refusal, target, route, principal, client)
     }
-    if (!onActionApi || !principal.limits) return allowed(route, principal, target, client)
+    if (!onActionApi || !principal.limits) return allowed(route, principal, target, client, scheme)
 
     return checkActionParams({
       method: request.method,
@@ -168,7 +183,7 @@ export function createDecide(
       readBody: request.readBody,
       postBodies,
     }).then((action) => {
-      if (action.ok) return allowed(route, principal, target, client, action.body)
+      if (action.ok) return allowed(route, principal, target, client, scheme, action.body)
       if (principal.keyName)
         audit({
           kind: 'apikey.refused',
