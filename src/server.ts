@@ -23,6 +23,7 @@ import { bodyPending, hasBody } from './http/request-body.js'
 import { canAnswer, serverTimeoutOptions, trackConnections } from './http/connections.js'
 import { awaitingBody, createBodyIdleTimeout, type AwaitingBody } from './http/body-timeout.js'
 import { isWebSocketUpgrade } from './http/upgrade.js'
+import { createDrain } from './http/drain.js'
 import { compileCidrs } from './util/cidr.js'
 import type { EndpointContext, EndpointHandler } from './endpoints/types.js'
 import { createAuth, type Auth } from './auth/index.js'
@@ -173,7 +174,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   })
   // Peers in trustedProxies carry many clients' connections: the per-address cap is not theirs.
   const trustedPeer = compileCidrs(initial.trustedProxies)
-  trackConnections(server, initial.limits, (ip) => trustedPeer(ip))
+  const { sockets } = trackConnections(server, initial.limits, (ip) => trustedPeer(ip))
+  const drain = createDrain(server, sockets)
   const answerTimedOut = ({ res, requestId }: AwaitingBody, socket: Socket) => {
     if (res.headersSent) return socket.destroy()
     sendRefusal(res, BODY_TIMED_OUT, requestId)
@@ -481,12 +483,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       }
     },
     async close() {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()))
-      server.closeIdleConnections()
-      const grace = setTimeout(() => server.closeAllConnections(), initial.limits.shutdownGrace)
-      grace.unref()
-      await closed
-      clearTimeout(grace)
+      logger.info({ connections: sockets.size, grace_ms: initial.limits.shutdownGrace }, 'draining connections')
+      const drained = await drain(initial.limits.shutdownGrace)
+      if (drained.cut > 0) logger.warn(drained, 'shutdown grace over; connections still open were cut')
+      else logger.info(drained, 'connections drained')
       storeHealth.stop()
       metrics?.close()
       audit.close()
