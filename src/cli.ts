@@ -1,10 +1,13 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { configFileFrom, describeProblems, loadConfigFile } from './config/load.js'
+import { configFileFrom, describeProblems, formatProblem, loadConfigFile } from './config/load.js'
 import { configWarnings } from './config/warnings.js'
 import { sha256Hex } from './util/secret.js'
 import { hashPassword } from './tokens/password.js'
+import type { GatewayConfig } from './config/schema.js'
+import type { Gateway } from './server.js'
+import type { Logger } from './log.js'
 
 const USAGE = `usage: keygate <command> [options]
 
@@ -89,6 +92,8 @@ async function main(argv: string[]): Promise<number> {
 }
 
 async function serve(file: string): Promise<number> {
+  const cluster = await import('./cluster.js')
+  if (cluster.isWorker()) return serveAsWorker(cluster)
   const loaded = loadConfigFile(file)
   if (!loaded.ok) {
     process.stderr.write(`${describeProblems(loaded.problems)}\n`)
@@ -98,14 +103,51 @@ async function serve(file: string): Promise<number> {
   const { createStdoutLog } = await import('./log.js')
   const { logger, flush } = createStdoutLog(loaded.config.logLevel)
   for (const w of configWarnings(loaded.config)) logger.warn({ key: w.path }, w.message)
-  const { isPrimary, superviseWorkers, workerCount } = await import('./cluster.js')
-  const workers = workerCount(loaded.config.workers)
-  if (workers > 1 && isPrimary()) return superviseWorkers(workers, logger).finally(flush)
+  const workers = cluster.workerCount(loaded.config.workers)
+  if (workers > 1) {
+    const reload = () => {
+      const next = loadConfigFile(file)
+      if (next.ok) return next.config
+      logger.error(
+        { problems: next.problems.map(formatProblem) },
+        'config reload refused; the old config keeps serving',
+      )
+      return null
+    }
+    return cluster.superviseWorkers(workers, loaded.config, reload, logger).finally(flush)
+  }
   const { startGateway } = await import('./server.js')
   const gateway = await startGateway({ config: loaded.config, configFile: file, logger })
   process.on('SIGHUP', () => {
     void gateway.reload()
   })
+  return runUntilStopped(gateway, logger, flush)
+}
+
+/** A cluster worker runs the config its primary holds (see cluster.ts), never the file's. */
+async function serveAsWorker(cluster: typeof import('./cluster.js')): Promise<number> {
+  let gateway: Gateway | null = null
+  let latest: GatewayConfig | null = null
+  let arrived = () => {}
+  cluster.onConfigFromPrimary((config) => {
+    latest = config
+    if (gateway) void gateway.reload(config)
+    else arrived()
+  })
+  if (!latest) await new Promise<void>((resolve) => (arrived = resolve))
+  const config: GatewayConfig = latest!
+  const { createStdoutLog } = await import('./log.js')
+  const { logger, flush } = createStdoutLog(config.logLevel)
+  const { startGateway } = await import('./server.js')
+  gateway = await startGateway({ config, logger })
+  // a reload the primary took while this worker was starting
+  if (latest !== config) void gateway.reload(latest!)
+  // The primary reads the file on SIGHUP and sends the result; a stray SIGHUP must not kill a worker.
+  process.on('SIGHUP', () => {})
+  return runUntilStopped(gateway, logger, flush)
+}
+
+function runUntilStopped(gateway: Gateway, logger: Logger, flush: () => void): Promise<number> {
   return new Promise<number>((resolve) => {
     const stop = (signal: string) => {
       logger.info({ signal }, 'shutting down')

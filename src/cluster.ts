@@ -1,12 +1,15 @@
-import cluster from 'node:cluster'
+import cluster, { type Worker } from 'node:cluster'
 import { availableParallelism } from 'node:os'
 import type { Logger } from './log.js'
 import { createClusterMetrics } from './metrics.js'
+import type { GatewayConfig } from './config/schema.js'
 
 /**
  * `workers: auto | N`: a primary forks the workers and they share the listening socket
- * (node:cluster). The primary only supervises: it restarts a worker that dies, passes SIGHUP on
- * (each worker reloads its config) and, on SIGTERM/SIGINT, asks every worker to drain and exit.
+ * (node:cluster). The primary only supervises: it owns the config (it reads the file, on start
+ * and on SIGHUP, and hands every worker, a restarted one too, the config it holds, so that all
+ * workers always run the same one), restarts a worker that dies (later each time one dies soon
+ * after it started) and, on SIGTERM/SIGINT, asks every worker to drain and exit.
  */
 export function workerCount(setting: 'auto' | number): number {
   return setting === 'auto' ? availableParallelism() : setting
@@ -15,37 +18,77 @@ export function workerCount(setting: 'auto' | number): number {
 export const isPrimary = (): boolean => cluster.isPrimary
 export const isWorker = (): boolean => cluster.isWorker
 
-/** Messages from a worker to the primary. */
-type WorkerMessage = { readonly kind: 'keygate:start-failed'; readonly message: string }
+/** Messages between the primary and its workers. */
+type ClusterMessage =
+  | { readonly kind: 'keygate:config'; readonly config: GatewayConfig }
+  | { readonly kind: 'keygate:config-wanted' }
+  | { readonly kind: 'keygate:start-failed'; readonly message: string }
 
-const isWorkerMessage = (m: unknown): m is WorkerMessage =>
-  typeof m === 'object' && m !== null && (m as { kind?: unknown }).kind === 'keygate:start-failed'
+const isMessage = (m: unknown): m is ClusterMessage =>
+  typeof m === 'object' && m !== null && String((m as { kind?: unknown }).kind).startsWith('keygate:')
 
-export function superviseWorkers(count: number, logger: Logger): Promise<number> {
+/** A worker that lived at least this long was healthy: the next restart is immediate again. */
+const HEALTHY_MS = 10_000
+const FIRST_RESTART_DELAY_MS = 250
+const MAX_RESTART_DELAY_MS = 30_000
+
+/** No wait after a healthy worker died; 250 ms after a quick death, doubling with each further one, at most 30 s. */
+export const restartDelay = (quickDeaths: number): number =>
+  quickDeaths === 0 ? 0 : Math.min(MAX_RESTART_DELAY_MS, FIRST_RESTART_DELAY_MS * 2 ** (quickDeaths - 1))
+
+/**
+ * Runs the workers until SIGTERM/SIGINT, or until a worker cannot start; resolves with the exit
+ * code. `reload` reads the config file again (null when it is refused: the workers keep theirs).
+ */
+export function superviseWorkers(
+  count: number,
+  initial: GatewayConfig,
+  reload: () => GatewayConfig | null,
+  logger: Logger,
+): Promise<number> {
+  let config = initial
   let stopping = false
-  let resolveExit: (code: number) => void = () => {}
-  const exited = new Promise<number>((resolve) => (resolveExit = resolve))
+  let quickDeaths = 0
+  const bornAt = new Map<number, number>()
   // Workers' /_keygate/metrics answer with the numbers of all workers, gathered here.
   const metrics = createClusterMetrics()
+  let resolveExit: (code: number) => void = () => {}
+  const exited = new Promise<number>((resolve) => (resolveExit = resolve))
+
+  // A worker that died before it could read a message is reported by 'exit', not here.
+  const send = (worker: Worker, message: ClusterMessage) => worker.send(message, () => {})
   const fork = () => {
     const worker = cluster.fork()
+    bornAt.set(worker.id, Date.now())
     worker.on('message', (m: unknown) => {
-      if (!isWorkerMessage(m)) return
+      if (!isMessage(m)) return
+      if (m.kind === 'keygate:config-wanted') return send(worker, { kind: 'keygate:config', config })
+      if (m.kind !== 'keygate:start-failed') return
       // Not a crash to restart from: the next worker would fail the same way (a port in use).
       logger.fatal({ worker: worker.process.pid }, `keygate cannot start: ${m.message}`)
       stop(null, 1)
     })
   }
   for (let i = 0; i < count; i++) fork()
-  cluster.on('exit', (worker, code, signal) => {
+  cluster.on('exit', (worker: Worker, code, signal) => {
+    const lived = Date.now() - (bornAt.get(worker.id) ?? 0)
+    bornAt.delete(worker.id)
     if (stopping) return
-    logger.error({ worker: worker.process.pid, code, signal }, 'worker died; starting another')
-    fork()
+    quickDeaths = lived < HEALTHY_MS ? quickDeaths + 1 : 0
+    const delay = restartDelay(quickDeaths)
+    logger.error({ worker: worker.process.pid, code, signal, restart_in_ms: delay }, 'worker died; starting another')
+    setTimeout(() => {
+      if (!stopping) fork()
+    }, delay)
   })
   process.on('SIGHUP', () => {
-    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGHUP')
+    const next = reload()
+    if (!next) return
+    config = next
+    for (const w of Object.values(cluster.workers ?? {})) if (w) send(w, { kind: 'keygate:config', config })
   })
   logger.info({ workers: count }, 'keygate primary started')
+
   function stop(signal: NodeJS.Signals | null, code: number) {
     if (stopping) return
     stopping = true
@@ -69,10 +112,23 @@ export function superviseWorkers(count: number, logger: Logger): Promise<number>
   return exited
 }
 
+/**
+ * In a worker: `take` gets the config the primary holds, first on start and again after each
+ * reload the primary took. A worker never reads the config file: one started after the file
+ * was edited (without SIGHUP) runs what its siblings run.
+ */
+export function onConfigFromPrimary(take: (config: GatewayConfig) => void): void {
+  process.on('message', (m: unknown) => {
+    if (isMessage(m) && m.kind === 'keygate:config') take(m.config)
+  })
+  // Asked for, not pushed at fork: a message that arrives before this listener exists is lost.
+  process.send!({ kind: 'keygate:config-wanted' } satisfies ClusterMessage)
+}
+
 /** In a worker: tell the primary this worker cannot start (the primary stops the others and exits 1). */
 export function reportStartFailure(message: string): Promise<void> {
   return new Promise((resolve) => {
     if (!process.send) return resolve()
-    process.send({ kind: 'keygate:start-failed', message } satisfies WorkerMessage, () => resolve())
+    process.send({ kind: 'keygate:start-failed', message } satisfies ClusterMessage, () => resolve())
   })
 }

@@ -74,8 +74,8 @@ export interface Gateway {
   readonly observer: Observer
   readonly url: string
   readonly port: number
-  /** true when the new config was taken; the old one keeps serving otherwise */
-  reload(): Promise<boolean>
+  /** the file again, or `config` (a cluster worker's, from its primary); true when the new config was taken */
+  reload(config?: GatewayConfig): Promise<boolean>
   close(): Promise<void>
 }
 
@@ -459,9 +459,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     observer,
     port,
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
-    async reload() {
-      if (!options.configFile) return false
-      const loaded = loadConfigFile(options.configFile)
+    async reload(given?: GatewayConfig) {
+      if (!given && !options.configFile) return false
+      const loaded = given ? { ok: true as const, config: given } : loadConfigFile(options.configFile!)
       if (!loaded.ok) {
         const problems = loaded.problems.map(formatProblem)
         logger.error({ problems }, 'config reload refused; the old config keeps serving')

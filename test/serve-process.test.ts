@@ -1,13 +1,13 @@
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { once } from 'node:events'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import { Agent, request } from 'node:http'
-import { startUpstream } from './helpers.js'
+import { rawGet, startUpstream } from './helpers.js'
 
 // `keygate serve` as a real child process: how it starts, fails to start, drains and restarts workers.
 
@@ -209,4 +209,81 @@ test('SIGTERM under keep-alive load on a fast upstream: idle connections close w
     'every request sent before SIGTERM was answered',
   )
   assert.match(output(), /connections drained/)
+})
+
+const workerPids = (primary: number): number[] =>
+  execFileSync('ps', ['-o', 'pid=', '--ppid', String(primary)], { encoding: 'utf8' })
+    .split('\n')
+    .map((l) => Number(l.trim()))
+    .filter((pid) => pid > 0)
+
+async function workersConfig(policy: string): Promise<{ file: string; port: number; text: string }> {
+  const held = await holdPort()
+  await new Promise((r) => held.server.close(r))
+  const text = [
+    `listen: 127.0.0.1:${held.port}`,
+    'upstream: demo',
+    'workers: 2',
+    REDIS_STORE,
+    CLUSTER_SECRETS,
+    `defaultPolicy: ${policy}`,
+  ].join('\n')
+  return { file: tempConfig(text), port: held.port, text }
+}
+
+const listenCount = (output: () => string) => (output().match(/keygate listening/g) ?? []).length
+
+test('workers: a worker that keeps dying is restarted later each time; with a broken file the new one runs the primary config', async () => {
+  const { file, port } = await workersConfig('anonymous')
+  const { child, output } = serve(file)
+  await listening(output, 2)
+  writeFileSync(file, 'listen: [this is not a config')
+  const [victim, sibling] = workerPids(child.pid!)
+  assert.ok(victim && sibling, output())
+  // Kill the first worker and every one started in its place, for 3 s.
+  const killed = new Set<number>()
+  const until = performance.now() + 3000
+  while (performance.now() < until) {
+    for (const pid of workerPids(child.pid!))
+      if (pid !== sibling && !killed.has(pid)) {
+        killed.add(pid)
+        process.kill(pid, 'SIGKILL')
+      }
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  // 250, 500, 1000 ms: three restarts fit in 3 s (without backoff, dozens did)
+  assert.ok(killed.size >= 3 && killed.size <= 5, `${killed.size} workers started and killed in 3 s`)
+  const delays = [...output().matchAll(/"restart_in_ms":(\d+)/g)].map((m) => Number(m[1]))
+  assert.deepEqual(delays.slice(0, 3), [250, 500, 1000])
+  // the next one is left alone: it starts although the file is broken
+  for (let i = 0; i < 100 && listenCount(output) < 3; i++) await new Promise((r) => setTimeout(r, 100))
+  assert.equal(listenCount(output), 3, output())
+  assert.doesNotMatch(output(), /invalid configuration/)
+  for (let i = 0; i < 10; i++) assert.equal((await rawGet(port, '/x')).status, 200)
+  child.kill('SIGTERM')
+  assert.equal(await exitWithin(child, 5000), 0)
+})
+
+test('workers: a worker restarted after the file was edited without SIGHUP runs the same config as its siblings', async () => {
+  const { file, port, text } = await workersConfig('deny')
+  const { child, output } = serve(file)
+  await listening(output, 2)
+  assert.equal((await rawGet(port, '/x')).status, 403)
+  writeFileSync(file, text.replace('defaultPolicy: deny', 'defaultPolicy: anonymous'))
+  process.kill(workerPids(child.pid!)[0]!, 'SIGKILL')
+  for (let i = 0; i < 100 && listenCount(output) < 3; i++) await new Promise((r) => setTimeout(r, 100))
+  assert.equal(listenCount(output), 3, output())
+  // a new connection per request: the primary hands them to the workers in turn
+  const statuses = new Set<number>()
+  for (let i = 0; i < 10; i++) statuses.add((await rawGet(port, '/x')).status)
+  assert.deepEqual([...statuses], [403])
+  // SIGHUP: the primary reads the file and every worker takes it
+  child.kill('SIGHUP')
+  for (let i = 0; i < 50 && (output().match(/config reloaded/g) ?? []).length < 2; i++)
+    await new Promise((r) => setTimeout(r, 100))
+  statuses.clear()
+  for (let i = 0; i < 10; i++) statuses.add((await rawGet(port, '/x')).status)
+  assert.deepEqual([...statuses], [200])
+  child.kill('SIGTERM')
+  assert.equal(await exitWithin(child, 5000), 0)
 })
