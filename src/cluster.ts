@@ -15,7 +15,6 @@ export function workerCount(setting: 'auto' | number): number {
   return setting === 'auto' ? availableParallelism() : setting
 }
 
-export const isPrimary = (): boolean => cluster.isPrimary
 export const isWorker = (): boolean => cluster.isWorker
 
 /** Messages between the primary and its workers. */
