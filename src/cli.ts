@@ -102,7 +102,7 @@ async function serve(file: string): Promise<number> {
   // Loaded here so that hash-key and check-config start without the whole gateway.
   const { createStdoutLog } = await import('./log.js')
   const { logger, flush } = createStdoutLog(loaded.config.logLevel)
-  for (const w of configWarnings(loaded.config)) logger.warn({ key: w.path }, w.message)
+  for (const w of configWarnings(loaded.config)) logger.warn({ setting: w.path }, w.message)
   const workers = cluster.workerCount(loaded.config.workers)
   if (workers > 1) {
     const reload = () => {

@@ -62,8 +62,8 @@ export function superviseWorkers(
     worker.on('message', (m: unknown) => {
       if (!isMessage(m)) return
       if (m.kind === 'keygate:config-wanted') return send(worker, { kind: 'keygate:config', config })
-      if (m.kind !== 'keygate:start-failed') return
-      // Not a crash to restart from: the next worker would fail the same way (a port in use).
+      // Every worker fails the same way (a port in use): the first report stops them all, the others say nothing new.
+      if (m.kind !== 'keygate:start-failed' || stopping) return
       logger.fatal({ worker: worker.process.pid }, `keygate cannot start: ${m.message}`)
       stop(null, 1)
     })

@@ -66,6 +66,8 @@ for (const [name, extra] of [
     assert.equal(lines.length, 1, output())
     assert.match(lines[0]!, new RegExp(`127\\.0\\.0\\.1:${held.port}`))
     assert.doesNotMatch(output(), /keygate listening/)
+    // the start-up warning names its setting (a field called `key` would be redacted as a secret)
+    assert.match(output(), /"setting":"secrets\.salt"/)
   })
 }
 
