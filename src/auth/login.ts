@@ -1,3 +1,5 @@
+import { refuse, type Refusal } from '../errors.js'
+import type { AuditSink } from '../observe.js'
 import type { Store } from '../store/types.js'
 import { sha256Hex } from '../util/secret.js'
 import type { UserConfig } from '../config/schema.js'
@@ -86,4 +88,35 @@ export function createUserDirectory(
       return user && inStanding(user, clock.now()) ? user : undefined
     },
   }
+}
+
+/**
+ * One password login, as /api/authorize and the sign-in page both do it: the attempt is counted
+ * (loginLimit) before the password is checked, an unknown user costs and answers the same as a
+ * wrong password (E1026), and failures and lockouts are audited.
+ */
+export async function checkLogin(
+  deps: { limiter: LoginLimiter; users: UserDirectory; windowMs: number; audit: AuditSink },
+  username: string,
+  password: string,
+  ip: string,
+): Promise<{ ok: true; user: UserConfig } | { ok: false; refusal: Refusal }> {
+  const attempt = await deps.limiter.attempt(username, ip)
+  if (!attempt.ok) return { ok: false, refusal: refuse('E1031', { retryAfterSec: attempt.retryAfterSec }) }
+  const user = await deps.users.checkPassword(username, password)
+  if (!user) {
+    const lockout = deps.limiter.failed(attempt)
+    deps.audit({ kind: 'login.failed', username, clientIp: ip, reason: 'credentials' })
+    if (lockout)
+      deps.audit({
+        kind: 'login.lockout',
+        scope: lockout,
+        username,
+        clientIp: ip,
+        retryAfterSec: Math.ceil(deps.windowMs / 1000),
+      })
+    return { ok: false, refusal: refuse('E1026') }
+  }
+  await deps.limiter.succeeded(attempt)
+  return { ok: true, user }
 }

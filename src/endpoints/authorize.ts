@@ -3,10 +3,10 @@ import { refuse, type Refusal } from '../errors.js'
 import type { Clock } from '../clock.js'
 import { MAX_USERNAME_BYTES, type GatewayConfig, type UserConfig } from '../config/schema.js'
 import { HOST_SESSION_COOKIE, SESSION_COOKIE, type Principal, type TokenType } from '../principal.js'
-import type { LoginLimiter, UserDirectory } from '../auth/login.js'
-import { issueJwt, verifyJwt, type JwtClaims, type JwtKeys } from '../tokens/jwt.js'
+import { checkLogin, type LoginLimiter, type UserDirectory } from '../auth/login.js'
+import { verifyJwt, type JwtClaims, type JwtKeys } from '../tokens/jwt.js'
 import type { Revocation } from '../tokens/revocation.js'
-import type { IssuedTokens } from '../tokens/issued.js'
+import { issueRecorded, type IssuedTokens } from '../tokens/issued.js'
 import type { AuditSink } from '../observe.js'
 import { randomToken } from '../util/secret.js'
 import { parseFormFields } from './body.js'
@@ -120,8 +120,9 @@ export function createAuthorizeEndpoints(
   ) {
     const remember = fields.remember === 'true' || fields.remember === '1' || fields.remember === 'on'
     const ttlMs = ttlFor(type, remember)
-    const made = await issueJwt(
-      keys,
+    const clientId = fields.clientid || md5(`${ctx.req.headers['user-agent'] ?? ''}${ctx.client.clientIp}`)
+    const made = await issueRecorded(
+      { keys, issued, clock },
       {
         sub: user.username,
         type,
@@ -132,24 +133,9 @@ export function createAuthorizeEndpoints(
         ttlMs,
         ...(family !== undefined ? { family } : {}),
       },
-      clock,
+      { clientId, clientIp: ctx.client.clientIp },
     )
-    if (!made.ok) return refuse('E1024')
-    const clientId = fields.clientid || md5(`${ctx.req.headers['user-agent'] ?? ''}${ctx.client.clientIp}`)
-    try {
-      await issued.record({
-        jti: made.jti,
-        type,
-        sub: user.username,
-        uid: user.uid,
-        clientId,
-        clientIp: ctx.client.clientIp,
-        issuedAt: made.issuedAt,
-        expiresAt: made.expiresAt,
-      })
-    } catch {
-      return refuse('E1025')
-    }
+    if (!made.ok) return refuse(made.code)
     audit({ kind: 'token.issued', type, jti: made.jti, subject: user.username, clientIp: ctx.client.clientIp })
     const body = {
       status: true,
@@ -189,27 +175,16 @@ export function createAuthorizeEndpoints(
       if (type === 'session' && crossSite(ctx)) return ctx.refuse(CROSS_SITE)
       const sent = passwordOf(loginKeys, f)
       if (!sent.ok) return ctx.refuse(sent.refusal)
-      const ip = ctx.client.clientIp
-      const attempt = await limiter.attempt(username, ip)
-      if (!attempt.ok) return ctx.refuse(refuse('E1031', { retryAfterSec: attempt.retryAfterSec }))
-      const user = await users.checkPassword(username, sent.password)
-      if (!user) {
-        const lockout = limiter.failed(attempt)
-        audit({ kind: 'login.failed', username, clientIp: ip, reason: 'credentials' })
-        if (lockout)
-          audit({
-            kind: 'login.lockout',
-            scope: lockout,
-            username,
-            clientIp: ip,
-            retryAfterSec: Math.ceil(config.loginLimit.window / 1000),
-          })
-        return ctx.refuse(refuse('E1026'))
-      }
-      await limiter.succeeded(attempt)
+      const login = await checkLogin(
+        { limiter, users, windowMs: config.loginLimit.window, audit },
+        username,
+        sent.password,
+        ctx.client.clientIp,
+      )
+      if (!login.ok) return ctx.refuse(login.refusal)
       // A refresh token from a login starts a family: its successors and their access tokens join it.
       const family = type === 'refresh' ? randomToken(16) : undefined
-      const result = await issue(ctx, user, type, f, started, family)
+      const result = await issue(ctx, login.user, type, f, started, family)
       if ('code' in result) return ctx.refuse(result)
       ctx.send(200, result.body, result.headers)
     },

@@ -2,6 +2,7 @@ import type { Clock } from '../clock.js'
 import type { Store } from '../store/types.js'
 import type { TokenType } from '../principal.js'
 import { createIndexedRecords } from './indexed-records.js'
+import { issueJwt, type JwtIssueClaims, type JwtIssueResult, type JwtKeys } from './jwt.js'
 
 // Every JWT keygate issues is recorded by jti (never the token itself) until it expires:
 // session, api and refresh tokens are valid only while their record exists (revocation deletes
@@ -73,3 +74,32 @@ export function createIssuedTokens(deps: { store: Store; clock: Clock; /** secre
 }
 
 export type IssuedTokens = ReturnType<typeof createIssuedTokens>
+
+/**
+ * Issues a keygate JWT and records it (by jti) in one step: /api/authorize and the sign-in page
+ * make their tokens, sessions above all, the same way. E1024 when it cannot be signed, E1025 when
+ * it cannot be recorded (a session that is not recorded would be refused at once).
+ */
+export async function issueRecorded(
+  deps: { keys: JwtKeys; issued: IssuedTokens; clock: Clock },
+  claims: JwtIssueClaims,
+  meta: { clientId: string; clientIp: string },
+): Promise<Extract<JwtIssueResult, { ok: true }> | { ok: false; code: 'E1024' | 'E1025' }> {
+  const made = await issueJwt(deps.keys, claims, deps.clock)
+  if (!made.ok) return { ok: false, code: 'E1024' }
+  try {
+    await deps.issued.record({
+      jti: made.jti,
+      type: claims.type,
+      sub: claims.sub,
+      uid: claims.uid,
+      clientId: meta.clientId,
+      clientIp: meta.clientIp,
+      issuedAt: made.issuedAt,
+      expiresAt: made.expiresAt,
+    })
+  } catch {
+    return { ok: false, code: 'E1025' }
+  }
+  return made
+}
