@@ -31,6 +31,8 @@ import { createMetrics } from './metrics.js'
 import { JSON_CONTENT_TYPE } from './util/json-type.js'
 import { createAudit } from './audit.js'
 import cluster from 'node:cluster'
+import { cameOverHttps } from './signin/cookies.js'
+import { signInRedirectLocation } from './signin/page-load.js'
 
 export interface GatewayOptions {
   /** a loaded config (tests), or a file to load (and reload on SIGHUP) */
@@ -257,6 +259,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     outcome: Outcome,
   ): Promise<void> {
     const rateHeaders = decision.rateLimit?.headers ?? null
+    if (!decision.allow && decision.signIn) {
+      const https = cameOverHttps(req.headers, 'encrypted' in req.socket, decision.client?.peerTrusted ?? false)
+      const location = signInRedirectLocation(snap.compiled.raw.signIn!, req.headers, https, req.url ?? '/')
+      return void res.writeHead(302, { location, 'cache-control': 'no-store', 'x-request-id': requestId }).end()
+    }
     if (!decision.allow) return sendRefusal(res, decision.refusal, requestId, decision.challenge, rateHeaders)
     if (rateHeaders !== null && (decision.route.endpoint || decision.route.upstream === 'demo'))
       for (const name in rateHeaders) res.setHeader(name, rateHeaders[name]!)

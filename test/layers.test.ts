@@ -8,7 +8,7 @@ import { join, relative, dirname, normalize } from 'node:path'
 const LAYERS: Array<[number, RegExp]> = [
   [0, /^(errors|clock|log|observe|principal|util\/.*|http\/.*|config\/schema)$/],
   [1, /^(config\/load|config\/compile|config\/warnings|store\/.*|tokens\/.*|identity\/.*|mediawiki\/.*|upstream\/.*)$/],
-  [2, /^(auth\/(?!index$).*|pipeline\/(?!index$).*)$/],
+  [2, /^(auth\/(?!index$).*|pipeline\/(?!index$).*|signin\/.*)$/],
   [3, /^(pipeline\/index|endpoints\/.*|suffit\/.*)$/],
   [4, /^(auth\/index|server|cli|cluster|metrics|audit|admin\/.*)$/],
 ]

@@ -25,6 +25,10 @@ import { createReady, health, methodNotAllowed } from '../endpoints/ops.js'
 import { createTokenEndpoints, type UserTokenRecord } from '../endpoints/tokens.js'
 import { createAuthorizeEndpoints } from '../endpoints/authorize.js'
 import { createLoginKeys, createPublicKeyEndpoint } from '../suffit/login-key.js'
+import { createSignInEndpoints } from '../endpoints/sign-in.js'
+import { createCsrf } from '../signin/csrf.js'
+import { createOidcProvider } from '../signin/oidc.js'
+import { SESSION_COOKIE } from '../principal.js'
 
 export interface AuthDeps {
   readonly store: Store
@@ -131,8 +135,16 @@ export async function createAuth(compiled: CompiledConfig, deps: AuthDeps): Prom
       })
     : null
 
+  const session = createJwtAuthenticator('session', jwtDeps)
+  const limiter = createLoginLimiter(store, {
+    perUser: config.loginLimit.perUser,
+    perIp: config.loginLimit.perIp,
+    window: config.loginLimit.window,
+  })
+  // Built once per config: each provider's discovery is fetched on first use and kept.
+  const providers = (config.signIn?.providers ?? []).map(createOidcProvider)
   return {
-    chain: { byScheme, session: createJwtAuthenticator('session', jwtDeps), upstream },
+    chain: { byScheme, session, sessionCookie: config.signIn?.cookie.name ?? SESSION_COOKIE, upstream },
     identityOf,
     endpoints: (decide, snapshotConfig) => ({
       health,
@@ -150,13 +162,26 @@ export async function createAuth(compiled: CompiledConfig, deps: AuthDeps): Prom
         revocation,
         loginKeys,
         users,
+        limiter,
         audit: deps.audit,
-        limiter: createLoginLimiter(store, {
-          perUser: config.loginLimit.perUser,
-          perIp: config.loginLimit.perIp,
-          window: config.loginLimit.window,
-        }),
       }),
+      ...(config.signIn
+        ? createSignInEndpoints({
+            config,
+            signIn: config.signIn,
+            store,
+            clock,
+            keys,
+            issued,
+            revocation,
+            users,
+            limiter,
+            audit: deps.audit,
+            csrf: createCsrf(store),
+            session,
+            providers,
+          })
+        : {}),
       ...deps.extraEndpoints,
     }),
     close() {

@@ -25,6 +25,9 @@ export type EndpointId =
   | 'revoke'
   | 'refresh'
   | 'method-not-allowed'
+  | 'sign-in'
+  | 'sign-out'
+  | 'oauth2-callback'
 
 /**
  * How a route's path covers a request path. Configured routes are segment-aware prefixes; keygate's
@@ -55,6 +58,8 @@ export interface CompiledRoute {
   readonly assertionAudience: string | null
   /** identityHeaders.custom with this route's overrides (one shared object for routes without any) */
   readonly headerMapping: HeaderMapping
+  /** a browser's page load without credentials is sent to the sign-in page (when signIn is configured) */
+  readonly signIn: boolean
 }
 
 export interface CompiledApiKey {
@@ -160,6 +165,25 @@ const tokenEndpoints = (mount: string): EndpointSpec[] => [
   },
 ]
 
+/** Fixed by the contract: the sign-out page and each provider's callback (its id is the token segment). */
+export const SIGN_OUT_PATH = '/_keygate/sign-out'
+export const OAUTH2_CALLBACK_PATH = '/_keygate/oauth2/callback'
+
+const signInEndpoints = (config: GatewayConfig): EndpointSpec[] =>
+  config.signIn
+    ? [
+        { path: config.signIn.path, methods: ['GET', 'HEAD', 'POST'], policy: 'anonymous', endpoint: 'sign-in' },
+        { path: SIGN_OUT_PATH, methods: ['GET', 'HEAD', 'POST'], policy: 'anonymous', endpoint: 'sign-out' },
+        {
+          path: OAUTH2_CALLBACK_PATH,
+          match: 'token-segment',
+          methods: ['GET'],
+          policy: 'anonymous',
+          endpoint: 'oauth2-callback',
+        },
+      ]
+    : []
+
 const LOOPBACK = ['127.0.0.0/8', '::1/128']
 
 /** Everything that depends only on the config, built once per load and frozen; a reload builds a new one. */
@@ -170,6 +194,7 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
   const endpointSpecs = [
     ...OPS_ENDPOINTS,
     ...config.tokenApi.authorize.flatMap((a) => authorizeEndpoints(a.path)),
+    ...signInEndpoints(config),
     ...mounts.flatMap(tokenEndpoints),
   ]
   const defaultAudience = config.identityAssertion?.audience ?? null
@@ -194,6 +219,7 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
     rateLimit: null,
     assertionAudience: null,
     headerMapping: globalMapping,
+    signIn: false,
   })
   const forwardAuth: EndpointSpec = {
     path: config.forwardAuth.path,
@@ -229,6 +255,7 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
     rateLimit: r.rateLimit ?? null,
     assertionAudience: r.assertionAudience ?? defaultAudience,
     headerMapping: routeMapping(r),
+    signIn: r.signIn,
   }))
   const fallback: CompiledRoute = {
     name: 'default',
@@ -246,6 +273,7 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
     rateLimit: null,
     assertionAudience: defaultAudience,
     headerMapping: globalMapping,
+    signIn: true,
   }
 
   const h = config.identityHeaders

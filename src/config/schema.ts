@@ -250,6 +250,8 @@ const Route = z
       .object({ custom: HeaderMappings.default({}) })
       .strict()
       .optional(),
+    // false: a browser's page load here gets the 401, never the redirect to the sign-in page
+    signIn: z.boolean().default(true),
   })
   .strict()
 
@@ -272,6 +274,109 @@ const Issuer = z
     uidClaim: z.string().min(1).optional(),
   })
   .strict()
+
+// A host name the `rd` return address may name: exact, or `.example.org` for any subdomain of it.
+const RedirectHost = z
+  .string()
+  .regex(
+    /^\.?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/,
+    'expected a host like app.example.org or .example.org',
+  )
+
+const SignInProvider = z
+  .object({
+    id: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, 'expected a short id like corp (a-z, 0-9, _ and -)'),
+    name: z.string().min(1).max(60),
+    issuer: z
+      .string()
+      .url()
+      .refine(
+        (s) => s.startsWith('https://') || /^http:\/\/(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?(\/|$)/.test(s),
+        'expected an https issuer (plain http only on loopback)',
+      ),
+    clientId: z.string().min(1),
+    clientSecret: z.string().min(1).optional(),
+    clientAuth: z.enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none']).optional(),
+    // private_key_jwt: a PEM (or a file holding one), RS256 or ES256
+    privateKey: z.string().optional(),
+    scopes: z
+      .array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'expected a scope word'))
+      .default(['openid', 'profile', 'email']),
+    claims: z
+      .object({
+        username: z.string().min(1).default('preferred_username'),
+        name: z.string().min(1).default('name'),
+        email: z.string().min(1).default('email'),
+        groups: z.string().min(1).default('groups'),
+      })
+      .strict()
+      .default({}),
+    ca: z.string().optional(),
+    allow: z
+      .object({
+        groups: z.array(z.string()).default([]),
+        emailDomains: z.array(z.string().regex(/^[a-z0-9.-]+$/i, 'expected a domain like example.org')).default([]),
+      })
+      .strict()
+      .default({}),
+  })
+  .strict()
+  .superRefine((p, ctx) => {
+    const auth = p.clientAuth ?? (p.privateKey ? 'private_key_jwt' : p.clientSecret ? 'client_secret_basic' : 'none')
+    if ((auth === 'client_secret_basic' || auth === 'client_secret_post') && !p.clientSecret)
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['clientSecret'], message: `${auth} needs a clientSecret` })
+    if (auth === 'private_key_jwt' && !p.privateKey)
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['privateKey'], message: 'private_key_jwt needs a privateKey' })
+    if (!p.scopes.includes('openid'))
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['scopes'], message: 'scopes must include openid' })
+  })
+
+const SignIn = z
+  .object({
+    path: PathPrefix.default('/_keygate/sign-in'),
+    local: z.boolean().default(true),
+    redirect: z.enum(['auto', 'never']).default('auto'),
+    publicUrl: z
+      .string()
+      .regex(/^https?:\/\/[^/?#\s]+$/, 'expected an origin like https://auth.example.org (no path)')
+      .optional(),
+    allowedRedirects: z.array(RedirectHost).default([]),
+    // shown on the page: "Sign in to <appName>"
+    appName: z.string().max(80).default(''),
+    cookie: z
+      .object({
+        name: z
+          .string()
+          .regex(/^[A-Za-z0-9_-]+$/, 'expected a cookie name like keygate_session')
+          .default('keygate_session'),
+        domain: z
+          .string()
+          .regex(/^$|^\.?[a-z0-9.-]+$/, 'expected a domain like example.org')
+          .default(''),
+        secure: z.union([z.literal('auto'), z.boolean()]).default('auto'),
+      })
+      .strict()
+      .default({}),
+    providers: z.array(SignInProvider).default([]),
+  })
+  .strict()
+  .superRefine((s, ctx) => {
+    const ids = s.providers.map((p) => p.id)
+    ids.forEach((id, i) => {
+      if (ids.indexOf(id) !== i)
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: ['providers', i, 'id'],
+          message: `duplicate provider id ${id}`,
+        })
+    })
+    if (!s.local && s.providers.length === 0)
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['local'],
+        message: 'nothing to sign in with: local is false and there are no providers',
+      })
+  })
 
 export const GatewaySchema = z
   .object({
@@ -419,6 +524,7 @@ export const GatewaySchema = z
       })
       .strict()
       .default({}),
+    signIn: SignIn.optional(),
     loginLimit: z
       .object({
         perUser: z.number().int().positive().default(5),
@@ -469,6 +575,8 @@ export type PrincipalConfig = z.infer<typeof Principal>
 export type RateLimitConfig = z.infer<typeof RateLimit>
 export type IssuerConfig = z.infer<typeof Issuer>
 export type LdapUsersConfig = z.infer<typeof LdapUsers>
+export type SignInConfig = z.infer<typeof SignIn>
+export type SignInProviderConfig = z.infer<typeof SignInProvider>
 
 /** What goes before an issuer's user names: its `usernamePrefix`, by default the issuer and '#'. */
 export const usernamePrefixOf = (cfg: Pick<IssuerConfig, 'issuer' | 'usernamePrefix'>): string =>

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { refuse, type Refusal } from '../errors.js'
 import type { Clock } from '../clock.js'
 import { MAX_USERNAME_BYTES, type GatewayConfig, type UserConfig } from '../config/schema.js'
-import { HOST_SESSION_COOKIE, SESSION_COOKIE, type Principal, type TokenType } from '../principal.js'
+import { SESSION_COOKIE, type Principal, type TokenType } from '../principal.js'
 import { checkLogin, type LoginLimiter, type UserDirectory } from '../auth/login.js'
 import { verifyJwt, type JwtClaims, type JwtKeys } from '../tokens/jwt.js'
 import type { Revocation } from '../tokens/revocation.js'
@@ -43,14 +43,14 @@ async function formFields(ctx: EndpointContext): Promise<Fields> {
 }
 
 /** A session cookie is Secure (and __Host-) unless the gateway is reached over plain HTTP on loopback (local development). */
-function sessionCookies(ctx: EndpointContext, value: string, maxAgeSec: number): string[] {
+function sessionCookies(ctx: EndpointContext, name: string, value: string, maxAgeSec: number): string[] {
   const forwardedProto = ctx.client.peerTrusted ? String(ctx.req.headers['x-forwarded-proto'] ?? '') : ''
   const plainLoopback = forwardedProto !== 'https' && /^(127\.|::1$)/.test(ctx.client.clientIp)
   const attributes = `Path=/; Max-Age=${maxAgeSec}; HttpOnly; SameSite=Lax`
-  if (plainLoopback) return [`${SESSION_COOKIE}=${value}; ${attributes}`]
-  const cookie = `${HOST_SESSION_COOKIE}=${value}; ${attributes}; Secure`
+  if (plainLoopback) return [`${name}=${value}; ${attributes}`]
+  const cookie = `__Host-${name}=${value}; ${attributes}; Secure`
   // Clearing also clears a plain-named cookie left from before, or from a plain-HTTP login.
-  return maxAgeSec === 0 ? [cookie, `${SESSION_COOKIE}=; ${attributes}; Secure`] : [cookie]
+  return maxAgeSec === 0 ? [cookie, `${name}=; ${attributes}; Secure`] : [cookie]
 }
 
 /**
@@ -80,6 +80,8 @@ export function createAuthorizeEndpoints(
   deps: AuthorizeDeps,
 ): Record<'authorize' | 'refresh' | 'revoke', EndpointHandler> {
   const { config, clock, keys, issued, revocation, users, limiter, audit, loginKeys } = deps
+  // the same cookie as the sign-in page's (signIn.cookie.name), so either login is read alike
+  const cookieName = config.signIn?.cookie.name ?? SESSION_COOKIE
   const ttls = config.tokens
   const tokenTypeOf = createTokenTypeOf(config)
 
@@ -154,7 +156,7 @@ export function createAuthorizeEndpoints(
       user: suffitUser(user),
     }
     const headers: Record<string, string[]> =
-      type === 'session' ? { 'set-cookie': sessionCookies(ctx, made.token, Math.floor(ttlMs / 1000)) } : {}
+      type === 'session' ? { 'set-cookie': sessionCookies(ctx, cookieName, made.token, Math.floor(ttlMs / 1000)) } : {}
     return { body, headers }
   }
 
@@ -248,7 +250,7 @@ export function createAuthorizeEndpoints(
         )
       if (refresh) await revokeToken(refresh, p?.username ?? refresh.sub)
       const headers: Record<string, string[]> =
-        p?.scheme === 'session' ? { 'set-cookie': sessionCookies(ctx, '', 0) } : {}
+        p?.scheme === 'session' ? { 'set-cookie': sessionCookies(ctx, cookieName, '', 0) } : {}
       ctx.send(200, { status: true, code: 'E0000', message: 'Revoked' }, headers)
     },
   }

@@ -4,6 +4,7 @@ import type { Decide } from '../pipeline/index.js'
 import { matchesPrefix } from '../util/path-prefix.js'
 import type { GatewayConfig } from '../config/schema.js'
 import type { EndpointHandler } from './types.js'
+import { originalUrlOf, signInLocation } from '../signin/page-load.js'
 
 const first = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v)
 
@@ -20,7 +21,7 @@ export function originalRequest(
   query: string,
   headers: IncomingHttpHeaders,
   endpointPath: string,
-): { method: string; target: string } | null {
+): { method: string; target: string; via: 'nginx' | 'forwarded' | 'path' } | null {
   const nginx = { uri: first(headers['x-original-uri']), method: first(headers['x-original-method']) }
   const traefik = { uri: first(headers['x-forwarded-uri']), method: first(headers['x-forwarded-method']) }
   if (
@@ -29,11 +30,12 @@ export function originalRequest(
     (nginx.uri !== traefik.uri || (nginx.method ?? 'GET') !== (traefik.method ?? 'GET'))
   )
     return null
-  const pair = nginx.uri !== undefined ? nginx : traefik.uri !== undefined ? traefik : null
-  if (pair) return { method: (pair.method ?? 'GET').toUpperCase(), target: pair.uri! }
+  if (nginx.uri !== undefined) return { method: (nginx.method ?? 'GET').toUpperCase(), target: nginx.uri, via: 'nginx' }
+  if (traefik.uri !== undefined)
+    return { method: (traefik.method ?? 'GET').toUpperCase(), target: traefik.uri, via: 'forwarded' }
   if (nginx.method !== undefined || traefik.method !== undefined) return null // a method without its URI
   const suffix = matchesPrefix(path, endpointPath) ? path.slice(endpointPath.replace(/\/$/, '').length) : ''
-  return { method: method.toUpperCase(), target: `${suffix || '/'}${query ? `?${query}` : ''}` }
+  return { method: method.toUpperCase(), target: `${suffix || '/'}${query ? `?${query}` : ''}`, via: 'path' }
 }
 
 /**
@@ -51,7 +53,7 @@ export function createForwardAuth(decide: Decide, cfg: GatewayConfig): EndpointH
     )
     if (!original)
       return ctx.refuse(refuse('E1030', { status: 403, message: 'The proxy headers describe two different requests' }))
-    const { method, target } = original
+    const { method, target, via } = original
     const headers = { ...ctx.req.headers }
     // X-Real-IP stands in for X-Forwarded-For when a trusted proxy sends only that.
     if (headers['x-forwarded-for'] === undefined && typeof headers['x-real-ip'] === 'string')
@@ -71,6 +73,19 @@ export function createForwardAuth(decide: Decide, cfg: GatewayConfig): EndpointH
     if (decision.allow) {
       const identity = decision.identity
       ctx.send(200, { status: true }, rateHeaders ? { ...identity, ...rateHeaders } : identity)
+      return
+    }
+    // Traefik and Caddy pass a 302 on to the browser; nginx cannot (its example's error_page turns the 401 into one).
+    if (decision.signIn && via === 'forwarded' && cfg.signIn) {
+      const h = ctx.req.headers
+      const proto = first(h['x-forwarded-proto']) === 'https' ? 'https' : 'http'
+      const location = signInLocation(
+        cfg.signIn.path,
+        cfg.signIn.publicUrl,
+        originalUrlOf(proto, first(h['x-forwarded-host']), target),
+      )
+      ctx.res.writeHead(302, { location, 'cache-control': 'no-store', 'x-request-id': ctx.requestId })
+      ctx.res.end()
       return
     }
     const status = statusOf(decision.refusal)

@@ -1,6 +1,6 @@
 import { refuse, StoreUnavailableError } from '../errors.js'
 import type { AuthResult, Authenticator } from '../auth/types.js'
-import { HOST_SESSION_COOKIE, SESSION_COOKIE, type Scheme } from '../principal.js'
+import type { Scheme } from '../principal.js'
 import { cookieValues, headerValues } from '../util/raw-headers.js'
 import { andThen, type MaybePromise } from '../util/maybe-promise.js'
 
@@ -9,6 +9,8 @@ export interface AuthenticatorChain {
   /** lower-case scheme word → authenticator (apikey, apptoken, bearer) */
   readonly byScheme: ReadonlyMap<string, Authenticator>
   readonly session: Authenticator | null
+  /** the session cookie's name (signIn.cookie.name, else keygate_session), read as is and as __Host- + name */
+  readonly sessionCookie: string
   /** identityFromUpstream: the wiki's own cookies */
   readonly upstream: Authenticator | null
 }
@@ -79,9 +81,9 @@ const MAX_SESSION_COOKIES = 4
  * The __Host- cookie when there is one: no other host can have set it. Otherwise every non-empty
  * plain one: a sibling subdomain may add its own keygate_session beside the person's.
  */
-function sessionCookies(rawHeaders: readonly string[]): string[] {
-  const hostOnly = cookieValues(rawHeaders, HOST_SESSION_COOKIE).filter(Boolean)
-  return hostOnly.length > 0 ? hostOnly : cookieValues(rawHeaders, SESSION_COOKIE).filter(Boolean)
+function sessionCookies(rawHeaders: readonly string[], name: string): string[] {
+  const hostOnly = cookieValues(rawHeaders, `__Host-${name}`).filter(Boolean)
+  return hostOnly.length > 0 ? hostOnly : cookieValues(rawHeaders, name).filter(Boolean)
 }
 
 /**
@@ -113,7 +115,7 @@ export function authenticate(input: AuthInput, chain: AuthenticatorChain): Maybe
     // Another scheme (Basic for the app itself, say) is not ours: fall through to cookies.
   }
   if (chain.session) {
-    const sessions = sessionCookies(input.rawHeaders)
+    const sessions = sessionCookies(input.rawHeaders, chain.sessionCookie)
     if (sessions.length === 1) return run(chain.session, sessions[0]!, input.clientIp)
     if (sessions.length > 1) return oneSession(chain.session, sessions, input.clientIp)
   }

@@ -11,6 +11,7 @@ import type { IdentityOf } from './identity.js'
 import type { RateLimitCheck, RateLimitOutcome } from './rate-limit.js'
 import type { AuditSink } from '../observe.js'
 import { andThen, type MaybePromise } from '../util/maybe-promise.js'
+import { isPageLoad } from '../signin/page-load.js'
 
 /** What a decision is made on: from the proxied request itself, or from forward-auth headers. */
 export interface DecisionRequest {
@@ -56,11 +57,14 @@ export type Decision =
       readonly challenge: string | null
       /** set when a rate limit refused the request (E1031, or E1006 with the store down) */
       readonly rateLimit: RateLimitOutcome | null
+      /** a person's page load without (live) credentials: answered with a 302 to the sign-in page */
+      readonly signIn: boolean
     }
 
 /** Synchronous when no stage had to wait (anonymous routes, ApiKeys, cached tokens). */
 export type Decide = (request: DecisionRequest) => MaybePromise<Decision>
 
+const SIGN_IN_CODES: ReadonlySet<string> = new Set(['E1000', 'E1001', 'E1002', 'E1003'])
 const CHALLENGE = 'Bearer realm="keygate", ApiKey realm="keygate", AppToken realm="keygate"'
 const INVALID_TOKEN_CHALLENGE = 'Bearer realm="keygate", error="invalid_token"'
 
@@ -82,6 +86,7 @@ const deny = (
   principal: Principal | null = null,
   client: ClientAddress | null = null,
   rateLimit: RateLimitOutcome | null = null,
+  signIn = false,
 ): Decision => ({
   allow: false,
   refusal,
@@ -90,6 +95,7 @@ const deny = (
   principal,
   client,
   rateLimit,
+  signIn,
   challenge:
     refusal.code === 'E1000'
       ? CHALLENGE
@@ -114,6 +120,24 @@ export function createDecide(
   const postBodies = config.raw.forwardAuth.actionPostBodies
   const findRoute = createRouteTable(config.routes)
   const findAppRoute = createRouteTable(config.routes.filter((r) => r.endpoint === null))
+  const redirects = config.raw.signIn?.redirect === 'auto'
+  /** No credentials, or only a session cookie that is no longer good: a person's page load goes to sign in. */
+  const unauthenticated = (
+    request: DecisionRequest,
+    target: NormalizedTarget,
+    route: CompiledRoute,
+    client: ClientAddress,
+    refusal: Refusal,
+  ): Decision =>
+    deny(
+      refusal,
+      target,
+      route,
+      null,
+      client,
+      null,
+      redirects && route.signIn && SIGN_IN_CODES.has(refusal.code) && isPageLoad(request.method, request.headers),
+    )
 
   return function decide(request) {
     const target = normalizeTarget(request.target)
@@ -128,11 +152,11 @@ export function createDecide(
     if (route.policy === 'anonymous') return allowed(route, null, target, client, scheme)
     const credentials = { authorization, rawHeaders: request.rawHeaders, clientIp: client.clientIp }
     return andThen(authenticate(credentials, chain), (outcome) => {
-      if (outcome.kind === 'deny') return deny(outcome.refusal, target, route, null, client)
+      if (outcome.kind === 'deny') return unauthenticated(request, target, route, client, outcome.refusal)
       if (outcome.kind !== 'ok')
         return route.policy === 'optional'
           ? allowed(route, null, target, client, scheme)
-          : deny(refuse('E1000'), target, route, null, client)
+          : unauthenticated(request, target, route, client, refuse('E1000'))
       return judge(request, route, outcome.principal, target, client, scheme)
     })
   }
