@@ -107,6 +107,7 @@ export async function createAuth(compiled: CompiledConfig, deps: AuthDeps): Prom
     issuers,
     users: compiled.users,
     directory: ldap ? users : null,
+    providers: new Set((config.signIn?.providers ?? []).map((p) => p.id)),
   }
 
   const byScheme = new Map([

@@ -26,6 +26,11 @@ export interface JwtAuthDeps {
   readonly users: ReadonlyMap<string, UserConfig>
   /** where users not in `users` are looked up (usersFrom.ldap), or null */
   readonly directory: UserDirectory | null
+  /**
+   * this snapshot's sign-in providers (signIn.providers ids): a session from a provider sign-in
+   * (its `idp` claim) speaks for whom the provider vouched for, while that provider is configured
+   */
+  readonly providers: ReadonlySet<string>
 }
 
 /**
@@ -96,14 +101,24 @@ export function createJwtAuthenticator(scheme: 'bearer' | 'session', deps: JwtAu
   // Users with a validity window can fall out of it with no reload: they are checked on every request.
   const windowed = new Map([...deps.users].filter(([, user]) => hasWindow(user)))
   /** The user as configured now (groups, name, e-mail), not as the token said at issue. */
+  const okFor = (claims: JwtClaims, user?: UserConfig): AuthResult => ({
+    kind: 'ok',
+    principal: principalFromClaims(claims, scheme, user),
+  })
   const answerFor = (claims: JwtClaims): MaybePromise<AuthResult> => {
-    const timed = windowed.get(claims.sub)
-    if (timed && !inStanding(timed, deps.clock.now())) return userGone
-    if (deps.directory && !deps.users.has(claims.sub)) return fromDirectory(deps.directory, claims)
+    const idp = claims.payload.idp
+    if (typeof idp !== 'string') {
+      const timed = windowed.get(claims.sub)
+      if (timed && !inStanding(timed, deps.clock.now())) return userGone
+      if (deps.directory && !deps.users.has(claims.sub)) return fromDirectory(deps.directory, claims)
+    }
     let answer = answers.get(claims)
     if (!answer) {
-      const user = deps.users.get(claims.sub)
-      answer = user ? { kind: 'ok', principal: principalFromClaims(claims, scheme, user) } : userGone
+      if (typeof idp === 'string') answer = deps.providers.has(idp) ? okFor(claims) : userGone
+      else {
+        const user = deps.users.get(claims.sub)
+        answer = user ? okFor(claims, user) : userGone
+      }
       answers.set(claims, answer)
     }
     return answer

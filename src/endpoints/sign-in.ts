@@ -223,6 +223,8 @@ export function createSignInEndpoints(
         email: identity.email,
         groups: identity.groups,
         ttlMs,
+        // who vouched: a provider's person is not the local user of the same name
+        ...(provider ? { extra: { idp: provider.id } } : {}),
       },
       {
         clientId: createHash('md5')

@@ -128,7 +128,11 @@ export function createOidcProvider(cfg: SignInProviderConfig): OidcProvider {
       .then((clientAuth) =>
         client.discovery(issuer, cfg.clientId, undefined, clientAuth, {
           timeout: TIMEOUT_SEC,
-          ...(insecure ? { execute: [client.allowInsecureRequests] } : {}),
+          // openid-client skips the ID token's signature when it came straight from the token
+          // endpoint (OIDC Core 3.1.3.7 allows it): keygate checks it against the provider's JWKS anyway.
+          execute: insecure
+            ? [client.allowInsecureRequests, client.enableNonRepudiationChecks]
+            : [client.enableNonRepudiationChecks],
           ...(fetchWithCa ? { [client.customFetch]: fetchWithCa } : {}),
         }),
       )
