@@ -1,43 +1,22 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { startTestGateway } from './helpers.js'
 import { startMediaWikiUpstream } from './mediawiki-upstream.js'
-import { freePort, makeTempDir, startProcess, toolGate, waitForPort } from './support/processes.js'
+import { freePort, toolGate } from './support/processes.js'
+import { CADDYFILE, startCaddyExample } from './support/example-proxies.js'
 import { defineProxyMatrix, matrixGatewayConfig, viaProxy, type ProxyUnderTest } from './support/proxy-matrix.js'
 
 // Caddy (Debian's package; .ci/run installs it) in front of an app, asking keygate through
 // forward_auth, with the very Caddyfile shipped in examples/caddy/ (ports from the environment).
 
-const CADDYFILE = fileURLToPath(new URL('../examples/caddy/Caddyfile', import.meta.url))
 const gate = toolGate(['caddy'], 'apt-get install -y caddy')
 
 async function setup(): Promise<ProxyUnderTest> {
   const app = await startMediaWikiUpstream()
   const gw = await startTestGateway(matrixGatewayConfig())
-  const dir = await makeTempDir('caddy')
   const port = await freePort()
-  // Caddy keeps data and autosaved config under HOME / XDG dirs: all of them in the temp dir.
-  const env = {
-    PATH: process.env.PATH ?? '/usr/bin:/bin',
-    HOME: dir,
-    XDG_DATA_HOME: join(dir, 'data'),
-    XDG_CONFIG_HOME: join(dir, 'config'),
-    CADDY_PORT: String(port),
-    CADDY_BIND: '127.0.0.1',
-    KEYGATE_ADDR: `127.0.0.1:${gw.port}`,
-    APP_ADDR: app.url.slice('http://'.length),
-  }
-  const check = spawnSync('caddy', ['validate', '--config', CADDYFILE, '--adapter', 'caddyfile'], {
-    env,
-    encoding: 'utf8',
-  })
-  assert.equal(check.status, 0, `caddy validate refused the example: ${check.stderr.slice(-2000)}`)
-  const proc = startProcess('caddy', ['run', '--config', CADDYFILE, '--adapter', 'caddyfile'], { env, cwd: dir })
-  await waitForPort(port, proc)
+  await startCaddyExample({ port, keygatePort: gw.port, appAddr: app.url.slice('http://'.length) })
   return { port, seen: app.seen }
 }
 
@@ -63,7 +42,7 @@ test(
     const at = (re: RegExp) => text.search(re)
     assert.ok(at(/^\s*route \{/m) !== -1, 'a route block fixes the order')
     assert.ok(at(/^\s*request_header -X-Auth-\*/m) < at(/^\s*forward_auth /m), 'strip before asking')
-    assert.ok(at(/^\s*forward_auth /m) < at(/^\s*reverse_proxy /m), 'ask before proxying')
+    assert.ok(at(/^\s*forward_auth /m) < at(/^\s*reverse_proxy \{\$APP_ADDR/m), 'ask before proxying to the app')
     assert.match(text, /uri \/_keygate\/auth\b/, 'forward_auth asks forwardAuth.path')
     assert.match(
       text,

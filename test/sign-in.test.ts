@@ -355,3 +355,34 @@ test('hostile return addresses all become / (table); honest ones are kept', () =
   ]
   for (const [rd, kept] of honest) assert.equal(safeReturnAddress(rd, policy), kept, rd)
 })
+
+test('forward-auth: Traefik/Caddy get the 302 to sign-in with the original URL; nginx gets 401 + X-Keygate-Sign-In; API clients neither', async () => {
+  const { gw } = await setup('memory', {}, { trustedProxies: ['127.0.0.1/32'] })
+  const forwarded = {
+    'X-Forwarded-Method': 'GET',
+    'X-Forwarded-Uri': '/wiki/Page?a=1&b=2',
+    'X-Forwarded-Host': 'app.example.org',
+    'X-Forwarded-Proto': 'https',
+  }
+  const traefik = await request(gw.port, 'GET', '/_keygate/auth', { Accept: BROWSER_ACCEPT, ...forwarded })
+  assert.equal(traefik.status, 302)
+  assert.equal(
+    traefik.headers.location,
+    `/_keygate/sign-in?rd=${encodeURIComponent('https://app.example.org/wiki/Page?a=1&b=2')}`,
+  )
+  const traefikApi = await request(gw.port, 'GET', '/_keygate/auth', { Accept: 'application/json', ...forwarded })
+  assert.equal(traefikApi.status, 401)
+  const nginx = { 'X-Original-URI': '/wiki/Page?a=1&b=2', 'X-Original-Method': 'GET' }
+  const page = await request(gw.port, 'GET', '/_keygate/auth', { Accept: BROWSER_ACCEPT, ...nginx })
+  assert.equal(page.status, 401)
+  assert.equal(page.headers['x-keygate-sign-in'], '/_keygate/sign-in')
+  assert.match(page.headers['www-authenticate']!, /Bearer/)
+  const api = await request(gw.port, 'GET', '/_keygate/auth', { Accept: 'application/json', ...nginx })
+  assert.equal(api.status, 401)
+  assert.equal(api.headers['x-keygate-sign-in'], undefined)
+  // nginx's error_page writes the original URL in raw: rd takes the rest of the query, & and all.
+  const raw = await request(gw.port, 'GET', '/_keygate/sign-in?rd=http://gw.test/wiki/Page?a=1&b=2', {
+    Accept: BROWSER_ACCEPT,
+  })
+  assert.equal(hiddenField(raw.body, 'rd'), 'http://gw.test/wiki/Page?a=1&b=2')
+})

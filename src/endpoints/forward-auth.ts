@@ -6,6 +6,9 @@ import type { GatewayConfig } from '../config/schema.js'
 import type { EndpointHandler } from './types.js'
 import { originalUrlOf, signInLocation } from '../signin/page-load.js'
 
+/** On a forward-auth 401 for a person's page load: the sign-in page's URL (nginx redirects there). */
+export const SIGN_IN_HEADER = 'x-keygate-sign-in'
+
 const first = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v)
 
 /**
@@ -89,10 +92,10 @@ export function createForwardAuth(decide: Decide, cfg: GatewayConfig): EndpointH
       return
     }
     const status = statusOf(decision.refusal)
-    const challenge = decision.challenge ? { 'www-authenticate': decision.challenge } : undefined
-    ctx.refuse(
-      { ...decision.refusal, status: status === 400 ? 403 : status },
-      rateHeaders ? { ...challenge, ...rateHeaders } : challenge,
-    )
+    const answer: Record<string, string> = { ...rateHeaders }
+    if (decision.challenge) answer['www-authenticate'] = decision.challenge
+    // nginx: the 401 says where the sign-in page is; the example's error_page adds the original URL.
+    if (decision.signIn && cfg.signIn) answer[SIGN_IN_HEADER] = `${cfg.signIn.publicUrl ?? ''}${cfg.signIn.path}`
+    ctx.refuse({ ...decision.refusal, status: status === 400 ? 403 : status }, answer)
   }
 }

@@ -12,7 +12,7 @@ import type { AuditSink } from '../observe.js'
 import { sha256Hex } from '../util/secret.js'
 import { cameOverHttps, cookieJar, CSRF_COOKIE, FLOW_COOKIE, readCookie, type CookieJar } from '../signin/cookies.js'
 import type { Csrf } from '../signin/csrf.js'
-import { originOf, safeReturnAddress, type ReturnPolicy } from '../signin/return-address.js'
+import { originOf, returnAddressOf, safeReturnAddress, type ReturnPolicy } from '../signin/return-address.js'
 import { pageSecurityHeaders, renderMessagePage, renderSignInPage, renderSignOutPage } from '../signin/page.js'
 import { newFlowSecrets, type FlowChecks, type OidcProvider, type ProviderIdentity } from '../signin/oidc.js'
 import { parseFormFields } from './body.js'
@@ -324,7 +324,7 @@ export function createSignInEndpoints(
     async 'sign-in'(ctx) {
       const place = placeOf(ctx)
       if (ctx.req.method !== 'POST') {
-        const rd = safeReturnAddress(new URLSearchParams(ctx.target.query).get('rd'), place.policy)
+        const rd = safeReturnAddress(returnAddressOf(ctx.target.query), place.policy)
         return showSignIn(ctx, place, rd)
       }
       const fields = await formPost(ctx, place)
@@ -424,7 +424,7 @@ export function createSignInEndpoints(
       const place = placeOf(ctx)
       const session = await currentSession(ctx)
       if (ctx.req.method !== 'POST') {
-        const rd = safeReturnAddress(new URLSearchParams(ctx.target.query).get('rd'), place.policy)
+        const rd = safeReturnAddress(returnAddressOf(ctx.target.query), place.policy)
         const form = await formToken(ctx, place)
         const page = renderSignOutPage({
           brand: BRAND,

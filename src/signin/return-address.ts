@@ -66,3 +66,13 @@ export function originOf(host: string | undefined, https: boolean, publicUrl: st
     return null
   }
 }
+
+/**
+ * The `rd` of a query string. keygate's own redirects encode it; nginx's example writes the
+ * original URL in raw (`?rd=$scheme://$http_host$request_uri`), so a raw absolute URL or path
+ * after `rd=` is taken whole, its own `&` and `?` included.
+ */
+export function returnAddressOf(query: string): string | null {
+  const raw = /(?:^|&)rd=((?:https?:\/\/|\/).*)$/i.exec(query)
+  return raw ? raw[1]! : new URLSearchParams(query).get('rd')
+}
