@@ -221,9 +221,13 @@ async function keygateTarget(
 }
 
 /** Logs in, or stops the keygate it was given before passing the Skip on. */
-async function bearerToken(ctx: BenchContext, kg: RunningKeygate): Promise<string> {
+async function bearerToken(
+  ctx: BenchContext,
+  kg: RunningKeygate,
+  tokenType: 'access' | 'session' = 'access',
+): Promise<string> {
   try {
-    return await login(kg.origin, ctx.credentials.username, ctx.credentials.password)
+    return await login(kg.origin, ctx.credentials.username, ctx.credentials.password, tokenType)
   } catch (err) {
     await ctx.procs.stop(kg.proc)
     throw err
@@ -344,6 +348,19 @@ export async function prepare(ctx: BenchContext, spec: CaseSpec, opts: CaseOptio
       return keygateTarget(ctx, kg, '/data/page', { Authorization: `Bearer ${token}` }, 'GET /data/page with Bearer', [
         'Redis store',
         'identityAssertion (HS256, 60s, reused): compare with (6)',
+      ])
+    }
+    case 15: {
+      const config = { ...(await bearerConfig(ctx)), signIn: { appName: 'Bench' } }
+      const kg = await startKeygate(ctx, spec.key, config, kgOpts)
+      const session = await bearerToken(ctx, kg, 'session')
+      // What a browser sends on a page load: its cookies (keygate's among the app's) and Accept.
+      const headers = {
+        Cookie: `wiki_session=abc123; keygate_session=${session}; lang=en`,
+        Accept: 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8',
+      }
+      return keygateTarget(ctx, kg, '/data/page', headers, 'GET /data/page with the session cookie', [
+        'Redis store; signIn configured (three cookie names read); compare with (6)',
       ])
     }
     case 7: {

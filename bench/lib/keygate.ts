@@ -121,11 +121,16 @@ export async function startKeygate(
 }
 
 /** POST /api/authorize for an access token; a 404 means the endpoint is not there yet. */
-export async function login(origin: string, username: string, password: string): Promise<string> {
+export async function login(
+  origin: string,
+  username: string,
+  password: string,
+  tokenType: 'access' | 'session' = 'access',
+): Promise<string> {
   const answer = await probe(`${origin}/api/authorize`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username, password, token_type: 'access' }),
+    body: JSON.stringify({ username, password, token_type: tokenType }),
   })
   if (answer.status === 404)
     throw new Skip(

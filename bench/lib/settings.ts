@@ -1,7 +1,8 @@
 /**
  * The eight cases of issue 6 in the order they run, (9) the anonymous case without metrics (issue 7:
  * counting costs next to nothing), and issue 16's rate limits: (10) is (5) and (11) is (6) with a
- * limit that counts every request but is never reached; (12) a key that is over its limit.
+ * limit that counts every request but is never reached; (12) a key that is over its limit;
+ * (15) issue 14's browser session cookie, which must cost no more than (6)'s Bearer.
  */
 export const CASES = [
   { id: 1, key: 'upstream', title: 'upstream directly', keygate: false },
@@ -46,6 +47,12 @@ export const CASES = [
     id: 14,
     key: 'keygate-bearer-assertion',
     title: 'keygate, Bearer + Redis + signed identity assertion',
+    keygate: true,
+  },
+  {
+    id: 15,
+    key: 'keygate-session',
+    title: 'keygate, browser session cookie + Redis (signIn configured)',
     keygate: true,
   },
 ] as const
