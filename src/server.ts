@@ -366,6 +366,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       identityHeaderNames: snap.compiled.identityHeaderNames,
       identity: decision.identity,
       passCredentials: decision.route.passCredentials,
+      ownCookies: snap.auth.ownCookies,
       ownAuthorization: decision.credentialScheme !== null,
       requestId,
       clientIp: decision.client.clientIp,

@@ -293,9 +293,12 @@ test('cookies per §7: __Host- prefix and Secure behind a trusted https proxy (n
     assert.equal(session.attributes.get('samesite'), 'Lax')
     assert.equal(session.attributes.get('path'), '/')
     assert.equal(session.attributes.get('domain'), expectDomain)
-    const use = await request(gw.port, 'GET', '/wiki/X', { Cookie: `${expectName}=${session.value}` })
+    const use = await request(gw.port, 'GET', '/wiki/X', {
+      Cookie: `wiki_session=w1; ${expectName}=${session.value}; __Host-keygate_csrf=${jar.cookies.get('__Host-keygate_csrf')}; lang=en`,
+    })
     assert.equal(use.status, 200)
     assert.equal(up.seen.at(-1)!.headers['x-auth-user'], 'alice')
+    assert.equal(up.seen.at(-1)!.headers.cookie, 'wiki_session=w1; lang=en', "keygate's cookies stay with keygate")
   }
 })
 

@@ -26,6 +26,7 @@ import { createTokenEndpoints, type UserTokenRecord } from '../endpoints/tokens.
 import { createAuthorizeEndpoints } from '../endpoints/authorize.js'
 import { createLoginKeys, createPublicKeyEndpoint } from '../suffit/login-key.js'
 import { createSignInEndpoints } from '../endpoints/sign-in.js'
+import { sessionCookieNames, signInCookieNames } from '../signin/cookies.js'
 import { createCsrf } from '../signin/csrf.js'
 import { createOidcProvider } from '../signin/oidc.js'
 import { SESSION_COOKIE } from '../principal.js'
@@ -45,6 +46,8 @@ export interface Auth {
   readonly chain: AuthenticatorChain
   /** the caller's identity headers, the signed assertion among them when configured */
   readonly identityOf: IdentityOf
+  /** every cookie name that is keygate's alone (kept from the upstream) */
+  readonly ownCookies: readonly string[]
   /** the snapshot's endpoints; forward-auth decides with this snapshot's own decide() */
   endpoints(decide: Decide, config: GatewayConfig): Partial<Record<EndpointId, EndpointHandler>>
   close(): void
@@ -144,8 +147,10 @@ export async function createAuth(compiled: CompiledConfig, deps: AuthDeps): Prom
   })
   // Built once per config: each provider's discovery is fetched on first use and kept.
   const providers = (config.signIn?.providers ?? []).map(createOidcProvider)
+  const sessionCookie = config.signIn?.cookie.name ?? SESSION_COOKIE
   return {
-    chain: { byScheme, session, sessionCookie: config.signIn?.cookie.name ?? SESSION_COOKIE, upstream },
+    ownCookies: [...sessionCookieNames(sessionCookie), ...signInCookieNames],
+    chain: { byScheme, session, sessionCookie, upstream },
     identityOf,
     endpoints: (decide, snapshotConfig) => ({
       health,

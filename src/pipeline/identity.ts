@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { canonicalHeaderName, connectionListed, HOP_BY_HOP } from '../util/header-names.js'
-import { HOST_SESSION_COOKIE, SESSION_COOKIE, type Principal } from '../principal.js'
+import type { Principal } from '../principal.js'
 import type { GatewayConfig } from '../config/schema.js'
 import type { CompiledRoute } from '../config/compile.js'
 import type { AssertionFor } from '../identity/assertion.js'
@@ -15,6 +15,8 @@ export interface IdentityInput {
   readonly identity: Readonly<Record<string, string>>
   /** keep the gateway's own Authorization / session cookie for the upstream */
   readonly passCredentials: boolean
+  /** the names of keygate's own cookies (session under each of its names, sign-in form and flow): never passed on */
+  readonly ownCookies: readonly string[]
   /** the Authorization header carries one of the gateway's own schemes */
   readonly ownAuthorization: boolean
   readonly requestId: string
@@ -53,13 +55,12 @@ const REROUTING = new Set([
   'x-method-override',
 ])
 
-function withoutSessionCookie(cookie: string): string {
+function withoutOwnCookies(cookie: string, own: readonly string[]): string {
+  // Most requests carry none of keygate's cookies: no splitting for them.
+  if (!own.some((name) => cookie.includes(name))) return cookie.trim()
   return cookie
     .split(';')
-    .filter((pair) => {
-      const name = pair.split('=', 1)[0]!.trim()
-      return name !== SESSION_COOKIE && name !== HOST_SESSION_COOKIE
-    })
+    .filter((pair) => !own.includes(pair.split('=', 1)[0]!.trim()))
     .join(';')
     .trim()
 }
@@ -83,7 +84,7 @@ export function buildUpstreamHeaders(input: IdentityInput): Record<string, strin
     if (GATEWAY_SET.has(canonical) || input.identityHeaderNames.has(canonical) || REROUTING.has(canonical)) continue
     if (name === 'authorization' && input.ownAuthorization && !input.passCredentials) continue
     if (name === 'cookie' && !input.passCredentials) {
-      const kept = withoutSessionCookie(String(value))
+      const kept = withoutOwnCookies(String(value), input.ownCookies)
       if (kept) out.cookie = kept
       continue
     }

@@ -28,6 +28,8 @@ export interface CookieJar {
 
 export const CSRF_COOKIE = 'keygate_csrf'
 export const FLOW_COOKIE = 'keygate_flow'
+/** The sign-in form's and flow's cookies under every name they may have. */
+export const signInCookieNames: readonly string[] = [CSRF_COOKIE, FLOW_COOKIE].flatMap((n) => [n, `__Host-${n}`])
 
 /** Every name the session cookie can have: `__Host-` + name when Secure without a domain, else the name. */
 export const sessionCookieNames = (name: string): string[] => [`__Host-${name}`, name]
