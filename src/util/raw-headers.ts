@@ -12,6 +12,8 @@ export function headerValues(rawHeaders: readonly string[], lowerName: string): 
 export function cookieValues(rawHeaders: readonly string[], name: string): string[] {
   const out: string[] = []
   for (const header of headerValues(rawHeaders, 'cookie')) {
+    // Most Cookie headers do not carry it (the app's cookies only): no splitting for those.
+    if (!header.includes(name)) continue
     for (const pair of header.split(';')) {
       const eq = pair.indexOf('=')
       if (eq !== -1 && pair.slice(0, eq).trim() === name) out.push(pair.slice(eq + 1).trim())
