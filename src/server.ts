@@ -33,6 +33,8 @@ import { createAudit } from './audit.js'
 import cluster from 'node:cluster'
 import { cameOverHttps } from './signin/cookies.js'
 import { signInRedirectLocation } from './signin/page-load.js'
+import type { TLSSocket } from 'node:tls'
+import { createHttpsListener, createTlsFiles } from './http/tls.js'
 
 export interface GatewayOptions {
   /** a loaded config (tests), or a file to load (and reload on SIGHUP) */
@@ -170,10 +172,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   }
 
   // Connection limits are taken at start: a reload does not re-open the listening socket.
-  const server = createServer({
-    maxHeaderSize: initial.limits.maxHeaderBytes,
-    ...serverTimeoutOptions(initial.limits),
-  })
+  const serverOptions = { maxHeaderSize: initial.limits.maxHeaderBytes, ...serverTimeoutOptions(initial.limits) }
+  const tlsFiles = initial.tls ? createTlsFiles(initial.tls, logger) : null
+  const server: Server = tlsFiles ? createHttpsListener(serverOptions, tlsFiles) : createServer(serverOptions)
   // Peers in trustedProxies carry many clients' connections: the per-address cap is not theirs.
   const trustedPeer = compileCidrs(initial.trustedProxies)
   const { sockets } = trackConnections(server, initial.limits, (ip) => trustedPeer(ip))
@@ -372,6 +373,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       clientIp: decision.client.clientIp,
       peerIp: req.socket.remoteAddress ?? '',
       peerTrusted: decision.client.peerTrusted,
+      proto: (req.socket as TLSSocket).encrypted ? 'https' : 'http',
     })
     const pathAndQuery = decision.target.query
       ? `${decision.target.path}?${decision.target.query}`
@@ -466,7 +468,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     store,
     observer,
     port,
-    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    url: `${tlsFiles ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`,
     async reload(given?: GatewayConfig) {
       if (!given && !options.configFile) return false
       const loaded = given ? { ok: true as const, config: given } : loadConfigFile(options.configFile!)
@@ -476,6 +478,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         observer.audit({ kind: 'config.reloaded', ok: false, hash: null, problems })
         return false
       }
+      if (tlsFiles && loaded.config.tls) tlsFiles.reload(loaded.config.tls)
+      else if (Boolean(loaded.config.tls) !== Boolean(tlsFiles))
+        logger.warn('tls is switched on or off only by a restart; the listener keeps its kind')
       try {
         const next = await build(loaded.config)
         const old = current
@@ -495,6 +500,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const drained = await drain(initial.limits.shutdownGrace)
       if (drained.cut > 0) logger.warn(drained, 'shutdown grace over; connections still open were cut')
       else logger.info(drained, 'connections drained')
+      tlsFiles?.close()
       storeHealth.stop()
       metrics?.close()
       audit.close()

@@ -377,10 +377,20 @@ const SignIn = z
         message: 'nothing to sign in with: local is false and there are no providers',
       })
   })
+// CONTRACT §10. PEM files, read at start and again on SIGHUP or when they change.
+const Tls = z
+  .object({
+    cert: z.string().min(1),
+    key: z.string().min(1),
+    // TLS 1.2 is the oldest any current client needs; 1.0 and 1.1 are broken and never offered
+    minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+  })
+  .strict()
 
 export const GatewaySchema = z
   .object({
     listen: Listen.default(8080),
+    tls: Tls.optional(),
     upstream: UpstreamUrl.default('demo'),
     trustedProxies: z.array(Cidr).default([]),
     workers: z.union([z.literal('auto'), z.number().int().min(1).max(64)]).default(1),
@@ -577,6 +587,7 @@ export type IssuerConfig = z.infer<typeof Issuer>
 export type LdapUsersConfig = z.infer<typeof LdapUsers>
 export type SignInConfig = z.infer<typeof SignIn>
 export type SignInProviderConfig = z.infer<typeof SignInProvider>
+export type TlsConfig = z.infer<typeof Tls>
 
 /** What goes before an issuer's user names: its `usernamePrefix`, by default the issuer and '#'. */
 export const usernamePrefixOf = (cfg: Pick<IssuerConfig, 'issuer' | 'usernamePrefix'>): string =>

@@ -1,3 +1,4 @@
+import type { TLSSocket } from 'node:tls'
 import { randomBytes } from 'node:crypto'
 import { refuse, type Refusal } from '../errors.js'
 import type { Clock } from '../clock.js'
@@ -45,7 +46,8 @@ async function formFields(ctx: EndpointContext): Promise<Fields> {
 /** A session cookie is Secure (and __Host-) unless the gateway is reached over plain HTTP on loopback (local development). */
 function sessionCookies(ctx: EndpointContext, name: string, value: string, maxAgeSec: number): string[] {
   const forwardedProto = ctx.client.peerTrusted ? String(ctx.req.headers['x-forwarded-proto'] ?? '') : ''
-  const plainLoopback = forwardedProto !== 'https' && /^(127\.|::1$)/.test(ctx.client.clientIp)
+  const overTls = (ctx.req.socket as TLSSocket).encrypted === true || forwardedProto === 'https'
+  const plainLoopback = !overTls && /^(127\.|::1$)/.test(ctx.client.clientIp)
   const attributes = `Path=/; Max-Age=${maxAgeSec}; HttpOnly; SameSite=Lax`
   if (plainLoopback) return [`${name}=${value}; ${attributes}`]
   const cookie = `__Host-${name}=${value}; ${attributes}; Secure`

@@ -23,6 +23,8 @@ export interface IdentityInput {
   readonly clientIp: string
   readonly peerIp: string
   readonly peerTrusted: boolean
+  /** how the request reached keygate: 'https' on its TLS listener */
+  readonly proto: 'http' | 'https'
 }
 
 // Set by keygate itself, so a client's copy is never believed.
@@ -96,11 +98,11 @@ export function buildUpstreamHeaders(input: IdentityInput): Record<string, strin
     out['x-forwarded-for'] = src['x-forwarded-for']
       ? `${String(src['x-forwarded-for'])}, ${input.peerIp}`
       : input.peerIp
-    out['x-forwarded-proto'] = firstValue(src['x-forwarded-proto']) || 'http'
+    out['x-forwarded-proto'] = firstValue(src['x-forwarded-proto']) || input.proto
     out['x-forwarded-host'] = firstValue(src['x-forwarded-host']) || host
   } else {
     out['x-forwarded-for'] = input.clientIp
-    out['x-forwarded-proto'] = 'http'
+    out['x-forwarded-proto'] = input.proto
     if (host) out['x-forwarded-host'] = host
   }
   out['x-real-ip'] = input.clientIp
