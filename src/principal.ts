@@ -10,7 +10,7 @@ export const SESSION_COOKIE = 'keygate_session'
  */
 export const HOST_SESSION_COOKIE = `__Host-${SESSION_COOKIE}`
 
-export const SCHEMES = ['apikey', 'apptoken', 'bearer', 'session', 'upstream'] as const
+export const SCHEMES = ['apikey', 'apptoken', 'bearer', 'session', 'upstream', 'mtls'] as const
 export type Scheme = (typeof SCHEMES)[number]
 
 export const TOKEN_TYPES = ['access', 'session', 'refresh', 'api'] as const
@@ -50,7 +50,7 @@ export interface Principal {
   readonly expiresAt?: number
   /** keygate JWTs of a refresh chain: the family that logout ends */
   readonly family?: string
-  /** ApiKey callers: what the key lists; the key's name, for logs */
+  /** ApiKey and client-certificate callers: what the entry lists; its name, for logs and rate limits */
   readonly limits?: AccessLimits
   readonly keyName?: string
   /** an external issuer's verified token claims, for identityHeaders.custom's {claim:…} */

@@ -35,6 +35,7 @@ import { cameOverHttps } from './signin/cookies.js'
 import { signInRedirectLocation } from './signin/page-load.js'
 import type { TLSSocket } from 'node:tls'
 import { createHttpsListener, createTlsFiles } from './http/tls.js'
+import { clientCertificateOf } from './auth/mtls.js'
 
 export interface GatewayOptions {
   /** a loaded config (tests), or a file to load (and reload on SIGHUP) */
@@ -174,7 +175,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   // Connection limits are taken at start: a reload does not re-open the listening socket.
   const serverOptions = { maxHeaderSize: initial.limits.maxHeaderBytes, ...serverTimeoutOptions(initial.limits) }
   const tlsFiles = initial.tls ? createTlsFiles(initial.tls, logger) : null
-  const server: Server = tlsFiles ? createHttpsListener(serverOptions, tlsFiles) : createServer(serverOptions)
+  const server: Server =
+    initial.tls && tlsFiles ? createHttpsListener(serverOptions, initial.tls, tlsFiles) : createServer(serverOptions)
   // Peers in trustedProxies carry many clients' connections: the per-address cap is not theirs.
   const trustedPeer = compileCidrs(initial.trustedProxies)
   const { sockets } = trackConnections(server, initial.limits, (ip) => trustedPeer(ip))
@@ -375,6 +377,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       peerTrusted: decision.client.peerTrusted,
       proto: (req.socket as TLSSocket).encrypted ? 'https' : 'http',
     })
+    if (decision.principal?.scheme === 'mtls' && snap.compiled.raw.tls?.forwardClientCert)
+      headers['x-forwarded-client-cert'] = clientCertificateOf(req.socket)!.forwardedElement
     const pathAndQuery = decision.target.query
       ? `${decision.target.path}?${decision.target.query}`
       : decision.target.path
@@ -530,6 +534,7 @@ const decisionRequest = (req: IncomingMessage, readBody: DecisionRequest['readBo
   headers: req.headers,
   rawHeaders: req.rawHeaders,
   peerIp: req.socket.remoteAddress ?? '',
+  clientCertificate: clientCertificateOf(req.socket),
   readBody,
   forApp: false,
 })

@@ -12,6 +12,7 @@ import { createRevocation } from '../tokens/revocation.js'
 import { createTokenRegistry } from '../tokens/opaque.js'
 import { createIssuedTokens } from '../tokens/issued.js'
 import { createApiKeyAuthenticator } from './apikey.js'
+import { createClientCertAuthenticator } from './mtls.js'
 import { createAppTokenAuthenticator, type AppTokenRecord } from './apptoken.js'
 import { createJwtAuthenticator, createSessionKeeper } from './jwt.js'
 import { createUpstreamIdentity } from './upstream.js'
@@ -151,6 +152,12 @@ export async function createAuth(compiled: CompiledConfig, deps: AuthDeps): Prom
   return {
     ownCookies: [...sessionCookieNames(sessionCookie), ...signInCookieNames],
     chain: { byScheme, session, sessionCookie, upstream },
+    chain: {
+      byScheme,
+      session: createJwtAuthenticator('session', jwtDeps),
+      upstream,
+      clientCert: config.tls?.clientCa ? createClientCertAuthenticator(compiled.clients, deps.audit) : null,
+    },
     identityOf,
     endpoints: (decide, snapshotConfig) => ({
       health,

@@ -2,7 +2,8 @@ import { compileCidrs, type IpMatcher } from '../util/cidr.js'
 import { canonicalHeaderName } from '../util/header-names.js'
 import { sha256Hex } from '../util/secret.js'
 import type { AccessLimits, Scheme, TokenType } from '../principal.js'
-import type { GatewayConfig, RateLimitConfig, UserConfig } from './schema.js'
+import type { ApiKeyConfig, ClientConfig, GatewayConfig, RateLimitConfig, UserConfig } from './schema.js'
+import { subjectKey } from '../util/distinguished-name.js'
 import { compileMapping, type HeaderMapping } from '../identity/mapping.js'
 
 /** anonymous: no authentication at all · optional: credentials used when sent · authenticated · deny */
@@ -62,14 +63,24 @@ export interface CompiledRoute {
   readonly signIn: boolean
 }
 
-export interface CompiledApiKey {
+/** A service caller (an ApiKey, a client certificate): where it may come from, what it may reach, who it is. */
+export interface CompiledServiceAccess {
   readonly name: string
-  /** sha256 hex of each accepted key */
-  readonly keyHashes: readonly string[]
   readonly fromAllowedNetwork: IpMatcher | null
   readonly limits: AccessLimits
   readonly user: { name: string; id: number; email: string; groups: readonly string[] }
   readonly rateLimit: RateLimitConfig | null
+}
+
+export interface CompiledApiKey extends CompiledServiceAccess {
+  /** sha256 hex of each accepted key */
+  readonly keyHashes: readonly string[]
+}
+
+export interface CompiledClient extends CompiledServiceAccess {
+  readonly san: string | null
+  /** the subject's attributes as TYPE=value, sorted (clientSubjectKey) */
+  readonly subject: string | null
 }
 
 export interface CompiledConfig {
@@ -78,6 +89,7 @@ export interface CompiledConfig {
   /** canonical (lower-case, '_' as '-') names of every identity header, stripped from every client request */
   readonly identityHeaderNames: ReadonlySet<string>
   readonly apiKeys: readonly CompiledApiKey[]
+  readonly clients: readonly CompiledClient[]
   readonly appTokenNetwork: IpMatcher | null
   readonly metricsAllowed: IpMatcher
   readonly actionApiPaths: readonly string[]
@@ -278,6 +290,13 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
 
   const h = config.identityHeaders
   const service = config.serviceUser
+  const serviceAccess = (entry: ApiKeyConfig | ClientConfig): CompiledServiceAccess => ({
+    name: entry.name,
+    fromAllowedNetwork: entry.cidr.length > 0 ? compileCidrs(entry.cidr) : null,
+    limits: { paths: acrossMounts(entry.allow.paths, mounts), actionModules: new Set(entry.allow.actionModules) },
+    user: entry.user ?? service,
+    rateLimit: entry.rateLimit ?? null,
+  })
   return deepFreeze({
     raw: config,
     routes: [...[forwardAuth, ...endpointSpecs, ...ownedPaths].map(endpointRoute), ...configured, fallback],
@@ -295,12 +314,13 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
       ].map(canonicalHeaderName),
     ),
     apiKeys: config.apiKeys.map((k): CompiledApiKey => ({
-      name: k.name,
+      ...serviceAccess(k),
       keyHashes: [...(k.keyHash ?? []).map((v) => v.slice('sha256:'.length)), ...(k.key ?? []).map(sha256Hex)],
-      fromAllowedNetwork: k.cidr.length > 0 ? compileCidrs(k.cidr) : null,
-      limits: { paths: acrossMounts(k.allow.paths, mounts), actionModules: new Set(k.allow.actionModules) },
-      user: k.user ?? service,
-      rateLimit: k.rateLimit ?? null,
+    })),
+    clients: config.clients.map((c): CompiledClient => ({
+      ...serviceAccess(c),
+      san: c.san ?? null,
+      subject: c.subject === undefined ? null : subjectKey(c.subject),
     })),
     appTokenNetwork: config.tokens.appToken.cidr.length > 0 ? compileCidrs(config.tokens.appToken.cidr) : null,
     metricsAllowed: compileCidrs(config.metrics.allow ?? [...LOOPBACK, ...config.trustedProxies]),

@@ -181,6 +181,14 @@ function semanticProblems(file: string, c: GatewayConfig): ConfigProblem[] {
         )
     })
   })
+  // a client shares the `key:<name>` rate-limit bucket and log name space with the api keys
+  c.clients.forEach((client, i) => {
+    if (names.has(client.name)) add(`clients.${i}.name`, `duplicate name "${client.name}" (api keys and clients)`)
+    names.add(client.name)
+  })
+  if (c.clients.length > 0 && !c.tls?.clientCa) add('tls.clientCa', 'required: `clients` are client certificates')
+  if (c.tls && !c.tls.clientCa && c.tls.clientCert === 'required')
+    add('tls.clientCa', 'required by clientCert: required')
   const usernames = new Set<string>()
   c.users.forEach((u, i) => {
     if (usernames.has(u.username)) add(`users.${i}.username`, `duplicate username "${u.username}"`)

@@ -3,6 +3,7 @@ import { parseByteSize, parseDuration } from '../util/duration.js'
 import { isValidCidr } from '../util/cidr.js'
 import { parseRate } from '../util/rate.js'
 import { REQUEST_TOKEN_TYPES, SCHEMES } from '../principal.js'
+import { subjectKey } from '../util/distinguished-name.js'
 
 // The schema is the single source of truth for the configuration's types (CONTRACT §2).
 // Every object is strict: an unknown key is an error naming its path.
@@ -113,23 +114,28 @@ const Principal = z
   })
   .strict()
 
+// What a service caller (an ApiKey, a client certificate) may reach and who it is upstream.
+const serviceAccess = {
+  cidr: z.array(Cidr).default([]),
+  allow: z
+    .object({
+      paths: z.array(PathPrefix).default([]),
+      actionModules: z
+        .array(z.string().regex(/^[a-z0-9_-]+(\+[a-z0-9_-]+)?$/, 'expected a module like opensearch or query+search'))
+        .default([]),
+    })
+    .strict()
+    .default({}),
+  user: Principal.optional(),
+  rateLimit: RateLimit.optional(),
+}
+
 const ApiKey = z
   .object({
     name: z.string().min(1),
     key: SecretOrList.optional(),
     keyHash: StringOrList.optional(),
-    cidr: z.array(Cidr).default([]),
-    allow: z
-      .object({
-        paths: z.array(PathPrefix).default([]),
-        actionModules: z
-          .array(z.string().regex(/^[a-z0-9_-]+(\+[a-z0-9_-]+)?$/, 'expected a module like opensearch or query+search'))
-          .default([]),
-      })
-      .strict()
-      .default({}),
-    user: Principal.optional(),
-    rateLimit: RateLimit.optional(),
+    ...serviceAccess,
   })
   .strict()
 
@@ -138,6 +144,21 @@ const EpochSeconds = z
   .int()
   .nonnegative()
   .default(0)
+
+// CONTRACT §10: a client certificate identity (scheme `mtls`), matched by a subjectAltName
+// (URI, DNS name or e-mail address) or by the subject's distinguished name.
+const Client = z
+  .object({
+    name: z.string().min(1),
+    san: z.string().min(1).optional(),
+    subject: z
+      .string()
+      .refine((s) => subjectKey(s) !== null, 'expected a distinguished name like CN=billing,O=Example')
+      .optional(),
+    ...serviceAccess,
+  })
+  .strict()
+  .refine((c) => (c.san === undefined) !== (c.subject === undefined), 'needs exactly one of `san` and `subject`')
 
 /** Longest username keygate accepts, in UTF-8 bytes (users in the config, and at login). */
 export const MAX_USERNAME_BYTES = 256
@@ -384,6 +405,12 @@ const Tls = z
     key: z.string().min(1),
     // TLS 1.2 is the oldest any current client needs; 1.0 and 1.1 are broken and never offered
     minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+    // CAs whose client certificates identify callers (`clients`); without it none is asked for
+    clientCa: z.string().min(1).optional(),
+    // required: a connection without a valid certificate never completes its handshake
+    clientCert: z.enum(['optional', 'required']).default('optional'),
+    // pass the verified certificate upstream in Envoy's X-Forwarded-Client-Cert
+    forwardClientCert: z.boolean().default(false),
   })
   .strict()
 
@@ -434,6 +461,7 @@ export const GatewaySchema = z
       .optional(),
     serviceUser: Principal.default({ name: 'service', groups: ['bot'] }),
     apiKeys: z.array(ApiKey).default([]),
+    clients: z.array(Client).default([]),
     users: z.array(User).default([]),
     usersFile: z.string().optional(),
     usersFrom: z.object({ ldap: LdapUsers.optional() }).strict().default({}),
@@ -580,6 +608,7 @@ export const GatewaySchema = z
 export type GatewayConfig = z.infer<typeof GatewaySchema>
 export type RouteConfig = z.infer<typeof Route>
 export type ApiKeyConfig = z.infer<typeof ApiKey>
+export type ClientConfig = z.infer<typeof Client>
 export type UserConfig = z.infer<typeof User>
 export type PrincipalConfig = z.infer<typeof Principal>
 export type RateLimitConfig = z.infer<typeof RateLimit>

@@ -67,6 +67,7 @@ export function createForwardAuth(decide: Decide, cfg: GatewayConfig): EndpointH
       headers,
       rawHeaders: ctx.req.rawHeaders,
       peerIp: ctx.req.socket.remoteAddress ?? '',
+      clientCertificate: null,
       readBody: null,
       forApp: true,
     })

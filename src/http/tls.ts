@@ -1,6 +1,6 @@
 import { readFileSync, watch, type FSWatcher } from 'node:fs'
 import { dirname } from 'node:path'
-import { createSecureContext, type SecureContextOptions, type Server as TlsServer } from 'node:tls'
+import { createSecureContext, type SecureContextOptions, type Server as TlsServer, type TLSSocket } from 'node:tls'
 import type { ServerOptions } from 'node:http'
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
 import type { TlsConfig } from '../config/schema.js'
@@ -60,7 +60,7 @@ export function createTlsFiles(initial: TlsConfig, logger: Logger): TlsFiles {
       )
       return false
     }
-    const pathsChanged = next.cert !== config.cert || next.key !== config.key
+    const pathsChanged = filesOf(next).join('\n') !== filesOf(config).join('\n')
     config = next
     if (pemOf(fresh) !== loadedPem || fresh.minVersion !== options.minVersion) {
       options = fresh
@@ -85,7 +85,7 @@ export function createTlsFiles(initial: TlsConfig, logger: Logger): TlsFiles {
     for (const w of watchers) w.close()
     // The directories, not the files: a file replaced by a rename or a symlink swap is a new
     // inode, and a watch on the old one would never fire again.
-    watchers = [...new Set([dirname(config.cert), dirname(config.key)])].map((dir) => {
+    watchers = [...new Set(filesOf(config).map((f) => dirname(f)))].map((dir) => {
       const w = watch(dir, { persistent: false }, onChange)
       w.on('error', (err) => logger.warn({ dir, err: err.message }, 'TLS certificate directory no longer watched'))
       return w
@@ -109,14 +109,31 @@ export function createTlsFiles(initial: TlsConfig, logger: Logger): TlsFiles {
   }
 }
 
-/** An HTTPS listener whose certificate follows `files`. */
-export function createHttpsListener(options: ServerOptions, files: TlsFiles): HttpsServer {
-  const server = createHttpsServer({ ...options, ...files.contextOptions })
+/**
+ * An HTTPS listener whose certificate follows `files`. With tls.clientCa it asks for a client
+ * certificate; `required` ends a handshake without a valid one, `optional` lets the request be
+ * judged (a certificate that does not verify is refused there).
+ */
+export function createHttpsListener(options: ServerOptions, config: TlsConfig, files: TlsFiles): HttpsServer {
+  const server = createHttpsServer({
+    ...options,
+    ...files.contextOptions,
+    requestCert: config.clientCa !== undefined,
+    rejectUnauthorized: config.clientCa !== undefined && config.clientCert === 'required',
+  })
+  // A connection's client certificate is read once (auth/mtls): it must not change under it.
+  server.on('secureConnection', (socket: TLSSocket) => socket.disableRenegotiation())
   files.attach(server)
   return server
 }
 
-type PemOptions = SecureContextOptions & { readonly cert: string; readonly key: string }
+const filesOf = (config: TlsConfig): string[] => [
+  config.cert,
+  config.key,
+  ...(config.clientCa ? [config.clientCa] : []),
+]
+
+type PemOptions = SecureContextOptions & { readonly cert: string; readonly key: string; ca?: string }
 
 function readContextOptions(config: TlsConfig): PemOptions {
   const options: PemOptions = {
@@ -126,8 +143,9 @@ function readContextOptions(config: TlsConfig): PemOptions {
     ciphers: CIPHERS,
     honorCipherOrder: true,
   }
+  if (config.clientCa) options.ca = readFileSync(config.clientCa, 'utf8')
   createSecureContext(options) // throws on a key that does not match the certificate, or bad PEM
   return options
 }
 
-const pemOf = (options: PemOptions): string => `${options.cert}\n${options.key}`
+const pemOf = (options: PemOptions): string => `${options.cert}\n${options.key}\n${String(options.ca ?? '')}`

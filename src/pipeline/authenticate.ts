@@ -3,6 +3,7 @@ import type { AuthResult, Authenticator } from '../auth/types.js'
 import type { Scheme } from '../principal.js'
 import { cookieValues, headerValues } from '../util/raw-headers.js'
 import { andThen, type MaybePromise } from '../util/maybe-promise.js'
+import type { ClientCertAuthenticator, ClientCertificate } from '../auth/mtls.js'
 
 /** The authenticators of one config snapshot, chosen by the scheme word or the kind of credential. */
 export interface AuthenticatorChain {
@@ -13,6 +14,8 @@ export interface AuthenticatorChain {
   readonly sessionCookie: string
   /** identityFromUpstream: the wiki's own cookies */
   readonly upstream: Authenticator | null
+  /** tls.clientCa: the client certificate of the connection (scheme mtls) */
+  readonly clientCert: ClientCertAuthenticator | null
 }
 
 /** The request's Authorization header, read once: what authentication checks and the proxy strips. */
@@ -29,6 +32,8 @@ export interface AuthInput {
   /** for the session cookie and the wiki's own cookies */
   readonly rawHeaders: readonly string[]
   readonly clientIp: string
+  /** the connection's client certificate, when keygate terminated TLS and one was sent */
+  readonly clientCertificate: ClientCertificate | null
 }
 
 export type AuthOutcome = AuthResult | { readonly kind: 'none' }
@@ -103,6 +108,9 @@ async function oneSession(session: Authenticator, values: string[], clientIp: st
  * "none" means no credential of ours at all; whether that is enough is the route's business.
  */
 export function authenticate(input: AuthInput, chain: AuthenticatorChain): MaybePromise<AuthOutcome> {
+  // A certificate shown on the connection identifies the caller, whatever else the request carries.
+  if (input.clientCertificate && chain.clientCert)
+    return chain.clientCert.authenticate(input.clientCertificate, input.clientIp)
   const authorization = input.authorization
   if (authorization !== null) {
     if (authorization.count > 1) return AMBIGUOUS

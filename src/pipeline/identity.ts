@@ -36,6 +36,7 @@ const GATEWAY_SET = new Set([
   'x-forwarded-proto',
   'x-forwarded-host',
   'x-forwarded-port',
+  'x-forwarded-client-cert',
   'expect',
   'host',
 ])

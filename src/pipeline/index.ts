@@ -10,6 +10,7 @@ import { checkActionParams } from './action-params.js'
 import type { IdentityOf } from './identity.js'
 import type { RateLimitCheck, RateLimitOutcome } from './rate-limit.js'
 import type { AuditSink } from '../observe.js'
+import type { ClientCertificate } from '../auth/mtls.js'
 import { andThen, type MaybePromise } from '../util/maybe-promise.js'
 import { isPageLoad } from '../signin/page-load.js'
 
@@ -20,6 +21,8 @@ export interface DecisionRequest {
   readonly headers: IncomingHttpHeaders
   readonly rawHeaders: readonly string[]
   readonly peerIp: string
+  /** the client certificate of the request's own TLS connection (null in forward-auth mode: that is the proxy's) */
+  readonly clientCertificate: ClientCertificate | null
   /** null in forward-auth mode: the decision cannot see the body */
   readonly readBody: (() => Promise<Buffer | Refusal>) | null
   /**
@@ -150,7 +153,12 @@ export function createDecide(
     const authorization = readAuthorization(request.rawHeaders)
     const scheme = credentialScheme(authorization, chain)
     if (route.policy === 'anonymous') return allowed(route, null, target, client, scheme)
-    const credentials = { authorization, rawHeaders: request.rawHeaders, clientIp: client.clientIp }
+    const credentials = {
+      authorization,
+      rawHeaders: request.rawHeaders,
+      clientIp: client.clientIp,
+      clientCertificate: request.clientCertificate,
+    }
     return andThen(authenticate(credentials, chain), (outcome) => {
       if (outcome.kind === 'deny') return unauthenticated(request, target, route, client, outcome.refusal)
       if (outcome.kind !== 'ok')

@@ -66,7 +66,7 @@ export function createRateLimit(config: CompiledConfig, deps: RateLimitDeps): Ra
   for (const route of config.routes)
     if (route.rateLimit) byRoute.set(route, compileLimit(`route:${route.name}`, route.rateLimit, 'user'))
   const byKey = new Map<string, CompiledLimit>()
-  for (const key of config.apiKeys)
+  for (const key of [...config.apiKeys, ...config.clients])
     if (key.rateLimit) byKey.set(key.name, compileLimit(`key:${key.name}`, key.rateLimit, 'key'))
   if (!anonymous && !authenticated && byRoute.size === 0 && byKey.size === 0) return null
 
