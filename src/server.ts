@@ -136,10 +136,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       audit: observer.audit,
     })
     const decide = createDecide(compiled, auth.chain, auth.identityOf, observer.audit, rateLimit)
-    const origins = [config.upstream, ...config.routes.map((r) => r.upstream ?? config.upstream)].filter(
-      (o) => o !== 'demo',
-    )
-    const forwarder = createForwarder(origins, {
+    const upstreams = compiled.routes
+      .filter((r) => r.upstream !== 'demo')
+      .map((r) => ({ origin: r.upstream, tls: r.upstreamTls }))
+    const forwarder = createForwarder(upstreams, {
       connectTimeoutMs: config.limits.upstreamConnectTimeout,
       timeoutMs: config.limits.upstreamTimeout,
     })
@@ -288,6 +288,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       return answerAsDemo(req, res, pathAndQuery, headers, snap.compiled.raw.identityHeaders, requestId)
     const forwarded = await snap.forwarder.forward(req, res, {
       origin: decision.route.upstream,
+      tls: decision.route.upstreamTls,
       pathAndQuery,
       headers,
       body: decision.body,
@@ -337,7 +338,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       req,
       socket,
       head,
-      { origin: decision.route.upstream, pathAndQuery, headers, body: null, requestId },
+      {
+        origin: decision.route.upstream,
+        tls: decision.route.upstreamTls,
+        pathAndQuery,
+        headers,
+        body: null,
+        requestId,
+      },
       (r) => refuseUpgrade(r),
     )
   }

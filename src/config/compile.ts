@@ -2,7 +2,14 @@ import { compileCidrs, type IpMatcher } from '../util/cidr.js'
 import { canonicalHeaderName } from '../util/header-names.js'
 import { sha256Hex } from '../util/secret.js'
 import type { AccessLimits, Scheme, TokenType } from '../principal.js'
-import type { ApiKeyConfig, ClientConfig, GatewayConfig, RateLimitConfig, UserConfig } from './schema.js'
+import type {
+  ApiKeyConfig,
+  ClientConfig,
+  GatewayConfig,
+  RateLimitConfig,
+  UpstreamTlsConfig,
+  UserConfig,
+} from './schema.js'
 import { subjectKey } from '../util/distinguished-name.js'
 import { compileMapping, type HeaderMapping } from '../identity/mapping.js'
 
@@ -49,6 +56,8 @@ export interface CompiledRoute {
   readonly tokenType: TokenType | null
   /** origin (http://host:port) or 'demo' */
   readonly upstream: string
+  /** how to reach an https:// upstream (the route's upstreamTls, or the top-level one) */
+  readonly upstreamTls: UpstreamTlsConfig | null
   readonly passCredentials: boolean
   /** upgrade protocols besides WebSocket tunnelled on this route (lower case) */
   readonly upgrades: ReadonlySet<string>
@@ -225,6 +234,7 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
     schemes: s.schemes ? new Set(s.schemes) : null,
     tokenType: null,
     upstream: config.upstream,
+    upstreamTls: config.upstreamTls ?? null,
     passCredentials: false,
     upgrades: NO_UPGRADES,
     endpoint: s.endpoint,
@@ -261,6 +271,7 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
     schemes: r.require.schemes ? new Set(r.require.schemes) : null,
     tokenType: r.require.tokenType ?? null,
     upstream: r.upstream ?? config.upstream,
+    upstreamTls: r.upstreamTls ?? config.upstreamTls ?? null,
     passCredentials: r.passCredentials,
     upgrades: new Set(r.upgrades),
     endpoint: null,
@@ -279,6 +290,7 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
     tokenType: null,
     policy: config.defaultPolicy,
     upstream: config.upstream,
+    upstreamTls: config.upstreamTls ?? null,
     passCredentials: false,
     upgrades: NO_UPGRADES,
     endpoint: null,

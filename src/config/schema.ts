@@ -241,6 +241,18 @@ const Ttl = (ttl: string) =>
     .strict()
     .default({})
 
+// CONTRACT §10: TLS to an https:// upstream. PEM files; absent keys: the system's CAs, no client
+// certificate, the upstream's host name for SNI and verification.
+const UpstreamTls = z
+  .object({
+    ca: z.string().min(1).optional(),
+    cert: z.string().min(1).optional(),
+    key: z.string().min(1).optional(),
+    servername: z.string().min(1).optional(),
+  })
+  .strict()
+  .refine((t) => (t.cert === undefined) === (t.key === undefined), 'cert and key go together')
+
 const Route = z
   .object({
     name: z.string().optional(),
@@ -257,6 +269,7 @@ const Route = z
       .strict()
       .default({}),
     upstream: UpstreamUrl.optional(),
+    upstreamTls: UpstreamTls.optional(),
     passCredentials: z.boolean().default(false),
     rateLimit: RateLimit.optional(),
     // Upgrade protocols besides WebSocket this route tunnels (e.g. h2c); none by default.
@@ -419,6 +432,7 @@ export const GatewaySchema = z
     listen: Listen.default(8080),
     tls: Tls.optional(),
     upstream: UpstreamUrl.default('demo'),
+    upstreamTls: UpstreamTls.optional(),
     trustedProxies: z.array(Cidr).default([]),
     workers: z.union([z.literal('auto'), z.number().int().min(1).max(64)]).default(1),
     store: z
@@ -617,6 +631,7 @@ export type LdapUsersConfig = z.infer<typeof LdapUsers>
 export type SignInConfig = z.infer<typeof SignIn>
 export type SignInProviderConfig = z.infer<typeof SignInProvider>
 export type TlsConfig = z.infer<typeof Tls>
+export type UpstreamTlsConfig = z.infer<typeof UpstreamTls>
 
 /** What goes before an issuer's user names: its `usernamePrefix`, by default the issuer and '#'. */
 export const usernamePrefixOf = (cfg: Pick<IssuerConfig, 'issuer' | 'usernamePrefix'>): string =>

@@ -1,12 +1,19 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
+import { readFileSync } from 'node:fs'
 import { Pool, errors as undiciErrors } from 'undici'
+import type { UpstreamTlsConfig } from '../config/schema.js'
 import { refuse, type Refusal } from '../errors.js'
 import { connectionListed, HOP_BY_HOP } from '../util/header-names.js'
 import { hasBody } from '../http/request-body.js'
 
-export interface ForwardTarget {
+/** An upstream origin and how to reach it over TLS (null: as undici does by default). */
+export interface Upstream {
   readonly origin: string
+  readonly tls: UpstreamTlsConfig | null
+}
+
+export interface ForwardTarget extends Upstream {
   /** normalised path + '?' + raw query */
   readonly pathAndQuery: string
   readonly headers: Record<string, string | string[]>
@@ -83,14 +90,31 @@ function responseHeaders(
   return out
 }
 
-/** One keep-alive undici pool per upstream origin; bodies stream both ways. */
-export function createForwarder(origins: readonly string[], options: ForwarderOptions) {
-  const pools = new Map<string, Pool>()
-  for (const origin of new Set(origins)) {
-    pools.set(
-      origin,
+/**
+ * The TLS side of undici's connect options: PEM files read when the config snapshot is built
+ * (so a SIGHUP picks up rotated ones), the SNI name that is also the name verified.
+ */
+function tlsConnectOptions(tls: UpstreamTlsConfig | null) {
+  if (tls === null) return {}
+  return {
+    ...(tls.ca ? { ca: readFileSync(tls.ca, 'utf8') } : {}),
+    ...(tls.cert && tls.key ? { cert: readFileSync(tls.cert, 'utf8'), key: readFileSync(tls.key, 'utf8') } : {}),
+    ...(tls.servername ? { servername: tls.servername } : {}),
+  }
+}
+
+/** One keep-alive undici pool per upstream origin and TLS setting; bodies stream both ways. */
+export function createForwarder(upstreams: readonly Upstream[], options: ForwarderOptions) {
+  // origin → the compiled config's upstreamTls object (or null) → pool
+  const pools = new Map<string, Map<UpstreamTlsConfig | null, Pool>>()
+  for (const { origin, tls } of upstreams) {
+    const byTls = pools.get(origin) ?? new Map<UpstreamTlsConfig | null, Pool>()
+    pools.set(origin, byTls)
+    if (byTls.has(tls)) continue
+    byTls.set(
+      tls,
       new Pool(origin, {
-        connect: { timeout: options.connectTimeoutMs },
+        connect: { timeout: options.connectTimeoutMs, ...(origin.startsWith('https:') ? tlsConnectOptions(tls) : {}) },
         headersTimeout: options.timeoutMs,
         bodyTimeout: options.timeoutMs,
         keepAliveTimeout: 4_000,
@@ -98,9 +122,9 @@ export function createForwarder(origins: readonly string[], options: ForwarderOp
       }),
     )
   }
-  const poolFor = (origin: string): Pool => {
-    const pool = pools.get(origin)
-    if (!pool) throw new Error(`no pool for ${origin}`) // origins come from the compiled config
+  const poolFor = ({ origin, tls }: Upstream): Pool => {
+    const pool = pools.get(origin)?.get(tls)
+    if (!pool) throw new Error(`no pool for ${origin}`) // upstreams come from the compiled config
     return pool
   }
 
@@ -115,7 +139,7 @@ export function createForwarder(origins: readonly string[], options: ForwarderOp
       extraHeaders: target.responseHeaders ?? null,
     }
     try {
-      await poolFor(target.origin).stream(
+      await poolFor(target).stream(
         {
           path: target.pathAndQuery,
           method: req.method as 'GET',
@@ -145,7 +169,7 @@ export function createForwarder(origins: readonly string[], options: ForwarderOp
   ): Promise<void> {
     try {
       const protocol = String(req.headers.upgrade ?? 'websocket')
-      const { headers, socket: upstream } = await poolFor(target.origin).upgrade({
+      const { headers, socket: upstream } = await poolFor(target).upgrade({
         path: target.pathAndQuery,
         method: req.method,
         headers: target.headers,
@@ -176,7 +200,7 @@ export function createForwarder(origins: readonly string[], options: ForwarderOp
     forward,
     upgrade,
     close: async () => {
-      await Promise.all([...pools.values()].map((p) => p.close()))
+      await Promise.all([...pools.values()].flatMap((byTls) => [...byTls.values()].map((p) => p.close())))
     },
   }
 }
