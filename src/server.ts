@@ -188,7 +188,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const watchBody = createBodyIdleTimeout(server, initial.limits.bodyIdleTimeout, answerTimedOut)
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const requestId = randomUUID()
-    if (bodyPending(req)) watchBody(req, res, requestId)
+    // (HTTP/2 streams are bounded by the session's flow control and limits, not this socket timer)
+    if (bodyPending(req) && req.httpVersionMajor < 2) watchBody(req, res, requestId)
     const snap = current
     snap.inFlight++
     handle(snap, req, res, requestId).catch((err) => answerFailure(res, err, requestId))
@@ -588,7 +589,8 @@ export function sendRefusal(
   // A refused request whose body is still arriving: close rather than read (and discard) it all.
   // A request without a body is not `complete` yet while it is decided synchronously (the parser
   // marks it after the 'request' event): keep its connection, or every refusal costs a reconnect.
-  if (bodyPending(res.req)) headers.connection = 'close'
+  // (HTTP/2 has no Connection header: the stream ends with the answer, the connection stays.)
+  if (bodyPending(res.req) && res.req.httpVersionMajor < 2) headers.connection = 'close'
   res.writeHead(statusOf(refusal), headers)
   res.end(body)
 }

@@ -210,3 +210,24 @@ test('config: clients need tls.clientCa; names are shared with api keys; a subje
   assert.ok(problems.includes('tls.clientCa'), problems.join())
   assert.ok(problems.includes('clients.0.name'), problems.join())
 })
+
+test('over HTTP/2 too: the connection certificate is the caller', async () => {
+  const { connect } = await import('node:http2')
+  const h2gw = await startTestGateway({ ...config('optional'), tls: { ...config('optional').tls, http2: true } })
+  const session = connect(h2gw.url, { ca: serverCa.certPem, cert: certs.billing.certPem, key: certs.billing.keyPem })
+  const ask = (path: string) =>
+    new Promise<number>((resolve, reject) => {
+      const stream = session.request({ ':path': path })
+      stream.on('response', (h) => resolve(Number(h[':status'])))
+      stream.on('error', reject)
+      stream.resume()
+    })
+  const mark = upstream.seen.length
+  assert.equal(await ask('/api/billing/h2'), 200)
+  assert.equal(await ask('/api/other'), 403)
+  session.close()
+  assert.deepEqual(
+    reachedSince(mark).map((s) => [s.url, s.headers['x-auth-user'], s.headers['x-auth-scheme']]),
+    [['/api/billing/h2', 'billing service', 'mtls']],
+  )
+})

@@ -418,6 +418,8 @@ const Tls = z
     key: z.string().min(1),
     // TLS 1.2 is the oldest any current client needs; 1.0 and 1.1 are broken and never offered
     minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+    // ALPN h2 beside http/1.1 on the same port
+    http2: z.boolean().default(false),
     // CAs whose client certificates identify callers (`clients`); without it none is asked for
     clientCa: z.string().min(1).optional(),
     // required: a connection without a valid certificate never completes its handshake

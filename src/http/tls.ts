@@ -1,8 +1,9 @@
 import { readFileSync, watch, type FSWatcher } from 'node:fs'
 import { dirname } from 'node:path'
 import { createSecureContext, type SecureContextOptions, type Server as TlsServer, type TLSSocket } from 'node:tls'
-import type { ServerOptions } from 'node:http'
-import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
+import type { Server as HttpServer, ServerOptions } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
+import { createSecureServer, type Http2SecureServer, type SecureServerOptions } from 'node:http2'
 import type { TlsConfig } from '../config/schema.js'
 import type { Logger } from '../log.js'
 
@@ -114,16 +115,46 @@ export function createTlsFiles(initial: TlsConfig, logger: Logger): TlsFiles {
  * certificate; `required` ends a handshake without a valid one, `optional` lets the request be
  * judged (a certificate that does not verify is refused there).
  */
-export function createHttpsListener(options: ServerOptions, config: TlsConfig, files: TlsFiles): HttpsServer {
-  const server = createHttpsServer({
-    ...options,
+export function createHttpsListener(options: ServerOptions, config: TlsConfig, files: TlsFiles): HttpServer {
+  const tlsOptions = {
     ...files.contextOptions,
     requestCert: config.clientCa !== undefined,
     rejectUnauthorized: config.clientCa !== undefined && config.clientCert === 'required',
-  })
+  }
+  const server = config.http2
+    ? createHttp2Listener(options, tlsOptions)
+    : createHttpsServer({ ...options, ...tlsOptions })
   // A connection's client certificate is read once (auth/mtls): it must not change under it.
   server.on('secureConnection', (socket: TLSSocket) => socket.disableRenegotiation())
   files.attach(server)
+  return server as HttpServer
+}
+
+/**
+ * HTTP/2 and HTTP/1.1 (ALPN) on one port. HTTP/2 requests come through the compatibility API
+ * (Http2ServerRequest/Response), so the one pipeline answers both; HTTP/1.1 connections,
+ * WebSocket upgrades included, are Node's own HTTP/1.1 server. The bounds are the abuse the
+ * protocol allows: streams reset as soon as opened (rapid reset), invalid frames, header blocks
+ * split into endless CONTINUATION frames.
+ */
+function createHttp2Listener(options: ServerOptions, tlsOptions: SecureServerOptions): Http2SecureServer {
+  const server = createSecureServer({
+    ...tlsOptions,
+    allowHTTP1: true,
+    // a header block beyond these is refused whatever its framing (CONTINUATION floods)
+    maxSendHeaderBlockLength: options.maxHeaderSize,
+    maxHeaderListPairs: 256,
+    maxSessionInvalidFrames: 100,
+    maxSessionRejectedStreams: 100,
+    settings: { maxConcurrentStreams: 128, maxHeaderListSize: options.maxHeaderSize },
+  })
+  // Node's HTTP/1.1 server reads these from the server it runs for
+  Object.assign(server, {
+    headersTimeout: options.headersTimeout,
+    requestTimeout: options.requestTimeout,
+    keepAliveTimeout: options.keepAliveTimeout,
+    maxHeaderSize: options.maxHeaderSize,
+  })
   return server
 }
 

@@ -61,6 +61,9 @@ const REROUTING = new Set([
 function withoutOwnCookies(cookie: string, own: readonly string[]): string {
   // Most requests carry none of keygate's cookies: no splitting for them.
   if (!own.some((name) => cookie.includes(name))) return cookie.trim()
+const COLON = 58
+
+function withoutSessionCookie(cookie: string): string {
   return cookie
     .split(';')
     .filter((pair) => !own.includes(pair.split('=', 1)[0]!.trim()))
@@ -81,6 +84,8 @@ export function buildUpstreamHeaders(input: IdentityInput): Record<string, strin
     const value = src[name]
     if (value === undefined) continue
     if (HOP_BY_HOP.has(name) || listed.has(name)) continue
+    // HTTP/2 pseudo-headers (:method, :path, :authority, :scheme) are the request line, not headers
+    if (name.charCodeAt(0) === COLON) continue
     // PHP reads '.' as '_': a dotted name cannot be told from the header it imitates, and none is legitimate.
     if (name.includes('.')) continue
     const canonical = canonicalHeaderName(name)
@@ -94,7 +99,7 @@ export function buildUpstreamHeaders(input: IdentityInput): Record<string, strin
     out[name] = value
   }
 
-  const host = src.host ?? ''
+  const host = src.host ?? (src[':authority'] as string | undefined) ?? ''
   if (input.peerTrusted) {
     out['x-forwarded-for'] = src['x-forwarded-for']
       ? `${String(src['x-forwarded-for'])}, ${input.peerIp}`

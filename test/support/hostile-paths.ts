@@ -1,0 +1,37 @@
+// Request targets that try to reach a route other than the one they appear to (refused with E1030),
+// and odd spellings that are normalised: shared by the HTTP/1.1 and HTTP/2 tests. The config:
+// /public/ anonymous, /admin/ authenticated (test/proxy.test.ts baseConfig).
+export const hostilePaths: Array<{ path: string; status: number; upstreamSees?: string }> = [
+  { path: '/public/../admin/x', status: 400 },
+  { path: '/public/%2e%2e/admin/x', status: 400 },
+  { path: '/public/%2E%2E/admin/x', status: 400 },
+  { path: '/public/.%2e/admin/x', status: 400 },
+  { path: '/public/..;/admin/x', status: 400 },
+  { path: '/public;x/../admin/', status: 400 },
+  { path: '/public/./x', status: 400 },
+  { path: '/admin%2fsecret', status: 400 },
+  { path: '/public%2F..%2Fadmin', status: 400 },
+  { path: '/public/a%5cb', status: 400 },
+  { path: '/public/a\\..\\admin', status: 400 },
+  { path: '/public/a%00b', status: 400 },
+  { path: '/public/a%zz', status: 400 },
+  { path: '/public/a%2', status: 400 },
+  { path: '/public/%252e%252e/admin', status: 400 },
+  // double encoding made by decoding escapes of unreserved characters (%32 → 2, %45 → E)
+  { path: '/public/%25%32%45%25%32%45/admin/', status: 400 },
+  { path: '/public/%25%32%65%25%32%65/admin/', status: 400 },
+  { path: '/public/%25%32%46admin', status: 400 },
+  { path: '/public/%25%34%31dmin', status: 400 },
+  { path: '/public/%25%3241', status: 400 },
+  { path: '/public/%c0%ae%c0%ae/admin', status: 400 },
+  { path: '/public/a#frag', status: 400 },
+  { path: 'public/x', status: 400 },
+  { path: '*', status: 400 },
+  // normalised, not refused: what the upstream sees is the normalised path
+  { path: '//public//x', status: 200, upstreamSees: '/public/x' },
+  { path: '/public/%41%62c', status: 200, upstreamSees: '/public/Abc' },
+  { path: '/public/caf%c3%a9', status: 200, upstreamSees: '/public/caf%C3%A9' },
+  { path: 'http://evil.example/public/x?q=1', status: 200, upstreamSees: '/public/x?q=1' },
+  { path: '/%61dmin/x', status: 401 },
+  { path: '//admin/x', status: 401 },
+]
