@@ -151,10 +151,10 @@ export async function createAuth(compiled: CompiledConfig, deps: AuthDeps): Prom
   const sessionCookie = config.signIn?.cookie.name ?? SESSION_COOKIE
   return {
     ownCookies: [...sessionCookieNames(sessionCookie), ...signInCookieNames],
-    chain: { byScheme, session, sessionCookie, upstream },
     chain: {
       byScheme,
-      session: createJwtAuthenticator('session', jwtDeps),
+      session,
+      sessionCookie,
       upstream,
       clientCert: config.tls?.clientCa ? createClientCertAuthenticator(compiled.clients, deps.audit) : null,
     },

@@ -58,12 +58,11 @@ const REROUTING = new Set([
   'x-method-override',
 ])
 
+const COLON = 58
+
 function withoutOwnCookies(cookie: string, own: readonly string[]): string {
   // Most requests carry none of keygate's cookies: no splitting for them.
   if (!own.some((name) => cookie.includes(name))) return cookie.trim()
-const COLON = 58
-
-function withoutSessionCookie(cookie: string): string {
   return cookie
     .split(';')
     .filter((pair) => !own.includes(pair.split('=', 1)[0]!.trim()))
