@@ -11,7 +11,8 @@ import { ALICE_PW, STORE_KINDS, login, makeUsers, redisPrefixes } from './suppor
 import { startGateway } from '../src/server.js'
 import { runAdmin, type AdminIo } from '../src/admin/index.js'
 import { parseConfigText } from '../src/config/load.js'
-import { createJwtKeys, issueJwt, verifyJwt } from '../src/tokens/jwt.js'
+import { createJwtKeys } from '../src/tokens/jwt-keys.js'
+import { issueJwt, verifyJwt } from '../src/tokens/own-tokens.js'
 import { systemClock } from '../src/clock.js'
 
 // Key rotation with live tokens: the first key of secrets.jwt.keys signs, every listed key

@@ -3,7 +3,8 @@ import { configFileFrom } from '../config/load.js'
 import { iso } from '../util/iso-time.js'
 import { isTokenType, isJti, TOKEN_TYPES, type TokenType } from '../principal.js'
 import type { IssuedRecord } from '../tokens/issued.js'
-import { createJwtKeys, verifyJwt } from '../tokens/jwt.js'
+import { createJwtKeys } from '../tokens/jwt-keys.js'
+import { verifyJwt } from '../tokens/own-tokens.js'
 import { systemClock } from '../clock.js'
 import {
   AdminError,

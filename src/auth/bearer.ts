@@ -1,8 +1,9 @@
-import { decodeJwt } from 'jose'
 import { LRUCache } from 'lru-cache'
 import { refuse } from '../errors.js'
 import type { Clock } from '../clock.js'
-import { principalFromClaims, verifyJwt, type IssuerVerifier, type JwtClaims, type JwtKeys } from '../tokens/jwt.js'
+import { principalFromClaims, verifyJwt, type JwtClaims } from '../tokens/own-tokens.js'
+import type { JwtKeys } from '../tokens/jwt-keys.js'
+import type { IssuerVerifier } from '../tokens/issuers.js'
 import type { Revocation, TokenVerifier } from '../tokens/revocation.js'
 import { RECORDED_TYPES, type IssuedTokens } from '../tokens/issued.js'
 import type { UserConfig } from '../config/schema.js'
@@ -130,7 +131,7 @@ export function createJwtAuthenticator(scheme: 'bearer' | 'session', deps: JwtAu
   }
   const verifyAndCache = async (token: string): Promise<AuthResult> => {
     if (scheme === 'bearer' && deps.issuers) {
-      const external = await externalIdentity(deps.issuers, deps.keys.issuer, token)
+      const external = await externalIdentity(deps.issuers, token)
       if (external) return external
     }
     const r = await deps.revocation.check(token, verify)
@@ -148,15 +149,9 @@ export function createJwtAuthenticator(scheme: 'bearer' | 'session', deps: JwtAu
 }
 
 /** null when the token is not from a configured external issuer (then it must be ours). */
-async function externalIdentity(issuers: IssuerVerifier, ownIssuer: string, token: string): Promise<AuthResult | null> {
-  let iss: unknown
-  try {
-    iss = decodeJwt(token).iss
-  } catch {
-    return null
-  }
-  if (typeof iss !== 'string' || iss === ownIssuer || !issuers.has(iss)) return null
+async function externalIdentity(issuers: IssuerVerifier, token: string): Promise<AuthResult | null> {
   const r = await issuers.verify(token)
+  if (r === 'skip') return null
   if (!r.ok) return { kind: 'deny', refusal: refuse('E1001') }
   const id = r.identity
   const principal: Principal = {

@@ -7,7 +7,9 @@ import type { AuditSink } from '../observe.js'
 import type { AuthenticatorChain } from '../pipeline/authenticate.js'
 import type { Decide } from '../pipeline/index.js'
 import type { EndpointHandler } from '../endpoints/types.js'
-import { createJwtKeys, createIssuerVerifier, publicJwks, type JwtClaims } from '../tokens/jwt.js'
+import { createJwtKeys, publicJwks } from '../tokens/jwt-keys.js'
+import type { JwtClaims } from '../tokens/own-tokens.js'
+import { createIssuerVerifier } from '../tokens/issuers.js'
 import { createRevocation } from '../tokens/revocation.js'
 import { createTokenRegistry } from '../tokens/opaque.js'
 import { createIssuedTokens } from '../tokens/issued.js'
@@ -85,7 +87,11 @@ export async function createAuth(compiled: CompiledConfig, deps: AuthDeps): Prom
   })
   const issuers =
     config.issuers.length > 0
-      ? await createIssuerVerifier(config.issuers, { clock, clockToleranceSec: config.secrets.jwt.clockSkew / 1000 })
+      ? await createIssuerVerifier(config.issuers, {
+          ownIssuer: keys.issuer,
+          clock,
+          clockToleranceSec: config.secrets.jwt.clockSkew / 1000,
+        })
       : null
   const loginKeys = createLoginKeys(config.secrets.loginKeys)
   const ldap = config.usersFrom.ldap ? createLdapUsers(config.usersFrom.ldap) : null

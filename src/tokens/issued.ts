@@ -2,7 +2,8 @@ import type { Clock } from '../clock.js'
 import type { Store } from '../store/types.js'
 import type { TokenType } from '../principal.js'
 import { createIndexedRecords } from './indexed-records.js'
-import { issueJwt, type JwtIssueClaims, type JwtIssueResult, type JwtKeys } from './jwt.js'
+import { issueJwt, type JwtIssueClaims, type JwtIssueResult } from './own-tokens.js'
+import type { JwtKeys } from './jwt-keys.js'
 
 // Every JWT keygate issues is recorded by jti (never the token itself) until it expires:
 // session, api and refresh tokens are valid only while their record exists (revocation deletes
