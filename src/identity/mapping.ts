@@ -1,5 +1,6 @@
 import type { Principal } from '../principal.js'
 import { encodeGroupsHeader, encodeHeaderValue } from '../util/identity-value.js'
+import { claimAt, isStringArray } from '../util/claims.js'
 
 // identityHeaders.custom: free header names with templates such as "{username}" or
 // "{claim:realm_access.roles}", compiled once per config. Every value goes through the one
@@ -116,18 +117,6 @@ function claim(p: Principal, path: string): string {
   const v = claimAt(p.claims, path)
   if (typeof v === 'string') return encodeHeaderValue(v)
   if (typeof v === 'number' || typeof v === 'boolean') return String(v)
-  if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return encodeGroupsHeader(v)
+  if (isStringArray(v)) return encodeGroupsHeader(v)
   return ''
-}
-
-/** `a.b.c` in the claims; a claim whose own name has dots (`"https://x/roles"`-style) is found as a whole first. */
-function claimAt(claims: Readonly<Record<string, unknown>> | undefined, path: string): unknown {
-  if (!claims) return undefined
-  if (Object.hasOwn(claims, path)) return claims[path]
-  let v: unknown = claims
-  for (const key of path.split('.')) {
-    if (v === null || typeof v !== 'object' || Array.isArray(v) || !Object.hasOwn(v, key)) return undefined
-    v = (v as Record<string, unknown>)[key]
-  }
-  return v
 }

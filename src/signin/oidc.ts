@@ -5,6 +5,7 @@ import { importPKCS8 } from 'jose'
 import { Agent, fetch as undiciFetch } from 'undici'
 import type { SignInProviderConfig } from '../config/schema.js'
 import { isCleanName, isCleanText } from '../util/identity-value.js'
+import { claimAt } from '../util/claims.js'
 
 // OpenID Connect providers, through openid-client (never hand-written OAuth): discovery, the
 // authorization code flow with PKCE S256, state and nonce, and the ID token's verification
@@ -46,21 +47,10 @@ export interface OidcProvider {
   endSessionUrl(idToken: string | undefined, postLogoutRedirectUri: string): Promise<URL | null>
 }
 
-/** A dotted path into a claims object: `realm_access.roles`. */
-export function claimAt(claims: Readonly<Record<string, unknown>>, path: string): unknown {
-  let value: unknown = claims
-  for (const key of path.split('.')) {
-    if (value === null || typeof value !== 'object' || Array.isArray(value) || !Object.hasOwn(value, key))
-      return undefined
-    value = (value as Record<string, unknown>)[key]
-  }
-  return value
-}
-
 const textOf = (v: unknown): string => (typeof v === 'string' && isCleanText(v) ? v : '')
 
 /** The identity in the claims, or why there is none (no usable user name). */
-export function mapClaims(
+function mapClaims(
   claims: Readonly<Record<string, unknown>>,
   paths: SignInProviderConfig['claims'],
 ): ProviderIdentity | null {
@@ -73,7 +63,7 @@ export function mapClaims(
 }
 
 /** `allow.groups` (any one of them) and `allow.emailDomains` (a verified address in one of them). */
-export function isAllowed(
+function isAllowed(
   identity: ProviderIdentity,
   claims: Readonly<Record<string, unknown>>,
   allow: SignInProviderConfig['allow'],
