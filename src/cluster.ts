@@ -32,7 +32,7 @@ const FIRST_RESTART_DELAY_MS = 250
 const MAX_RESTART_DELAY_MS = 30_000
 
 /** No wait after a healthy worker died; 250 ms after a quick death, doubling with each further one, at most 30 s. */
-export const restartDelay = (quickDeaths: number): number =>
+const restartDelay = (quickDeaths: number): number =>
   quickDeaths === 0 ? 0 : Math.min(MAX_RESTART_DELAY_MS, FIRST_RESTART_DELAY_MS * 2 ** (quickDeaths - 1))
 
 /**

@@ -4,11 +4,6 @@
 
 /** The browser session cookie set by /api/authorize with token_type session. */
 export const SESSION_COOKIE = 'keygate_session'
-/**
- * Its name when Secure (no Domain, Path=/): a browser accepts a __Host- cookie only from this very
- * host over HTTPS, so a sibling subdomain cannot plant one (cookie tossing).
- */
-export const HOST_SESSION_COOKIE = `__Host-${SESSION_COOKIE}`
 
 export const SCHEMES = ['apikey', 'apptoken', 'bearer', 'session', 'upstream', 'mtls'] as const
 export type Scheme = (typeof SCHEMES)[number]

@@ -610,7 +610,7 @@ for (const [name, make] of harnesses) {
 
   test(`${name}: revoke, revokeByHash and revokeUser`, async (t) => {
     const h = open(t, make)
-    const reg = createTokenRegistry({ store: h.store, clock: h.clock, kind: 'api', ttlMs: 60_000 })
+    const reg = createTokenRegistry({ store: h.store, clock: h.clock, kind: 'app', ttlMs: 60_000 })
     const a = await reg.issue(REC)
     const b = await reg.issue(REC)
     const c = await reg.issue({ ...REC, username: 'other' })
@@ -624,9 +624,9 @@ for (const [name, make] of harnesses) {
     assert.equal(await reg.revokeUser('test'), 2)
     for (const x of [d, e]) assert.equal(await reg.verify(x.token), null)
     assert.ok(await reg.verify(c.token), "another user's token is untouched")
-    // kinds are separate: an api token is not a session
-    const sessions = createTokenRegistry({ store: h.store, clock: h.clock, kind: 'session', ttlMs: 60_000 })
-    assert.equal(await sessions.verify(c.token), null)
+    // kinds are separate: an app token is not a user token
+    const userTokens = createTokenRegistry({ store: h.store, clock: h.clock, kind: 'user', ttlMs: 60_000 })
+    assert.equal(await userTokens.verify(c.token), null)
   })
 
   test(`${name}: a user's token index lives as long as its longest token (issued JWTs and opaque tokens alike)`, async (t) => {
@@ -642,7 +642,7 @@ for (const [name, make] of harnesses) {
       ['long-api'],
       'the short token expired; the index still holds the long one',
     )
-    const reg = createTokenRegistry({ store: h.store, clock: h.clock, kind: 'api', ttlMs: 5000 })
+    const reg = createTokenRegistry({ store: h.store, clock: h.clock, kind: 'app', ttlMs: 5000 })
     const long = await reg.issue(REC)
     await reg.issue(REC, { ttlMs: 100 })
     await h.advance(300)
@@ -675,28 +675,6 @@ for (const [name, make] of harnesses) {
     )
     await h.advance(1000)
     assert.equal(await issued.get('skewed'), null, 'gone once no gateway would accept the token')
-  })
-
-  test(`${name}: sessions slide with touch, bounded by their lifetime`, async (t) => {
-    const h = open(t, make)
-    const reg = createTokenRegistry({ store: h.store, clock: h.clock, kind: 'session', ttlMs: 300, maxLifetimeMs: 800 })
-    const { token } = await reg.issue(REC)
-    await h.advance(200)
-    assert.ok(await reg.touch(token), 'touch at 200 ms')
-    await h.advance(200) // 400 ms after issue: alive only thanks to the touch
-    assert.ok(await reg.verify(token), 'touched session still alive')
-    assert.ok(await reg.touch(token), 'touch at 400 ms')
-    await h.advance(200)
-    const before = h.clock.now()
-    const last = await reg.touch(token) // 600 ms: the lifetime bound cuts the extension to 200 ms
-    assert.ok(last !== null && last <= before + 200, `touch at 600 ms: ${last === null ? null : last - before}`)
-    await h.advance(250)
-    assert.equal(await reg.verify(token), null, 'never past issuedAt + maxLifetimeMs')
-    assert.equal(await reg.touch(token), null)
-    // An untouched session dies with its ttl
-    const other = await reg.issue(REC)
-    await h.advance(350)
-    assert.equal(await reg.touch(other.token), null)
   })
 
   // -------------------------------------------------------------------------------------------

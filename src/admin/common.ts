@@ -48,7 +48,7 @@ export const COMMON_OPTIONS = {
 } as const satisfies Options
 
 /** parseArgs in strict mode, its errors turned into UsageError (unknown option, missing value). */
-export function parse<O extends Options>(args: string[], options: O) {
+function parse<O extends Options>(args: string[], options: O) {
   try {
     return parseArgs({ args, options, allowPositionals: true, strict: true })
   } catch (err) {
@@ -100,7 +100,7 @@ export function table(headers: readonly string[], rows: readonly (readonly strin
 }
 
 /** The Redis target for messages, with any password taken out of it. */
-export function describeTarget(target: RedisTarget): string {
+function describeTarget(target: RedisTarget): string {
   if (typeof target === 'string') {
     try {
       const url = new URL(target)

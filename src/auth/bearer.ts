@@ -66,7 +66,7 @@ export type SessionKeeper = ReturnType<typeof createSessionKeeper>
  * Full check of a keygate JWT, called only when the verified-token cache has no fresh answer:
  * signature and claims, then for session / api / refresh tokens their record in the store.
  */
-export function createJwtVerifier(deps: JwtAuthDeps, types: readonly TokenType[]): TokenVerifier<JwtClaims> {
+function createJwtVerifier(deps: JwtAuthDeps, types: readonly TokenType[]): TokenVerifier<JwtClaims> {
   return async (token) => {
     const v = await verifyJwt(deps.keys, token, deps.clock, { types })
     if (!v.ok || !RECORDED_TYPES.has(v.claims.type)) return v

@@ -54,7 +54,7 @@ function readClientCertificate(socket: TLSSocket): ClientCertificate | null {
 /**
  * node:crypto's subjectAltName: `DNS:a, URI:b`, a value with a comma or quote in it JSON-quoted.
  */
-export function parseSubjectAltName(text: string): { type: string; value: string }[] {
+function parseSubjectAltName(text: string): { type: string; value: string }[] {
   const out: { type: string; value: string }[] = []
   const entry = /(?:^|, )([A-Za-z ]+):("(?:[^"\\]|\\.)*"|[^,]*)/g
   for (let m = entry.exec(text); m !== null; m = entry.exec(text)) {

@@ -33,7 +33,7 @@ interface UserInfo {
  * answer with a control character or a space at either end of the name or a group, or a
  * control character in the e-mail or real name: refused, never cleaned into another user.
  */
-export function principalFromUserInfo(body: unknown): Principal | null {
+function principalFromUserInfo(body: unknown): Principal | null {
   const info = (body as { query?: { userinfo?: UserInfo } } | null)?.query?.userinfo
   if (
     !info ||

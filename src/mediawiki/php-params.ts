@@ -12,7 +12,7 @@
 //   main/SAPI.c           sapi_read_post_data (content-type selection)
 
 /** PHP's default max_input_vars: past it PHP silently drops variables, so we refuse instead. */
-export const PHP_MAX_INPUT_VARS = 1000
+const PHP_MAX_INPUT_VARS = 1000
 
 /** Part header lines stay far below rfc1867.c's 5 KiB line buffer (FILLUNIT), past which PHP splits lines. */
 const MAX_PART_HEADER_LINE = 2048

@@ -51,7 +51,7 @@ export function pageSecurityHeaders(formTargets: readonly string[]): Record<stri
 }
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
-export const escapeHtml = (text: string): string => text.replace(/[&<>"']/g, (c) => ESCAPES[c]!)
+const escapeHtml = (text: string): string => text.replace(/[&<>"']/g, (c) => ESCAPES[c]!)
 
 function layout(title: string, brand: string, body: string): string {
   return `<!doctype html>

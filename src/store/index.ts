@@ -7,8 +7,6 @@ import type { Observer } from '../observe.js'
 export type { Counter, Store, Unsubscribe } from './types.js'
 export type { RedisTarget } from './redis.js'
 export { createMemoryStore } from './memory.js'
-export { createRedisStore } from './redis.js'
-export { createStoreHealth, type StoreHealth } from './health.js'
 
 /**
  * The configured store: Redis when `redis` is given, else in-memory (one instance only).

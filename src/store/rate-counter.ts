@@ -78,7 +78,7 @@ export function createLocalRateCounter(clock: Clock = systemClock): RateCounter 
 }
 
 /** Most requests one lease from Redis covers: a round trip per this many requests at most. */
-export const MAX_LEASE = 100
+const MAX_LEASE = 100
 /** A lease is at most this share of a limit, so instances that lease and never spend cost little. */
 const LEASE_SHARE = 16
 

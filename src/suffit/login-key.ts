@@ -10,7 +10,7 @@ import type { EndpointHandler } from '../endpoints/types.js'
 // PKCS#1 v1.5 is not offered: Node refuses to decrypt it since the Marvin attack (CVE-2023-46809),
 // and a hand-made unpadding would bring the timing oracle back.
 
-export const LOGIN_KEY_ALGORITHM = 'RSA-OAEP-256'
+const LOGIN_KEY_ALGORITHM = 'RSA-OAEP-256'
 const MIN_MODULUS_BITS = 2048
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
 const utf8 = new TextDecoder('utf-8', { fatal: true })

@@ -27,9 +27,6 @@ export function createIndexedRecords(store: Store, keys: IndexedRecordKeys) {
       if (owner !== null) await store.addToSet(keys.index(owner), member, ttlMs)
       await store.set(keys.record(member), value, ttlMs)
     },
-    /** Keeps a member indexed at least ttlMs from now (records whose expiry slides). */
-    keepIndexed: (owner: string, member: string, ttlMs: number): Promise<void> =>
-      store.addToSet(keys.index(owner), member, ttlMs),
     get: (member: string): Promise<string | null> => store.get(keys.record(member)),
     /** Gets and deletes the record in one atomic step; the caller unindexes it once it knows the owner. */
     take: (member: string): Promise<string | null> => store.take(keys.record(member)),

@@ -3,11 +3,11 @@ import type { Store } from '../store/types.js'
 import { randomToken, sha256Hex } from '../util/secret.js'
 import { createIndexedRecords } from './indexed-records.js'
 
-// One implementation for every opaque stored token: user tokens, app tokens, sessions, api tokens.
+// One implementation for every opaque stored token: user tokens and app tokens.
 // The store key is sha256(token): a dump of the store gives nobody a usable token. The raw token
 // exists only in the issue() result and in the caller's request.
 
-export type TokenKind = 'user' | 'app' | 'session' | 'api' | 'access' | 'refresh'
+export type TokenKind = 'user' | 'app'
 
 /** What a token stands for; extra members (lang, meta, clientid …) are kept as given. */
 export interface TokenRecord {
@@ -24,7 +24,7 @@ export interface StoredToken<R extends TokenRecord = TokenRecord> {
   readonly record: R
   /** epoch ms */
   readonly issuedAt: number
-  /** epoch ms at issue (sliding sessions: see touch()) */
+  /** epoch ms */
   readonly expiresAt: number
 }
 
@@ -46,8 +46,6 @@ export interface TokenRegistry<R extends TokenRecord = TokenRecord> {
   verify(token: string): Promise<StoredToken<R> | null>
   /** As verify(), but says 'revoked' for a token revoked before its expiry (E1002 rather than E1001). */
   find(token: string): Promise<StoredToken<R> | 'revoked' | null>
-  /** Sliding expiry: the token lives ttlMs (or the given ttl) from now, bounded by maxLifetimeMs; null when gone. Returns the new expiry. */
-  touch(token: string, ttlMs?: number): Promise<number | null>
   revoke(token: string): Promise<boolean>
   revokeByHash(hash: string): Promise<boolean>
   /** Live tokens of a user (admin use; one store read per token). */
@@ -63,13 +61,10 @@ export interface TokenRegistryDeps {
   readonly kind: TokenKind
   readonly ttlMs: number
   readonly singleUse?: boolean
-  /** sliding sessions never outlive issuedAt + maxLifetimeMs */
-  readonly maxLifetimeMs?: number
-  /** bytes of CSPRNG output per token (hex doubles it); at least 16 */
-  readonly tokenBytes?: number
-  readonly random?: (bytes: number) => string
 }
 
+// 32 bytes of CSPRNG output per token, as lowercase hex.
+const TOKEN_BYTES = 32
 // Tokens we issue are lowercase hex; checking the shape first spares the store a round trip for junk.
 const TOKEN_SHAPE = /^[0-9a-f]{32,256}$/
 const HASH_SHAPE = /^[0-9a-f]{64}$/
@@ -89,8 +84,6 @@ const REVOKED = JSON.stringify({ v: 1, revoked: true })
 export function createTokenRegistry<R extends TokenRecord = TokenRecord>(deps: TokenRegistryDeps): TokenRegistry<R> {
   const { store, clock, kind, ttlMs } = deps
   const singleUse = deps.singleUse ?? false
-  const tokenBytes = Math.max(16, deps.tokenBytes ?? 32)
-  const random = deps.random ?? randomToken
   if (!(ttlMs > 0)) throw new RangeError(`token registry ${kind}: ttlMs must be positive`)
 
   const records = createIndexedRecords(store, {
@@ -110,9 +103,6 @@ export function createTokenRegistry<R extends TokenRecord = TokenRecord>(deps: T
     }
   }
 
-  /** Until when a token could have lived: a sliding one up to its lifetime bound. */
-  const lifeEnd = (t: StoredToken<R>) => Math.max(t.expiresAt, t.issuedAt + (deps.maxLifetimeMs ?? ttlMs))
-
   async function revokeByHash(hash: string): Promise<boolean> {
     if (!HASH_SHAPE.test(hash)) return false
     const raw = await records.get(hash)
@@ -123,7 +113,7 @@ export function createTokenRegistry<R extends TokenRecord = TokenRecord>(deps: T
     const found = parse(hash, taken)
     if (found) {
       await records.unindex(found.record.username, hash)
-      const left = lifeEnd(found) - clock.now()
+      const left = found.expiresAt - clock.now()
       if (left > 0) await records.overwrite(hash, REVOKED, left)
     }
     return true
@@ -147,14 +137,12 @@ export function createTokenRegistry<R extends TokenRecord = TokenRecord>(deps: T
     async issue(record, opts) {
       const ttl = opts?.ttlMs ?? ttlMs
       if (!(ttl > 0)) throw new RangeError(`token registry ${kind}: ttlMs must be positive`)
-      const token = random(tokenBytes)
+      const token = randomToken(TOKEN_BYTES)
       const hash = sha256Hex(token)
       const issuedAt = clock.now()
       const expiresAt = issuedAt + ttl
       const value: StoredValue = { v: 1, kind, issuedAt, expiresAt, record }
       await records.put(opts?.indexed === false ? null : record.username, hash, JSON.stringify(value), ttl)
-      // A sliding token may outlive its first ttl, up to its lifetime bound.
-      if ((deps.maxLifetimeMs ?? 0) > ttl) await records.keepIndexed(record.username, hash, deps.maxLifetimeMs!)
       return { token, hash, expiresAt }
     },
 
@@ -164,26 +152,6 @@ export function createTokenRegistry<R extends TokenRecord = TokenRecord>(deps: T
     },
 
     find,
-
-    async touch(token, ttl = ttlMs) {
-      if (typeof token !== 'string' || !TOKEN_SHAPE.test(token)) return null
-      const hash = sha256Hex(token)
-      const found = parse(hash, await records.get(hash))
-      if (!found) return null
-      const now = clock.now()
-      const next =
-        deps.maxLifetimeMs === undefined ? now + ttl : Math.min(now + ttl, found.issuedAt + deps.maxLifetimeMs)
-      if (next <= now) {
-        await revokeByHash(hash)
-        return null
-      }
-      // expire() only moves an existing key: a touch racing a revoke cannot bring the token back,
-      // which rewriting the record with set() would.
-      if (!(await records.expire(hash, next - now))) return null
-      // Without a lifetime bound the index must slide too, or a long-lived session would drop out of it.
-      if (deps.maxLifetimeMs === undefined) await records.keepIndexed(found.record.username, hash, next - now)
-      return next
-    },
 
     async revoke(token) {
       if (typeof token !== 'string' || !TOKEN_SHAPE.test(token)) return false

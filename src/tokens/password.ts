@@ -10,7 +10,7 @@ export interface ScryptParams {
 }
 
 /** ~50–100 ms on the project's machines: costly for a guesser, bearable for a login. */
-export const DEFAULT_SCRYPT: ScryptParams = Object.freeze({ N: 2 ** 15, r: 8, p: 1 })
+const DEFAULT_SCRYPT: ScryptParams = Object.freeze({ N: 2 ** 15, r: 8, p: 1 })
 
 const SALT_BYTES = 16
 const KEY_BYTES = 32

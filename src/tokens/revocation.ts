@@ -119,7 +119,7 @@ const FAMILY_MESSAGE = 'family '
 const EPOCH_MESSAGE = 'epoch '
 
 export const revokedJtiKey = (jti: string): string => `revoked:jti:${jti}`
-export const revokedFamilyKey = (family: string): string => `revoked:fam:${family}`
+const revokedFamilyKey = (family: string): string => `revoked:fam:${family}`
 export const revocationEpochKey = (issuer: string): string => `revoked:epoch:${encodeURIComponent(issuer)}`
 
 export async function createRevocation<C extends RevocableClaims>(deps: RevocationDeps): Promise<Revocation<C>> {
