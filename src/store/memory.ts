@@ -1,6 +1,7 @@
 import { systemClock, type Clock } from '../clock.js'
 import { StoreUnavailableError } from '../errors.js'
 import type { Counter, Store } from './types.js'
+import { checkTtl, deliver } from './common.js'
 import { createLocalRateCounter, type RateCounter } from './rate-counter.js'
 
 // One process, one instance: the in-memory store behaves like the Redis store (same TTL,
@@ -219,12 +220,6 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): Store {
   }
 }
 
-/** A TTL is a positive number of ms; Redis PX wants an integer, so a fraction rounds up. */
-function checkTtl(ttlMs: number): number {
-  if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new RangeError(`ttl must be a positive number of ms, got ${ttlMs}`)
-  return Math.ceil(ttlMs)
-}
-
 // A key used both as a value and as a set is a caller bug; Redis answers WRONGTYPE, so do we.
 function stringValue(entry: Entry): string {
   if (entry.kind !== 'string') throw new TypeError('WRONGTYPE: key holds a set')
@@ -233,13 +228,4 @@ function stringValue(entry: Entry): string {
 function setMembers(entry: Entry): Set<string> {
   if (entry.kind !== 'set') throw new TypeError('WRONGTYPE: key holds a value')
   return entry.members
-}
-
-// A throwing subscriber must not stop delivery to the others nor crash the process.
-function deliver(handler: (message: string) => void, message: string): void {
-  try {
-    handler(message)
-  } catch (err) {
-    process.emitWarning(err instanceof Error ? err : new Error(String(err)), 'StoreSubscriberWarning')
-  }
 }

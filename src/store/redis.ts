@@ -1,6 +1,7 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import { StoreUnavailableError } from '../errors.js'
 import type { Counter, Store } from './types.js'
+import { checkTtl, deliver } from './common.js'
 import { createRedisRateCounter, type RateCounter } from './rate-counter.js'
 
 // The shared store for several gateway instances. It fails closed and fast: while Redis cannot
@@ -395,20 +396,5 @@ function hostPort(text: string, defaultPort: number): { host: string; port: numb
   return { host: m[1]!, port: m[2] === undefined ? defaultPort : Number(m[2]) }
 }
 
-/** A TTL is a positive number of ms; PX wants an integer, so a fraction rounds up. */
-function checkTtl(ttlMs: number): number {
-  if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new RangeError(`ttl must be a positive number of ms, got ${ttlMs}`)
-  return Math.ceil(ttlMs)
-}
-
 /** SCAN MATCH treats * ? [ ] \ as glob syntax; a key prefix is literal. */
 const escapeGlob = (text: string): string => text.replace(/[*?[\]\\]/g, '\\$&')
-
-// A throwing subscriber must not stop delivery to the others nor break the connection's parser.
-function deliver(handler: (message: string) => void, message: string): void {
-  try {
-    handler(message)
-  } catch (err) {
-    process.emitWarning(err instanceof Error ? err : new Error(String(err)), 'StoreSubscriberWarning')
-  }
-}
