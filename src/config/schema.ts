@@ -2,7 +2,7 @@ import { z } from 'zod'
 import { parseByteSize, parseDuration } from '../util/duration.js'
 import { isValidCidr } from '../util/cidr.js'
 import { parseRate } from '../util/rate.js'
-import { REQUEST_TOKEN_TYPES, SCHEMES } from '../principal.js'
+import { REQUEST_TOKEN_TYPES, SCHEMES, TOKEN_TYPES } from '../principal.js'
 import { subjectKey } from '../util/distinguished-name.js'
 
 // The schema is the single source of truth for the configuration's types (CONTRACT §2).
@@ -488,11 +488,7 @@ export const GatewaySchema = z
         publicBase: z.string().default('http://127.0.0.1:8080/w/rest.php'),
         // Suffit's authorize routes: each path answers like POST /api/authorize; a tokenType fixes the type.
         authorize: z
-          .array(
-            z
-              .object({ path: PathPrefix, tokenType: z.enum(['access', 'session', 'refresh', 'api']).optional() })
-              .strict(),
-          )
+          .array(z.object({ path: PathPrefix, tokenType: z.enum(TOKEN_TYPES).optional() }).strict())
           .min(1)
           .default([{ path: '/api/authorize' }])
           .superRefine((routes, ctx) => {

@@ -1,10 +1,8 @@
-import type { TokenType } from '../principal.js'
+import { isTokenType, type TokenType } from '../principal.js'
 import type { GatewayConfig } from '../config/schema.js'
 
 // Suffit mounts /authorize once per token type (token_type => 'session' | 'access' | 'api');
 // keygate's `tokenApi.authorize` does the same, and a route without a type reads the request's field.
-
-const TOKEN_TYPES: ReadonlySet<string> = new Set(['access', 'session', 'refresh', 'api'])
 
 /** The token type a request to one of the authorize paths asks for, or null (E1020). */
 export function createTokenTypeOf(config: GatewayConfig) {
@@ -15,6 +13,6 @@ export function createTokenTypeOf(config: GatewayConfig) {
     // A field that names another type than the route's is a contradiction, not a choice.
     if (routeType) return asked && asked !== routeType ? null : routeType
     const type = asked || 'access'
-    return TOKEN_TYPES.has(type) ? (type as TokenType) : null
+    return isTokenType(type) ? type : null
   }
 }
