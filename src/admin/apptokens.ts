@@ -1,17 +1,16 @@
-import { configFileFrom } from '../config/load.js'
 import { iso } from '../util/iso-time.js'
 import { systemClock } from '../clock.js'
 import type { AppTokenRecord } from '../auth/apptoken.js'
 import { createTokenRegistry, type StoredToken, type TokenRegistry } from '../tokens/opaque.js'
 import {
   AdminError,
-  COMMON_OPTIONS,
   EXIT_OK,
+  TOKEN_OPTIONS,
   UsageError,
-  openAdminStore,
   operator,
-  subcommand,
   table,
+  tokenSubcommand,
+  withAdminStore,
   type AdminIo,
   type AdminStore,
 } from './common.js'
@@ -37,7 +36,6 @@ options:
 exit status: 0 done, 1 failed (config, store unreachable, unknown hash), 2 bad arguments
 `
 
-const OPTIONS = { ...COMMON_OPTIONS, user: { type: 'string', short: 'u' }, all: { type: 'boolean' } } as const
 const HASH_SHAPE = /^[0-9a-f]{64}$/
 // The registry's own key layout (tokens/opaque.ts), read here only to enumerate.
 const INDEX_PREFIX = 'tokidx:app:'
@@ -54,14 +52,12 @@ const view = (t: StoredToken<AppTokenRecord>) => ({
 })
 
 export async function runAppTokens(args: string[], io: AdminIo): Promise<number> {
-  const command = subcommand(args, OPTIONS, APPTOKENS_USAGE, io)
+  const command = tokenSubcommand('apptokens', args, TOKEN_OPTIONS, APPTOKENS_USAGE, io)
   if (command.done) return command.exit
   const { sub, values, positionals } = command
-  if (values.user === '') throw new UsageError('--user needs a user name')
   const json = values.json === true
   switch (sub) {
     case 'list':
-      if (positionals.length > 0) throw new UsageError(`apptokens list takes no arguments (got "${positionals[0]}")`)
       if (values.all) throw new UsageError('apptokens list lists all tokens without --all')
       return withRegistry(values.config, io, (admin, registry) => list(admin, registry, values.user, json, io))
     case 'revoke': {
@@ -98,18 +94,17 @@ async function withRegistry(
   io: AdminIo,
   work: (admin: AdminStore, registry: TokenRegistry<AppTokenRecord>) => Promise<number>,
 ): Promise<number> {
-  const admin = await openAdminStore(configFileFrom(configFlag, io.env), io.env)
-  try {
-    const registry = createTokenRegistry<AppTokenRecord>({
-      store: admin.store,
-      clock: systemClock,
-      kind: 'app',
-      ttlMs: admin.config.tokens.appToken.ttl,
-    })
-    return await work(admin, registry)
-  } finally {
-    await admin.close()
-  }
+  return withAdminStore(configFlag, io, (admin) =>
+    work(
+      admin,
+      createTokenRegistry<AppTokenRecord>({
+        store: admin.store,
+        clock: systemClock,
+        kind: 'app',
+        ttlMs: admin.config.tokens.appToken.ttl,
+      }),
+    ),
+  )
 }
 
 /** Every live AppToken, by way of the per-user indexes (the registry parses the records). */

@@ -1,7 +1,7 @@
 import { userInfo } from 'node:os'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { systemClock } from '../clock.js'
-import { describeProblems, loadConfigFile } from '../config/load.js'
+import { configFileFrom, describeProblems, loadConfigFile } from '../config/load.js'
 import type { GatewayConfig } from '../config/schema.js'
 import { createRedisStore, type RedisTarget } from '../store/redis.js'
 import type { Store } from '../store/types.js'
@@ -47,6 +47,13 @@ export const COMMON_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const satisfies Options
 
+/** The commands that list and revoke tokens add these: whose tokens, or all of them. */
+export const TOKEN_OPTIONS = {
+  ...COMMON_OPTIONS,
+  user: { type: 'string', short: 'u' },
+  all: { type: 'boolean' },
+} as const satisfies Options
+
 /** parseArgs in strict mode, its errors turned into UsageError (unknown option, missing value). */
 function parse<O extends Options>(args: string[], options: O) {
   try {
@@ -77,6 +84,25 @@ export function subcommand<O extends Options & { help: typeof COMMON_OPTIONS.hel
     return { done: true, exit: EXIT_OK } as const
   }
   return { done: false, sub, ...parsed } as const
+}
+
+/**
+ * subcommand() for the token commands (`keygate <command> list|revoke …`): a --user must name
+ * someone, and list takes no arguments.
+ */
+export function tokenSubcommand<O extends typeof TOKEN_OPTIONS>(
+  command: string,
+  args: string[],
+  options: O,
+  usage: string,
+  io: AdminIo,
+) {
+  const parsed = subcommand(args, options, usage, io)
+  if (parsed.done) return parsed
+  if ((parsed.values as { user?: string }).user === '') throw new UsageError('--user needs a user name')
+  if (parsed.sub === 'list' && parsed.positionals.length > 0)
+    throw new UsageError(`${command} list takes no arguments (got "${parsed.positionals[0]}")`)
+  return parsed
 }
 
 /** Who an admin revocation is attributed to in the audit trail. */
@@ -126,6 +152,20 @@ export interface AdminStore {
   /** the config's audit file, when it has one; a no-op otherwise */
   readonly audit: Audit
   close(): Promise<void>
+}
+
+/** Runs a command's work on the store of the configured gateway, and closes the store after. */
+export async function withAdminStore<T>(
+  configFlag: string | undefined,
+  io: AdminIo,
+  work: (admin: AdminStore) => Promise<T>,
+): Promise<T> {
+  const admin = await openAdminStore(configFileFrom(configFlag, io.env), io.env)
+  try {
+    return await work(admin)
+  } finally {
+    await admin.close()
+  }
 }
 
 /**

@@ -1,5 +1,4 @@
 import type { GatewayConfig } from '../config/schema.js'
-import { configFileFrom } from '../config/load.js'
 import { iso } from '../util/iso-time.js'
 import { isTokenType, isJti, TOKEN_TYPES, type TokenType } from '../principal.js'
 import type { IssuedRecord } from '../tokens/issued.js'
@@ -8,13 +7,13 @@ import { verifyJwt } from '../tokens/own-tokens.js'
 import { systemClock } from '../clock.js'
 import {
   AdminError,
-  COMMON_OPTIONS,
   EXIT_OK,
+  TOKEN_OPTIONS,
   UsageError,
-  openAdminStore,
   operator,
-  subcommand,
   table,
+  tokenSubcommand,
+  withAdminStore,
   type AdminIo,
   type AdminStore,
 } from './common.js'
@@ -67,11 +66,9 @@ exit status: 0 done, 1 failed (config, store unreachable, a jti that is not a se
 `
 
 const OPTIONS = {
-  ...COMMON_OPTIONS,
-  user: { type: 'string', short: 'u' },
+  ...TOKEN_OPTIONS,
   type: { type: 'string', short: 't' },
   token: { type: 'string' },
-  all: { type: 'boolean' },
   before: { type: 'string' },
 } as const
 
@@ -103,7 +100,7 @@ const view = (r: IssuedRecord) => ({
 
 export async function runTokens(family: Family, args: string[], io: AdminIo): Promise<number> {
   const usage = family === 'tokens' ? TOKENS_USAGE : SESSIONS_USAGE
-  const command = subcommand(args, OPTIONS, usage, io)
+  const command = tokenSubcommand(family, args, OPTIONS, usage, io)
   if (command.done) return command.exit
   const { sub, values, positionals } = command
   if (family === 'sessions' && values.type !== undefined)
@@ -111,13 +108,13 @@ export async function runTokens(family: Family, args: string[], io: AdminIo): Pr
   if (values.type !== undefined && !isTokenType(values.type)) {
     throw new UsageError(`unknown token type "${values.type}" (expected one of ${TOKEN_TYPES.join(', ')})`)
   }
-  if (values.user === '') throw new UsageError('--user needs a user name')
   const type = family === 'sessions' ? 'session' : values.type
 
   switch (sub) {
     case 'list': {
-      if (positionals.length > 0) throw new UsageError(`${family} list takes no arguments (got "${positionals[0]}")`)
-      return withStore(values.config, io, (admin) => list(admin, family, values.user, type, values.json === true, io))
+      return withAdminStore(values.config, io, (admin) =>
+        list(admin, family, values.user, type, values.json === true, io),
+      )
     }
     case 'revoke': {
       if (positionals.length > 1) throw new UsageError(`${family} revoke takes one jti (got ${positionals.length})`)
@@ -136,7 +133,7 @@ export async function runTokens(family: Family, args: string[], io: AdminIo): Pr
         throw new UsageError('--all needs --before TIME|now, and --before goes with --all')
       if (jti !== undefined && !isJti(jti)) throw new UsageError(`"${jti}" is not a jti`)
       const before = values.before !== undefined ? parseBefore(values.before, Date.now()) : undefined
-      return withStore(values.config, io, (admin) =>
+      return withAdminStore(values.config, io, (admin) =>
         jti !== undefined
           ? revokeOne(admin, family, jti, json, io)
           : values.token !== undefined
@@ -148,19 +145,6 @@ export async function runTokens(family: Family, args: string[], io: AdminIo): Pr
     }
     default:
       throw new UsageError(`unknown ${family} command "${sub}" (expected list or revoke)`)
-  }
-}
-
-async function withStore(
-  configFlag: string | undefined,
-  io: AdminIo,
-  work: (admin: AdminStore) => Promise<number>,
-): Promise<number> {
-  const admin = await openAdminStore(configFileFrom(configFlag, io.env), io.env)
-  try {
-    return await work(admin)
-  } finally {
-    await admin.close()
   }
 }
 
