@@ -102,6 +102,8 @@ export interface CompiledConfig {
   readonly appTokenNetwork: IpMatcher | null
   readonly metricsAllowed: IpMatcher
   readonly actionApiPaths: readonly string[]
+  /** the limits for anonymous and for authenticated callers; routes and keys carry their own */
+  readonly rateLimits: GatewayConfig['rateLimits']
   /** enabled local users by name: a token of a user not in here (removed, disabled) is refused */
   readonly users: ReadonlyMap<string, UserConfig>
 }
@@ -311,6 +313,7 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
   })
   return deepFreeze({
     raw: config,
+    rateLimits: config.rateLimits,
     routes: [...[forwardAuth, ...endpointSpecs, ...ownedPaths].map(endpointRoute), ...configured, fallback],
     identityHeaderNames: new Set(
       [

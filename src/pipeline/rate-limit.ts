@@ -59,7 +59,7 @@ const UNLIMITED_ENDPOINTS: ReadonlySet<EndpointId> = new Set<EndpointId>([
 
 /** Built once per config; null when the config sets no limit at all. */
 export function createRateLimit(config: CompiledConfig, deps: RateLimitDeps): RateLimitCheck | null {
-  const defaults = config.raw.rateLimits
+  const defaults = config.rateLimits
   const anonymous = defaults.anonymous ? compileLimit('anonymous', defaults.anonymous, 'ip') : null
   const authenticated = defaults.authenticated ? compileLimit('authenticated', defaults.authenticated, 'user') : null
   const byRoute = new Map<CompiledRoute, CompiledLimit>()
