@@ -135,17 +135,16 @@ export function createOidcProvider(cfg: SignInProviderConfig): OidcProvider {
         throw err
       }))
 
+  /** The metadata, or null while the provider cannot be reached (each caller says so its own way). */
+  const reachable = (): Promise<client.Configuration | null> => configuration().catch(() => null)
+
   return {
     id: cfg.id,
     name: cfg.name,
     origin: issuer.origin,
     async authorizationUrl(checks, codeChallenge) {
-      let config: client.Configuration
-      try {
-        config = await configuration()
-      } catch {
-        return null
-      }
+      const config = await reachable()
+      if (!config) return null
       return client.buildAuthorizationUrl(config, {
         redirect_uri: checks.redirectUri,
         scope: cfg.scopes.join(' '),
@@ -156,12 +155,8 @@ export function createOidcProvider(cfg: SignInProviderConfig): OidcProvider {
       })
     },
     async finish(callbackUrl, checks) {
-      let config: client.Configuration
-      try {
-        config = await configuration()
-      } catch {
-        return { ok: false, kind: 'unreachable', reason: 'discovery failed' }
-      }
+      const config = await reachable()
+      if (!config) return { ok: false, kind: 'unreachable', reason: 'discovery failed' }
       let claims: Record<string, unknown>
       let idToken: string | undefined
       let accessToken: string
@@ -199,12 +194,8 @@ export function createOidcProvider(cfg: SignInProviderConfig): OidcProvider {
       return { ok: true, identity, idToken }
     },
     async endSessionUrl(idToken, postLogoutRedirectUri) {
-      let config: client.Configuration
-      try {
-        config = await configuration()
-      } catch {
-        return null
-      }
+      const config = await reachable()
+      if (!config) return null
       if (!config.serverMetadata().end_session_endpoint) return null
       return client.buildEndSessionUrl(config, {
         post_logout_redirect_uri: postLogoutRedirectUri,
