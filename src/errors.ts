@@ -35,6 +35,21 @@ export interface Refusal {
 
 export const refuse = (code: ErrorCode, extra?: Omit<Refusal, 'code'>): Refusal => ({ code, ...extra })
 
+/**
+ * The "not ok" of every step that can refuse (`{ ok: true, … } | Refused`): the refusal to answer
+ * with, and for logs, metrics and tests only a fixed reason (never client input).
+ */
+export interface Refused {
+  readonly ok: false
+  readonly refusal: Refusal
+  readonly reason?: string
+}
+
+export const refused = (code: ErrorCode, reason?: string, extra?: Omit<Refusal, 'code'>): Refused =>
+  reason === undefined
+    ? { ok: false, refusal: refuse(code, extra) }
+    : { ok: false, refusal: refuse(code, extra), reason }
+
 export const statusOf = (r: Refusal): number => r.status ?? ERRORS[r.code].status
 
 export const errorBody = (r: Refusal) => ({
@@ -43,7 +58,7 @@ export const errorBody = (r: Refusal) => ({
   message: r.message ?? ERRORS[r.code].message,
 })
 
-/** Thrown only at the edges (start-up, CLI); the request path passes Refusal values. */
+/** Thrown only at the edges (start-up, CLI); the request path passes Refusal values (StoreUnavailableError aside). */
 export class KeygateError extends Error {
   constructor(
     readonly code: ErrorCode,
@@ -55,10 +70,14 @@ export class KeygateError extends Error {
   }
 }
 
-/** The store could not be reached; authenticators throw it and the pipeline turns it into E1006. */
-export class StoreUnavailableError extends Error {
+/**
+ * The store (or the user directory) could not be reached: thrown by the store, whose every caller
+ * would otherwise pass it on by hand. It carries its code, E1006, like any refusal.
+ */
+export class StoreUnavailableError extends KeygateError {
+  declare readonly code: 'E1006'
   constructor(options?: ErrorOptions) {
-    super('store unavailable', options)
+    super('E1006', 'store unavailable', options)
     this.name = 'StoreUnavailableError'
   }
 }

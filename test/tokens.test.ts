@@ -171,7 +171,7 @@ test('keys are read from file paths, and a public key alone verifies but cannot 
   const issued = await issueJwt(signer, USER, clock)
   assert.ok(issued.ok, 'issued.ok')
   assert.ok((await verifyJwt(verifier, issued.token, clock)).ok, '(await verifyJwt(verifier, issued.token, clock)).ok')
-  assert.deepEqual(await issueJwt(verifier, USER, clock), { ok: false, code: 'E1024' })
+  assert.deepEqual(await issueJwt(verifier, USER, clock), { ok: false, refusal: { code: 'E1024' } })
 })
 
 test('a JWT signed outside keygate with node:crypto alone is accepted when the key matches', async () => {
@@ -202,7 +202,11 @@ test('a JWT signed outside keygate with node:crypto alone is accepted when the k
   // …and refused when signed with another key
   const other = await createJwtKeys(jwtCfg({ alg: 'RS256', privateKey: PAIRS.RS256.privateKey }))
   const forged = handJwt({ alg: 'RS256' }, handClaims(T0), rs256(pemPair('rsa').privateKey))
-  assert.deepEqual(await verifyJwt(other, forged, clock), { ok: false, code: 'E1001', reason: 'signature' })
+  assert.deepEqual(await verifyJwt(other, forged, clock), {
+    ok: false,
+    refusal: { code: 'E1001' },
+    reason: 'signature',
+  })
 })
 
 test('hostile and invalid JWTs are refused with E1001', async () => {
@@ -258,13 +262,13 @@ test('hostile and invalid JWTs are refused with E1001', async () => {
   for (const row of rows) {
     const r = await verifyJwt(row.keys, row.token, clock)
     assert.equal(r.ok, false, row.name)
-    assert.equal(!r.ok && r.code, 'E1001', row.name)
+    assert.equal(!r.ok && r.refusal.code, 'E1001', row.name)
   }
   // the clock skew is tolerated, not more
   const late = handJwt({ alg: 'HS256' }, c({ exp: T0 / 1000 - 20 }), hs256(SECRET))
   assert.ok((await verifyJwt(hs, late, clock)).ok, 'within the 30 s skew')
   clock.advance(11_000)
-  assert.deepEqual(await verifyJwt(hs, late, clock), { ok: false, code: 'E1001', reason: 'expired' })
+  assert.deepEqual(await verifyJwt(hs, late, clock), { ok: false, refusal: { code: 'E1001' }, reason: 'expired' })
 })
 
 test('a token of the wrong type is refused with E1020 when types are given', async () => {
@@ -274,7 +278,7 @@ test('a token of the wrong type is refused with E1020 when types are given', asy
   assert.ok(issued.ok, 'issued.ok')
   assert.deepEqual(await verifyJwt(keys, issued.token, clock, { types: ['access', 'api'] }), {
     ok: false,
-    code: 'E1020',
+    refusal: { code: 'E1020' },
     reason: 'type',
   })
   assert.ok(
@@ -355,7 +359,7 @@ test('external issuer with a static public key: claims are mapped, others refuse
   for (const [name, token] of refusedRows) {
     const res = await v.verify(token)
     assert.ok(res !== 'skip' && !res.ok, name)
-    assert.equal(res.code, 'E1001', name)
+    assert.equal(res.refusal.code, 'E1001', name)
   }
   await assert.rejects(
     createIssuerVerifier([issuerCfg({ issuer: 'x' })]),
@@ -773,7 +777,7 @@ for (const [name, make] of harnesses) {
     s.clock.advance(1001)
     const refused = await Promise.all(Array.from({ length: 8 }, () => s.b.check(s.token, s.verify)))
     assert.ok(
-      refused.every((r) => !r.ok && r.code === 'E1002'),
+      refused.every((r) => !r.ok && r.refusal.code === 'E1002'),
       'all refused after the revocation',
     )
   })
@@ -785,12 +789,12 @@ for (const [name, make] of harnesses) {
     assert.ok(s.b.cached(s.token), 'B has it cached')
     const started = Date.now()
     await s.a.revoke(s.jti, s.expiresAt)
-    assert.deepEqual(await s.a.check(s.token, s.verify), { ok: false, code: 'E1002', reason: 'revoked' })
+    assert.deepEqual(await s.a.check(s.token, s.verify), { ok: false, refusal: { code: 'E1002' }, reason: 'revoked' })
     while (s.b.cached(s.token) !== undefined && Date.now() - started < 1000) await sleep(5)
     const elapsed = Date.now() - started
     assert.equal(s.b.cached(s.token), undefined, 'B dropped it')
     assert.ok(elapsed < 1000, `took ${elapsed} ms`)
-    assert.deepEqual(await s.b.check(s.token, s.verify), { ok: false, code: 'E1002', reason: 'revoked' })
+    assert.deepEqual(await s.b.check(s.token, s.verify), { ok: false, refusal: { code: 'E1002' }, reason: 'revoked' })
     assert.equal(await s.b.isRevoked(s.jti), true)
     assert.equal(await s.b.isRevoked('someone-else'), false)
     // the denylist entry lives until exp (+ tolerance), not forever
@@ -806,7 +810,7 @@ for (const [name, make] of harnesses) {
     assert.ok(s.b.cached(s.token), 'B never heard of it')
     s.clock.advance(1001)
     assert.equal(s.b.cached(s.token), undefined)
-    assert.deepEqual(await s.b.check(s.token, s.verify), { ok: false, code: 'E1002', reason: 'revoked' })
+    assert.deepEqual(await s.b.check(s.token, s.verify), { ok: false, refusal: { code: 'E1002' }, reason: 'revoked' })
   })
 
   test(`${name}: the cache is bypassed while the store is unhealthy, and emptied when it is back`, async (t) => {

@@ -226,7 +226,7 @@ async function revokeToken(admin: AdminStore, token: string, json: boolean, io: 
   if (keys.ephemeral) throw new AdminError(`${admin.file} configures no secrets.jwt key: a token cannot be checked`)
   const v = await verifyJwt(keys, token, systemClock)
   // The reason is a fixed word (expired, signature, …), never token content.
-  if (!v.ok) throw new AdminError(`not a token the gateway accepts (${v.reason}): nothing to revoke`)
+  if (!v.ok) throw new AdminError(`not a token the gateway accepts (${v.reason ?? v.refusal.code}): nothing to revoke`)
   const c = v.claims
   await (await admin.revocation()).revoke(c.jti, c.expiresAt)
   const r = await admin.issued.get(c.jti)

@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache'
-import { refuse } from '../errors.js'
+import { refuse, refused } from '../errors.js'
 import type { Clock } from '../clock.js'
 import { principalFromClaims, verifyJwt, type JwtClaims } from '../tokens/own-tokens.js'
 import type { JwtKeys } from '../tokens/jwt-keys.js'
@@ -62,6 +62,9 @@ export function createSessionKeeper(deps: Pick<JwtAuthDeps, 'clock' | 'issued' |
 
 export type SessionKeeper = ReturnType<typeof createSessionKeeper>
 
+const SESSION_RECORD_GONE = refused('E1003', 'record_gone')
+const RECORD_GONE = refused('E1002', 'record_gone')
+
 /**
  * Full check of a keygate JWT, called only when the verified-token cache has no fresh answer:
  * signature and claims, then for session / api / refresh tokens their record in the store.
@@ -72,7 +75,7 @@ function createJwtVerifier(deps: JwtAuthDeps, types: readonly TokenType[]): Toke
     if (!v.ok || !RECORDED_TYPES.has(v.claims.type)) return v
     const { jti, type } = v.claims
     const present = type === 'session' ? await deps.sessions(v.claims) : (await deps.issued.get(jti)) !== null
-    if (!present) return { ok: false, code: type === 'session' ? 'E1003' : 'E1002', reason: 'record_gone' }
+    if (!present) return type === 'session' ? SESSION_RECORD_GONE : RECORD_GONE
     return v
   }
 }
@@ -135,7 +138,7 @@ export function createJwtAuthenticator(scheme: 'bearer' | 'session', deps: JwtAu
       if (external) return external
     }
     const r = await deps.revocation.check(token, verify)
-    if (!r.ok) return { kind: 'deny', refusal: refuse(r.code) }
+    if (!r.ok) return { kind: 'deny', refusal: r.refusal }
     return ok(r.claims)
   }
 

@@ -1,4 +1,4 @@
-import { refuse, type Refusal } from '../errors.js'
+import { refused, type Refused } from '../errors.js'
 import type { AuditSink } from '../observe.js'
 import type { Store } from '../store/types.js'
 import { sha256Hex } from '../util/secret.js'
@@ -13,7 +13,7 @@ export interface LoginLimits {
   readonly window: number
 }
 
-/** A login attempt that may check one password, or the lockout that refused it. */
+/** A login attempt that may check one password, or the lockout that refused it (E1031, reason: the scope). */
 export type LoginAttempt =
   | {
       readonly ok: true
@@ -22,7 +22,9 @@ export type LoginAttempt =
       readonly userCount: number
       readonly ipCount: number
     }
-  | { readonly ok: false; readonly retryAfterSec: number; readonly scope: 'user' | 'ip' }
+  | Refused
+
+const WRONG_CREDENTIALS = refused('E1026')
 
 // Hashed: a key's size does not follow what a client sends as a username.
 const userKey = (username: string) => `login:user:${sha256Hex(username.toLowerCase())}`
@@ -40,11 +42,11 @@ export function createLoginLimiter(store: Store, limits: LoginLimits) {
   return {
     async attempt(username: string, ip: string): Promise<LoginAttempt> {
       const byIp = await store.incr(ipKey(ip), limits.window)
-      if (byIp.count > limits.perIp) return { ok: false, retryAfterSec: retryAfterSec(byIp.ttlMs), scope: 'ip' }
+      if (byIp.count > limits.perIp) return refused('E1031', 'ip', { retryAfterSec: retryAfterSec(byIp.ttlMs) })
       const byUser = await store.incr(userKey(username), limits.window)
       if (byUser.count > limits.perUser) {
         await store.decr(ipKey(ip))
-        return { ok: false, retryAfterSec: retryAfterSec(byUser.ttlMs), scope: 'user' }
+        return refused('E1031', 'user', { retryAfterSec: retryAfterSec(byUser.ttlMs) })
       }
       return { ok: true, username, ip, userCount: byUser.count, ipCount: byIp.count }
     },
@@ -100,9 +102,9 @@ export async function checkLogin(
   username: string,
   password: string,
   ip: string,
-): Promise<{ ok: true; user: UserConfig } | { ok: false; refusal: Refusal }> {
+): Promise<{ ok: true; user: UserConfig } | Refused> {
   const attempt = await deps.limiter.attempt(username, ip)
-  if (!attempt.ok) return { ok: false, refusal: refuse('E1031', { retryAfterSec: attempt.retryAfterSec }) }
+  if (!attempt.ok) return attempt
   const user = await deps.users.checkPassword(username, password)
   if (!user) {
     const lockout = deps.limiter.failed(attempt)
@@ -115,7 +117,7 @@ export async function checkLogin(
         clientIp: ip,
         retryAfterSec: Math.ceil(deps.windowMs / 1000),
       })
-    return { ok: false, refusal: refuse('E1026') }
+    return WRONG_CREDENTIALS
   }
   await deps.limiter.succeeded(attempt)
   return { ok: true, user }

@@ -140,7 +140,7 @@ export function createAuthorizeEndpoints(
       },
       { clientId, clientIp: ctx.client.clientIp },
     )
-    if (!made.ok) return refuse(made.code)
+    if (!made.ok) return made.refusal
     audit({ kind: 'token.issued', type, jti: made.jti, subject: user.username, clientIp: ctx.client.clientIp })
     const body = {
       status: true,
@@ -200,7 +200,7 @@ export function createAuthorizeEndpoints(
       if (!parsed.ok) return ctx.refuse(parsed.refusal)
       const f = parsed.fields
       const v = await verifyJwt(keys, f.refresh_token ?? f.token ?? '', clock, { types: ['refresh'] })
-      if (!v.ok) return ctx.refuse(refuse(v.code))
+      if (!v.ok) return ctx.refuse(v.refusal)
       const { claims } = v
       // Rotation: the old refresh token's record is taken once (and its jti denylisted); a replay
       // finds nothing. A replay means two holders of one chain, and which is the thief is unknown:
@@ -237,7 +237,7 @@ export function createAuthorizeEndpoints(
       let refresh: JwtClaims | null = null
       if (refreshToken !== undefined) {
         const v = await verifyJwt(keys, refreshToken, clock, { types: ['refresh'] })
-        if (!v.ok) return ctx.refuse(refuse(v.code))
+        if (!v.ok) return ctx.refuse(v.refusal)
         refresh = v.claims
       }
       if (p)

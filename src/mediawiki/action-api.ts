@@ -23,6 +23,7 @@ import {
   type PhpParse,
   type PhpVar,
 } from './php-params.js'
+import { refused, type Refused } from '../errors.js'
 
 /** The body media types PHP turns into $_POST (main/php_content_types.c); any other non-empty body is refused. */
 export const FORM_CONTENT_TYPES: ReadonlySet<string> = new Set([FORM_URLENCODED, MULTIPART_FORM_DATA])
@@ -43,8 +44,7 @@ export interface ActionRequestInput {
 }
 
 export type ActionRequestResult =
-  | { readonly ok: true; readonly action: string; readonly modules: readonly string[] }
-  | { readonly ok: false; readonly reason: string }
+  { readonly ok: true; readonly action: string; readonly modules: readonly string[] } | Refused
 
 /** Parameters that select modules: each must be unambiguous in every source. */
 const SENSITIVE: ReadonlySet<string> = new Set([
@@ -63,7 +63,8 @@ const SENSITIVE: ReadonlySet<string> = new Set([
  */
 const MODULE_NAME = /^[a-z0-9_-]+$/
 
-const fail = (reason: string): { ok: false; reason: string } => ({ ok: false, reason })
+/** PHP would read the request otherwise than it looks, or not at all: E1030, ambiguous. */
+const fail = (reason: string): Refused => refused('E1030', reason)
 
 /**
  * Whether keygate must read the body to judge the request. PHP parses bodies only for POST;
@@ -75,10 +76,7 @@ export function needsBody(method: string): boolean {
 }
 
 /** The sensitive parameters of one source (GET or POST), refusing arrays, repeats and files. */
-function pickSensitive(
-  vars: readonly PhpVar[],
-  source: string,
-): { ok: true; values: Map<string, string> } | { ok: false; reason: string } {
+function pickSensitive(vars: readonly PhpVar[], source: string): { ok: true; values: Map<string, string> } | Refused {
   const values = new Map<string, string>()
   for (const v of vars) {
     if (v.name.kind === 'dropped' || !SENSITIVE.has(v.name.key)) continue

@@ -1,3 +1,4 @@
+import { refused, type Refused } from '../errors.js'
 // PHP's own parsing of request variables, replayed so that keygate judges the parameters
 // MediaWiki will actually receive. Where PHP's behaviour is odd we either copy it exactly
 // or refuse the request; we never guess.
@@ -36,10 +37,10 @@ export interface PhpVar {
   readonly isFile: boolean
 }
 
-export type PhpParse =
-  { readonly ok: true; readonly vars: readonly PhpVar[] } | { readonly ok: false; readonly reason: string }
+export type PhpParse = { readonly ok: true; readonly vars: readonly PhpVar[] } | Refused
 
-const fail = (reason: string): { ok: false; reason: string } => ({ ok: false, reason })
+/** PHP would read the request otherwise than it looks, or not at all: E1030, ambiguous. */
+const fail = (reason: string): Refused => refused('E1030', reason)
 
 const isHexDigit = (c: number): boolean =>
   (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66)
@@ -174,7 +175,7 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
  * PHP's substring search landing on that parameter's name (Chrome's `----WebKitFormBoundary…`
  * values are fine: the case-sensitive search finds the lower-case name first).
  */
-export function multipartBoundary(contentType: string): { ok: true; boundary: string } | { ok: false; reason: string } {
+export function multipartBoundary(contentType: string): { ok: true; boundary: string } | Refused {
   if (asciiLower(contentType.slice(0, MULTIPART_FORM_DATA.length)) !== MULTIPART_FORM_DATA)
     return fail('not multipart/form-data')
   let offset = MULTIPART_FORM_DATA.length
@@ -210,7 +211,7 @@ export function multipartBoundary(contentType: string): { ok: true; boundary: st
 const CD_PARAM =
   /^;[ \t]*([!#$%&'*+\-.^_`|~0-9A-Za-z]+)=("[^"\\\x00-\x08\x0a-\x1f\x7f]*"|[A-Za-z0-9!#$%&*+\-.^_`|~[\]]+)(?=;|$)/
 
-type Disposition = { ok: true; name: string; filename: string | undefined } | { ok: false; reason: string }
+type Disposition = { ok: true; name: string; filename: string | undefined } | Refused
 
 /**
  * Content-Disposition of a part, held to the subset that rfc1867.c and RFC 7578 read alike:
@@ -246,7 +247,7 @@ function parseDisposition(value: string): Disposition {
   return { ok: true, name, filename }
 }
 
-type PartHeaders = { ok: true; disposition: string } | { ok: false; reason: string }
+type PartHeaders = { ok: true; disposition: string } | Refused
 
 /**
  * The header block of one part. PHP splits lines at LF, glues lines starting with whitespace

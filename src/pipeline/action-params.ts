@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http'
-import { refuse, type Refusal } from '../errors.js'
+import { refused, type Refusal, type Refused } from '../errors.js'
 import type { AccessLimits } from '../principal.js'
 import { headerValues } from '../util/raw-headers.js'
 import { isAllowed, needsBody, readActionRequest } from '../mediawiki/action-api.js'
@@ -15,12 +15,13 @@ export interface ActionParamsInput {
   readonly postBodies: 'refuse' | 'queryOnly'
 }
 
-export type ActionParamsResult =
-  { readonly ok: true; readonly body: Buffer | null } | { readonly ok: false; readonly refusal: Refusal }
+export type ActionParamsResult = { readonly ok: true; readonly body: Buffer | null } | Refused
 
-const FORWARD_AUTH_POST = refuse('E1004', {
+const FORWARD_AUTH_POST = refused('E1004', 'post_body', {
   message: 'Forward-auth cannot see a POST body: send Action API parameters in the query string',
 })
+const AMBIGUOUS = refused('E1030', 'two content headers')
+const NOT_ALLOWED = refused('E1004', 'module')
 
 /**
  * Judges the Action API modules a limited caller invokes, from exactly what PHP will hand
@@ -33,7 +34,7 @@ export async function checkActionParams(input: ActionParamsInput): Promise<Actio
     headerValues(input.rawHeaders, 'content-type').length > 1 ||
     headerValues(input.rawHeaders, 'content-encoding').length > 1
   ) {
-    return { ok: false, refusal: refuse('E1030') }
+    return AMBIGUOUS
   }
   const contentType = input.headers['content-type']
   const contentEncoding = input.headers['content-encoding']
@@ -42,7 +43,7 @@ export async function checkActionParams(input: ActionParamsInput): Promise<Actio
   let judgedMethod = input.method
   if (needsBody(input.method)) {
     if (!input.readBody) {
-      if (input.postBodies === 'refuse') return { ok: false, refusal: FORWARD_AUTH_POST }
+      if (input.postBodies === 'refuse') return FORWARD_AUTH_POST
       judgedMethod = 'GET'
     } else {
       const read = await input.readBody()
@@ -57,7 +58,7 @@ export async function checkActionParams(input: ActionParamsInput): Promise<Actio
     contentEncoding,
     body: body ?? undefined,
   })
-  if (!parsed.ok) return { ok: false, refusal: refuse('E1030') }
-  if (!isAllowed(parsed.modules, input.limits.actionModules)) return { ok: false, refusal: refuse('E1004') }
+  if (!parsed.ok) return parsed
+  if (!isAllowed(parsed.modules, input.limits.actionModules)) return NOT_ALLOWED
   return { ok: true, body }
 }

@@ -1,6 +1,6 @@
 import { constants, createPrivateKey, createPublicKey, privateDecrypt, type KeyObject } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { KeygateError, refuse, type Refusal } from '../errors.js'
+import { KeygateError, refuse, refused, type Refused } from '../errors.js'
 import { readPem } from '../tokens/keyring.js'
 import type { GatewayConfig } from '../config/schema.js'
 import type { EndpointHandler } from '../endpoints/types.js'
@@ -87,19 +87,18 @@ const TRUE = new Set(['true', '1', 'on', 'yes'])
 /** Suffit's `encrypted` flag, as JSON true or a form's text. */
 export const isEncrypted = (fields: Record<string, string>): boolean => TRUE.has((fields.encrypted ?? '').toLowerCase())
 
-const RSA_DECODE_ERROR = refuse('E1023')
-const NO_LOGIN_KEY = refuse('E1023', { message: 'RSA decode error: no login key is configured (secrets.loginKeys)' })
+const RSA_DECODE_ERROR = refused('E1023')
+const NO_LOGIN_KEY = refused('E1023', undefined, {
+  message: 'RSA decode error: no login key is configured (secrets.loginKeys)',
+})
 
 /** The password a login sent: as is, or decrypted when the request says `encrypted`. */
-export function passwordOf(
-  keys: LoginKeys,
-  fields: Record<string, string>,
-): { ok: true; password: string } | { ok: false; refusal: Refusal } {
+export function passwordOf(keys: LoginKeys, fields: Record<string, string>): { ok: true; password: string } | Refused {
   const sent = fields.password ?? ''
   if (!isEncrypted(fields)) return { ok: true, password: sent }
-  if (!keys.published) return { ok: false, refusal: NO_LOGIN_KEY }
+  if (!keys.published) return NO_LOGIN_KEY
   const password = keys.decrypt(sent)
-  return password ? { ok: true, password } : { ok: false, refusal: RSA_DECODE_ERROR }
+  return password ? { ok: true, password } : RSA_DECODE_ERROR
 }
 
 /** GET /api/public-key: the key clients encrypt passwords with; 404 when none is configured. */

@@ -1,6 +1,7 @@
 import type { Clock } from '../clock.js'
 import type { Store } from '../store/types.js'
 import type { TokenType } from '../principal.js'
+import { refused } from '../errors.js'
 import { createIndexedRecords } from './indexed-records.js'
 import { issueJwt, type JwtIssueClaims, type JwtIssueResult } from './own-tokens.js'
 import type { JwtKeys } from './jwt-keys.js'
@@ -85,9 +86,9 @@ export async function issueRecorded(
   deps: { keys: JwtKeys; issued: IssuedTokens; clock: Clock },
   claims: JwtIssueClaims,
   meta: { clientId: string; clientIp: string },
-): Promise<Extract<JwtIssueResult, { ok: true }> | { ok: false; code: 'E1024' | 'E1025' }> {
+): Promise<JwtIssueResult> {
   const made = await issueJwt(deps.keys, claims, deps.clock)
-  if (!made.ok) return { ok: false, code: 'E1024' }
+  if (!made.ok) return made
   try {
     await deps.issued.record({
       jti: made.jti,
@@ -100,7 +101,7 @@ export async function issueRecorded(
       expiresAt: made.expiresAt,
     })
   } catch {
-    return { ok: false, code: 'E1025' }
+    return refused('E1025')
   }
   return made
 }

@@ -16,7 +16,7 @@ import {
 } from 'jose'
 import type { Clock } from '../clock.js'
 import { systemClock } from '../clock.js'
-import { KeygateError } from '../errors.js'
+import { KeygateError, refused, type Refused } from '../errors.js'
 import { usernamePrefixOf, type IssuerConfig } from '../config/schema.js'
 import { isCleanName, isCleanText } from '../util/identity-value.js'
 import { claimAt, isStringArray } from '../util/claims.js'
@@ -41,10 +41,7 @@ export interface ExternalIdentity {
 }
 
 /** 'skip': the token is not an external issuer's (keygate's own, or no JWT at all); the caller's own verifier decides. */
-export type ExternalVerifyResult =
-  | { readonly ok: true; readonly identity: ExternalIdentity }
-  | { readonly ok: false; readonly code: 'E1001'; readonly reason: string }
-  | 'skip'
+export type ExternalVerifyResult = { readonly ok: true; readonly identity: ExternalIdentity } | Refused | 'skip'
 
 export interface IssuerVerifier {
   /** Verifies a token of any configured issuer (picked by its `iss`, then checked against that issuer's keys). */
@@ -170,7 +167,7 @@ export async function createIssuerVerifier(
       }
       const issuer = typeof iss === 'string' && iss !== opts.ownIssuer ? byIssuer.get(iss) : undefined
       if (!issuer) return 'skip'
-      if (!shapeOk(token)) return { ok: false, code: 'E1001', reason: 'malformed' }
+      if (!shapeOk(token)) return refused('E1001', 'malformed')
       const { cfg } = issuer
       let payload: JWTPayload
       try {
@@ -183,7 +180,7 @@ export async function createIssuerVerifier(
           requiredClaims: ['exp'],
         }))
       } catch (err) {
-        return { ok: false, code: 'E1001', reason: reasonOf(err) }
+        return refused('E1001', reasonOf(err))
       }
       const p = payload as Record<string, unknown>
       const username = claimAt(p, cfg.usernameClaim)
@@ -205,7 +202,7 @@ export async function createIssuerVerifier(
         typeof email !== 'string' ||
         !isCleanText(email)
       )
-        return { ok: false, code: 'E1001', reason: 'claims' }
+        return refused('E1001', 'claims')
       return {
         ok: true,
         identity: {

@@ -1,5 +1,6 @@
 import { SignJWT, jwtVerify, type JWTPayload } from 'jose'
 import type { Clock } from '../clock.js'
+import { refused, type Refused } from '../errors.js'
 import { isTokenType, type Principal, type Scheme, type TokenType } from '../principal.js'
 import type { UserConfig } from '../config/schema.js'
 import { randomToken } from '../util/secret.js'
@@ -26,6 +27,7 @@ const RESERVED_CLAIMS: ReadonlySet<string> = new Set([
 ])
 // A refresh family id: what randomToken makes, and nothing a store key or a channel message could trip on.
 const FAMILY_SHAPE = /^[A-Za-z0-9_-]{16,64}$/
+const CANNOT_SIGN = refused('E1024')
 
 export interface JwtIssueClaims {
   /** username */
@@ -50,12 +52,12 @@ export type JwtIssueResult =
       readonly issuedAt: number
       readonly expiresAt: number
     }
-  | { readonly ok: false; readonly code: 'E1024' }
+  | Refused
 
 /** Signs a JWT; times come from the injected clock (epoch ms in the result, seconds in the token). */
 export async function issueJwt(keys: JwtKeys, claims: JwtIssueClaims, clock: Clock): Promise<JwtIssueResult> {
   const signing = keys.ring.signing
-  if (!signing || !(claims.ttlMs > 0)) return { ok: false, code: 'E1024' }
+  if (!signing || !(claims.ttlMs > 0)) return CANNOT_SIGN
   const now = clock.now()
   const iat = Math.floor(now / 1000)
   const exp = Math.floor((now + claims.ttlMs) / 1000)
@@ -84,7 +86,7 @@ export async function issueJwt(keys: JwtKeys, claims: JwtIssueClaims, clock: Clo
       .sign(signing.cryptoKey)
     return { ok: true, token, jti, issuedAt: iat * 1000, expiresAt: exp * 1000 }
   } catch {
-    return { ok: false, code: 'E1024' }
+    return CANNOT_SIGN
   }
 }
 
@@ -108,10 +110,8 @@ export interface JwtClaims {
   readonly payload: Readonly<JWTPayload>
 }
 
-/** reason is for logs and metrics only: a fixed word, never token content */
-export type JwtVerifyResult =
-  | { readonly ok: true; readonly claims: JwtClaims }
-  | { readonly ok: false; readonly code: 'E1001' | 'E1020'; readonly reason: string }
+/** E1001, or E1020 for a type not asked for */
+export type JwtVerifyResult = { readonly ok: true; readonly claims: JwtClaims } | Refused
 
 /**
  * Verifies a keygate JWT. The algorithm allowlist is exactly the configured one, so `alg: none`
@@ -124,7 +124,7 @@ export async function verifyJwt(
   clock: Clock,
   opts: { types?: readonly TokenType[] } = {},
 ): Promise<JwtVerifyResult> {
-  if (!shapeOk(token)) return { ok: false, code: 'E1001', reason: 'malformed' }
+  if (!shapeOk(token)) return refused('E1001', 'malformed')
   let payload: JWTPayload
   try {
     ;({ payload } = await jwtVerify(token, keys.ring.keyFor, {
@@ -136,7 +136,7 @@ export async function verifyJwt(
       requiredClaims: ['sub', 'jti', 'exp', 'iat'],
     }))
   } catch (err) {
-    return { ok: false, code: 'E1001', reason: reasonOf(err) }
+    return refused('E1001', reasonOf(err))
   }
   const p = payload as Record<string, unknown>
   const type = p.type
@@ -150,7 +150,7 @@ export async function verifyJwt(
     typeof p.exp !== 'number' ||
     typeof p.iat !== 'number'
   ) {
-    return { ok: false, code: 'E1001', reason: 'claims' }
+    return refused('E1001', 'claims')
   }
   const uid = p.uid ?? 0
   const groups = p.groups ?? []
@@ -163,9 +163,9 @@ export async function verifyJwt(
     (p.email !== undefined && typeof p.email !== 'string') ||
     (p.fam !== undefined && (typeof p.fam !== 'string' || !FAMILY_SHAPE.test(p.fam)))
   ) {
-    return { ok: false, code: 'E1001', reason: 'claims' }
+    return refused('E1001', 'claims')
   }
-  if (opts.types && !opts.types.includes(type)) return { ok: false, code: 'E1020', reason: 'type' }
+  if (opts.types && !opts.types.includes(type)) return refused('E1020', 'type')
   return {
     ok: true,
     claims: {

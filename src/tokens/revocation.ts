@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache'
 import type { Clock } from '../clock.js'
+import { refused, type Refused } from '../errors.js'
 import { isJti } from '../principal.js'
 import type { Store, Unsubscribe } from '../store/types.js'
 
@@ -37,9 +38,6 @@ import type { Store, Unsubscribe } from '../store/types.js'
 // The cache is a shortcut, never a fallback (CONTRACT §5): it is used only while `healthy()` says
 // the store is, and it is emptied when the store comes back, since revocations may have been missed.
 
-/** invalid, revoked, session gone, wrong type */
-export type RefusedTokenCode = 'E1001' | 'E1002' | 'E1003' | 'E1020'
-
 export interface RevocableClaims {
   readonly jti: string
   /** epoch ms */
@@ -50,17 +48,10 @@ export interface RevocableClaims {
   readonly issuedAt?: number
 }
 
-export type CheckedToken<C> =
-  | { readonly ok: true; readonly claims: C; readonly cached: boolean }
-  | { readonly ok: false; readonly code: RefusedTokenCode; readonly reason: string }
+export type CheckedToken<C> = { readonly ok: true; readonly claims: C; readonly cached: boolean } | Refused
 
 /** A full check of the token (signature and claims); called only on a cache miss. */
-export type TokenVerifier<C> = (
-  token: string,
-) => Promise<
-  | { readonly ok: true; readonly claims: C }
-  | { readonly ok: false; readonly code: RefusedTokenCode; readonly reason: string }
->
+export type TokenVerifier<C> = (token: string) => Promise<{ readonly ok: true; readonly claims: C } | Refused>
 
 export interface RevocationDeps {
   readonly store: Store
@@ -117,6 +108,7 @@ interface Entry<C> {
 
 const FAMILY_MESSAGE = 'family '
 const EPOCH_MESSAGE = 'epoch '
+const REVOKED = refused('E1002', 'revoked')
 
 export const revokedJtiKey = (jti: string): string => `revoked:jti:${jti}`
 const revokedFamilyKey = (family: string): string => `revoked:fam:${family}`
@@ -269,7 +261,7 @@ export async function createRevocation<C extends RevocableClaims>(deps: Revocati
           }))
           if (revoked) {
             verified.delete(token)
-            return { ok: false, code: 'E1002', reason: 'revoked' }
+            return REVOKED
           }
           e.checkedAt = now
           return { ok: true, claims: e.claims, cached: true }
@@ -279,8 +271,7 @@ export async function createRevocation<C extends RevocableClaims>(deps: Revocati
       if (!r.ok) return r
       const checkedAt = clock.now()
       // A revocation heard while the GET was in flight wins over the GET's (older) answer.
-      if ((await isRefusedInStore(r.claims)) || heardRefused(r.claims))
-        return { ok: false, code: 'E1002', reason: 'revoked' }
+      if ((await isRefusedInStore(r.claims)) || heardRefused(r.claims)) return REVOKED
       if (useCache && cacheUsable() && checkedAt < r.claims.expiresAt)
         verified.set(token, { claims: r.claims, checkedAt })
       return { ok: true, claims: r.claims, cached: false }
