@@ -17,6 +17,7 @@ import {
 import type { Clock } from '../clock.js'
 import { systemClock } from '../clock.js'
 import { KeygateError, refused, type Refused } from '../errors.js'
+import type { Principal } from '../principal.js'
 import { usernamePrefixOf, type IssuerConfig } from '../config/schema.js'
 import { isCleanName, isCleanText } from '../util/identity-value.js'
 import { claimAt, isStringArray } from '../util/claims.js'
@@ -27,13 +28,8 @@ import { reasonOf, shapeOk } from './jwt-shape.js'
 // with the issuer's user-name prefix.
 
 /** Who an external token says the caller is: the user name with the issuer's prefix; uid 0 unless `uidClaim` is set. */
-export interface ExternalIdentity {
+export interface ExternalIdentity extends Pick<Principal, 'username' | 'uid' | 'realName' | 'email' | 'groups'> {
   readonly issuer: string
-  readonly username: string
-  readonly uid: number
-  readonly realName: string
-  readonly email: string
-  readonly groups: readonly string[]
   readonly jti: string | undefined
   /** epoch ms */
   readonly expiresAt: number

@@ -29,14 +29,8 @@ const RESERVED_CLAIMS: ReadonlySet<string> = new Set([
 const FAMILY_SHAPE = /^[A-Za-z0-9_-]{16,64}$/
 const CANNOT_SIGN = refused('E1024')
 
-export interface JwtIssueClaims {
-  /** username */
-  readonly sub: string
-  readonly type: TokenType
-  readonly uid: number
-  readonly name: string
-  readonly email: string
-  readonly groups: readonly string[]
+/** What a token is issued with: who it speaks for (as JwtClaims has it), and for how long. */
+export interface JwtIssueClaims extends Pick<JwtClaims, 'sub' | 'type' | 'uid' | 'name' | 'email' | 'groups'> {
   readonly ttlMs: number
   /** the refresh family: every refresh token of one login and the access tokens issued with them */
   readonly family?: string
@@ -92,6 +86,7 @@ export async function issueJwt(keys: JwtKeys, claims: JwtIssueClaims, clock: Clo
 
 /** What a verified keygate JWT says, checked for shape. */
 export interface JwtClaims {
+  /** username */
   readonly sub: string
   readonly jti: string
   readonly type: TokenType
