@@ -16,6 +16,10 @@ export interface DrainReport {
 /** What Node keeps on a server socket: the response being written on it (lib/_http_server.js). */
 type ServerSocket = Socket & { _httpMessage?: ServerResponse | null }
 
+function closeAfterAnswer(_req: IncomingMessage, res: ServerResponse): void {
+  res.shouldKeepAlive = false
+}
+
 /**
  * Drains like nginx: stop accepting; every answer not yet started goes out with
  * `Connection: close` (also for requests that still arrive on open connections); idle keep-alive
@@ -24,12 +28,10 @@ type ServerSocket = Socket & { _httpMessage?: ServerResponse | null }
  * `sockets` are all the server's open connections, upgraded ones included.
  */
 export function createDrain(server: Server, sockets: ReadonlySet<Socket>) {
-  let draining = false
-  server.prependListener('request', (_req: IncomingMessage, res: ServerResponse) => {
-    if (draining) res.shouldKeepAlive = false
-  })
   return (graceMs: number): Promise<DrainReport> => {
-    draining = true
+    // Added only now: a second 'request' listener on every request of the server's life would
+    // take each emit off events' one-listener path.
+    server.prependListener('request', closeAfterAnswer)
     const started = performance.now()
     const open = sockets.size
     for (const socket of sockets) {
