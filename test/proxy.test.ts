@@ -1,6 +1,9 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
+import { connect } from 'node:net'
+import { once } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { request } from 'undici'
 import { captureLogs, rawGet, rawRequest, startTestGateway, startUpstream } from './helpers.js'
 import { eachLimited, OWN_ENDPOINT_PROBES } from './support/own-endpoints.js'
@@ -158,7 +161,13 @@ test('401 carries WWW-Authenticate and the contract body; two Authorization head
 
 test('hop-by-hop headers and the gateway credentials stay out; X-Request-Id is the same on both sides', async () => {
   const up = await startUpstream((_req, res) => {
-    res.writeHead(200, { connection: 'x-secret-hop', 'x-secret-hop': 'no', 'keep-alive': 'timeout=5', 'x-ok': 'yes' })
+    res.writeHead(200, {
+      connection: 'x-secret-hop',
+      'x-secret-hop': 'no',
+      'keep-alive': 'timeout=5',
+      'x-ok': 'yes',
+      'x-request-id': 'upstream-chosen',
+    })
     res.end('ok')
   })
   const gw = await startTestGateway(baseConfig(up.url))
@@ -195,6 +204,30 @@ test('X-Forwarded-For is ignored from an untrusted peer and walked right to left
     '10.9.9.9',
     'a malformed hop ends the walk at the last trusted one',
   )
+})
+
+test('a client that hangs up ends the upstream request, before the answer started and during its body', async () => {
+  const closed: string[] = []
+  const up = await startUpstream((req, res) => {
+    res.on('close', () => closed.push(req.url!))
+    // /started/ sends its headers and a first chunk, then holds the body; /waiting/ never answers
+    if (req.url!.startsWith('/started/')) {
+      res.writeHead(200, { 'content-type': 'text/plain' })
+      res.write('first chunk')
+    }
+  })
+  const gw = await startTestGateway({ upstream: up.url, defaultPolicy: 'anonymous', routes: [] })
+  for (const path of ['/started/x', '/waiting/x']) {
+    const socket = connect({ port: gw.port, host: '127.0.0.1' })
+    await once(socket, 'connect')
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`)
+    if (path.startsWith('/started/')) await once(socket, 'data')
+    else while (up.seen.length < 2) await sleep(20)
+    socket.destroy()
+    // (a bound, not a speed: an upstream request nobody ends would otherwise wait for upstreamTimeout)
+    for (let waited = 0; !closed.includes(path) && waited < 5000; waited += 20) await sleep(20)
+  }
+  assert.deepEqual(closed, ['/started/x', '/waiting/x'])
 })
 
 test('an unreachable upstream is 502 E1032, a slow one 504 E1032', async () => {

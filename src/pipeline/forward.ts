@@ -39,33 +39,6 @@ export interface ForwardResult {
 /** How an upgrade reports an upstream that failed before the tunnel opened: 502/504 E1032. */
 export type ForwardFailure = (refusal: Refusal) => void
 
-/** One proxied request, passed to undici as `opaque` rather than captured by a closure per request. */
-interface InFlight {
-  readonly res: ServerResponse
-  readonly requestId: string
-  readonly sentAt: number
-  headersAt: number
-  readonly extraHeaders: Readonly<Record<string, string>> | null
-}
-
-function answerWithUpstreamHeaders({
-  statusCode,
-  headers,
-  opaque,
-}: {
-  statusCode: number
-  headers: Record<string, string | string[] | undefined>
-  opaque: unknown
-}): ServerResponse {
-  const flight = opaque as InFlight
-  flight.headersAt = performance.now()
-  flight.res.writeHead(statusCode, responseHeaders(headers, flight.requestId, flight.extraHeaders))
-  return flight.res
-}
-
-const upstreamMs = (flight: InFlight): number | null =>
-  flight.headersAt === 0 ? null : flight.headersAt - flight.sentAt
-
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
 
 export function upstreamRefusal(err: unknown): Refusal {
@@ -73,10 +46,112 @@ export function upstreamRefusal(err: unknown): Refusal {
   return TIMEOUT_CODES.has(code) ? refuse('E1032', { status: 504, message: 'Upstream timed out' }) : refuse('E1032')
 }
 
+/** The client's response as the exchange writes it: node:http's, or HTTP/2's compatibility one. */
+type ClientResponse = Pick<ServerResponse, 'writeHead' | 'write' | 'end' | 'destroy' | 'once' | 'headersSent'>
+
+/**
+ * One proxied request as undici's dispatch handler: the upstream's status and raw header bytes
+ * go straight into the client's response as one flat header list, its body chunks straight into
+ * `res.write`. Pool.stream() did the same through an AsyncResource, a header object, a Writable
+ * check and end-of-stream listeners per request. The handler uses undici's raw-header callbacks
+ * (onHeaders with Buffer[]): the newer onResponseStart gets its headers parsed into an object first.
+ */
+class Exchange {
+  private abort: ((err?: Error) => void) | null = null
+  private resume: (() => void) | null = null
+  private headersAt = 0
+  private settled = false
+  private clientGone = false
+
+  constructor(
+    private readonly res: ClientResponse,
+    private readonly requestId: string,
+    private readonly extraHeaders: Readonly<Record<string, string>> | null,
+    private readonly sentAt: number,
+    private readonly settle: (result: ForwardResult) => void,
+  ) {
+    // A client that goes away ends the upstream request too (before the answer started as well).
+    res.once('close', this.onClientClose)
+  }
+
+  private readonly onClientClose = (): void => {
+    if (this.settled) return
+    this.clientGone = true
+    this.abort?.(new undiciErrors.RequestAbortedError())
+  }
+
+  private readonly onDrain = (): void => this.resume?.()
+
+  private finish(refusal: Refusal | null): void {
+    if (this.settled) return
+    this.settled = true
+    this.settle({ refusal, upstreamMs: this.headersAt === 0 ? null : this.headersAt - this.sentAt })
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.abort = abort
+    if (this.clientGone) abort(new undiciErrors.RequestAbortedError())
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (statusCode < 200) return true // 1xx: informational, not the answer (as Pool.stream() did)
+    this.headersAt = performance.now()
+    this.resume = resume
+    this.res.writeHead(statusCode, responseHeaderList(rawHeaders, this.requestId, this.extraHeaders))
+    return true
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.res.write(chunk)) return true
+    this.res.once('drain', this.onDrain)
+    return false
+  }
+
+  onComplete(): void {
+    this.res.end()
+    this.finish(null)
+  }
+
+  onError(err: Error): void {
+    if (this.clientGone || err instanceof undiciErrors.RequestAbortedError) return this.finish(null)
+    // Before the answer started the caller sends a 502/504; after, the client's answer is cut short.
+    if (!this.res.headersSent) return this.finish(upstreamRefusal(err))
+    this.res.destroy()
+    this.finish(null)
+  }
+}
+
+/**
+ * The upstream's response headers for the client, as a flat [name, value, …] list (what
+ * writeHead takes without building an object): hop-by-hop ones and those its Connection header
+ * names left out; keygate's X-Request-Id and `extra` (RateLimit) over the upstream's own.
+ */
+export function responseHeaderList(
+  raw: readonly Buffer[],
+  requestId: string,
+  extra: Readonly<Record<string, string>> | null = null,
+): string[] {
+  const out: string[] = []
+  let connection: string | null = null
+  for (let i = 0; i < raw.length; i += 2) {
+    // latin1 both ways: the upstream's bytes reach the client unchanged
+    const name = raw[i]!.toString('latin1').toLowerCase()
+    const value = raw[i + 1]!.toString('latin1')
+    if (name === 'connection') connection = connection === null ? value : `${connection},${value}`
+    if (HOP_BY_HOP.has(name) || name === 'x-request-id' || (extra !== null && name in extra)) continue
+    out.push(name, value)
+  }
+  const listed = connectionListed(connection ?? undefined)
+  const kept = listed.size === 0 ? out : out.filter((_, i) => !listed.has(out[i - (i % 2)]!))
+  kept.push('x-request-id', requestId)
+  if (extra !== null) for (const name in extra) kept.push(name, extra[name]!)
+  return kept
+}
+
+/** The same for an upgrade's 101, from undici's parsed headers. */
 function responseHeaders(
   headers: Record<string, string | string[] | undefined>,
   requestId: string,
-  extra: Readonly<Record<string, string>> | null = null,
 ): Record<string, string | string[]> {
   const listed = connectionListed(headers.connection)
   const out: Record<string, string | string[]> = {}
@@ -86,7 +161,6 @@ function responseHeaders(
     out[name] = v
   }
   out['x-request-id'] = requestId
-  if (extra !== null) for (const name in extra) out[name] = extra[name]!
   return out
 }
 
@@ -128,35 +202,19 @@ export function createForwarder(upstreams: readonly Upstream[], options: Forward
     return pool
   }
 
-  async function forward(req: IncomingMessage, res: ServerResponse, target: ForwardTarget): Promise<ForwardResult> {
-    // No AbortController per request: a client that goes away destroys `res` (or errors the
-    // request body) and undici aborts the upstream request itself.
-    const flight: InFlight = {
-      res,
-      requestId: target.requestId,
-      sentAt: performance.now(),
-      headersAt: 0,
-      extraHeaders: target.responseHeaders ?? null,
-    }
-    try {
-      await poolFor(target).stream(
+  function forward(req: IncomingMessage, res: ServerResponse, target: ForwardTarget): Promise<ForwardResult> {
+    return new Promise((settle) => {
+      const exchange = new Exchange(res, target.requestId, target.responseHeaders ?? null, performance.now(), settle)
+      poolFor(target).dispatch(
         {
           path: target.pathAndQuery,
           method: req.method as 'GET',
           headers: target.headers,
           body: target.body ?? (hasBody(req) ? req : null),
-          opaque: flight,
         },
-        answerWithUpstreamHeaders,
+        exchange,
       )
-      return { refusal: null, upstreamMs: upstreamMs(flight) }
-    } catch (err) {
-      if (res.destroyed || err instanceof undiciErrors.RequestAbortedError)
-        return { refusal: null, upstreamMs: upstreamMs(flight) }
-      if (!res.headersSent) return { refusal: upstreamRefusal(err), upstreamMs: null }
-      res.destroy()
-      return { refusal: null, upstreamMs: upstreamMs(flight) }
-    }
+    })
   }
 
   /** WebSocket (and other) upgrades, proxied after the same decision as any request. */
