@@ -5,21 +5,31 @@
 // usage: node --import tsx bench/paired.ts [CASES…]   (default 4 5 6; BENCH_ROUNDS, BENCH_DURATION, BENCH_WARMUP apply)
 // Issue 16's rate-limit cost: bench/paired.ts 5 10 6 11 (each limited case beside its unlimited twin's run).
 // Issue 15's identity assertion: bench/paired.ts 5 13 6 14.
+// Issue 18's forward-auth behind nginx: bench/paired.ts 17 (paired with (16), not (3): PAIRED_FLOORS).
 import { writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { prepare, type Target } from './lib/cases.js'
+import { prepare, stopTarget, sutPids, type Target } from './lib/cases.js'
 import { Skip } from './lib/keygate.js'
-import { cpuSecondsBetween, cpuTicks, processTree } from './lib/procs.js'
+import { cpuSecondsBetween, cpuTicks } from './lib/procs.js'
 import { openSession, runScript } from './lib/session.js'
-import { ASSERTION_TWINS, CASES, RATE_LIMIT_BUDGET, readSettings, TARGET_RATIOS } from './lib/settings.js'
+import {
+  ASSERTION_TWINS,
+  CASES,
+  FORWARD_AUTH_TARGET,
+  PAIRED_FLOORS,
+  RATE_LIMIT_BUDGET,
+  readSettings,
+  TARGET_RATIOS,
+} from './lib/settings.js'
 import { runWrk } from './lib/wrk.js'
 import type { BenchContext } from './lib/cases.js'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const say = (line = '') => process.stdout.write(`${line}\n`)
 const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!
-const BARE = CASES.find((c) => c.id === 3)!
+/** what a case is paired with: the bare proxy (3), or its own floor (PAIRED_FLOORS) */
+const floorOf = (id: number) => CASES.find((c) => c.id === (PAIRED_FLOORS[id] ?? 3))!
 
 interface Pair {
   readonly bareUs: number
@@ -39,10 +49,10 @@ async function measurePair(ctx: BenchContext, bare: Target, keygate: Target): Pr
       threads: ctx.settings.threads,
     })
   await Promise.all([load(bare, ctx.settings.warmupS), load(keygate, ctx.settings.warmupS)])
-  const before = [bare, keygate].map((t) => cpuTicks(processTree(t.sut.pid)))
+  const before = [bare, keygate].map((t) => cpuTicks(sutPids(t)))
   const [b, k] = await Promise.all([load(bare, ctx.settings.durationS), load(keygate, ctx.settings.durationS)])
   const cpuUs = [bare, keygate].map(
-    (t, i) => cpuSecondsBetween(before[i]!, cpuTicks(processTree(t.sut.pid)), ctx.ticksPerSecond) * 1e6,
+    (t, i) => cpuSecondsBetween(before[i]!, cpuTicks(sutPids(t)), ctx.ticksPerSecond) * 1e6,
   )
   return { bareUs: cpuUs[0]! / b.requests, keygateUs: cpuUs[1]! / k.requests, bareRps: b.rps, keygateRps: k.rps }
 }
@@ -62,7 +72,7 @@ async function main(argv: readonly string[]): Promise<number> {
     if (!ctx.pinning.enabled)
       say(`note: no pinning (${ctx.pinning.description}); the pair still shares the machine, but not one core`)
     say(
-      `paired: each case runs beside the bare undici proxy (3), both on CPU ${ctx.pinning.enabled ? ctx.pinning.sutCpu : '-'}, ${settings.warmupS} s warm-up + ${settings.durationS} s, ${settings.rounds} round(s)`,
+      `paired: each case runs beside its floor (the bare undici proxy (3) unless said), both on CPU ${ctx.pinning.enabled ? ctx.pinning.sutCpu : '-'}, ${settings.warmupS} s warm-up + ${settings.durationS} s, ${settings.rounds} round(s)`,
     )
     say(
       `keygate from ${ctx.runner.kind === 'dist' ? 'dist/' : `src/ via tsx (${ctx.runner.why})`}, logLevel ${settings.logLevel}${settings.quick ? '; BENCH_QUICK: the numbers are not meaningful' : ''}`,
@@ -76,7 +86,7 @@ async function main(argv: readonly string[]): Promise<number> {
         let bare: Target | null = null
         let keygate: Target | null = null
         try {
-          bare = await prepare(ctx, BARE)
+          bare = await prepare(ctx, floorOf(spec.id))
           keygate = await prepare(ctx, spec)
           const pair = await measurePair(ctx, bare, keygate)
           // Same core, same moment: the ratio of CPU per request is what keygate keeps of the floor.
@@ -84,26 +94,27 @@ async function main(argv: readonly string[]): Promise<number> {
           row.ratios.push(ratio)
           row.pairs.push(pair)
           say(
-            `(${spec.id}) [${round}/${settings.rounds}] ${spec.title}: ${pair.keygateUs.toFixed(0)} µs/req beside ${pair.bareUs.toFixed(0)} µs/req for (3) → ${ratio.toFixed(2)} ×`,
+            `(${spec.id}) [${round}/${settings.rounds}] ${spec.title}: ${pair.keygateUs.toFixed(0)} µs/req beside ${pair.bareUs.toFixed(0)} µs/req for (${floorOf(spec.id).id}) → ${ratio.toFixed(2)} ×, +${(pair.keygateUs - pair.bareUs).toFixed(0)} µs`,
           )
         } catch (err) {
           if (!(err instanceof Skip)) throw err
           row.skipped = err.message
           say(`(${spec.id}) skipped: ${err.message}`)
         } finally {
-          for (const t of [keygate, bare]) if (t?.ownsSut) await ctx.procs.stop(t.sut)
+          for (const t of [keygate, bare]) if (t?.ownsSut) await stopTarget(ctx, t)
         }
       }
     }
     say()
-    say('| # | case | paired × (3), median | rounds | target |')
-    say('|---|---|---:|---|---:|')
+    say('| # | case | paired with | × floor, median | rounds | CPU µs/req added, median | target |')
+    say('|---|---|---:|---:|---|---:|---:|')
     for (const r of rows) {
-      const target = TARGET_RATIOS[r.id as keyof typeof TARGET_RATIOS]
+      const target = r.id in PAIRED_FLOORS ? FORWARD_AUTH_TARGET : TARGET_RATIOS[r.id as keyof typeof TARGET_RATIOS]
       const got = r.ratios.length ? median(r.ratios) : null
       const mark = got === null || target === undefined ? '' : got >= target ? ' ✓' : ' ✗'
+      const added = r.pairs.length ? median(r.pairs.map((p) => p.keygateUs - p.bareUs)).toFixed(0) : '—'
       say(
-        `| ${r.id} | ${r.title} | ${got === null ? `skipped: ${r.skipped}` : `${got.toFixed(2)}${mark}`} | ${r.ratios.map((x) => x.toFixed(2)).join(', ')} | ${target === undefined ? '—' : `≥ ${target.toFixed(2)}`} |`,
+        `| ${r.id} | ${r.title} | (${floorOf(r.id).id}) | ${got === null ? `skipped: ${r.skipped}` : `${got.toFixed(2)}${mark}`} | ${r.ratios.map((x) => x.toFixed(2)).join(', ')} | ${added} | ${target === undefined ? '—' : `≥ ${target.toFixed(2)}`} |`,
       )
     }
     for (const [limited, twin] of Object.entries(RATE_LIMIT_BUDGET.twins)) {

@@ -104,7 +104,7 @@ async function main(argv: readonly string[]): Promise<number> {
     say()
     say(footnotes(rated))
     say()
-    say('targets (issue 6; ratios from this run only):')
+    say('targets (issues 6 and 18; ratios from this run only):')
     say(targetLines(targets))
 
     const out = join(ROOT, 'bench', 'results', 'latest.json')

@@ -27,6 +27,7 @@ import { checkRedis, type RedisInfo } from './redis.js'
 import type { CaseSpec, Settings } from './settings.js'
 import { startBareProxy, startNginxProxy, type NginxInfo, type Upstream } from './upstream.js'
 import { runWrk, type WrkErrors, type WrkResult } from './wrk.js'
+import { startAuthFloor, startAuthRequestNginx } from './forward-auth.js'
 
 /** Everything one run shares. Built by createContext in run.ts / profile.ts; nothing lives at module level. */
 export interface BenchContext extends KeygateSetup {
@@ -132,6 +133,8 @@ export interface Target {
   readonly headers: Record<string, string>
   /** the process tree whose CPU and RSS are reported */
   readonly sut: Proc
+  /** more processes of the system under test (nginx's auth service): counted and stopped with it */
+  readonly companions?: readonly Proc[]
   readonly notes: string[]
   /** stopped after the case unless it is shared (the upstream) */
   readonly ownsSut: boolean
@@ -363,6 +366,48 @@ export async function prepare(ctx: BenchContext, spec: CaseSpec, opts: CaseOptio
         'Redis store; signIn configured (three cookie names read); compare with (6)',
       ])
     }
+    case 16: {
+      if (!ctx.nginx) throw new Skip('nginx is not installed (apt-get install -y nginx)')
+      const auth = await startAuthFloor(ctx.procs, ctx.dir, ctx.root, opts.nodeArgs)
+      const p = await startAuthRequestNginx(ctx.procs, ctx.dir, ctx.nginx, ctx.upstream, spec.key, auth.origin, '/')
+      return {
+        url: `${p.origin}/data/page`,
+        headers: {},
+        sut: p.proc,
+        companions: [auth.proc],
+        ownsSut: true,
+        notes: ['nginx (1 worker) + bench/auth-floor.ts, both on the system-under-test CPU'],
+      }
+    }
+    case 17: {
+      if (!ctx.nginx) throw new Skip('nginx is not installed (apt-get install -y nginx)')
+      const config = { ...(await bearerConfig(ctx)), trustedProxies: ['127.0.0.1/32'] }
+      const kg = await startKeygate(ctx, spec.key, config, kgOpts)
+      const token = await bearerToken(ctx, kg)
+      const p = await startAuthRequestNginx(
+        ctx.procs,
+        ctx.dir,
+        ctx.nginx,
+        ctx.upstream,
+        spec.key,
+        kg.origin,
+        '/_keygate/auth',
+      )
+      const target = { url: `${p.origin}/data/page`, headers: { Authorization: `Bearer ${token}` } }
+      try {
+        await requirePass(target.url, target.headers, 'GET /data/page through nginx auth_request')
+      } catch (err) {
+        await Promise.all([ctx.procs.stop(p.proc), ctx.procs.stop(kg.proc)])
+        throw err
+      }
+      return {
+        ...target,
+        sut: p.proc,
+        companions: [kg.proc],
+        ownsSut: true,
+        notes: [runnerNote(ctx.runner), 'Redis store', 'nginx (1 worker) + keygate, both on the system-under-test CPU'],
+      }
+    }
     case 7: {
       const kg = await startKeygate(ctx, spec.key, await bearerConfig(ctx), kgOpts)
       const token = await bearerToken(ctx, kg)
@@ -451,11 +496,11 @@ export async function runCase(ctx: BenchContext, spec: CaseSpec, opts: CaseOptio
       threads: ctx.settings.threads,
     }
     if (ctx.settings.warmupS > 0) await runWrk(ctx.procs, ctx.root, { ...load, seconds: ctx.settings.warmupS })
-    const before = cpuTicks(processTree(target.sut.pid))
+    const before = cpuTicks(sutPids(target))
     const from = performance.now()
     const wrk: WrkResult = await runWrk(ctx.procs, ctx.root, { ...load, seconds: ctx.settings.durationS })
     const to = performance.now()
-    const pids = processTree(target.sut.pid)
+    const pids = sutPids(target)
     const cpuS = cpuSecondsBetween(before, cpuTicks(pids), ctx.ticksPerSecond)
     const rssKiB = peakRssKiB(pids)
     // A gateway that died under load would otherwise show up as a fast row of errors.
@@ -486,6 +531,13 @@ export async function runCase(ctx: BenchContext, spec: CaseSpec, opts: CaseOptio
   } catch (err) {
     return { result: emptyResult(spec, 'failed', (err as Error).message, target.notes), window: null }
   } finally {
-    if (target.ownsSut) await ctx.procs.stop(target.sut, opts.stopGraceMs)
+    if (target.ownsSut) await stopTarget(ctx, target, opts.stopGraceMs)
   }
+}
+
+/** Every process of the system under test: its tree and its companions'. */
+export const sutPids = (t: Target): number[] => [t.sut, ...(t.companions ?? [])].flatMap((p) => processTree(p.pid))
+
+export async function stopTarget(ctx: BenchContext, t: Target, graceMs?: number): Promise<void> {
+  await Promise.all([t.sut, ...(t.companions ?? [])].map((p) => ctx.procs.stop(p, graceMs)))
 }

@@ -1,5 +1,5 @@
 import type { CaseResult } from './cases.js'
-import { TARGET_RATIOS } from './settings.js'
+import { FORWARD_AUTH_TARGET, TARGET_RATIOS } from './settings.js'
 
 export interface RatedResult extends CaseResult {
   /** req/s divided by (3)'s and (1)'s in the same run; null when either side is missing */
@@ -100,6 +100,20 @@ export function checkTargets(rated: readonly RatedResult[]): TargetCheck[] {
           met: many.rps / one.rps >= 1.7,
         }
       : { what: '(8) workers: auto ≥ 1.7 × (6)', value: notMeasured(rated, one ? 8 : 6), met: null }
+  const floor = get(16)
+  const behindNginx = get(17)
+  const forwardAuth: TargetCheck =
+    floor?.rps && behindNginx?.rps
+      ? {
+          what: `(17) keygate behind nginx auth_request ≥ ${FORWARD_AUTH_TARGET.toFixed(2)} × (16)`,
+          value: `${(behindNginx.rps / floor.rps).toFixed(2)} ×`,
+          met: behindNginx.rps / floor.rps >= FORWARD_AUTH_TARGET,
+        }
+      : {
+          what: `(17) keygate behind nginx auth_request ≥ ${FORWARD_AUTH_TARGET.toFixed(2)} × (16)`,
+          value: notMeasured(rated, floor ? 17 : 16),
+          met: null,
+        }
   return [
     ratio(4, TARGET_RATIOS[4], 'anonymous'),
     ratio(5, TARGET_RATIOS[5], 'ApiKey'),
@@ -107,6 +121,7 @@ export function checkTargets(rated: readonly RatedResult[]): TargetCheck[] {
     p99(5),
     p99(6),
     scaling,
+    forwardAuth,
   ]
 }
 

@@ -2,7 +2,8 @@
  * The eight cases of issue 6 in the order they run, (9) the anonymous case without metrics (issue 7:
  * counting costs next to nothing), and issue 16's rate limits: (10) is (5) and (11) is (6) with a
  * limit that counts every request but is never reached; (12) a key that is over its limit;
- * (15) issue 14's browser session cookie, which must cost no more than (6)'s Bearer.
+ * (15) issue 14's browser session cookie, which must cost no more than (6)'s Bearer; (16) and (17)
+ * issue 18's forward-auth behind a real nginx (bench/lib/forward-auth.ts).
  */
 export const CASES = [
   { id: 1, key: 'upstream', title: 'upstream directly', keygate: false },
@@ -55,6 +56,18 @@ export const CASES = [
     title: 'keygate, browser session cookie + Redis (signIn configured)',
     keygate: true,
   },
+  {
+    id: 16,
+    key: 'nginx-auth-floor',
+    title: 'nginx auth_request to a node:http server answering 200',
+    keygate: false,
+  },
+  {
+    id: 17,
+    key: 'nginx-auth-keygate',
+    title: 'nginx auth_request to keygate /_keygate/auth (Bearer + Redis)',
+    keygate: true,
+  },
 ] as const
 
 export type CaseSpec = (typeof CASES)[number]
@@ -68,6 +81,13 @@ export type CaseId = CaseSpec['id']
 
 /** Issue 15: the identity assertion's cases beside their twins without it (bench:paired 5 13 6 14). */
 export const ASSERTION_TWINS = { 13: 5, 14: 6 } as const
+
+/**
+ * Issue 18: the floor a case is paired with when it is not the bare proxy — keygate behind nginx
+ * auth_request (17) against the same nginx asking a server that decides nothing (16), ≥ 0.9 ×.
+ */
+export const PAIRED_FLOORS: Readonly<Partial<Record<number, CaseId>>> = { 17: 16 }
+export const FORWARD_AUTH_TARGET = 0.9
 
 /** The ratios are taken against these; a selection of cases gets them added unless BENCH_BASELINES=0. */
 export const BASELINE_IDS: readonly CaseId[] = [1, 3]
@@ -90,7 +110,7 @@ export interface Settings {
 
 export const USAGE = `usage: npm run bench [-- CASE…]
 
-CASE: a number 1-14, a range like 4-7, or a name (${CASES.map((c) => c.key).join(', ')}).
+CASE: a number 1-17, a range like 4-7, or a name (${CASES.map((c) => c.key).join(', ')}).
 Without CASE every case runs. A selection also runs (1) and (3), the ratios' baselines,
 unless BENCH_BASELINES=0.
 

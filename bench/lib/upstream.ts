@@ -81,7 +81,7 @@ ${http}
 `
 }
 
-async function startNginx(
+export async function startNginx(
   procs: ProcessSet,
   dir: string,
   name: string,
