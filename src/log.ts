@@ -1,4 +1,6 @@
 import pino, { type Logger } from 'pino'
+import type { ErrorCode } from './errors.js'
+import type { Scheme } from './principal.js'
 
 export type { Logger }
 
@@ -77,32 +79,40 @@ export interface RequestLine {
   readonly status: number
   readonly durationMs: number
   readonly decision: 'allow' | 'deny'
-  readonly code: string | undefined
-  readonly scheme: string
+  readonly code: ErrorCode | undefined
+  readonly scheme: Scheme | 'anonymous'
   readonly principal: string | undefined
   readonly route: string | undefined
   readonly clientIp: string | undefined
   readonly traceId: string | undefined
 }
 
+/** Characters JSON must escape in a string (and lone surrogates, which JSON.stringify escapes too). */
+const NEEDS_ESCAPE = /["\\\x00-\x1f\ud800-\udfff]/
+
+/** A JSON string: most values (paths, names, addresses) need no escaping, and skip JSON.stringify's pass. */
+const jsonString = (value: string): string => (NEEDS_ESCAPE.test(value) ? JSON.stringify(value) : `"${value}"`)
+
+const field = (key: string, value: string | undefined): string =>
+  value === undefined ? '' : `,"${key}":${jsonString(value)}`
+
 /**
  * The request line, in the shape pino writes (level, time, the logger's bindings, then the
  * fields), built as one string and handed to the logger's own destination: pino's generic
  * serialisation of the same object cost a tenth of a proxied request's CPU. Written only while
- * the logger's level lets info through, as with logger.info().
+ * the logger's level lets info through, as with logger.info(). `decision`, `scheme` and `code`
+ * are keygate's own words and the request id its own characters: written without a check.
  */
 export function createRequestLog(logger: Logger): { enabled(): boolean; write(line: RequestLine): void } {
   const destination = (logger as unknown as Record<symbol, { write(s: string): void }>)[pino.symbols.streamSym]!
   const bindings = (logger as unknown as Record<symbol, string>)[pino.symbols.chindingsSym] ?? ''
-  const level = logger.levels.values.info
-  const text = (key: string, value: string | undefined) =>
-    value === undefined ? '' : `,"${key}":${JSON.stringify(value)}`
+  const start = `{"level":${logger.levels.values.info},"time":`
   return {
     /** ask first: with request lines off (logLevel warn) the caller gathers no fields at all */
     enabled: () => logger.isLevelEnabled('info'),
     write: (l) =>
       destination.write(
-        `{"level":${level},"time":${Date.now()}${bindings},"req_id":"${l.reqId}","method":${JSON.stringify(l.method)},"path":${JSON.stringify(l.path)},"status":${l.status},"duration_ms":${Math.round(l.durationMs * 100) / 100},"decision":"${l.decision}"${text('code', l.code)},"scheme":"${l.scheme}"${text('principal', l.principal)}${text('route', l.route)}${text('client_ip', l.clientIp)}${text('trace_id', l.traceId)}}\n`,
+        `${start}${Date.now()}${bindings},"req_id":"${l.reqId}","method":${jsonString(l.method)},"path":${jsonString(l.path)},"status":${l.status},"duration_ms":${Math.round(l.durationMs * 100) / 100},"decision":"${l.decision}"${l.code === undefined ? '' : `,"code":"${l.code}"`},"scheme":"${l.scheme}"${field('principal', l.principal)}${field('route', l.route)}${field('client_ip', l.clientIp)}${field('trace_id', l.traceId)}}\n`,
       ),
   }
 }
