@@ -39,9 +39,13 @@ test('bad CIDRs are refused when compiled, not when matched', () => {
 
 test('client IP: the peer unless trusted; then the right-most untrusted X-Forwarded-For hop', () => {
   const resolve = createClientIpResolver(['10.0.0.0/8'])
-  assert.deepEqual(resolve('::ffff:203.0.113.1', '1.2.3.4'), { clientIp: '203.0.113.1', peerTrusted: false })
-  assert.deepEqual(resolve('10.0.0.1', '1.2.3.4, 10.0.0.9'), { clientIp: '1.2.3.4', peerTrusted: true })
-  assert.deepEqual(resolve('10.0.0.1', '10.0.0.7'), { clientIp: '10.0.0.7', peerTrusted: true })
-  assert.deepEqual(resolve('10.0.0.1', 'junk, 10.0.0.7'), { clientIp: '10.0.0.7', peerTrusted: true })
-  assert.deepEqual(resolve('10.0.0.1', undefined), { clientIp: '10.0.0.1', peerTrusted: true })
+  // twice: the second pass answers from what the resolver kept per peer address
+  for (let pass = 0; pass < 2; pass++) {
+    assert.deepEqual(resolve('::ffff:203.0.113.1', '1.2.3.4'), { clientIp: '203.0.113.1', peerTrusted: false })
+    assert.deepEqual(resolve('10.0.0.1', '1.2.3.4, 10.0.0.9'), { clientIp: '1.2.3.4', peerTrusted: true })
+    assert.deepEqual(resolve('10.0.0.1', '10.0.0.7'), { clientIp: '10.0.0.7', peerTrusted: true })
+    assert.deepEqual(resolve('10.0.0.1', 'junk, 10.0.0.7'), { clientIp: '10.0.0.7', peerTrusted: true })
+    assert.deepEqual(resolve('10.0.0.1', undefined), { clientIp: '10.0.0.1', peerTrusted: true })
+    assert.deepEqual(resolve('203.0.113.1', '10.0.0.1'), { clientIp: '203.0.113.1', peerTrusted: false })
+  }
 })

@@ -57,10 +57,11 @@ export function createForwardAuth(decide: Decide, cfg: GatewayConfig): EndpointH
     if (!original)
       return ctx.refuse(refuse('E1030', { status: 403, message: 'The proxy headers describe two different requests' }))
     const { method, target, via } = original
-    const headers = { ...ctx.req.headers }
-    // X-Real-IP stands in for X-Forwarded-For when a trusted proxy sends only that.
-    if (headers['x-forwarded-for'] === undefined && typeof headers['x-real-ip'] === 'string')
-      headers['x-forwarded-for'] = headers['x-real-ip']
+    // X-Real-IP stands in for X-Forwarded-For when a trusted proxy sends only that (a copy then:
+    // the request's own headers stay as they came).
+    const sent = ctx.req.headers
+    const realIp = sent['x-forwarded-for'] === undefined ? sent['x-real-ip'] : undefined
+    const headers = typeof realIp === 'string' ? { ...sent, 'x-forwarded-for': realIp } : sent
     const decision = await decide({
       method,
       target,

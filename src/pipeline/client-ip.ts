@@ -14,6 +14,8 @@ export function canonicalIp(ip: string): string {
   return parseIp(ip)?.toString() ?? ip
 }
 
+const PEERS_KEPT = 10_000
+
 /**
  * Built once per config: the socket peer, unless it is a trusted proxy; then the right-most
  * X-Forwarded-For address that is not a trusted proxy. A malformed entry ends the walk at the
@@ -21,12 +23,24 @@ export function canonicalIp(ip: string): string {
  */
 export function createClientIpResolver(trustedProxies: readonly string[]) {
   const isTrusted = compileCidrs(trustedProxies)
+  // A peer's own answer (its canonical form, trusted or not) is a pure function of its address:
+  // kept per address, bounded, rather than parsed and matched again on every request.
+  const byPeer = new Map<string, ClientAddress>()
+  const ofPeer = (peerIp: string): ClientAddress => {
+    let known = byPeer.get(peerIp)
+    if (known === undefined) {
+      const peer = canonicalIp(peerIp)
+      known = { clientIp: peer, peerTrusted: isTrusted(peer) }
+      if (byPeer.size >= PEERS_KEPT) byPeer.clear()
+      byPeer.set(peerIp, known)
+    }
+    return known
+  }
   return (peerIp: string, forwardedFor: string | undefined): ClientAddress => {
-    const peer = canonicalIp(peerIp)
-    if (!isTrusted(peer)) return { clientIp: peer, peerTrusted: false }
-    if (!forwardedFor) return { clientIp: peer, peerTrusted: true }
+    const known = ofPeer(peerIp)
+    if (!known.peerTrusted || !forwardedFor) return known
     const hops = forwardedFor.split(',')
-    let client = peer
+    let client = known.clientIp
     for (let i = hops.length - 1; i >= 0; i--) {
       const addr = parseIp(hops[i]!.trim())
       if (!addr) break
