@@ -17,6 +17,7 @@ import { describeAnswer, freePort, probe } from './net.js'
 import {
   cpuSecondsBetween,
   cpuTicks,
+  reapedChildrenTicks,
   findExecutable,
   peakRssKiB,
   processTree,
@@ -122,6 +123,11 @@ export interface CaseResult {
   readonly errors: WrkErrors | null
   /** CPU time of the system under test (its whole process tree) per request */
   readonly cpuUsPerRequest: number | null
+  /**
+   * CPU time of the load per request: wrk (a child of the bench, counted when it is reaped) and
+   * the upstream. With everything on the same cores this is what the workers cannot have.
+   */
+  readonly loadCpuUsPerRequest: number | null
   /** VmHWM of the system under test, summed over its processes, sampled after the load */
   readonly peakRssMiB: number | null
   readonly processes: number | null
@@ -421,6 +427,15 @@ export async function prepare(ctx: BenchContext, spec: CaseSpec, opts: CaseOptio
         ['Redis store', 'no upstream request'],
       )
     }
+    case 18: {
+      // (8)'s twin: the same unpinned placement, one process, so that (8) / (18) is what the workers add.
+      const kg = await startKeygate(ctx, spec.key, await bearerConfig(ctx), { ...kgOpts, role: 'any' })
+      const token = await bearerToken(ctx, kg)
+      return keygateTarget(ctx, kg, '/data/page', { Authorization: `Bearer ${token}` }, 'GET /data/page with Bearer', [
+        'Redis store',
+        'one process, unpinned like (8)',
+      ])
+    }
     case 8: {
       const config = { ...(await bearerConfig(ctx)), workers: 'auto' }
       // Ask keygate itself whether it takes `workers: auto` before starting anything.
@@ -470,6 +485,7 @@ const emptyResult = (
   requests: null,
   errors: null,
   cpuUsPerRequest: null,
+  loadCpuUsPerRequest: null,
   peakRssMiB: null,
   processes: null,
 })
@@ -496,12 +512,18 @@ export async function runCase(ctx: BenchContext, spec: CaseSpec, opts: CaseOptio
       threads: ctx.settings.threads,
     }
     if (ctx.settings.warmupS > 0) await runWrk(ctx.procs, ctx.root, { ...load, seconds: ctx.settings.warmupS })
+    const upstreamPids = target.sut === ctx.upstream.proc ? [] : processTree(ctx.upstream.proc.pid)
     const before = cpuTicks(sutPids(target))
+    const loadBefore = cpuTicks(upstreamPids)
+    const wrkBefore = reapedChildrenTicks()
     const from = performance.now()
     const wrk: WrkResult = await runWrk(ctx.procs, ctx.root, { ...load, seconds: ctx.settings.durationS })
     const to = performance.now()
     const pids = sutPids(target)
     const cpuS = cpuSecondsBetween(before, cpuTicks(pids), ctx.ticksPerSecond)
+    const loadS =
+      cpuSecondsBetween(loadBefore, cpuTicks(upstreamPids), ctx.ticksPerSecond) +
+      (reapedChildrenTicks() - wrkBefore) / ctx.ticksPerSecond
     const rssKiB = peakRssKiB(pids)
     // A gateway that died under load would otherwise show up as a fast row of errors.
     if (!target.sut.isRunning()) throw new Error(`${target.sut.name} exited during the load:\n${target.sut.logTail(5)}`)
@@ -523,6 +545,7 @@ export async function runCase(ctx: BenchContext, spec: CaseSpec, opts: CaseOptio
         requests: wrk.requests,
         errors: wrk.errors,
         cpuUsPerRequest: wrk.requests > 0 ? (cpuS * 1e6) / wrk.requests : null,
+        loadCpuUsPerRequest: wrk.requests > 0 ? (loadS * 1e6) / wrk.requests : null,
         peakRssMiB: rssKiB > 0 ? rssKiB / 1024 : null,
         processes: pids.length,
       },

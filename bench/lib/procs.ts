@@ -296,6 +296,13 @@ export function cpuTicks(pids: readonly number[]): Map<number, number> {
 }
 
 /** CPU seconds spent between two samples, by processes present in the second one */
+/** CPU ticks of this process's children that have exited and been waited for (cutime + cstime): wrk's, after a run. */
+export function reapedChildrenTicks(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return Number(fields[13]) + Number(fields[14]) // fields 16 and 17 of stat(5)
+}
+
 export function cpuSecondsBetween(
   before: Map<number, number>,
   after: Map<number, number>,

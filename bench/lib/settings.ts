@@ -3,7 +3,8 @@
  * counting costs next to nothing), and issue 16's rate limits: (10) is (5) and (11) is (6) with a
  * limit that counts every request but is never reached; (12) a key that is over its limit;
  * (15) issue 14's browser session cookie, which must cost no more than (6)'s Bearer; (16) and (17)
- * issue 18's forward-auth behind a real nginx (bench/lib/forward-auth.ts).
+ * issue 18's forward-auth behind a real nginx (bench/lib/forward-auth.ts); (18) is (8) with one process,
+ * placed as (8) is (unpinned, beside wrk and the upstream): the workers' scaling is (8) / (18).
  */
 export const CASES = [
   { id: 1, key: 'upstream', title: 'upstream directly', keygate: false },
@@ -68,6 +69,12 @@ export const CASES = [
     title: 'nginx auth_request to keygate /_keygate/auth (Bearer + Redis)',
     keygate: true,
   },
+  {
+    id: 18,
+    key: 'keygate-one-worker',
+    title: 'keygate, one process unpinned, Bearer + Redis (the twin of (8))',
+    keygate: true,
+  },
 ] as const
 
 export type CaseSpec = (typeof CASES)[number]
@@ -110,7 +117,7 @@ export interface Settings {
 
 export const USAGE = `usage: npm run bench [-- CASE…]
 
-CASE: a number 1-17, a range like 4-7, or a name (${CASES.map((c) => c.key).join(', ')}).
+CASE: a number 1-18, a range like 4-7, or a name (${CASES.map((c) => c.key).join(', ')}).
 Without CASE every case runs. A selection also runs (1) and (3), the ratios' baselines,
 unless BENCH_BASELINES=0.
 
