@@ -47,7 +47,7 @@ export function upstreamRefusal(err: unknown): Refusal {
 }
 
 /** The client's response as the exchange writes it: node:http's, or HTTP/2's compatibility one. */
-type ClientResponse = Pick<ServerResponse, 'writeHead' | 'write' | 'end' | 'destroy' | 'once' | 'headersSent'>
+type ClientResponse = Pick<ServerResponse, 'writeHead' | 'write' | 'end' | 'destroy' | 'on' | 'once' | 'headersSent'>
 
 /**
  * One proxied request as undici's dispatch handler: the upstream's status and raw header bytes
@@ -71,7 +71,8 @@ class Exchange {
     private readonly settle: (result: ForwardResult) => void,
   ) {
     // A client that goes away ends the upstream request too (before the answer started as well).
-    res.once('close', this.onClientClose)
+    // 'close' comes once per response: `on` spares the wrapper `once` makes.
+    res.on('close', this.onClientClose)
   }
 
   private readonly onClientClose = (): void => {
