@@ -70,6 +70,38 @@ function withoutOwnCookies(cookie: string, own: readonly string[]): string {
     .trim()
 }
 
+/** A header name never passed on, whatever the request (the Connection header's list aside). */
+function neverPassed(name: string, identityHeaderNames: ReadonlySet<string>): boolean {
+  if (HOP_BY_HOP.has(name)) return true
+  // HTTP/2 pseudo-headers (:method, :path, :authority, :scheme) are the request line, not headers
+  if (name.charCodeAt(0) === COLON) return true
+  // PHP reads '.' as '_': a dotted name cannot be told from the header it imitates, and none is legitimate.
+  if (name.includes('.')) return true
+  const canonical = canonicalHeaderName(name)
+  return GATEWAY_SET.has(canonical) || identityHeaderNames.has(canonical) || REROUTING.has(canonical)
+}
+
+// The answer for a name is the same on every request of a config snapshot (identity header names
+// come with it): kept per snapshot for the names seen, up to a bound (names are the client's choice).
+const NAMES_KEPT = 1_000
+const droppedBySnapshot = new WeakMap<ReadonlySet<string>, (name: string) => boolean>()
+
+function droppedNames(identityHeaderNames: ReadonlySet<string>): (name: string) => boolean {
+  let dropped = droppedBySnapshot.get(identityHeaderNames)
+  if (dropped) return dropped
+  const known = new Map<string, boolean>()
+  dropped = (name) => {
+    let answer = known.get(name)
+    if (answer === undefined) {
+      answer = neverPassed(name, identityHeaderNames)
+      if (known.size < NAMES_KEPT) known.set(name, answer)
+    }
+    return answer
+  }
+  droppedBySnapshot.set(identityHeaderNames, dropped)
+  return dropped
+}
+
 /**
  * The request headers the upstream gets: every spelling of an identity header removed first
  * (X-Auth_User and X-Auth.User included: PHP reads both as X-Auth-User), dotted names dropped, hop-by-hop headers and the gateway's own
@@ -78,17 +110,12 @@ function withoutOwnCookies(cookie: string, own: readonly string[]): string {
 export function buildUpstreamHeaders(input: IdentityInput): Record<string, string | string[]> {
   const src = input.headers
   const listed = connectionListed(src.connection)
+  const dropped = droppedNames(input.identityHeaderNames)
   const out: Record<string, string | string[]> = {}
   for (const name in src) {
     const value = src[name]
-    if (value === undefined) continue
-    if (HOP_BY_HOP.has(name) || listed.has(name)) continue
-    // HTTP/2 pseudo-headers (:method, :path, :authority, :scheme) are the request line, not headers
-    if (name.charCodeAt(0) === COLON) continue
-    // PHP reads '.' as '_': a dotted name cannot be told from the header it imitates, and none is legitimate.
-    if (name.includes('.')) continue
-    const canonical = canonicalHeaderName(name)
-    if (GATEWAY_SET.has(canonical) || input.identityHeaderNames.has(canonical) || REROUTING.has(canonical)) continue
+    if (value === undefined || listed.has(name)) continue
+    if (dropped(name)) continue
     if (name === 'authorization' && input.ownAuthorization && !input.passCredentials) continue
     if (name === 'cookie' && !input.passCredentials) {
       const kept = withoutOwnCookies(String(value), input.ownCookies)
