@@ -12,6 +12,8 @@ import { openSession, runScript } from './lib/session.js'
 import { CASES, readSettings } from './lib/settings.js'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
+/** cases whose system under test is one node process (not nginx, not workers) */
+const PROFILED: ReadonlySet<number> = new Set([3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 18])
 const say = (line = '') => process.stdout.write(`${line}\n`)
 
 const table = (rows: readonly FrameTime[]) =>
@@ -25,9 +27,9 @@ async function main(argv: readonly string[]): Promise<number> {
   const caseArg = argv[0] ?? '6'
   const top = Number(argv[1] ?? 5)
   const spec = CASES.find((c) => String(c.id) === caseArg || c.key === caseArg)
-  if (!spec || spec.id < 3 || spec.id > 7) {
+  if (!spec || !PROFILED.has(spec.id)) {
     process.stderr.write(
-      `profile: CASE must be 3 (bare proxy) or one of the single-process keygate cases 4-7, not "${caseArg}"\n`,
+      `profile: CASE must be 3 (bare proxy) or a single-process keygate case (${[...PROFILED].filter((id) => id !== 3).join(', ')}), not "${caseArg}"\n`,
     )
     return 2
   }
