@@ -322,6 +322,38 @@ test('examples/traefik: forwardAuth asks forwardAuth.path, passes only credentia
   assert.equal(new URL(keygateService).port, String(PORT))
 })
 
+/** Which paths a Traefik rule made of Path(`…`) and PathPrefix(`…`) joined by || matches. */
+function traefikPathRule(rule: string): (path: string) => boolean {
+  const parts = rule.split('||').map((p) => /^\s*(Path|PathPrefix)\(`([^`]+)`\)\s*$/.exec(p))
+  assert.ok(
+    parts.every((m) => m !== null),
+    `only Path and PathPrefix joined by ||: ${rule}`,
+  )
+  return (path) => parts.some((m) => (m[1] === 'Path' ? path === m[2] : path.startsWith(m[2]!)))
+}
+
+test('examples/traefik: the sign-in page, sign-out and the callbacks reach keygate without forwardAuth', () => {
+  const dynamic = parse(read('examples/traefik/dynamic.yml')) as Doc
+  const routers: Doc[] = Object.values(dynamic.http.routers)
+  const signIn = routers.filter((r) => r.service === 'keygate' && traefikPathRule(r.rule)('/_keygate/sign-in'))
+  assert.equal(signIn.length, 1, 'one router sends the sign-in page to keygate')
+  const router = signIn[0]!
+  assert.equal(router.middlewares, undefined, 'no forwardAuth in front of the sign-in page (it would loop)')
+  assert.ok(router.priority > 0, 'above the catch-all wiki router')
+  const matches = traefikPathRule(router.rule)
+  for (const path of ['/_keygate/sign-in', '/_keygate/sign-out', '/_keygate/oauth2/callback/corp'])
+    assert.ok(matches(path), `${path} goes to keygate`)
+  for (const path of [
+    '/',
+    '/wiki/Main_Page',
+    AUTH_PATH,
+    '/_keygate/metrics',
+    '/_keygate/sign-in-x',
+    '/_keygate/oauth2',
+  ])
+    assert.ok(!matches(path), `${path} is not one of keygate's pages`)
+})
+
 test('examples/envoy: ext_authz HTTP with path_prefix = forwardAuth.path, identity headers stripped first and copied after', () => {
   const envoy = parse(read('examples/envoy/envoy.yaml')) as Doc
   const hcm = envoy.static_resources.listeners[0].filter_chains[0].filters[0].typed_config
