@@ -70,7 +70,7 @@ test('slow headers, an idle body and a trickling body are each cut within 2 s of
     users: [
       { username: 'alice', uid: 7, groups: ['user'], passwordHash: await hashPassword('pw', { N: 1024, r: 8, p: 1 }) },
     ],
-    limits: { headersTimeout: '2s', bodyIdleTimeout: '2s', requestTimeout: '4s' },
+    limits: { headersTimeout: '1s', bodyIdleTimeout: '1s', requestTimeout: '2s' },
   })
   const body = JSON.stringify({ username: 'alice', password: 'pw' })
   const login = await rawRequest(
@@ -86,9 +86,9 @@ test('slow headers, an idle body and a trickling body are each cut within 2 s of
       'POST /api/authorize HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"us',
     ),
     slowClient(gw.port, `POST /wiki/edit HTTP/1.1\r\nHost: x\r\n${bearer}Content-Length: 100\r\n\r\nabc`),
-    // a byte a second keeps the idle bound from firing: the whole-request bound ends it
+    // a byte every 300 ms keeps the idle bound from firing: the whole-request bound ends it
     slowClient(gw.port, `POST /wiki/edit HTTP/1.1\r\nHost: x\r\n${bearer}Content-Length: 100\r\n\r\n`, {
-      trickleEveryMs: 1000,
+      trickleEveryMs: 300,
     }),
   ])
   const within = (r: { afterMs: number; response: string }, boundMs: number, what: string) => {
@@ -99,10 +99,10 @@ test('slow headers, an idle body and a trickling body are each cut within 2 s of
     assert.match(r.response, /^HTTP\/1.1 408 /, `${what}: ${r.response.slice(0, 60)}`)
     assert.match(r.response, /"code":"E1030"/)
   }
-  within(headers, 2000, 'slow headers')
-  within(idleEndpoint, 2000, 'idle body read by keygate')
-  within(idleProxied, 2000, 'idle proxied Bearer body')
-  within(trickleProxied, 4000, 'trickling proxied Bearer body')
+  within(headers, 1000, 'slow headers')
+  within(idleEndpoint, 1000, 'idle body read by keygate')
+  within(idleProxied, 1000, 'idle proxied Bearer body')
+  within(trickleProxied, 2000, 'trickling proxied Bearer body')
   assert.ok(
     up.seen.every((r) => r.url !== '/wiki/edit' || r.body.length < 100),
     'no cut body reached the upstream whole',
