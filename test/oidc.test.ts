@@ -88,6 +88,7 @@ async function setup(kind: StoreKind, shared?: string) {
 
 /** The provider's side, as a browser does it: its cookies, its login form, its redirects. */
 async function atProvider(start: string, login: string, password: string): Promise<string> {
+  const issuer = new URL(start).origin
   const cookies = new Map<string, string>()
   const go = async (url: string, init: RequestInit = {}) => {
     const res = await fetch(url, {
@@ -109,7 +110,7 @@ async function atProvider(start: string, login: string, password: string): Promi
     const location = res.headers.get('location')
     if (res.status === 200 && /<form method="post" action="\/interaction\//.test(await res.clone().text())) {
       const action = /action="([^"]+)"/.exec(await res.text())![1]!
-      res = await go(new URL(action, idp.issuer).href, {
+      res = await go(new URL(action, issuer).href, {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
         body: new URLSearchParams({ login, password }).toString(),
@@ -117,8 +118,8 @@ async function atProvider(start: string, login: string, password: string): Promi
       continue
     }
     assert.ok(location, `the provider answered ${res.status}: ${(await res.text()).slice(0, 300)}`)
-    const next = new URL(location, idp.issuer)
-    if (next.origin !== idp.issuer) return next.href
+    const next = new URL(location, issuer)
+    if (next.origin !== issuer) return next.href
     res = await go(next.href)
   }
   throw new Error('too many redirects at the provider')
@@ -348,4 +349,39 @@ test("a provider's person is who the provider vouched for: the local user of the
   assert.equal(seen['x-auth-user-id'], '0')
   assert.doesNotMatch(String(seen['x-auth-groups']), /sysop/, "the local bob's sysop group is not the provider's bob's")
   assert.match(String(seen['x-auth-groups']), /readers/)
+})
+
+test('a provider whose ID token carries only sub: the mapped claims (username, e-mail, dotted groups) come from userinfo', async () => {
+  const lean = await startOidcProvider({
+    users: {
+      carol: {
+        password: 'carol-idp-pw',
+        claims: { preferred_username: 'carol-at-lean', email: 'carol@lean.example', org: { teams: ['lean-editors'] } },
+      },
+    },
+    redirectUris: [`${GW}/_keygate/oauth2/callback/lean`],
+    postLogoutRedirectUris: [`${GW}/_keygate/sign-in`],
+    claimsInIdToken: false,
+  })
+  const up = await startUpstream()
+  const gw = await startTestGateway({
+    ...gatewayConfig(up.url, prefixes.store('memory')),
+    signIn: { providers: [provider('lean', { issuer: lean.issuer })] },
+  })
+  const jar = new Jar()
+  const start = await chooseProvider(gw.port, jar, 'lean')
+  assert.ok(start.headers.location?.startsWith(`${lean.issuer}/auth?`), start.headers.location)
+  const done = await deliver(gw.port, jar, await atProvider(start.headers.location!, 'carol', 'carol-idp-pw'))
+  assert.equal(done.status, 302, done.body)
+  assert.ok(hasSession(done))
+  const idToken = JSON.parse(Buffer.from(lean.idTokens.at(-1)!.split('.')[1]!, 'base64url').toString())
+  assert.equal(idToken.sub, 'carol')
+  for (const claim of ['preferred_username', 'email', 'org'])
+    assert.equal(idToken[claim], undefined, `the ID token has no ${claim}: it must come from userinfo`)
+  const page = await request(gw.port, 'GET', '/wiki/Start', { Accept: BROWSER_ACCEPT, ...jar.header() })
+  assert.equal(page.status, 200, page.body)
+  const seen = up.seen.at(-1)!.headers
+  assert.equal(seen['x-auth-user'], 'carol-at-lean')
+  assert.equal(seen['x-auth-email'], 'carol@lean.example')
+  assert.equal(seen['x-auth-groups'], 'lean-editors')
 })

@@ -56,6 +56,8 @@ export async function startOidcProvider(opts: {
   users: Record<string, TestUser>
   redirectUris: string[]
   postLogoutRedirectUris: string[]
+  /** false: the ID token carries `sub` and the protocol's claims only, the scopes' claims are at userinfo (as many providers do) */
+  claimsInIdToken?: boolean
 }): Promise<TestProvider> {
   const server = createServer()
   server.listen(0, '127.0.0.1')
@@ -85,7 +87,7 @@ export async function startOidcProvider(opts: {
       groups: ['groups'],
     },
     scopes: ['openid', 'profile', 'email', 'groups'],
-    conformIdTokenClaims: false,
+    conformIdTokenClaims: opts.claimsInIdToken === false,
     pkce: { methods: ['S256'], required: () => true },
     features: {
       devInteractions: { enabled: false },
