@@ -1,13 +1,14 @@
-import { test, after } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdir } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import type { Page } from 'playwright-core'
 import { startTestGateway, startUpstream } from './helpers.js'
 import { ALICE_PW, JWT_SECRET, makeUsers } from './support/users.js'
 import { CLIENT_ID, CLIENT_SECRET, startOidcProvider } from './support/oidc-provider.js'
 import { freePort, toolGate } from './support/processes.js'
 import { startCaddyExample, startNginxExample } from './support/example-proxies.js'
+import { CHROMIUM, launchChromium } from './support/chromium.js'
 
 // A person in a real browser (Debian's chromium, driven by playwright-core; no browser is ever
 // downloaded): open a protected page, land on the sign-in page, sign in with the provider (its
@@ -15,7 +16,6 @@ import { startCaddyExample, startNginxExample } from './support/example-proxies.
 // out. Directly, through the shipped nginx auth_request example, and through the shipped Caddy
 // forward_auth example (issue 14).
 
-const CHROMIUM = '/usr/bin/chromium'
 const gate = toolGate([CHROMIUM, 'nginx', 'caddy'], 'apt-get install -y chromium nginx caddy')
 const ARTIFACTS = fileURLToPath(new URL('./artifacts/', import.meta.url))
 
@@ -68,27 +68,12 @@ const gw = await startTestGateway(
   { listen: { host: '127.0.0.1', port: gwPort } },
 )
 
-let browser: Browser | null = null
 let page: Page | null = null
 if (!gate.skip) {
   const appAddr = app.url.slice('http://'.length)
   await startNginxExample({ port: nginxPort, keygatePort: gw.port, appAddr })
   await startCaddyExample({ port: caddyPort, keygatePort: gw.port, appAddr })
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  })
-  page = await (await browser.newContext()).newPage()
-  after(() => browser?.close())
+  page = await (await (await launchChromium()).newContext()).newPage()
 }
 
 /** One person's journey through `origin`: provider sign-in, sign-out (through the provider), password sign-in, sign-out. */

@@ -1,10 +1,10 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHmac, generateKeyPairSync, sign as signWith, type KeyObject } from 'node:crypto'
-import { existsSync } from 'node:fs'
 import { startTestGateway } from './helpers.js'
 import { ALICE_PW, BOB_PW, login, makeUsers } from './support/users.js'
-import { freePort } from './support/processes.js'
+import { freePort, toolGate } from './support/processes.js'
+import { CHROMIUM, launchChromium } from './support/chromium.js'
 import { cookieJar, missingWikiPackages, startWiki } from './support/mediawiki.js'
 
 // keygate in front of a real MediaWiki (Debian's package, SQLite, `php -S`), installed into a
@@ -83,29 +83,8 @@ async function setup() {
 
 const started = skip ? null : await setup()
 
-// The token authenticator's browser helper runs in headless Chromium (playwright-core, when
-// installed, and Debian's /usr/bin/chromium); loaded before any test is declared.
-interface BrowserLike {
-  newContext(o: { extraHTTPHeaders: Record<string, string> }): Promise<{
-    newPage(): Promise<{
-      goto(url: string): Promise<unknown>
-      evaluate<T>(fn: () => Promise<T>): Promise<T>
-    }>
-  }>
-  close(): Promise<void>
-}
-const CHROMIUM = '/usr/bin/chromium'
-const playwrightName = 'playwright-core'
-const chromium = (await import(playwrightName).catch(() => null)) as {
-  chromium: { launch(o: { executablePath: string; args: string[] }): Promise<BrowserLike> }
-} | null
-const browserSkip =
-  skip ||
-  (!chromium
-    ? 'needs playwright-core'
-    : existsSync(CHROMIUM)
-      ? false
-      : `needs ${CHROMIUM} (apt-get install -y chromium)`)
+// The token authenticator's browser helper runs in headless Chromium.
+const browserSkip = skip || toolGate([CHROMIUM], 'apt-get install -y chromium').skip
 
 function env() {
   assert.ok(started, 'the wiki and keygate are running')
@@ -468,38 +447,22 @@ test(
   async () => {
     const { gw } = env()
     const token = await keygateLogin(gw.port, 'bob', BOB_PW, 'access')
-    const browser = await chromium!.chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
+    const browser = await launchChromium()
+    const context = await browser.newContext({ extraHTTPHeaders: { Authorization: `Bearer ${token}` } })
+    const page = await context.newPage()
+    await page.goto(`${gw.url}/w/index.php?title=Main_Page`)
+    const value = await page.evaluate(async () => {
+      const w = window as unknown as {
+        mw: { loader: { using(m: string): Promise<unknown> } }
+        mws: { tokenAuthenticator: { generateToken(withIssuer: boolean): Promise<string> } }
+      }
+      await w.mw.loader.using('ext.keygateAuth.tokenAuthenticator')
+      return w.mws.tokenAuthenticator.generateToken(false)
     })
-    try {
-      const context = await browser.newContext({ extraHTTPHeaders: { Authorization: `Bearer ${token}` } })
-      const page = await context.newPage()
-      await page.goto(`${gw.url}/w/index.php?title=Main_Page`)
-      const value = await page.evaluate(async () => {
-        const w = window as unknown as {
-          mw: { loader: { using(m: string): Promise<unknown> } }
-          mws: { tokenAuthenticator: { generateToken(withIssuer: boolean): Promise<string> } }
-        }
-        await w.mw.loader.using('ext.keygateAuth.tokenAuthenticator')
-        return w.mws.tokenAuthenticator.generateToken(false)
-      })
-      assert.match(value, /^[0-9a-f]{32,}$/, value)
-      const verify = await fetch(`${gw.url}/mws/v1/user-token/verify/${value}`, { headers: apiKey })
-      const user = await verify.json()
-      assert.equal(verify.status, 200, JSON.stringify(user))
-      assert.equal(user.username, 'bob', JSON.stringify(user))
-    } finally {
-      await browser.close()
-    }
+    assert.match(value, /^[0-9a-f]{32,}$/, value)
+    const verify = await fetch(`${gw.url}/mws/v1/user-token/verify/${value}`, { headers: apiKey })
+    const user = await verify.json()
+    assert.equal(verify.status, 200, JSON.stringify(user))
+    assert.equal(user.username, 'bob', JSON.stringify(user))
   },
 )
