@@ -21,7 +21,12 @@ import { answerAsDemo } from './upstream/demo.js'
 import { OWN_ENDPOINT_MAX_BODY_BYTES, readBoundedBody } from './endpoints/body.js'
 import { bodyPending, hasBody } from './http/request-body.js'
 import { canAnswer, serverTimeoutOptions, trackConnections } from './http/connections.js'
-import { awaitingBody, createBodyIdleTimeout, type AwaitingBody } from './http/body-timeout.js'
+import {
+  awaitingBody,
+  createBodyIdleTimeout,
+  createStreamBodyIdleTimeout,
+  type AwaitingBody,
+} from './http/body-timeout.js'
 import { isWebSocketUpgrade } from './http/upgrade.js'
 import { createDrain } from './http/drain.js'
 import { compileCidrs } from './util/cidr.js'
@@ -186,10 +191,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     sendRefusal(res, BODY_TIMED_OUT, requestId)
   }
   const watchBody = createBodyIdleTimeout(server, initial.limits.bodyIdleTimeout, answerTimedOut)
+  const watchStreamBody = createStreamBodyIdleTimeout(initial.limits.bodyIdleTimeout, (res, requestId) =>
+    sendRefusal(res, BODY_TIMED_OUT, requestId),
+  )
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const requestId = randomUUID()
-    // (HTTP/2 streams are bounded by the session's flow control and limits, not this socket timer)
-    if (bodyPending(req) && req.httpVersionMajor < 2) watchBody(req, res, requestId)
+    if (bodyPending(req)) (req.httpVersionMajor < 2 ? watchBody : watchStreamBody)(req, res, requestId)
     const snap = current
     snap.inFlight++
     handle(snap, req, res, requestId).catch((err) => answerFailure(res, err, requestId))

@@ -6,6 +6,7 @@ import { hashPassword } from '../src/tokens/password.js'
 import { login, nowSec, rs256 } from './support/users.js'
 import { toolGate } from './support/processes.js'
 import { startPhpEcho } from './support/php-echo.js'
+import { spoofSpellings } from './support/spoof-headers.js'
 
 // What a PHP application behind keygate reads as the caller's identity: real `php -S`, real
 // $_SERVER (PHP folds '-', '_', '.' and more into '_'), hostile header spellings and hostile values.
@@ -30,30 +31,6 @@ async function phpSees(port: number, target: string, headers: Record<string, str
   const res = await rawGet(port, target, headers)
   return { status: res.status, server: (res.json?.server ?? {}) as Record<string, string>, body: res.body }
 }
-
-// name → how the client spells it; every row carries a value of its own, to tell which one leaked
-const spoofSpellings = [
-  'X-Auth.User',
-  'x-auth.user',
-  'X-AUTH.EMAIL',
-  'X-Auth.Email',
-  'X.Auth.User',
-  'X-Auth.User.Id',
-  'X-Auth.User-Id',
-  'X-Auth.Groups',
-  'X-Auth.Scheme',
-  // mixed
-  'X_Auth.User',
-  'x.AUTH_user-ID',
-  'X-Auth_Email',
-  'x_auth_groups',
-  'X-Auth-Email',
-  // space-adjacent: Node refuses these, or they never reach PHP under an identity name
-  'X-Auth-Email ',
-  'X-Auth.Email ',
-  'X-Auth-Email\t',
-  ' X-Auth-Email',
-]
 
 test('identity header spellings with dots, underscores and spaces never reach PHP ($_SERVER)', { skip }, async () => {
   const gw = await startTestGateway(gatewayConfig())

@@ -1,4 +1,5 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import { constants, type Http2ServerRequest } from 'node:http2'
 import type { Socket } from 'node:net'
 
 /** The answer a socket owes while its request body is still arriving. */
@@ -42,5 +43,23 @@ export function createBodyIdleTimeout(
     socket[kAwaitingBody] = { res, requestId }
     socket.setTimeout(idleMs)
     req.once('end', bodyReceived)
+  }
+}
+
+/**
+ * The same bound for an HTTP/2 request, on its stream's own inactivity timer: the session and its
+ * other streams are left alone. The stream is answered 408 where no answer has started (and then
+ * closed, RFC 9113 §8.1: the client may stop sending), else reset with CANCEL.
+ */
+export function createStreamBodyIdleTimeout(idleMs: number, refuse: (res: ServerResponse, requestId: string) => void) {
+  return function watchStreamBody(req: IncomingMessage, res: ServerResponse, requestId: string): void {
+    const stream = (req as unknown as Http2ServerRequest).stream
+    stream.setTimeout(idleMs, () => {
+      if (req.complete) return // the body arrived; only the answer is slow, which is not this bound's
+      if (res.headersSent) return stream.close(constants.NGHTTP2_CANCEL)
+      res.once('finish', () => stream.close(constants.NGHTTP2_NO_ERROR))
+      refuse(res, requestId)
+    })
+    req.once('end', () => stream.setTimeout(0))
   }
 }

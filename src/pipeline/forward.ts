@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Http2ServerResponse } from 'node:http2'
 import type { Duplex } from 'node:stream'
 import { readFileSync } from 'node:fs'
 import { Pool, errors as undiciErrors } from 'undici'
@@ -204,6 +205,18 @@ export function createForwarder(upstreams: readonly Upstream[], options: Forward
   }
 
   function forward(req: IncomingMessage, res: ServerResponse, target: ForwardTarget): Promise<ForwardResult> {
+    if (req.httpVersionMajor < 2) return dispatch(req, res, target)
+    // HTTP/2 rapid reset: a RST_STREAM read with the HEADERS is handled after them, so wait one
+    // turn of the event loop; a stream reset by then costs the upstream nothing (one cancelled in
+    // flight costs it a connection, and thousands of connects fill its backlog).
+    return new Promise<void>((resolve) => setImmediate(resolve)).then(() =>
+      (res as unknown as Http2ServerResponse).stream.destroyed
+        ? { refusal: null, upstreamMs: null }
+        : dispatch(req, res, target),
+    )
+  }
+
+  function dispatch(req: IncomingMessage, res: ServerResponse, target: ForwardTarget): Promise<ForwardResult> {
     return new Promise((settle) => {
       const exchange = new Exchange(res, target.requestId, target.responseHeaders ?? null, performance.now(), settle)
       poolFor(target).dispatch(
