@@ -10,6 +10,7 @@ import { runCase, type CaseResult } from './lib/cases.js'
 import { checkTargets, combineRounds, footnotes, markdownTable, rate, targetLines } from './lib/report.js'
 import { openSession, runScript, type Session } from './lib/session.js'
 import { readSettings, USAGE, type Settings } from './lib/settings.js'
+import { tlsRatioLines } from './lib/tls-cases.js'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const say = (line = '') => process.stdout.write(`${line}\n`)
@@ -106,6 +107,8 @@ async function main(argv: readonly string[]): Promise<number> {
     say()
     say('targets (issues 6 and 18; ratios from this run only):')
     say(targetLines(targets))
+    const tls = tlsRatioLines(rated)
+    if (tls) say(`\n${tls}`)
 
     const out = join(ROOT, 'bench', 'results', 'latest.json')
     mkdirSync(dirname(out), { recursive: true })

@@ -29,6 +29,7 @@ import type { CaseSpec, Settings } from './settings.js'
 import { startBareProxy, startNginxProxy, type NginxInfo, type Upstream } from './upstream.js'
 import { runWrk, type WrkErrors, type WrkResult } from './wrk.js'
 import { startAuthFloor, startAuthRequestNginx } from './forward-auth.js'
+import { prepareTlsCase } from './tls-cases.js'
 
 /** Everything one run shares. Built by createContext in run.ts / profile.ts; nothing lives at module level. */
 export interface BenchContext extends KeygateSetup {
@@ -144,6 +145,9 @@ export interface Target {
   readonly notes: string[]
   /** stopped after the case unless it is shared (the upstream) */
   readonly ownsSut: boolean
+  /** the load tool when it is not wrk (HTTP/2: h2load), and the request check when fetch cannot make it (TLS) */
+  readonly runLoad?: typeof runWrk
+  readonly check?: () => Promise<string>
 }
 
 export interface CaseOptions {
@@ -463,6 +467,8 @@ export async function prepare(ctx: BenchContext, spec: CaseSpec, opts: CaseOptio
         ['Redis store', `${workers} worker${workers === 1 ? '' : 's'} + primary`, pinNote],
       )
     }
+    default:
+      return prepareTlsCase(ctx, spec, opts)
   }
 }
 
@@ -511,13 +517,14 @@ export async function runCase(ctx: BenchContext, spec: CaseSpec, opts: CaseOptio
       connections: ctx.settings.connections,
       threads: ctx.settings.threads,
     }
-    if (ctx.settings.warmupS > 0) await runWrk(ctx.procs, ctx.root, { ...load, seconds: ctx.settings.warmupS })
+    const runLoad = target.runLoad ?? runWrk
+    if (ctx.settings.warmupS > 0) await runLoad(ctx.procs, ctx.root, { ...load, seconds: ctx.settings.warmupS })
     const upstreamPids = target.sut === ctx.upstream.proc ? [] : processTree(ctx.upstream.proc.pid)
     const before = cpuTicks(sutPids(target))
     const loadBefore = cpuTicks(upstreamPids)
     const wrkBefore = reapedChildrenTicks()
     const from = performance.now()
-    const wrk: WrkResult = await runWrk(ctx.procs, ctx.root, { ...load, seconds: ctx.settings.durationS })
+    const wrk: WrkResult = await runLoad(ctx.procs, ctx.root, { ...load, seconds: ctx.settings.durationS })
     const to = performance.now()
     const pids = sutPids(target)
     const cpuS = cpuSecondsBetween(before, cpuTicks(pids), ctx.ticksPerSecond)
@@ -527,7 +534,9 @@ export async function runCase(ctx: BenchContext, spec: CaseSpec, opts: CaseOptio
     const rssKiB = peakRssKiB(pids)
     // A gateway that died under load would otherwise show up as a fast row of errors.
     if (!target.sut.isRunning()) throw new Error(`${target.sut.name} exited during the load:\n${target.sut.logTail(5)}`)
-    const after = await probe(target.url, { headers: target.headers }).then(describeAnswer, (e: Error) => e.message)
+    const after = await (target.check?.() ?? probe(target.url, { headers: target.headers }).then(describeAnswer)).catch(
+      (e: Error) => e.message,
+    )
     const notes = [...target.notes]
     if (!after.startsWith('2')) notes.push(`after the load the same request answers ${after}`)
     return {

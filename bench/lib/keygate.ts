@@ -98,7 +98,7 @@ export async function startKeygate(
   k: KeygateSetup,
   name: string,
   config: Record<string, unknown>,
-  opts: { role: CpuRole; nodeArgs?: readonly string[] },
+  opts: { role: CpuRole; nodeArgs?: readonly string[]; scheme?: 'https'; waitFor?: typeof waitForHttp },
 ): Promise<RunningKeygate> {
   const port = await freePort()
   const configFile = writeConfig(k, name, config, `127.0.0.1:${port}`)
@@ -110,9 +110,9 @@ export async function startKeygate(
     cwd: k.root,
     logFile: join(k.dir, `${name}.log`),
   })
-  const origin = `http://127.0.0.1:${port}`
+  const origin = `${opts.scheme ?? 'http'}://127.0.0.1:${port}`
   try {
-    await waitForHttp(`${origin}/_keygate/health`, proc, 30_000)
+    await (opts.waitFor ?? waitForHttp)(`${origin}/_keygate/health`, proc, 30_000)
   } catch (err) {
     await k.procs.stop(proc)
     throw new Skip(`keygate did not start: ${(err as Error).message}`)

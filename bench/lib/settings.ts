@@ -1,10 +1,13 @@
+import { TLS_CASES } from './tls-cases.js'
+
 /**
  * The eight cases of issue 6 in the order they run, (9) the anonymous case without metrics (issue 7:
  * counting costs next to nothing), and issue 16's rate limits: (10) is (5) and (11) is (6) with a
  * limit that counts every request but is never reached; (12) a key that is over its limit;
  * (15) issue 14's browser session cookie, which must cost no more than (6)'s Bearer; (16) and (17)
  * issue 18's forward-auth behind a real nginx (bench/lib/forward-auth.ts); (18) is (8) with one process,
- * placed as (8) is (unpinned, beside wrk and the upstream): the workers' scaling is (8) / (18).
+ * placed as (8) is (unpinned, beside wrk and the upstream): the workers' scaling is (8) / (18);
+ * (19)-(22) issue 17's HTTPS and HTTP/2, keygate beside nginx terminating TLS (bench/lib/tls-cases.ts).
  */
 export const CASES = [
   { id: 1, key: 'upstream', title: 'upstream directly', keygate: false },
@@ -75,6 +78,7 @@ export const CASES = [
     title: 'keygate, one process unpinned, Bearer + Redis (the twin of (8))',
     keygate: true,
   },
+  ...TLS_CASES,
 ] as const
 
 export type CaseSpec = (typeof CASES)[number]
@@ -117,7 +121,7 @@ export interface Settings {
 
 export const USAGE = `usage: npm run bench [-- CASE…]
 
-CASE: a number 1-18, a range like 4-7, or a name (${CASES.map((c) => c.key).join(', ')}).
+CASE: a number 1-22, a range like 4-7, or a name (${CASES.map((c) => c.key).join(', ')}).
 Without CASE every case runs. A selection also runs (1) and (3), the ratios' baselines,
 unless BENCH_BASELINES=0.
 

@@ -1,0 +1,273 @@
+import { existsSync, readFileSync } from 'node:fs'
+import { request as httpsRequest } from 'node:https'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { BenchContext, CaseOptions, Target } from './cases.js'
+import { Skip, startKeygate } from './keygate.js'
+import { freePort } from './net.js'
+import { findExecutable, type Proc, type ProcessSet } from './procs.js'
+import type { RatedResult } from './report.js'
+import type { CaseSpec } from './settings.js'
+import { startNginx } from './upstream.js'
+import type { WrkLoad, WrkResult } from './wrk.js'
+
+// Issue 17: keygate terminating TLS — HTTPS (HTTP/1.1, wrk) and HTTP/2 (h2load) — beside nginx
+// terminating TLS in front of the same upstream, in the same run. Both use one ECDSA P-256
+// certificate made for the run; neither load tool verifies it (loopback, nothing to protect).
+
+export const TLS_CASES = [
+  { id: 19, key: 'nginx-https', title: 'nginx proxy_pass, HTTPS (TLS 1.3, HTTP/1.1)', keygate: false },
+  { id: 20, key: 'keygate-https', title: 'keygate, anonymous route, HTTPS (TLS 1.3, HTTP/1.1)', keygate: true },
+  { id: 21, key: 'nginx-h2', title: 'nginx proxy_pass, HTTP/2 over TLS (h2load)', keygate: false },
+  { id: 22, key: 'keygate-h2', title: 'keygate, anonymous route, HTTP/2 over TLS (h2load)', keygate: true },
+] as const
+
+type TlsCaseId = (typeof TLS_CASES)[number]['id']
+
+/** keygate's and nginx's rows side by side: the ratios issue 17 asks for. */
+const PAIRS: ReadonlyArray<{ keygate: TlsCaseId; nginx: TlsCaseId; plain: number; what: string }> = [
+  { keygate: 20, nginx: 19, plain: 4, what: 'HTTPS (HTTP/1.1)' },
+  { keygate: 22, nginx: 21, plain: 4, what: 'HTTP/2' },
+]
+
+/** h2load's clients and streams per client: 64 requests in flight, as wrk's 64 connections. */
+const STREAMS_PER_CLIENT = 8
+
+interface Certificate {
+  readonly cert: string
+  readonly key: string
+}
+
+/** The run's server certificate (self-signed, localhost and 127.0.0.1), made once with openssl. */
+async function certificate(ctx: BenchContext): Promise<Certificate> {
+  const cert = join(ctx.dir, 'tls.crt')
+  const key = join(ctx.dir, 'tls.key')
+  if (existsSync(cert) && existsSync(key)) return { cert, key }
+  if (!findExecutable('openssl')) throw new Skip('openssl is not installed (apt-get install -y openssl)')
+  const r = await ctx.procs.run({
+    name: 'openssl',
+    role: 'any',
+    cmd: 'openssl',
+    args: [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+    ],
+    timeoutMs: 30_000,
+  })
+  if (r.code !== 0) throw new Skip(`openssl could not make a certificate: ${r.stderr.trim().split('\n').pop() ?? ''}`)
+  return { cert, key }
+}
+
+/** One GET over HTTPS that trusts the run's certificate; the status and the start of the body. */
+function httpsGet(url: string, cert: Certificate, headers: Record<string, string> = {}) {
+  return new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = httpsRequest(url, { headers, ca: readFileSync(cert.cert), timeout: 5_000 }, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (c: string) => (body += c))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: body.slice(0, 200) }))
+    })
+    req.on('timeout', () => req.destroy(new Error('no answer within 5 s')))
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+const describe = (a: { status: number; body: string }) => `${a.status} ${JSON.stringify(a.body.slice(0, 80))}`
+
+/** waitForHttp over HTTPS: polls until anything answers, failing early when the process exits. */
+function waitForHttps(cert: Certificate) {
+  return async (url: string, proc: Proc, timeoutMs: number): Promise<void> => {
+    const deadline = performance.now() + timeoutMs
+    while (performance.now() < deadline) {
+      if (!proc.isRunning()) throw new Error(`${proc.name} exited during start-up:\n${proc.logTail(6)}`)
+      if (
+        await httpsGet(url, cert).then(
+          () => true,
+          () => false,
+        )
+      )
+        return
+      await sleep(100)
+    }
+    throw new Error(`${proc.name} did not answer ${url} within ${timeoutMs / 1000} s`)
+  }
+}
+
+/** nginx terminating TLS (and HTTP/2) in front of the upstream, configured as case (2) otherwise. */
+async function startNginxTls(
+  ctx: BenchContext,
+  cert: Certificate,
+  http2: boolean,
+): Promise<{ proc: Proc; origin: string }> {
+  if (!ctx.nginx) throw new Skip('nginx is not installed (apt-get install -y nginx)')
+  const port = await freePort()
+  const proc = await startNginx(
+    ctx.procs,
+    ctx.dir,
+    http2 ? 'nginx-h2' : 'nginx-https',
+    ctx.nginx,
+    'sut',
+    `  upstream bench_upstream {
+    server ${ctx.upstream.origin.replace('http://', '')};
+    keepalive 64;
+    keepalive_requests 10000000;
+  }
+  server {
+    listen 127.0.0.1:${port} ssl${http2 ? ' http2' : ''};
+    ssl_certificate ${cert.cert};
+    ssl_certificate_key ${cert.key};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    location / {
+      proxy_pass http://bench_upstream;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }`,
+    port,
+  )
+  return { proc, origin: `https://127.0.0.1:${port}` }
+}
+
+/** h2load, writing its per-request logs into the run's directory; a Skip when it is not installed. */
+function h2loadTool(dir: string): LoadTool {
+  if (!findExecutable('h2load')) throw new Skip('h2load is not installed (apt-get install -y nghttp2-client)')
+  return (procs, _root, load) => runH2load(procs, join(dir, `h2load-${Date.now()}.log`), load)
+}
+
+type LoadTool = (procs: ProcessSet, root: string, load: WrkLoad) => Promise<WrkResult>
+
+/** A case of TLS_CASES: what it puts under load, with its own load tool for HTTP/2 and its own check. */
+export async function prepareTlsCase(ctx: BenchContext, spec: CaseSpec, opts: CaseOptions): Promise<Target> {
+  const id = spec.id as TlsCaseId
+  const http2 = id === 21 || id === 22
+  const runLoad = http2 ? h2loadTool(ctx.dir) : undefined
+  const cert = await certificate(ctx)
+  const path = id === 19 || id === 21 ? '/bench/page' : '/public/page'
+  let origin: string
+  let sut: Proc
+  let notes: string[]
+  if (id === 19 || id === 21) {
+    ;({ origin, proc: sut } = await startNginxTls(ctx, cert, http2))
+    notes = ['nginx, 1 worker, keepalive 64 to the upstream, ECDSA P-256']
+  } else {
+    const config = {
+      upstream: ctx.upstream.origin,
+      logLevel: ctx.settings.logLevel,
+      routes: [{ path: '/public/', methods: ['GET', 'HEAD'], anonymous: true }],
+      tls: { cert: cert.cert, key: cert.key, http2 },
+    }
+    const kg = await startKeygate(ctx, spec.key, config, {
+      role: 'sut',
+      nodeArgs: opts.nodeArgs,
+      scheme: 'https',
+      waitFor: waitForHttps(cert),
+    })
+    ;({ origin, proc: sut } = kg)
+    notes = [ctx.runner.kind === 'dist' ? 'keygate from dist/' : 'keygate via tsx', 'memory store, ECDSA P-256']
+  }
+  const url = `${origin}${path}`
+  const check = async () => describe(await httpsGet(url, cert))
+  const first = await check().catch((err: Error) => err.message)
+  if (!first.startsWith('2')) {
+    await ctx.procs.stop(sut)
+    throw new Skip(`GET ${path} over ${http2 ? 'HTTP/2' : 'HTTPS'} answers ${first} instead of 2xx`)
+  }
+  if (http2)
+    notes.push(`h2load -c N/${STREAMS_PER_CLIENT} -m ${STREAMS_PER_CLIENT}: the same requests in flight as wrk's N`)
+  return { url, headers: {}, sut, notes, ownsSut: true, runLoad, check }
+}
+
+/**
+ * h2load in wrk's place: the same load shape (requests in flight, seconds) and the same figures,
+ * the percentiles read from its per-request log.
+ */
+async function runH2load(procs: ProcessSet, log: string, load: WrkLoad): Promise<WrkResult> {
+  const clients = Math.max(1, Math.round(load.connections / STREAMS_PER_CLIENT))
+  const r = await procs.run({
+    name: 'h2load',
+    role: 'load',
+    cmd: 'h2load',
+    args: [
+      '-c',
+      String(clients),
+      '-m',
+      String(STREAMS_PER_CLIENT),
+      '-t',
+      String(load.threads),
+      '-D',
+      String(load.seconds),
+      // h2load 1.52 in timing mode now and then never finishes when a client stalls: end such a client
+      '--connection-inactivity-timeout=3',
+      `--log-file=${log}`,
+      ...Object.entries(load.headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]),
+      load.url,
+    ],
+    timeoutMs: (load.seconds + 20) * 1_000,
+  })
+  const out = r.stdout
+  const finished = out.match(/finished in ([\d.]+)(m?s), ([\d.]+) req\/s/)
+  const counts = out.match(
+    /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/,
+  )
+  const statuses = out.match(/status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/)
+  if (r.code !== 0 || !finished || !counts || !statuses)
+    throw new Error(`h2load failed (exit ${r.code}): ${(r.stderr || out).trim().slice(0, 400)}`)
+  const durationS = Number(finished[1]) / (finished[2] === 'ms' ? 1000 : 1)
+  const done = Number(counts[3])
+  const micros = readFileSync(log, 'utf8')
+    .split('\n')
+    .map((line) => line.split('\t'))
+    .filter((cols) => cols.length === 3 && cols[1] !== '-1')
+    .map((cols) => Number(cols[2]))
+    .sort((a, b) => a - b)
+  const at = (q: number) =>
+    micros.length ? micros[Math.min(micros.length - 1, Math.floor(q * micros.length))]! / 1000 : 0
+  const failed = Number(counts[5]) + Number(counts[6])
+  const status = Number(statuses[3]) + Number(statuses[4])
+  const timeout = Number(counts[7])
+  return {
+    requests: done,
+    durationS,
+    rps: Number(finished[3]),
+    p50Ms: at(0.5),
+    p90Ms: at(0.9),
+    p99Ms: at(0.99),
+    p999Ms: at(0.999),
+    maxMs: at(1),
+    meanMs: micros.length ? micros.reduce((a, b) => a + b, 0) / micros.length / 1000 : 0,
+    errors: { connect: 0, read: failed, write: 0, status, timeout, total: failed + status + timeout },
+  }
+}
+
+/** The TLS ratios of this run, under the table: keygate against nginx doing the same, and against plain HTTP. */
+export function tlsRatioLines(rated: readonly RatedResult[]): string {
+  const rps = (id: number) => rated.find((r) => r.id === id && r.status === 'ok')?.rps ?? null
+  const lines = PAIRS.flatMap(({ keygate, nginx, plain, what }) => {
+    const k = rps(keygate)
+    if (k === null) return []
+    const n = rps(nginx)
+    const p = rps(plain)
+    const parts = [
+      n === null ? `(${nginx}) not measured` : `${(k / n).toFixed(2)} × nginx terminating TLS (${nginx})`,
+      p === null ? `(${plain}) not measured` : `${(k / p).toFixed(2)} × keygate over plain HTTP (${plain})`,
+    ]
+    return [`- (${keygate}) keygate ${what}: ${parts.join('; ')}`]
+  })
+  return lines.length ? `TLS (issue 17; ratios from this run only):\n${lines.join('\n')}` : ''
+}
