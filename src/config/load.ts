@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { parseDocument } from 'yaml'
-import type { ZodIssue } from 'zod'
+import type { ZodIssue, ZodType, ZodTypeDef } from 'zod'
 import { canonicalHeaderName } from '../util/header-names.js'
 import { reservedNameProblem, templateProblem } from '../identity/mapping.js'
 import { GatewaySchema, UsersFileSchema, usernamePrefixOf, type GatewayConfig, type UserConfig } from './schema.js'
@@ -12,8 +12,7 @@ export interface ConfigProblem {
   message: string
 }
 
-export type LoadResult =
-  { ok: true; config: GatewayConfig; file: string; source: string } | { ok: false; problems: ConfigProblem[] }
+export type LoadResult = { ok: true; config: GatewayConfig; file: string; source: string } | Problems
 
 export const formatProblem = (p: ConfigProblem): string => `${p.file}: ${p.path || '(top)'}: ${p.message}`
 
@@ -31,39 +30,21 @@ const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g
 
 /** Reads, interpolates and validates a config file; every problem is reported, each with its key path. */
 export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): LoadResult {
-  let source: string
-  try {
-    source = readFileSync(file, 'utf8')
-  } catch (err) {
-    return {
-      ok: false,
-      problems: [
-        { file, path: '', message: `cannot read the file: ${(err as NodeJS.ErrnoException).code ?? String(err)}` },
-      ],
-    }
-  }
-  const result = parseConfigText(source, file, env)
-  return result.ok ? { ...result, file, source } : result
+  const read = readText(file, 'cannot read the file')
+  if (!read.ok) return read
+  const result = parseConfigText(read.source, file, env)
+  return result.ok ? { ...result, file, source: read.source } : result
 }
 
 export function parseConfigText(
   source: string,
   file: string,
   env: NodeJS.ProcessEnv = process.env,
-): { ok: true; config: GatewayConfig } | { ok: false; problems: ConfigProblem[] } {
-  const doc = parseDocument(source, { uniqueKeys: true })
-  if (doc.errors.length > 0) {
-    return {
-      ok: false,
-      problems: doc.errors.map((e) => ({ file, path: '', message: `YAML: ${e.message.split('\n')[0]}` })),
-    }
-  }
-  const problems: ConfigProblem[] = []
-  const raw = interpolate(doc.toJS() ?? {}, [], env, (path, message) => problems.push({ file, path, message }))
-  const parsed = GatewaySchema.safeParse(raw)
-  if (!parsed.success) problems.push(...parsed.error.issues.flatMap((i) => toProblems(file, i)))
-  if (problems.length > 0 || !parsed.success) return { ok: false, problems }
+): { ok: true; config: GatewayConfig } | Problems {
+  const parsed = parseYaml(source, file, GatewaySchema, env)
+  if (!parsed.ok) return parsed
   const config = parsed.data
+  const problems: ConfigProblem[] = []
   if (config.usersFile) {
     const users = loadUsersFile(resolve(dirname(file), config.usersFile), env)
     if (users.ok) config.users = [...config.users, ...users.users]
@@ -73,32 +54,43 @@ export function parseConfigText(
   return problems.length > 0 ? { ok: false, problems } : { ok: true, config }
 }
 
-function loadUsersFile(
-  file: string,
-  env: NodeJS.ProcessEnv,
-): { ok: true; users: UserConfig[] } | { ok: false; problems: ConfigProblem[] } {
-  let source: string
+function loadUsersFile(file: string, env: NodeJS.ProcessEnv): { ok: true; users: UserConfig[] } | Problems {
+  const read = readText(file, 'cannot read usersFile')
+  if (!read.ok) return read
+  const parsed = parseYaml(read.source, file, UsersFileSchema, env)
+  return parsed.ok ? { ok: true, users: parsed.data.users } : parsed
+}
+
+type Problems = { ok: false; problems: ConfigProblem[] }
+
+function readText(file: string, cannot: string): { ok: true; source: string } | Problems {
   try {
-    source = readFileSync(file, 'utf8')
+    return { ok: true, source: readFileSync(file, 'utf8') }
   } catch (err) {
-    return {
-      ok: false,
-      problems: [
-        { file, path: '', message: `cannot read usersFile: ${(err as NodeJS.ErrnoException).code ?? String(err)}` },
-      ],
-    }
+    const message = `${cannot}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`
+    return { ok: false, problems: [{ file, path: '', message }] }
   }
+}
+
+/** YAML with unique keys, `${VAR}` interpolated, checked against the schema: every problem, each with its key path. */
+function parseYaml<T>(
+  source: string,
+  file: string,
+  schema: ZodType<T, ZodTypeDef, unknown>,
+  env: NodeJS.ProcessEnv,
+): { ok: true; data: T } | Problems {
   const doc = parseDocument(source, { uniqueKeys: true })
-  if (doc.errors.length > 0)
+  if (doc.errors.length > 0) {
     return {
       ok: false,
       problems: doc.errors.map((e) => ({ file, path: '', message: `YAML: ${e.message.split('\n')[0]}` })),
     }
+  }
   const problems: ConfigProblem[] = []
   const raw = interpolate(doc.toJS() ?? {}, [], env, (path, message) => problems.push({ file, path, message }))
-  const parsed = UsersFileSchema.safeParse(raw)
+  const parsed = schema.safeParse(raw)
   if (!parsed.success) problems.push(...parsed.error.issues.flatMap((i) => toProblems(file, i)))
-  return problems.length > 0 || !parsed.success ? { ok: false, problems } : { ok: true, users: parsed.data.users }
+  return problems.length > 0 || !parsed.success ? { ok: false, problems } : { ok: true, data: parsed.data }
 }
 
 /** `${VAR}` / `${VAR:-default}` in string values only, so a value can never change the YAML's structure. */
