@@ -173,7 +173,7 @@ export async function withAdminStore<T>(
  * store (which lives inside each gateway process, out of reach), or Redis not answering within
  * about a second.
  */
-export async function openAdminStore(file: string, env: NodeJS.ProcessEnv): Promise<AdminStore> {
+async function openAdminStore(file: string, env: NodeJS.ProcessEnv): Promise<AdminStore> {
   const loaded = loadConfigFile(file, env)
   if (!loaded.ok) {
     throw new AdminError(describeProblems(loaded.problems))

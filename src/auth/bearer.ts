@@ -60,7 +60,7 @@ export function createSessionKeeper(deps: Pick<JwtAuthDeps, 'clock' | 'issued' |
   }
 }
 
-export type SessionKeeper = ReturnType<typeof createSessionKeeper>
+type SessionKeeper = ReturnType<typeof createSessionKeeper>
 
 const SESSION_RECORD_GONE = refused('E1003', 'record_gone')
 const RECORD_GONE = refused('E1002', 'record_gone')

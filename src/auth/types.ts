@@ -2,7 +2,7 @@ import type { Refusal } from '../errors.js'
 import type { Principal, Scheme } from '../principal.js'
 
 /** What an authenticator sees of the request: already normalised, never the raw socket. */
-export interface Credentials {
+interface Credentials {
   /** the value after the scheme word of the single Authorization header */
   readonly token: string
   readonly clientIp: string

@@ -39,7 +39,7 @@ const RESERVED = new Set([
 
 type Part = { readonly text: string } | { readonly field: Field } | { readonly claim: string }
 
-export interface CompiledHeader {
+interface CompiledHeader {
   readonly name: string
   readonly parts: readonly Part[]
 }

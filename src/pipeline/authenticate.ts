@@ -43,7 +43,7 @@ const STORE_DOWN = { kind: 'deny', refusal: refuse('E1006') } as const
 const MALFORMED = { kind: 'deny', refusal: refuse('E1001') } as const
 
 /** Splits "Scheme token"; the scheme word is case-insensitive (RFC 9110). */
-export function parseAuthorization(value: string): { scheme: string; token: string } {
+function parseAuthorization(value: string): { scheme: string; token: string } {
   const trimmed = value.trim()
   const sp = trimmed.search(/\s/)
   if (sp === -1) return { scheme: trimmed.toLowerCase(), token: '' }

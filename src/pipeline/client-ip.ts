@@ -8,7 +8,7 @@ export interface ClientAddress {
 }
 
 /** Folds IPv4-mapped IPv6 to IPv4 so that ::ffff:127.0.0.1 and 127.0.0.1 are one client. */
-export function canonicalIp(ip: string): string {
+function canonicalIp(ip: string): string {
   const n = ipv4Number(ip)
   if (n !== null) return ip.slice(ip.lastIndexOf(':') + 1) // a canonical dotted quad needs no parser
   return parseIp(ip)?.toString() ?? ip

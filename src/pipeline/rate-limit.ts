@@ -139,7 +139,7 @@ function outcome(
   return { limit: limit.name, result: 'limited', headers, refusal: refuse('E1031', { retryAfterSec }) }
 }
 
-export function compileLimit(name: string, config: RateLimitConfig, defaultBy: LimitedBy): CompiledLimit {
+function compileLimit(name: string, config: RateLimitConfig, defaultBy: LimitedBy): CompiledLimit {
   const points = config.burst ?? config.rate.count
   // The window holds `points` requests at the configured rate; whole seconds, rounded up so that
   // the long-run rate never exceeds the configured one.

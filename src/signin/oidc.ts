@@ -30,7 +30,7 @@ export interface FlowChecks {
   readonly redirectUri: string
 }
 
-export type FinishResult =
+type FinishResult =
   | { readonly ok: true; readonly identity: ProviderIdentity; readonly idToken: string | undefined }
   /** unreachable: the provider did not answer; refused: it answered, and the answer is not good */
   | { readonly ok: false; readonly kind: 'unreachable' | 'refused' | 'claims' | 'not-allowed'; readonly reason: string }

@@ -4,7 +4,7 @@ import { createRedisStore, type RedisTarget } from './redis.js'
 import type { Store } from './types.js'
 import type { Observer } from '../observe.js'
 
-export type { Counter, Store, Unsubscribe } from './types.js'
+export type { Store } from './types.js'
 export type { RedisTarget } from './redis.js'
 export { createMemoryStore } from './memory.js'
 

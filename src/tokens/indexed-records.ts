@@ -53,5 +53,3 @@ export function createIndexedRecords(store: Store, keys: IndexedRecordKeys) {
     },
   }
 }
-
-export type IndexedRecords = ReturnType<typeof createIndexedRecords>

@@ -28,7 +28,7 @@ import { reasonOf, shapeOk } from './jwt-shape.js'
 // with the issuer's user-name prefix.
 
 /** Who an external token says the caller is: the user name with the issuer's prefix; uid 0 unless `uidClaim` is set. */
-export interface ExternalIdentity extends Pick<Principal, 'username' | 'uid' | 'realName' | 'email' | 'groups'> {
+interface ExternalIdentity extends Pick<Principal, 'username' | 'uid' | 'realName' | 'email' | 'groups'> {
   readonly issuer: string
   readonly jti: string | undefined
   /** epoch ms */
@@ -37,7 +37,7 @@ export interface ExternalIdentity extends Pick<Principal, 'username' | 'uid' | '
 }
 
 /** 'skip': the token is not an external issuer's (keygate's own, or no JWT at all); the caller's own verifier decides. */
-export type ExternalVerifyResult = { readonly ok: true; readonly identity: ExternalIdentity } | Refused | 'skip'
+type ExternalVerifyResult = { readonly ok: true; readonly identity: ExternalIdentity } | Refused | 'skip'
 
 export interface IssuerVerifier {
   /** Verifies a token of any configured issuer (picked by its `iss`, then checked against that issuer's keys). */

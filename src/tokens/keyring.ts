@@ -18,7 +18,6 @@ import type { GatewayConfig } from '../config/schema.js'
 
 type JwtConfig = GatewayConfig['secrets']['jwt']
 export type JwtAlg = JwtConfig['alg']
-export type JwtKeyConfig = NonNullable<JwtConfig['keys']>[number]
 
 /** The key new tokens are signed with: a WebCrypto key for jose, a KeyObject for synchronous signing. */
 export interface SigningKey {

@@ -7,7 +7,7 @@ import { createIndexedRecords } from './indexed-records.js'
 // The store key is sha256(token): a dump of the store gives nobody a usable token. The raw token
 // exists only in the issue() result and in the caller's request.
 
-export type TokenKind = 'user' | 'app'
+type TokenKind = 'user' | 'app'
 
 /** What a token stands for; extra members (lang, meta, clientid …) are kept as given. */
 export interface TokenRecord {
@@ -28,7 +28,7 @@ export interface StoredToken<R extends TokenRecord = TokenRecord> {
   readonly expiresAt: number
 }
 
-export interface IssuedToken {
+interface IssuedToken {
   readonly token: string
   readonly hash: string
   /** epoch ms */

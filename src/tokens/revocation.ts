@@ -48,7 +48,7 @@ export interface RevocableClaims {
   readonly issuedAt?: number
 }
 
-export type CheckedToken<C> = { readonly ok: true; readonly claims: C; readonly cached: boolean } | Refused
+type CheckedToken<C> = { readonly ok: true; readonly claims: C; readonly cached: boolean } | Refused
 
 /** A full check of the token (signature and claims); called only on a cache miss. */
 export type TokenVerifier<C> = (token: string) => Promise<{ readonly ok: true; readonly claims: C } | Refused>
