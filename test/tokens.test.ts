@@ -362,11 +362,11 @@ test('external issuer with a static public key: claims are mapped, others refuse
     assert.equal(res.refusal.code, 'E1001', name)
   }
   await assert.rejects(
-    createIssuerVerifier([issuerCfg({ issuer: 'x' })]),
+    createIssuerVerifier([issuerCfg({ issuer: 'x' })], { ownIssuer: 'keygate' }),
     (e: unknown) => e instanceof KeygateError && e.code === 'E1023',
   )
   await assert.rejects(
-    createIssuerVerifier([issuerCfg({ issuer: 'x', publicKey: PAIRS.ES256.publicKey })]),
+    createIssuerVerifier([issuerCfg({ issuer: 'x', publicKey: PAIRS.ES256.publicKey })], { ownIssuer: 'keygate' }),
     (e: unknown) => e instanceof KeygateError && e.code === 'E1023',
   )
 })
@@ -393,7 +393,7 @@ test('external issuer by JWKS URL: keys fetched once, unknown kids do not hammer
   const clock = createManualClock(Date.now())
   const v = await createIssuerVerifier(
     [issuerCfg({ issuer: 'https://idp.example', jwksUrl: url, usernameClaim: 'sub' })],
-    { clock, failureBackoffMs: 5_000 },
+    { ownIssuer: 'keygate', clock, failureBackoffMs: 5_000 },
   )
   const claims = { iss: 'https://idp.example', sub: 'bob', groups: 'a b', exp: Math.floor(clock.now() / 1000) + 60 }
   const good = handJwt({ alg: 'RS256', kid: 'k1' }, claims, rs256(PAIRS.RS256.privateKey))
@@ -412,7 +412,7 @@ test('external issuer by JWKS URL: keys fetched once, unknown kids do not hammer
   // A failing IdP: after one failed fetch, only cached keys are used during the backoff.
   const dead = await createIssuerVerifier(
     [issuerCfg({ issuer: 'https://idp.example', jwksUrl: url, usernameClaim: 'sub' })],
-    { clock, failureBackoffMs: 5_000 },
+    { ownIssuer: 'keygate', clock, failureBackoffMs: 5_000 },
   )
   failing = true
   hits = 0

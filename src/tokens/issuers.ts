@@ -46,7 +46,7 @@ export interface IssuerVerifier {
 
 export interface IssuerVerifierOptions {
   /** keygate's own issuer (secrets.jwt.issuer): its tokens are never an external issuer's, even one configured with that name */
-  ownIssuer?: string
+  ownIssuer: string
   clock?: Clock
   readFile?: (path: string) => string
   /** after a successful JWKS fetch, an unknown `kid` triggers no new fetch for this long (jose cooldownDuration) */
@@ -125,7 +125,7 @@ async function staticResolver(cfg: IssuerConfig, pem: string): Promise<KeyResolv
  */
 export async function createIssuerVerifier(
   issuers: readonly IssuerConfig[],
-  opts: IssuerVerifierOptions = {},
+  opts: IssuerVerifierOptions,
 ): Promise<IssuerVerifier> {
   const clock = opts.clock ?? systemClock
   const readFile = opts.readFile ?? ((p: string) => readFileSync(p, 'utf8'))
