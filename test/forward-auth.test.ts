@@ -160,6 +160,8 @@ for (const shape of shapes) {
       scheme: 'apikey',
     })
     assert.ok(ok.headers['x-request-id'], 'every answer carries a request id')
+    assert.equal(ok.headers['content-length'], '0', 'no body: nginx keeps its connection only then')
+    assert.equal(ok.body, '')
 
     const anon = await shape.ask(gw.port, 'GET', '/public/page', {})
     assert.equal(anon.status, 200, anon.body)

@@ -5,7 +5,13 @@ import { startTestGateway } from './helpers.js'
 import { startMediaWikiUpstream } from './mediawiki-upstream.js'
 import { freePort, toolGate } from './support/processes.js'
 import { NGINX_TEMPLATE, startNginxExample } from './support/example-proxies.js'
-import { defineProxyMatrix, matrixGatewayConfig, viaProxy, type ProxyUnderTest } from './support/proxy-matrix.js'
+import {
+  defineProxyMatrix,
+  MATRIX_KEY,
+  matrixGatewayConfig,
+  viaProxy,
+  type ProxyUnderTest,
+} from './support/proxy-matrix.js'
 
 // nginx (Debian's package; .ci/run installs it) in front of an app, asking keygate through
 // auth_request, with the very server block shipped in examples/nginx/.
@@ -13,15 +19,34 @@ import { defineProxyMatrix, matrixGatewayConfig, viaProxy, type ProxyUnderTest }
 const TEMPLATE = NGINX_TEMPLATE
 const gate = toolGate(['nginx'], 'apt-get install -y nginx')
 
+/** the connections nginx opened to keygate so far */
+let keygateConnections = 0
+
 async function setup(): Promise<ProxyUnderTest> {
   const app = await startMediaWikiUpstream()
   const gw = await startTestGateway(matrixGatewayConfig())
+  gw.server.on('connection', () => keygateConnections++)
   const port = await freePort()
   await startNginxExample({ port, keygatePort: gw.port, appAddr: app.url.slice('http://'.length) })
   return { port, seen: app.seen }
 }
 
 const proxy = gate.skip ? null : await setup()
+
+test(
+  'nginx: auth_request keeps its connections to keygate (an allowing answer has no body to skip)',
+  { skip: gate.skip },
+  async () => {
+    assert.ok(proxy, 'nginx is running')
+    const before = keygateConnections
+    for (let i = 0; i < 20; i++) {
+      const res = await viaProxy(proxy.port, 'GET', '/app/page', { Authorization: `ApiKey ${MATRIX_KEY}` })
+      assert.equal(res.status, 200, res.body.slice(0, 200))
+    }
+    // one after the other: one kept connection answers them all (a new one per request before)
+    assert.ok(keygateConnections - before <= 2, `${keygateConnections - before} connections for 20 requests`)
+  },
+)
 defineProxyMatrix('nginx auth_request', proxy, gate)
 
 test(

@@ -42,7 +42,7 @@ export function originalRequest(
 }
 
 /**
- * 200 with the identity on the response headers, 401 with a challenge, 403, or 503.
+ * 200 (no body) with the identity on the response headers, 401 with a challenge, 403, or 503.
  * 400 becomes 403 here: nginx turns any status but 401/403 into a 500 for the client.
  */
 export function createForwardAuth(decide: Decide, cfg: GatewayConfig): EndpointHandler {
@@ -76,8 +76,16 @@ export function createForwardAuth(decide: Decide, cfg: GatewayConfig): EndpointH
     // (nginx: auth_request_set $ratelimit $upstream_http_ratelimit).
     const rateHeaders = decision.rateLimit?.headers
     if (decision.allow) {
-      const identity = decision.identity
-      ctx.send(200, { status: true }, rateHeaders ? { ...identity, ...rateHeaders } : identity)
+      // No body: nginx reads none of an auth_request answer, and keeps its connection to keygate
+      // only when there is none to skip (a body, chunked or not, cost a new connection per request).
+      ctx.res.writeHead(200, {
+        ...decision.identity,
+        ...rateHeaders,
+        'cache-control': 'no-store',
+        'x-request-id': ctx.requestId,
+        'content-length': '0',
+      })
+      ctx.res.end()
       return
     }
     // Traefik and Caddy pass a 302 on to the browser; nginx cannot (its example's error_page turns the 401 into one).
