@@ -1,15 +1,21 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { refuse, statusOf } from '../errors.js'
-import type { Decide } from '../pipeline/index.js'
+import type { Decide, Decision } from '../pipeline/index.js'
 import { matchesPrefix } from '../util/path-prefix.js'
 import type { GatewayConfig } from '../config/schema.js'
-import type { EndpointHandler } from './types.js'
+import type { EndpointContext, EndpointHandler } from './types.js'
 import { originalUrlOf, signInLocation } from '../signin/page-load.js'
 
 /** On a forward-auth 401 for a person's page load: the sign-in page's URL (nginx redirects there). */
 export const SIGN_IN_HEADER = 'x-keygate-sign-in'
 
 const first = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v)
+
+interface OriginalRequest {
+  readonly method: string
+  readonly target: string
+  readonly via: 'nginx' | 'forwarded' | 'path'
+}
 
 /**
  * The original request as the calling proxy describes it: nginx (X-Original-URI/-Method),
@@ -24,7 +30,7 @@ export function originalRequest(
   query: string,
   headers: IncomingHttpHeaders,
   endpointPath: string,
-): { method: string; target: string; via: 'nginx' | 'forwarded' | 'path' } | null {
+): OriginalRequest | null {
   const nginx = { uri: first(headers['x-original-uri']), method: first(headers['x-original-method']) }
   const traefik = { uri: first(headers['x-forwarded-uri']), method: first(headers['x-forwarded-method']) }
   if (
@@ -46,7 +52,8 @@ export function originalRequest(
  * 400 becomes 403 here: nginx turns any status but 401/403 into a 500 for the client.
  */
 export function createForwardAuth(decide: Decide, cfg: GatewayConfig): EndpointHandler {
-  return async (ctx) => {
+  // Synchronous when the decision is (ApiKeys, cached tokens): no promise or microtask per question.
+  return (ctx) => {
     const original = originalRequest(
       ctx.req.method ?? 'GET',
       ctx.target.path,
@@ -62,7 +69,7 @@ export function createForwardAuth(decide: Decide, cfg: GatewayConfig): EndpointH
     const sent = ctx.req.headers
     const realIp = sent['x-forwarded-for'] === undefined ? sent['x-real-ip'] : undefined
     const headers = typeof realIp === 'string' ? { ...sent, 'x-forwarded-for': realIp } : sent
-    const decision = await decide({
+    const decided = decide({
       method,
       target,
       headers,
@@ -72,6 +79,11 @@ export function createForwardAuth(decide: Decide, cfg: GatewayConfig): EndpointH
       readBody: null,
       forApp: true,
     })
+    if (decided instanceof Promise) return decided.then((decision) => answer(ctx, decision, via, target))
+    answer(ctx, decided, via, target)
+  }
+
+  function answer(ctx: EndpointContext, decision: Decision, via: OriginalRequest['via'], target: string): void {
     // RateLimit-Policy / RateLimit go on the answer too: the proxy passes them on
     // (nginx: auth_request_set $ratelimit $upstream_http_ratelimit).
     const rateHeaders = decision.rateLimit?.headers
@@ -102,10 +114,11 @@ export function createForwardAuth(decide: Decide, cfg: GatewayConfig): EndpointH
       return
     }
     const status = statusOf(decision.refusal)
-    const answer: Record<string, string> = { ...rateHeaders }
-    if (decision.challenge) answer['www-authenticate'] = decision.challenge
+    const refusalHeaders: Record<string, string> = { ...rateHeaders }
+    if (decision.challenge) refusalHeaders['www-authenticate'] = decision.challenge
     // nginx: the 401 says where the sign-in page is; the example's error_page adds the original URL.
-    if (decision.signIn && cfg.signIn) answer[SIGN_IN_HEADER] = `${cfg.signIn.publicUrl ?? ''}${cfg.signIn.path}`
-    ctx.refuse({ ...decision.refusal, status: status === 400 ? 403 : status }, answer)
+    if (decision.signIn && cfg.signIn)
+      refusalHeaders[SIGN_IN_HEADER] = `${cfg.signIn.publicUrl ?? ''}${cfg.signIn.path}`
+    ctx.refuse({ ...decision.refusal, status: status === 400 ? 403 : status }, refusalHeaders)
   }
 }
