@@ -1,7 +1,7 @@
 import cluster, { type Worker } from 'node:cluster'
 import { availableParallelism } from 'node:os'
 import type { Logger } from './log.js'
-import { createClusterMetrics } from './metrics.js'
+import { createClusterMetrics } from './metrics/cluster.js'
 import type { GatewayConfig } from './config/schema.js'
 
 /**

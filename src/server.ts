@@ -1,9 +1,17 @@
-import { createServer, ServerResponse, STATUS_CODES, type IncomingMessage, type Server } from 'node:http'
+import { createServer, ServerResponse, type IncomingMessage, type Server } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { createHash, randomUUID } from 'node:crypto'
 import { once } from 'node:events'
-import { errorBody, statusOf, StoreUnavailableError, type Refusal } from './errors.js'
+import { statusOf, StoreUnavailableError, type Refusal } from './errors.js'
+import {
+  BODY_TIMED_OUT,
+  endSocketWithRefusal,
+  HEADERS_TOO_LARGE,
+  MALFORMED_REQUEST,
+  REQUEST_TIMED_OUT,
+  sendRefusal,
+} from './http/refusal.js'
 import { createObserver, type Observer } from './observe.js'
 import { createLogger, createRequestLog, redactPath, type Logger } from './log.js'
 import { describeProblems, formatProblem, loadConfigFile } from './config/load.js'
@@ -32,7 +40,8 @@ import { createDrain } from './http/drain.js'
 import { compileCidrs } from './util/cidr.js'
 import type { EndpointContext, EndpointHandler } from './endpoints/types.js'
 import { createAuth, type Auth } from './auth/index.js'
-import { createMetrics } from './metrics.js'
+import { createMetrics } from './metrics/catalogue.js'
+import { createMetricsEndpoint } from './endpoints/metrics.js'
 import { JSON_CONTENT_TYPE } from './util/json-type.js'
 import { createAudit } from './audit.js'
 import cluster from 'node:cluster'
@@ -114,18 +123,6 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const audit = createAudit({ audit: initial.audit, observer })
   // `rateLimits.onStoreDown: local`: this instance's own count while the store is unreachable (kept across reloads)
   const rateFallback = createLocalRateCounter()
-  const metricsEndpoint: EndpointHandler = async (ctx) => {
-    if (!metrics) return ctx.refuse({ code: 'E1004', status: 404, message: 'Metrics are disabled (metrics.enabled)' })
-    if (!current.compiled.metricsAllowed(ctx.client.clientIp)) return ctx.refuse({ code: 'E1004' })
-    const text = await metrics.render()
-    ctx.res.writeHead(200, {
-      'content-type': metrics.contentType,
-      'cache-control': 'no-store',
-      'x-request-id': ctx.requestId,
-    })
-    ctx.res.end(text)
-  }
-
   const build = async (config: GatewayConfig): Promise<Snapshot> => {
     const compiled = compileConfig(config)
     const auth = await createAuth(compiled, {
@@ -133,7 +130,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       storeHealth,
       logger,
       audit: observer.audit,
-      extraEndpoints: { metrics: metricsEndpoint },
+      extraEndpoints: { metrics: createMetricsEndpoint(metrics, compiled.metricsAllowed) },
     })
     const rateLimit = createRateLimit(compiled, {
       counter: store.rateCounter(),
@@ -216,10 +213,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       return endSocketWithRefusal(socket, REQUEST_TIMED_OUT, randomUUID())
     }
     if (!socket.writable) return socket.destroy()
-    const tooLarge = err.code === 'HPE_HEADER_OVERFLOW'
-    const refusal: Refusal = tooLarge
-      ? { code: 'E1030', status: 431, message: 'Request headers too large' }
-      : { code: 'E1030', message: 'Malformed request' }
+    const refusal = err.code === 'HPE_HEADER_OVERFLOW' ? HEADERS_TOO_LARGE : MALFORMED_REQUEST
     endSocketWithRefusal(socket, refusal, randomUUID())
   })
 
@@ -555,49 +549,7 @@ const decisionRequest = (req: IncomingMessage, readBody: DecisionRequest['readBo
   forApp: false,
 })
 
-const BODY_TIMED_OUT: Refusal = { code: 'E1030', status: 408, message: 'Request body timed out' }
-const REQUEST_TIMED_OUT: Refusal = { code: 'E1030', status: 408, message: 'Request timed out' }
-
 const upgradeProtocol = (req: IncomingMessage): string =>
   String(req.headers.upgrade ?? '')
     .trim()
     .toLowerCase()
-
-/** A refusal written straight to a socket that has no ServerResponse (parse errors, upgrades), then closed. */
-function endSocketWithRefusal(socket: Duplex, refusal: Refusal, requestId: string, challenge?: string | null): void {
-  const body = JSON.stringify(errorBody(refusal))
-  const status = statusOf(refusal)
-  const challengeLine = challenge ? `www-authenticate: ${challenge}\r\n` : ''
-  socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Refused'}\r\ncontent-type: ${JSON_CONTENT_TYPE}\r\nx-request-id: ${requestId}\r\n${challengeLine}content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-  )
-  // http.Server sockets are half-open: end() alone would wait for a client that may never close.
-  ;(socket as Socket).destroySoon?.()
-}
-
-export function sendRefusal(
-  res: ServerResponse,
-  refusal: Refusal,
-  requestId: string,
-  challenge?: string | null,
-  extra?: Readonly<Record<string, string>> | null,
-): void {
-  // An answer already went out (a body timeout answered first): nothing more can be said.
-  if (res.headersSent) return void res.destroy()
-  const body = JSON.stringify(errorBody(refusal))
-  const headers: Record<string, string> = {
-    ...extra,
-    'content-type': JSON_CONTENT_TYPE,
-    'x-request-id': requestId,
-    'cache-control': 'no-store',
-  }
-  if (challenge) headers['www-authenticate'] = challenge
-  if (refusal.retryAfterSec !== undefined) headers['retry-after'] = String(refusal.retryAfterSec)
-  // A refused request whose body is still arriving: close rather than read (and discard) it all.
-  // A request without a body is not `complete` yet while it is decided synchronously (the parser
-  // marks it after the 'request' event): keep its connection, or every refusal costs a reconnect.
-  // (HTTP/2 has no Connection header: the stream ends with the answer, the connection stays.)
-  if (bodyPending(res.req) && res.req.httpVersionMajor < 2) headers.connection = 'close'
-  res.writeHead(statusOf(refusal), headers)
-  res.end(body)
-}

@@ -7,10 +7,13 @@ import { join, relative, dirname, normalize } from 'node:path'
 // and a pipeline stage never imports another stage (only pipeline/index composes them).
 const LAYERS: Array<[number, RegExp]> = [
   [0, /^(errors|clock|log|observe|principal|util\/.*|http\/.*|config\/schema)$/],
-  [1, /^(config\/load|config\/compile|config\/warnings|store\/.*|tokens\/.*|identity\/.*|mediawiki\/.*|upstream\/.*)$/],
+  [
+    1,
+    /^(config\/load|config\/compile|config\/warnings|store\/.*|tokens\/.*|identity\/.*|mediawiki\/.*|upstream\/.*|metrics\/.*)$/,
+  ],
   [2, /^(auth\/(?!index$).*|pipeline\/(?!index$).*|signin\/.*)$/],
   [3, /^(pipeline\/index|endpoints\/.*|suffit\/.*)$/],
-  [4, /^(auth\/index|server|cli|cluster|metrics|audit|admin\/.*)$/],
+  [4, /^(auth\/index|server|cli|cluster|audit|admin\/.*)$/],
 ]
 const STAGES = /^pipeline\/(normalize|client-ip|authenticate|authorize|action-params|identity|forward|rate-limit)$/
 

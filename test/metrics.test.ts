@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { makeTempDir } from './support/processes.js'
-import { createMetrics } from '../src/metrics.js'
+import { createMetrics } from '../src/metrics/catalogue.js'
 import { createObserver, requestChannel, type RequestEvent, type StoreEvent } from '../src/observe.js'
 import { hashPassword } from '../src/tokens/password.js'
 import { rawGet, rawRequest, startTestGateway, startUpstream, TEST_SECRET } from './helpers.js'
@@ -370,7 +370,8 @@ test('cluster mode: a scrape answered by one worker covers every worker', async 
     script,
     `
     import cluster from 'node:cluster'
-    import { createMetrics, createClusterMetrics } from ${JSON.stringify(resolve('src/metrics.ts'))}
+    import { createMetrics } from ${JSON.stringify(resolve('src/metrics/catalogue.ts'))}
+    import { createClusterMetrics } from ${JSON.stringify(resolve('src/metrics/cluster.ts'))}
     import { createObserver } from ${JSON.stringify(resolve('src/observe.ts'))}
     if (cluster.isPrimary) {
       const aggregation = createClusterMetrics()
