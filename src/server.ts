@@ -12,19 +12,14 @@ import {
   REQUEST_TIMED_OUT,
   sendRefusal,
 } from './http/refusal.js'
-import { createObserver, type Observer } from './observe.js'
+import type { Observer } from './observe.js'
+import { buildSnapshot, createGatewayParts, type Snapshot } from './gateway/snapshot.js'
 import { createLogger, createRequestLog, redactPath, type Logger } from './log.js'
 import { describeProblems, formatProblem, loadConfigFile } from './config/load.js'
-import { compileConfig, type CompiledConfig, type EndpointId } from './config/compile.js'
 import type { GatewayConfig } from './config/schema.js'
-import { createStore, instrumentStore } from './store/index.js'
-import { createStoreHealth } from './store/health.js'
 import type { Store } from './store/types.js'
-import { createDecide, type Decide, type Decision, type DecisionRequest } from './pipeline/index.js'
-import { createRateLimit } from './pipeline/rate-limit.js'
-import { createLocalRateCounter } from './store/rate-counter.js'
+import type { Decision, DecisionRequest } from './pipeline/index.js'
 import { buildUpstreamHeaders } from './pipeline/identity.js'
-import { createForwarder, type Forwarder } from './pipeline/forward.js'
 import { answerAsDemo } from './upstream/demo.js'
 import { OWN_ENDPOINT_MAX_BODY_BYTES, readBoundedBody } from './endpoints/body.js'
 import { bodyPending, hasBody } from './http/request-body.js'
@@ -38,13 +33,8 @@ import {
 import { isWebSocketUpgrade } from './http/upgrade.js'
 import { createDrain } from './http/drain.js'
 import { compileCidrs } from './util/cidr.js'
-import type { EndpointContext, EndpointHandler } from './endpoints/types.js'
-import { createAuth, type Auth } from './auth/index.js'
-import { createMetrics } from './metrics/catalogue.js'
-import { createMetricsEndpoint } from './endpoints/metrics.js'
+import type { EndpointContext } from './endpoints/types.js'
 import { JSON_CONTENT_TYPE } from './util/json-type.js'
-import { createAudit } from './audit.js'
-import cluster from 'node:cluster'
 import { cameOverHttps } from './signin/cookies.js'
 import { signInRedirectLocation } from './signin/page-load.js'
 import type { TLSSocket } from 'node:tls'
@@ -73,19 +63,6 @@ interface Outcome {
   upstreamError: 'unreachable' | 'timeout' | null
 }
 
-/** Everything built from one config; a reload builds a new one beside it and swaps one reference. */
-interface Snapshot {
-  readonly compiled: CompiledConfig
-  readonly auth: Auth
-  readonly decide: Decide
-  readonly forwarder: Forwarder
-  readonly endpoints: Partial<Record<EndpointId, EndpointHandler>>
-  /** requests (and upgrades until their tunnel opens) still being answered with this snapshot */
-  inFlight: number
-  /** replaced by a newer one: closed as soon as nothing is in flight on it */
-  retired: boolean
-}
-
 export interface Gateway {
   readonly server: Server
   readonly store: Store
@@ -102,59 +79,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const initial = options.config ?? loadOrThrow(options.configFile!)
   const logger = options.logger ?? createLogger(initial.logLevel)
   const requestLog = createRequestLog(logger)
-  // This gateway's events, for its own metrics and audit trail (and the process-wide taps).
-  const observer = createObserver()
-  const ownsStore = options.store === undefined
-  const store = instrumentStore(
-    options.store ?? createStore({ redis: initial.store.redis, prefix: initial.store.prefix }),
-    observer,
-  )
-  const storeHealth = createStoreHealth(store, { logger })
-  storeHealth.start()
   let configDigest = configHash(JSON.stringify(initial))
-  const metrics = initial.metrics.enabled
-    ? createMetrics({
-        configHash: () => configDigest,
-        storeHealthy: () => storeHealth.healthy,
-        cluster: cluster.isWorker,
-        observer,
-      })
-    : null
-  const audit = createAudit({ audit: initial.audit, observer })
-  // `rateLimits.onStoreDown: local`: this instance's own count while the store is unreachable (kept across reloads)
-  const rateFallback = createLocalRateCounter()
-  const build = async (config: GatewayConfig): Promise<Snapshot> => {
-    const compiled = compileConfig(config)
-    const auth = await createAuth(compiled, {
-      store,
-      storeHealth,
-      logger,
-      audit: observer.audit,
-      extraEndpoints: { metrics: createMetricsEndpoint(metrics, compiled.metricsAllowed) },
-    })
-    const rateLimit = createRateLimit(compiled, {
-      counter: store.rateCounter(),
-      fallback: config.rateLimits.onStoreDown === 'local' ? rateFallback : null,
-      audit: observer.audit,
-    })
-    const decide = createDecide(compiled, auth.chain, auth.identityOf, observer.audit, rateLimit)
-    const upstreams = compiled.routes
-      .filter((r) => r.upstream !== 'demo')
-      .map((r) => ({ origin: r.upstream, tls: r.upstreamTls }))
-    const forwarder = createForwarder(upstreams, {
-      connectTimeoutMs: config.limits.upstreamConnectTimeout,
-      timeoutMs: config.limits.upstreamTimeout,
-    })
-    return {
-      compiled,
-      auth,
-      decide,
-      forwarder,
-      endpoints: auth.endpoints(decide, config),
-      inFlight: 0,
-      retired: false,
-    }
-  }
+  const parts = createGatewayParts(initial, logger, () => configDigest, options.store)
+  const { store, observer } = parts
+  const build = (config: GatewayConfig) => buildSnapshot(config, parts)
   let current = await build(initial)
 
   /**
@@ -164,7 +92,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
    */
   const retire = (snap: Snapshot): Promise<void> => {
     snap.retired = true
-    snap.auth.close()
+    snap.detach()
     return closeWhenIdle(snap)
   }
   const closeWhenIdle = async (snap: Snapshot): Promise<void> => {
@@ -273,8 +201,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (rateHeaders !== null && (decision.route.endpoint || decision.route.upstream === 'demo'))
       for (const name in rateHeaders) res.setHeader(name, rateHeaders[name]!)
     if (decision.route.endpoint) {
-      const handler = snap.endpoints[decision.route.endpoint]
-      if (!handler) return sendRefusal(res, { code: 'E1004', status: 404, message: 'Not found' }, requestId)
+      const { handler } = snap.endpoints[decision.route.endpoint]
       const ctx = endpointContext(req, res, requestId, decision, readBody, outcome)
       try {
         await handler(ctx)
@@ -379,7 +306,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       identityHeaderNames: snap.compiled.identityHeaderNames,
       identity: decision.identity,
       passCredentials: decision.route.passCredentials,
-      ownCookies: snap.auth.ownCookies,
+      ownCookies: snap.ownCookies,
       ownAuthorization: decision.credentialScheme !== null,
       requestId,
       clientIp: decision.client.clientIp,
@@ -515,11 +442,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       if (drained.cut > 0) logger.warn(drained, 'shutdown grace over; connections still open were cut')
       else logger.info(drained, 'connections drained')
       tlsFiles?.close()
-      storeHealth.stop()
-      metrics?.close()
-      audit.close()
       await retire(current)
-      if (ownsStore) await store.close()
+      await parts.close()
     },
   }
 }

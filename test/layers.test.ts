@@ -11,9 +11,9 @@ const LAYERS: Array<[number, RegExp]> = [
     1,
     /^(config\/load|config\/compile|config\/warnings|store\/.*|tokens\/.*|identity\/.*|mediawiki\/.*|upstream\/.*|metrics\/.*)$/,
   ],
-  [2, /^(auth\/(?!index$).*|pipeline\/(?!index$).*|signin\/.*)$/],
+  [2, /^(auth\/.*|pipeline\/(?!index$).*|signin\/.*)$/],
   [3, /^(pipeline\/index|endpoints\/.*|suffit\/.*)$/],
-  [4, /^(auth\/index|server|cli|cluster|audit|admin\/.*)$/],
+  [4, /^(gateway\/.*|server|cli|cluster|audit|admin\/.*)$/],
 ]
 const STAGES = /^pipeline\/(normalize|client-ip|authenticate|authorize|action-params|identity|forward|rate-limit)$/
 

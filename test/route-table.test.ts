@@ -1,6 +1,9 @@
-import { test } from 'node:test'
+import { after, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { compileConfig, type CompiledRoute } from '../src/config/compile.js'
+import type { CompiledRoute } from '../src/config/compile.js'
+import { buildSnapshot, createGatewayParts } from '../src/gateway/snapshot.js'
+import { createLogger } from '../src/log.js'
+import { createMemoryStore } from '../src/store/memory.js'
 import { createRouteTable, routeMatches } from '../src/pipeline/authorize.js'
 import { normalizeTarget } from '../src/pipeline/normalize.js'
 import { parseConfig, TEST_SECRET } from './helpers.js'
@@ -9,21 +12,28 @@ import { parseConfig, TEST_SECRET } from './helpers.js'
 const scanAll = (routes: readonly CompiledRoute[], path: string, method: string) =>
   routes.find((r) => routeMatches(r, path) && (r.methods === null || r.methods.has(method)))
 
-const config = compileConfig(
-  parseConfig({
-    upstream: 'http://127.0.0.1:1',
-    secrets: { salt: TEST_SECRET, jwt: { alg: 'HS256', secret: TEST_SECRET } },
-    routes: [
-      { path: '/a/b', methods: ['POST'], anonymous: true },
-      { path: '/a', anonymous: true },
-      { path: '/ab/', deny: true },
-      { path: '/api/x', anonymous: true },
-      { path: '/mws/v1/user-token/', deny: true },
-      { path: '/w/', methods: ['GET'], anonymous: true },
-      { path: '/_keygate', deny: true },
-    ],
-  }),
-)
+// The whole route table of a gateway: keygate's own endpoints, the configured routes, the fallback.
+const raw = parseConfig({
+  upstream: 'http://127.0.0.1:1',
+  secrets: { salt: TEST_SECRET, jwt: { alg: 'HS256', secret: TEST_SECRET } },
+  routes: [
+    { path: '/a/b', methods: ['POST'], anonymous: true },
+    { path: '/a', anonymous: true },
+    { path: '/ab/', deny: true },
+    { path: '/api/x', anonymous: true },
+    { path: '/mws/v1/user-token/', deny: true },
+    { path: '/w/', methods: ['GET'], anonymous: true },
+    { path: '/_keygate', deny: true },
+  ],
+})
+const parts = createGatewayParts(raw, createLogger('silent'), () => '', createMemoryStore())
+const snapshot = await buildSnapshot(raw, parts)
+after(async () => {
+  snapshot.detach()
+  await snapshot.forwarder.close()
+  await parts.close()
+  await parts.store.close()
+})
 
 const paths = [
   '/',
@@ -68,9 +78,9 @@ test('the route table picks the route a scan of every route in order picks', () 
   let compared = 0
   for (const path of paths) {
     for (const method of ['GET', 'POST', 'DELETE']) {
-      const expected = scanAll(config.routes, path, method)
+      const expected = scanAll(snapshot.routes, path, method)
       assert.ok(expected, `the catch-all matches ${path}`)
-      assert.equal(createRouteTable(config.routes)(path, method), expected, `${method} ${path}`)
+      assert.equal(createRouteTable(snapshot.routes)(path, method), expected, `${method} ${path}`)
       compared++
     }
   }
@@ -100,7 +110,7 @@ test('paths without escapes skip decoding and are judged the same', () => {
 })
 
 test("keygate's own endpoints match exactly (verify and revoke: plus one token segment), never as prefixes", () => {
-  const find = createRouteTable(config.routes)
+  const find = createRouteTable(snapshot.routes)
   const endpointOf = (method: string, path: string) => find(path, method).endpoint
   for (const [method, path, expected] of [
     ['GET', '/_keygate/health', 'health'],

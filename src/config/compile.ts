@@ -16,7 +16,7 @@ import { compileMapping, type HeaderMapping } from '../identity/mapping.js'
 /** anonymous: no authentication at all · optional: credentials used when sent · authenticated · deny */
 export type Policy = 'anonymous' | 'optional' | 'authenticated' | 'deny'
 
-/** keygate's own endpoints; the server maps each id to a handler. */
+/** keygate's own endpoints; the gateway's endpoint table declares each one's paths, policy and handler. */
 export type EndpointId =
   | 'health'
   | 'ready'
@@ -108,104 +108,17 @@ export interface CompiledConfig {
   readonly users: ReadonlyMap<string, UserConfig>
 }
 
-interface EndpointSpec {
-  path: string
+/** One of keygate's own endpoints at one path (the gateway's endpoint table declares them). */
+export interface EndpointMount {
+  readonly endpoint: EndpointId
+  readonly path: string
   /** exact unless said otherwise */
-  match?: PathMatch
-  methods: string[] | null
-  policy: Policy
-  endpoint: EndpointId
-  schemes?: Scheme[]
+  readonly match?: PathMatch
+  /** null: any method */
+  readonly methods: readonly string[] | null
+  readonly policy: Policy
+  readonly schemes?: readonly Scheme[]
 }
-
-const OPS_ENDPOINTS: EndpointSpec[] = [
-  { path: '/_keygate/health', methods: ['GET', 'HEAD'], policy: 'anonymous', endpoint: 'health' },
-  { path: '/_keygate/ready', methods: ['GET', 'HEAD'], policy: 'anonymous', endpoint: 'ready' },
-  { path: '/_keygate/metrics', methods: ['GET'], policy: 'anonymous', endpoint: 'metrics' },
-  { path: '/.well-known/jwks.json', methods: ['GET', 'HEAD'], policy: 'anonymous', endpoint: 'jwks' },
-  { path: '/api/public-key', methods: ['GET', 'HEAD'], policy: 'anonymous', endpoint: 'public-key' },
-  // optional: a refresh token in the body is enough (a refresh token is no credential for the pipeline)
-  { path: '/api/logout', methods: ['POST'], policy: 'optional', endpoint: 'revoke' },
-  { path: '/api/refresh', methods: ['POST'], policy: 'anonymous', endpoint: 'refresh' },
-]
-
-/** Each of `tokenApi.authorize`'s paths logs in (POST) and revokes (DELETE), as /api/authorize does. */
-const authorizeEndpoints = (path: string): EndpointSpec[] => [
-  { path, methods: ['POST'], policy: 'anonymous', endpoint: 'authorize' },
-  { path, methods: ['DELETE'], policy: 'optional', endpoint: 'revoke' },
-]
-
-const tokenEndpoints = (mount: string): EndpointSpec[] => [
-  {
-    path: `${mount}/user-token/generate`,
-    methods: ['GET', 'POST'],
-    policy: 'optional',
-    endpoint: 'user-token-generate',
-  },
-  // GET …/verify/{token}; POST …/verify with the token in the body
-  {
-    path: `${mount}/user-token/verify`,
-    match: 'token-segment',
-    methods: ['GET'],
-    policy: 'authenticated',
-    endpoint: 'user-token-verify',
-  },
-  {
-    path: `${mount}/user-token/verify`,
-    methods: ['POST'],
-    policy: 'authenticated',
-    endpoint: 'user-token-verify',
-  },
-  {
-    path: `${mount}/app-token/generate`,
-    methods: ['POST'],
-    policy: 'authenticated',
-    endpoint: 'app-token-generate',
-    schemes: ['apikey'],
-  },
-  {
-    path: `${mount}/app-token/verify`,
-    match: 'token-segment',
-    methods: ['GET'],
-    policy: 'authenticated',
-    endpoint: 'app-token-verify',
-    schemes: ['apikey'],
-  },
-  {
-    path: `${mount}/app-token/verify`,
-    methods: ['POST'],
-    policy: 'authenticated',
-    endpoint: 'app-token-verify',
-    schemes: ['apikey'],
-  },
-  {
-    path: `${mount}/app-token`,
-    match: 'token-segment',
-    methods: ['DELETE'],
-    policy: 'authenticated',
-    endpoint: 'app-token-revoke',
-    schemes: ['apikey', 'apptoken'],
-  },
-]
-
-/** Fixed by the contract: the sign-out page and each provider's callback (its id is the token segment). */
-export const SIGN_OUT_PATH = '/_keygate/sign-out'
-export const OAUTH2_CALLBACK_PATH = '/_keygate/oauth2/callback'
-
-const signInEndpoints = (config: GatewayConfig): EndpointSpec[] =>
-  config.signIn
-    ? [
-        { path: config.signIn.path, methods: ['GET', 'HEAD', 'POST'], policy: 'anonymous', endpoint: 'sign-in' },
-        { path: SIGN_OUT_PATH, methods: ['GET', 'HEAD', 'POST'], policy: 'anonymous', endpoint: 'sign-out' },
-        {
-          path: OAUTH2_CALLBACK_PATH,
-          match: 'token-segment',
-          methods: ['GET'],
-          policy: 'anonymous',
-          endpoint: 'oauth2-callback',
-        },
-      ]
-    : []
 
 const LOOPBACK = ['127.0.0.0/8', '::1/128']
 
@@ -213,56 +126,13 @@ const LOOPBACK = ['127.0.0.0/8', '::1/128']
 const NO_UPGRADES: ReadonlySet<string> = new Set()
 
 export function compileConfig(config: GatewayConfig): CompiledConfig {
-  const mounts = config.tokenApi.mounts.map((m) => m.replace(/\/$/, ''))
-  const endpointSpecs = [
-    ...OPS_ENDPOINTS,
-    ...config.tokenApi.authorize.flatMap((a) => authorizeEndpoints(a.path)),
-    ...signInEndpoints(config),
-    ...mounts.flatMap(tokenEndpoints),
-  ]
+  const mounts = tokenApiMounts(config)
   const defaultAudience = config.identityAssertion?.audience ?? null
   const globalMapping = compileMapping(config.identityHeaders.custom)
   const routeMapping = (r: GatewayConfig['routes'][number]): HeaderMapping =>
     r.identityHeaders
       ? compileMapping({ ...config.identityHeaders.custom, ...r.identityHeaders.custom })
       : globalMapping
-  const endpointRoute = (s: EndpointSpec): CompiledRoute => ({
-    name: s.endpoint,
-    prefix: s.path,
-    match: s.match ?? 'exact',
-    methods: s.methods ? new Set(s.methods) : null,
-    policy: s.policy,
-    groups: [],
-    schemes: s.schemes ? new Set(s.schemes) : null,
-    tokenType: null,
-    upstream: config.upstream,
-    upstreamTls: config.upstreamTls ?? null,
-    passCredentials: false,
-    upgrades: NO_UPGRADES,
-    endpoint: s.endpoint,
-    rateLimit: null,
-    assertionAudience: null,
-    headerMapping: globalMapping,
-    signIn: false,
-  })
-  const forwardAuth: EndpointSpec = {
-    path: config.forwardAuth.path,
-    // Envoy ext_authz appends the original path to it; the endpoint answers, it never proxies
-    match: 'prefix',
-    methods: null,
-    policy: 'anonymous',
-    endpoint: 'forward-auth',
-  }
-  // keygate owns its endpoint paths: any other method there is a 405, never a trip upstream.
-  const owned = new Map(endpointSpecs.map((s) => [`${s.match ?? 'exact'} ${s.path}`, s]))
-  const ownedPaths = [...owned.values()].map((s): EndpointSpec => ({
-    path: s.path,
-    match: s.match,
-    methods: null,
-    policy: 'anonymous',
-    endpoint: 'method-not-allowed',
-  }))
-
   const configured = config.routes.map((r): CompiledRoute => ({
     name: r.name ?? r.path,
     prefix: r.path,
@@ -314,7 +184,7 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
   return deepFreeze({
     raw: config,
     rateLimits: config.rateLimits,
-    routes: [...[forwardAuth, ...endpointSpecs, ...ownedPaths].map(endpointRoute), ...configured, fallback],
+    routes: [...configured, fallback],
     identityHeaderNames: new Set(
       [
         h.user,
@@ -342,6 +212,47 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
     actionApiPaths: config.actionApi.paths,
     users: new Map(config.users.filter((u) => !u.disabled).map((u) => [u.username, u])),
   })
+}
+
+/** The token API's mounts, without a trailing slash. */
+export const tokenApiMounts = (config: GatewayConfig): string[] =>
+  config.tokenApi.mounts.map((m) => m.replace(/\/$/, ''))
+
+/**
+ * keygate's own endpoints as routes, ahead of the configured ones: each mount in order, then at
+ * every path they own a 405 for any other method (never a trip upstream).
+ */
+export function compileEndpointRoutes(compiled: CompiledConfig, mounts: readonly EndpointMount[]): CompiledRoute[] {
+  const config = compiled.raw
+  const headerMapping = compiled.routes.at(-1)!.headerMapping // the fallback route's: the global mapping
+  const route = (m: EndpointMount): CompiledRoute => ({
+    name: m.endpoint,
+    prefix: m.path,
+    match: m.match ?? 'exact',
+    methods: m.methods ? new Set(m.methods) : null,
+    policy: m.policy,
+    groups: [],
+    schemes: m.schemes ? new Set(m.schemes) : null,
+    tokenType: null,
+    upstream: config.upstream,
+    upstreamTls: config.upstreamTls ?? null,
+    passCredentials: false,
+    upgrades: NO_UPGRADES,
+    endpoint: m.endpoint,
+    rateLimit: null,
+    assertionAudience: null,
+    headerMapping,
+    signIn: false,
+  })
+  const owned = new Map(mounts.filter((m) => m.methods !== null).map((m) => [`${m.match ?? 'exact'} ${m.path}`, m]))
+  const ownedPaths = [...owned.values()].map((m): EndpointMount => ({
+    path: m.path,
+    match: m.match,
+    methods: null,
+    policy: 'anonymous',
+    endpoint: 'method-not-allowed',
+  }))
+  return deepFreeze([...mounts, ...ownedPaths].map(route))
 }
 
 /**

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto'
 import type { Clock } from '../clock.js'
-import { OAUTH2_CALLBACK_PATH, SIGN_OUT_PATH } from '../config/compile.js'
 import type { GatewayConfig, SignInConfig } from '../config/schema.js'
 import type { Store } from '../store/types.js'
 import type { Authenticator } from '../auth/types.js'
@@ -22,6 +21,10 @@ import type { EndpointContext, EndpointHandler } from './types.js'
 // The browser's way in (CONTRACT §7): the sign-in page and its password form, the providers'
 // start and callback, and sign-out. Every answer is an HTML page or a redirect, never JSON: a
 // person reads these.
+
+/** Fixed by the contract: the sign-out page and each provider's callback (its id is the token segment). */
+export const SIGN_OUT_PATH = '/_keygate/sign-out'
+export const OAUTH2_CALLBACK_PATH = '/_keygate/oauth2/callback'
 
 export interface SignInDeps {
   readonly config: GatewayConfig

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Refusal } from '../errors.js'
-import type { Principal } from '../principal.js'
+import type { Principal, Scheme } from '../principal.js'
+import type { EndpointId, PathMatch, Policy } from '../config/compile.js'
 import type { NormalizedTarget } from '../pipeline/normalize.js'
 import type { ClientAddress } from '../pipeline/client-ip.js'
 
@@ -19,3 +20,23 @@ export interface EndpointContext {
 }
 
 export type EndpointHandler = (ctx: EndpointContext) => void | Promise<void>
+
+/** Where one of keygate's own endpoints answers: a path, how it matches, which methods (null: any). */
+export interface EndpointPath {
+  readonly path: string
+  /** exact unless said otherwise */
+  readonly match?: PathMatch
+  readonly methods: readonly string[] | null
+}
+
+/** One endpoint: its paths, who may call it, and its handler, declared together. */
+export interface EndpointDeclaration {
+  /** none: not served under this config (sign-in without `signIn`) */
+  readonly at: readonly EndpointPath[]
+  readonly policy: Policy
+  readonly schemes?: readonly Scheme[]
+  readonly handler: EndpointHandler
+}
+
+/** Every endpoint keygate has: a missing one is a type error, never a 404 at run time. */
+export type EndpointTable = Readonly<Record<EndpointId, EndpointDeclaration>>

@@ -9,7 +9,7 @@ import type { ClientCertAuthenticator, ClientCertificate } from '../auth/mtls.js
 export interface AuthenticatorChain {
   /** lower-case scheme word → authenticator (apikey, apptoken, bearer) */
   readonly byScheme: ReadonlyMap<string, Authenticator>
-  readonly session: Authenticator | null
+  readonly session: Authenticator
   /** the session cookie's name (signIn.cookie.name, else keygate_session), read as is and as __Host- + name */
   readonly sessionCookie: string
   /** identityFromUpstream: the wiki's own cookies */
@@ -122,11 +122,9 @@ export function authenticate(input: AuthInput, chain: AuthenticatorChain): Maybe
     }
     // Another scheme (Basic for the app itself, say) is not ours: fall through to cookies.
   }
-  if (chain.session) {
-    const sessions = sessionCookies(input.rawHeaders, chain.sessionCookie)
-    if (sessions.length === 1) return run(chain.session, sessions[0]!, input.clientIp)
-    if (sessions.length > 1) return oneSession(chain.session, sessions, input.clientIp)
-  }
+  const sessions = sessionCookies(input.rawHeaders, chain.sessionCookie)
+  if (sessions.length === 1) return run(chain.session, sessions[0]!, input.clientIp)
+  if (sessions.length > 1) return oneSession(chain.session, sessions, input.clientIp)
   if (chain.upstream) {
     const cookies = headerValues(input.rawHeaders, 'cookie').join('; ')
     if (cookies) return andThen(run(chain.upstream, cookies, input.clientIp), (r) => (r.kind === 'skip' ? NONE : r))

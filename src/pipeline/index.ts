@@ -111,18 +111,22 @@ const deny = (
  * The one decision function behind the proxy and the forward-auth endpoint:
  * normalise → client IP → route → authenticate → authorize (incl. Action API modules) → rate limit.
  */
-export function createDecide(
-  config: CompiledConfig,
-  chain: AuthenticatorChain,
+export interface DecideDeps {
+  /** keygate's own endpoints first, then the configured routes and the fallback */
+  readonly routes: readonly CompiledRoute[]
+  readonly chain: AuthenticatorChain
   /** the caller's identity headers on a route (the signed assertion among them when configured) */
-  identityOf: IdentityOf,
-  audit: AuditSink,
-  rateLimit: RateLimitCheck | null = null,
-): Decide {
+  readonly identityOf: IdentityOf
+  readonly audit: AuditSink
+  readonly rateLimit: RateLimitCheck | null
+}
+
+export function createDecide(config: CompiledConfig, deps: DecideDeps): Decide {
+  const { chain, identityOf, audit, rateLimit } = deps
   const resolveClientIp = createClientIpResolver(config.raw.trustedProxies)
   const postBodies = config.raw.forwardAuth.actionPostBodies
-  const findRoute = createRouteTable(config.routes)
-  const findAppRoute = createRouteTable(config.routes.filter((r) => r.endpoint === null))
+  const findRoute = createRouteTable(deps.routes)
+  const findAppRoute = createRouteTable(deps.routes.filter((r) => r.endpoint === null))
   const redirects = config.raw.signIn?.redirect === 'auto'
   /** No credentials, or only a session cookie that is no longer good: a person's page load goes to sign in. */
   const unauthenticated = (
