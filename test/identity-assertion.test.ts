@@ -8,7 +8,7 @@ import { rawGet, startTestGateway, startUpstream } from './helpers.js'
 import { ALICE_PW, login, makeUsers } from './support/users.js'
 import { createManualClock } from '../src/clock.js'
 import { createKeyring } from '../src/tokens/keyring.js'
-import { createAssertionSigner } from '../src/identity/assertion.js'
+import { createAssertionSigner } from '../src/tokens/assertion.js'
 import type { Principal } from '../src/principal.js'
 
 // The signed identity assertion: a short-lived JWT beside the plain identity headers, verifiable

@@ -5,7 +5,7 @@ import { generateKeyPairSync } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { createManualClock } from '../src/clock.js'
 import { createKeyring } from '../src/tokens/keyring.js'
-import { createAssertionSigner } from '../src/identity/assertion.js'
+import { createAssertionSigner } from '../src/tokens/assertion.js'
 import { hasCommand } from './support/processes.js'
 
 // The KeygateAuth extension's verifier (plain PHP: openssl, sodium, hash_hmac) against the

@@ -553,3 +553,41 @@ test("GET /_keygate/metrics serves the gateway's own numbers to allowed addresse
   assert.equal(refused.status, 403, refused.body)
   assert.equal(refused.json?.code, 'E1004')
 })
+
+test('a request the parser refuses and a refused upgrade are logged and counted like any other request', async () => {
+  const up = await startUpstream()
+  const gw = await startTestGateway({ upstream: up.url })
+  const malformed = await rawRequest(gw.port, 'GET /x HTTP/1.1\r\nHost: gw.test\r\nNo colon here\r\n\r\n')
+  assert.equal(malformed.status, 400)
+  assert.equal(malformed.json?.code, 'E1030')
+  const upgrade = await rawRequest(
+    gw.port,
+    'GET /private HTTP/1.1\r\nHost: gw.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n',
+  )
+  assert.equal(upgrade.status, 401)
+  assert.equal(up.seen.length, 0, 'nothing reached the upstream')
+
+  const m = reader((await rawGet(gw.port, '/_keygate/metrics')).body)
+  assert.equal(
+    m.value('keygate_requests_total', { decision: 'deny', code: 'E1030', scheme: 'anonymous', route: 'none' }),
+    1,
+  )
+  assert.equal(
+    m.value('keygate_requests_total', { decision: 'deny', code: 'E1000', scheme: 'anonymous', route: 'default' }),
+    1,
+  )
+  const lines = gw.logs.map((l) => JSON.parse(l) as Record<string, unknown>)
+  const refused = lines.filter((l) => l.decision === 'deny')
+  assert.deepEqual(
+    refused.map((l) => [
+      l.status,
+      l.code,
+      l.path,
+      l.req_id === malformed.headers['x-request-id'] || l.req_id === upgrade.headers['x-request-id'],
+    ]),
+    [
+      [400, 'E1030', '-', true],
+      [401, 'E1000', '/private', true],
+    ],
+  )
+})

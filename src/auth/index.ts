@@ -1,7 +1,6 @@
 import type { Clock } from '../clock.js'
 import type { CompiledConfig } from '../config/compile.js'
 import type { AuditSink } from '../observe.js'
-import type { AuthenticatorChain } from '../pipeline/authenticate.js'
 import type { JwtKeys } from '../tokens/jwt-keys.js'
 import type { JwtClaims } from '../tokens/own-tokens.js'
 import type { IssuerVerifier } from '../tokens/issuers.js'
@@ -10,11 +9,25 @@ import type { TokenRegistry } from '../tokens/opaque.js'
 import type { IssuedTokens } from '../tokens/issued.js'
 import { SESSION_COOKIE } from '../principal.js'
 import { createApiKeyAuthenticator } from './apikey.js'
-import { createClientCertAuthenticator } from './mtls.js'
+import { createClientCertAuthenticator, type ClientCertAuthenticator } from './mtls.js'
 import { createAppTokenAuthenticator, type AppTokenRecord } from './apptoken.js'
 import { createJwtAuthenticator, createSessionKeeper } from './bearer.js'
 import { createUpstreamIdentity } from './upstream.js'
 import type { UserDirectory } from './login.js'
+import type { Authenticator } from './types.js'
+
+/** The authenticators of one config snapshot, chosen by the scheme word or the kind of credential. */
+export interface AuthenticatorChain {
+  /** lower-case scheme word → authenticator (apikey, apptoken, bearer) */
+  readonly byScheme: ReadonlyMap<string, Authenticator>
+  readonly session: Authenticator
+  /** the session cookie's name (signIn.cookie.name, else keygate_session), read as is and as __Host- + name */
+  readonly sessionCookie: string
+  /** identityFromUpstream: the wiki's own cookies */
+  readonly upstream: Authenticator | null
+  /** tls.clientCa: the client certificate of the connection (scheme mtls) */
+  readonly clientCert: ClientCertAuthenticator | null
+}
 
 /** The token services of one config snapshot that authentication reads (the gateway builds them). */
 export interface ChainServices {

@@ -81,7 +81,7 @@ const CROSS_SITE = refuse('E1004', { message: 'Cross-site sign-in refused' })
 
 export function createAuthorizeEndpoints(
   deps: AuthorizeDeps,
-): Record<'authorize' | 'refresh' | 'revoke', EndpointHandler> {
+): Record<'authorize' | 'refresh' | 'revoke' | 'public-key', EndpointHandler> {
   const { config, clock, keys, issued, revocation, users, limiter, audit, loginKeys } = deps
   // the same cookie as the sign-in page's (signIn.cookie.name), so either login is read alike
   const cookieName = config.signIn?.cookie.name ?? SESSION_COOKIE
@@ -164,6 +164,12 @@ export function createAuthorizeEndpoints(
   }
 
   return {
+    /** GET /api/public-key: the key clients encrypt passwords with; 404 when none is configured. */
+    'public-key': (ctx) =>
+      loginKeys.published
+        ? ctx.send(200, loginKeys.published)
+        : ctx.refuse(refuse('E1004', { status: 404, message: 'No login key is configured (secrets.loginKeys)' })),
+
     async authorize(ctx) {
       const started = performance.now()
       const parsed = await formFields(ctx)

@@ -15,7 +15,7 @@ import type { TokenRegistry } from '../tokens/opaque.js'
 import type { IssuedTokens } from '../tokens/issued.js'
 import { createCsrf } from '../signin/csrf.js'
 import type { OidcProvider } from '../signin/oidc.js'
-import { createLoginKeys, createPublicKeyEndpoint } from '../suffit/login-key.js'
+import { createLoginKeys } from '../suffit/login-key.js'
 import type { EndpointDeclaration, EndpointPath, EndpointTable } from '../endpoints/types.js'
 import { createReady, health, methodNotAllowed } from '../endpoints/ops.js'
 import { createMetricsEndpoint } from '../endpoints/metrics.js'
@@ -59,7 +59,6 @@ export function declareEndpoints(compiled: CompiledConfig, s: EndpointServices):
   const under = (suffix: string, methods: readonly string[], match?: EndpointPath['match']) =>
     mounts.map((m) => at(`${m}${suffix}`, methods, match))
   const authorizePaths = config.tokenApi.authorize.map((a) => a.path)
-  const loginKeys = createLoginKeys(config.secrets.loginKeys)
   const tokens = createTokenEndpoints({ config, userTokens: s.userTokens, appTokens: s.appTokens, audit: s.audit })
   const authorize = createAuthorizeEndpoints({
     config,
@@ -67,7 +66,7 @@ export function declareEndpoints(compiled: CompiledConfig, s: EndpointServices):
     keys: s.keys,
     issued: s.issued,
     revocation: s.revocation,
-    loginKeys,
+    loginKeys: createLoginKeys(config.secrets.loginKeys),
     users: s.users,
     limiter: s.limiter,
     audit: s.audit,
@@ -95,7 +94,7 @@ export function declareEndpoints(compiled: CompiledConfig, s: EndpointServices):
     'public-key': {
       at: [at('/api/public-key', GET)],
       policy: 'anonymous',
-      handler: createPublicKeyEndpoint(loginKeys),
+      handler: authorize['public-key'],
     },
     // Each of `tokenApi.authorize`'s paths logs in (POST) and revokes (DELETE), as /api/authorize does.
     authorize: { at: authorizePaths.map((p) => at(p, ['POST'])), policy: 'anonymous', handler: authorize.authorize },

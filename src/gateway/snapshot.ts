@@ -16,7 +16,7 @@ import { createIssuerVerifier } from '../tokens/issuers.js'
 import { createRevocation } from '../tokens/revocation.js'
 import { createTokenRegistry } from '../tokens/opaque.js'
 import { createIssuedTokens } from '../tokens/issued.js'
-import { createAssertionSigner } from '../identity/assertion.js'
+import { createAssertionSigner } from '../tokens/assertion.js'
 import { createAuthenticatorChain } from '../auth/index.js'
 import type { AppTokenRecord } from '../auth/apptoken.js'
 import { createLoginLimiter } from '../auth/login.js'
@@ -208,4 +208,25 @@ export async function buildSnapshot(config: GatewayConfig, parts: GatewayParts):
       void ldap?.close()
     },
   }
+}
+
+/** Taken by each request (and each upgrade until its tunnel opens) answered with this snapshot. */
+export function acquireSnapshot(snap: Snapshot): Snapshot {
+  snap.inFlight++
+  return snap
+}
+
+export function releaseSnapshot(snap: Snapshot): void {
+  if (--snap.inFlight === 0 && snap.retired) void snap.forwarder.close()
+}
+
+/**
+ * A replaced snapshot lets go of the store (its revocation subscription) and its caches at once;
+ * its upstream pools close when the last request answered with it is done, so that no request
+ * that started before the swap finds its pool closed.
+ */
+export async function retireSnapshot(snap: Snapshot): Promise<void> {
+  snap.retired = true
+  snap.detach()
+  if (snap.inFlight === 0) await snap.forwarder.close()
 }

@@ -1,22 +1,10 @@
 import { refuse, StoreUnavailableError } from '../errors.js'
 import type { AuthResult, Authenticator } from '../auth/types.js'
+import type { AuthenticatorChain } from '../auth/index.js'
 import type { Scheme } from '../principal.js'
 import { cookieValues, headerValues } from '../util/raw-headers.js'
 import { andThen, type MaybePromise } from '../util/maybe-promise.js'
-import type { ClientCertAuthenticator, ClientCertificate } from '../auth/mtls.js'
-
-/** The authenticators of one config snapshot, chosen by the scheme word or the kind of credential. */
-export interface AuthenticatorChain {
-  /** lower-case scheme word → authenticator (apikey, apptoken, bearer) */
-  readonly byScheme: ReadonlyMap<string, Authenticator>
-  readonly session: Authenticator
-  /** the session cookie's name (signIn.cookie.name, else keygate_session), read as is and as __Host- + name */
-  readonly sessionCookie: string
-  /** identityFromUpstream: the wiki's own cookies */
-  readonly upstream: Authenticator | null
-  /** tls.clientCa: the client certificate of the connection (scheme mtls) */
-  readonly clientCert: ClientCertAuthenticator | null
-}
+import type { ClientCertificate } from '../auth/mtls.js'
 
 /** The request's Authorization header, read once: what authentication checks and the proxy strips. */
 export interface Authorization {

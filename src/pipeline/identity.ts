@@ -3,7 +3,7 @@ import { canonicalHeaderName, connectionListed, HOP_BY_HOP } from '../util/heade
 import type { Principal } from '../principal.js'
 import type { GatewayConfig } from '../config/schema.js'
 import type { CompiledRoute } from '../config/compile.js'
-import type { AssertionFor } from '../identity/assertion.js'
+import type { AssertionFor } from '../tokens/assertion.js'
 import { renderMapping, type HeaderMapping } from '../identity/mapping.js'
 import { encodeGroupsHeader, encodeHeaderValue } from '../util/identity-value.js'
 
@@ -149,7 +149,7 @@ export type IdentityOf = (principal: Principal | null, route: RouteIdentity) => 
 /** What of a route decides the identity headers sent on it. */
 export type RouteIdentity = Pick<CompiledRoute, 'assertionAudience' | 'headerMapping'>
 
-/** identityAssertion's header and the signer of its assertions (src/identity/assertion.ts). */
+/** identityAssertion's header and the signer of its assertions (src/tokens/assertion.ts). */
 export interface AssertionHeader {
   readonly header: string
   readonly sign: AssertionFor

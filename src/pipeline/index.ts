@@ -4,7 +4,8 @@ import type { CompiledConfig, CompiledRoute } from '../config/compile.js'
 import type { Principal, Scheme } from '../principal.js'
 import { normalizeTarget, type NormalizedTarget } from './normalize.js'
 import { createClientIpResolver, type ClientAddress } from './client-ip.js'
-import { authenticate, credentialScheme, readAuthorization, type AuthenticatorChain } from './authenticate.js'
+import { authenticate, credentialScheme, readAuthorization } from './authenticate.js'
+import type { AuthenticatorChain } from '../auth/index.js'
 import { authorize, createRouteTable, isActionApiPath } from './authorize.js'
 import { checkActionParams } from './action-params.js'
 import type { IdentityOf } from './identity.js'
@@ -38,6 +39,8 @@ export type Decision =
       readonly route: CompiledRoute
       readonly principal: Principal | null
       readonly target: NormalizedTarget
+      /** the path and query the route's upstream gets (the normalised target) */
+      readonly upstreamPath: string
       readonly client: ClientAddress
       /** the caller's identity as headers: injected upstream, or set on a forward-auth answer */
       readonly identity: Readonly<Record<string, string>>
@@ -80,7 +83,18 @@ const allow = (
   credentialScheme: Scheme | null,
   body: Buffer | null,
   rateLimit: RateLimitOutcome | null,
-): Decision => ({ allow: true, route, principal, target, client, identity, credentialScheme, body, rateLimit })
+): Decision => ({
+  allow: true,
+  route,
+  principal,
+  target,
+  upstreamPath: target.query ? `${target.path}?${target.query}` : target.path,
+  client,
+  identity,
+  credentialScheme,
+  body,
+  rateLimit,
+})
 
 const deny = (
   refusal: Refusal,

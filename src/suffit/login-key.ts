@@ -1,9 +1,8 @@
 import { constants, createPrivateKey, createPublicKey, privateDecrypt, type KeyObject } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { KeygateError, refuse, refused, type Refused } from '../errors.js'
+import { KeygateError, refused, type Refused } from '../errors.js'
 import { readPem } from '../tokens/keyring.js'
 import type { GatewayConfig } from '../config/schema.js'
-import type { EndpointHandler } from '../endpoints/types.js'
 
 // Suffit's encrypted passwords: with `encrypted: true` the password field is base64 of an RSA-OAEP
 // (SHA-256) ciphertext made with keygate's login key, published at GET /api/public-key.
@@ -100,11 +99,3 @@ export function passwordOf(keys: LoginKeys, fields: Record<string, string>): { o
   const password = keys.decrypt(sent)
   return password ? { ok: true, password } : RSA_DECODE_ERROR
 }
-
-/** GET /api/public-key: the key clients encrypt passwords with; 404 when none is configured. */
-export const createPublicKeyEndpoint =
-  (keys: LoginKeys): EndpointHandler =>
-  (ctx) =>
-    keys.published
-      ? ctx.send(200, keys.published)
-      : ctx.refuse(refuse('E1004', { status: 404, message: 'No login key is configured (secrets.loginKeys)' }))

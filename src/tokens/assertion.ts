@@ -2,7 +2,7 @@ import { createHmac, sign } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 import type { Clock } from '../clock.js'
 import type { Principal } from '../principal.js'
-import type { SigningKey } from '../tokens/keyring.js'
+import type { SigningKey } from './keyring.js'
 
 // The signed identity assertion: a short-lived JWT beside the plain identity headers, which an
 // upstream (the KeygateAuth MediaWiki extension, or anything with a JWT library and keygate's

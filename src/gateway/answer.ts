@@ -1,0 +1,317 @@
+import { ServerResponse, type IncomingMessage, type Server } from 'node:http'
+import type { Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
+import { randomUUID } from 'node:crypto'
+import { statusOf, StoreUnavailableError, type Refusal } from '../errors.js'
+import { createRequestLog, redactPath, type Logger } from '../log.js'
+import type { Observer } from '../observe.js'
+import type { GatewayConfig } from '../config/schema.js'
+import type { Decision, DecisionRequest } from '../pipeline/index.js'
+import { clientCertificateOf } from '../auth/mtls.js'
+import { OWN_ENDPOINT_MAX_BODY_BYTES, readBoundedBody } from '../endpoints/body.js'
+import type { EndpointContext } from '../endpoints/types.js'
+import { cameOverHttps } from '../signin/cookies.js'
+import { signInRedirectLocation } from '../signin/page-load.js'
+import { bodyPending, hasBody } from '../http/request-body.js'
+import { canAnswer } from '../http/connections.js'
+import {
+  awaitingBody,
+  createBodyIdleTimeout,
+  createStreamBodyIdleTimeout,
+  type AwaitingBody,
+} from '../http/body-timeout.js'
+import { isWebSocketUpgrade } from '../http/upgrade.js'
+import {
+  BODY_TIMED_OUT,
+  endSocketWithRefusal,
+  HEADERS_TOO_LARGE,
+  MALFORMED_REQUEST,
+  REQUEST_TIMED_OUT,
+  sendRefusal,
+} from '../http/refusal.js'
+import { JSON_CONTENT_TYPE } from '../util/json-type.js'
+import { releaseSnapshot, type Snapshot } from './snapshot.js'
+import { proxy, tunnel, type Allowed } from './proxy.js'
+
+// How a gateway answers: each request (or upgrade) is decided once with the snapshot it arrived
+// under, then answered with a refusal, a sign-in redirect, one of keygate's endpoints, or the
+// proxy. Every answer, a refused upgrade and a request the parser refused among them, is
+// logged and counted once.
+
+/** The request body, read once, bounded by limits.maxBodyBytes and by maxBytes when given. */
+type ReadBody = (maxBytes?: number) => Promise<Buffer | Refusal>
+
+/** What happened after the decision: filled while answering, read by the log line and the request event. */
+interface Outcome {
+  /** a refusal made after an allowing decision (an endpoint's, or the upstream's E1032) */
+  refusal: Refusal | null
+  upstreamMs: number | null
+  upstreamError: 'unreachable' | 'timeout' | null
+}
+
+export interface Answerer {
+  readonly request: (snap: Snapshot, req: IncomingMessage, res: ServerResponse) => void
+  readonly upgrade: (snap: Snapshot, req: IncomingMessage, socket: Duplex, head: Buffer) => void
+  /** what the HTTP parser refused, or a request that timed out before it was whole */
+  readonly clientError: (err: NodeJS.ErrnoException, socket: Socket) => void
+}
+
+export function createAnswerer(
+  server: Server,
+  limits: GatewayConfig['limits'],
+  parts: { readonly logger: Logger; readonly observer: Observer },
+): Answerer {
+  const { logger, observer } = parts
+  const requestLog = createRequestLog(logger)
+  const answerTimedOut = ({ res, requestId }: AwaitingBody, socket: Socket) => {
+    if (res.headersSent) return socket.destroy()
+    sendRefusal(res, BODY_TIMED_OUT, requestId)
+  }
+  const watchBody = createBodyIdleTimeout(server, limits.bodyIdleTimeout, answerTimedOut)
+  const watchStreamBody = createStreamBodyIdleTimeout(limits.bodyIdleTimeout, (res, requestId) =>
+    sendRefusal(res, BODY_TIMED_OUT, requestId),
+  )
+
+  /** Fail closed: anything unexpected answers E1005 (E1006 when the store is down). */
+  function answerFailure(res: ServerResponse, err: unknown, requestId: string): Refusal | null {
+    const storeDown = err instanceof StoreUnavailableError
+    if (!storeDown)
+      logger.error({ err: { message: (err as Error).message, stack: (err as Error).stack } }, 'request failed')
+    if (res.headersSent) {
+      res.destroy()
+      return null
+    }
+    const refusal: Refusal = storeDown ? { code: 'E1006' } : { code: 'E1005', message: 'Internal error' }
+    sendRefusal(res, refusal, requestId)
+    return refusal
+  }
+
+  // Every answer carries X-Request-Id in its own writeHead (no setHeader: it would take Node
+  // off the fast path of writeHead with a headers object). The request line is written once
+  // the answer is (no 'finish' listener per request).
+  async function handle(snap: Snapshot, req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
+    const started = performance.now()
+    const maxBody = snap.compiled.raw.limits.maxBodyBytes
+    let bodyRead: Promise<Buffer | Refusal> | null = null
+    const readBody: ReadBody = (maxBytes = maxBody) => (bodyRead ??= readBoundedBody(req, Math.min(maxBytes, maxBody)))
+    try {
+      const decided = snap.decide(decisionRequest(req, readBody))
+      const decision = decided instanceof Promise ? await decided : decided
+      const outcome: Outcome = { refusal: null, upstreamMs: null, upstreamError: null }
+      try {
+        await answer(snap, req, res, requestId, decision, readBody, outcome)
+      } catch (err) {
+        outcome.refusal = answerFailure(res, err, requestId)
+      }
+      record(req, res.statusCode, decision, requestId, started, outcome)
+    } finally {
+      releaseSnapshot(snap)
+    }
+  }
+
+  async function answer(
+    snap: Snapshot,
+    req: IncomingMessage,
+    res: ServerResponse,
+    requestId: string,
+    decision: Decision,
+    readBody: ReadBody,
+    outcome: Outcome,
+  ): Promise<void> {
+    const rateHeaders = decision.rateLimit?.headers ?? null
+    if (!decision.allow && decision.signIn) {
+      const https = cameOverHttps(req.headers, 'encrypted' in req.socket, decision.client?.peerTrusted ?? false)
+      const location = signInRedirectLocation(snap.compiled.raw.signIn!, req.headers, https, req.url ?? '/')
+      return void res.writeHead(302, { location, 'cache-control': 'no-store', 'x-request-id': requestId }).end()
+    }
+    if (!decision.allow) return sendRefusal(res, decision.refusal, requestId, decision.challenge, rateHeaders)
+    if (rateHeaders !== null && (decision.route.endpoint || decision.route.upstream === 'demo'))
+      for (const name in rateHeaders) res.setHeader(name, rateHeaders[name]!)
+    if (decision.route.endpoint) {
+      const ctx = endpointContext(req, res, requestId, decision, readBody, outcome)
+      try {
+        await snap.endpoints[decision.route.endpoint].handler(ctx)
+      } catch (err) {
+        // An endpoint whose store call failed answers E1006 (and is logged and counted as such).
+        if (!(err instanceof StoreUnavailableError) || res.headersSent) throw err
+        ctx.refuse({ code: 'E1006' })
+      }
+      return
+    }
+    const proxied = proxy(snap, req, res, decision, requestId)
+    const forwarded = proxied instanceof Promise ? await proxied : proxied
+    outcome.upstreamMs = forwarded.upstreamMs
+    if (forwarded.refusal) {
+      outcome.refusal = forwarded.refusal
+      outcome.upstreamError = statusOf(forwarded.refusal) === 504 ? 'timeout' : 'unreachable'
+      sendRefusal(res, forwarded.refusal, requestId)
+    }
+  }
+
+  async function upgradeOn(snap: Snapshot, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const requestId = randomUUID()
+    const started = performance.now()
+    const decision = await snap.decide(decisionRequest(req, null))
+    const outcome: Outcome = { refusal: null, upstreamMs: null, upstreamError: null }
+    const refuse = (refusal: Refusal, challenge?: string | null) => {
+      endSocketWithRefusal(socket, refusal, requestId, challenge)
+      record(req, statusOf(refusal), decision, requestId, started, outcome)
+    }
+    if (!decision.allow) return refuse(decision.refusal, decision.challenge)
+    // Only WebSocket is tunnelled unless the route names the protocol: a tunnel carries bytes
+    // keygate never judges (h2c would carry further requests for any path).
+    if (!isWebSocketUpgrade(req.headers.upgrade) && !decision.route.upgrades.has(upgradeProtocol(req)))
+      return serveWithoutUpgrade(req, socket as Socket)
+    if (decision.route.endpoint || decision.route.upstream === 'demo') {
+      outcome.refusal = { code: 'E1004', status: 404, message: 'No upgrade here' }
+      return refuse(outcome.refusal)
+    }
+    outcome.refusal = await tunnel(snap, req, socket, head, decision, requestId)
+    if (outcome.refusal) return refuse(outcome.refusal)
+    record(req, 101, decision, requestId, started, outcome)
+  }
+
+  /** RFC 9110 §7.8: a server may ignore Upgrade. The request is answered as plain HTTP/1.1, then the connection closes. */
+  function serveWithoutUpgrade(req: IncomingMessage, socket: Socket): void {
+    // The parser has let go of this connection: a body could not be read (nor be left unread).
+    if (hasBody(req)) return refuseConnection(socket, { code: 'E1030', message: 'Upgrade with a body is not accepted' })
+    const res = new ServerResponse(req)
+    res.shouldKeepAlive = false
+    res.assignSocket(socket)
+    res.once('finish', () => socket.destroySoon())
+    server.emit('request', req, res)
+  }
+
+  /** A refusal written on a socket that carries no request keygate could read; logged and counted as one. */
+  function refuseConnection(socket: Duplex, refusal: Refusal): void {
+    const requestId = randomUUID()
+    endSocketWithRefusal(socket, refusal, requestId)
+    record(null, statusOf(refusal), null, requestId, performance.now(), {
+      refusal,
+      upstreamMs: null,
+      upstreamError: null,
+    })
+  }
+
+  function endpointContext(
+    req: IncomingMessage,
+    res: ServerResponse,
+    requestId: string,
+    decision: Allowed,
+    readBody: ReadBody,
+    outcome: Outcome,
+  ): EndpointContext {
+    return {
+      req,
+      res,
+      requestId,
+      principal: decision.principal,
+      target: decision.target,
+      client: decision.client,
+      // keygate's own endpoints take a few fields: a body is refused long before parsing it could cost
+      readBody: () => readBody(OWN_ENDPOINT_MAX_BODY_BYTES),
+      send(status, body, headers) {
+        const text = JSON.stringify(body)
+        res.writeHead(status, {
+          'content-type': JSON_CONTENT_TYPE,
+          'cache-control': 'no-store',
+          'x-request-id': requestId,
+          ...headers,
+        })
+        res.end(text)
+      },
+      refuse(refusal, headers) {
+        outcome.refusal = refusal
+        sendRefusal(res, refusal, requestId, headers?.['www-authenticate'] ?? null, headers)
+      },
+    }
+  }
+
+  /** The request event (metrics, audit taps) and the request line; `req` is null when the parser refused it. */
+  function record(
+    req: IncomingMessage | null,
+    status: number,
+    decision: Decision | null,
+    requestId: string,
+    started: number,
+    outcome: Outcome,
+  ): void {
+    const p = decision?.principal
+    const durationMs = performance.now() - started
+    const refusal = decision === null || decision.allow ? outcome.refusal : decision.refusal
+    observer.request({
+      decision: refusal ? 'deny' : 'allow',
+      code: refusal?.code ?? null,
+      scheme: p?.scheme ?? 'anonymous',
+      route: decision?.route?.name ?? 'none',
+      status,
+      durationMs,
+      upstreamMs: outcome.upstreamMs,
+      upstreamError: outcome.upstreamError,
+      rateLimit: decision?.rateLimit ?? null,
+    })
+    if (!requestLog.enabled()) return
+    requestLog.write({
+      reqId: requestId,
+      method: req?.method ?? '-',
+      // the normalised path where there is one: the odd spellings of a token path are redacted there
+      path: req ? redactPath(decision?.target?.path ?? (req.url ?? '/').split('?')[0]!) : '-',
+      status,
+      durationMs,
+      decision: refusal ? 'deny' : 'allow',
+      code: refusal?.code,
+      scheme: p?.scheme ?? 'anonymous',
+      principal: p?.username,
+      route: decision?.route?.name,
+      clientIp: decision?.client?.clientIp,
+      traceId: req ? traceIdOf(req.headers.traceparent) : undefined,
+    })
+  }
+
+  return {
+    request: (snap, req, res) => {
+      const requestId = randomUUID()
+      if (bodyPending(req)) (req.httpVersionMajor < 2 ? watchBody : watchStreamBody)(req, res, requestId)
+      handle(snap, req, res, requestId).catch((err) => answerFailure(res, err, requestId))
+    },
+    upgrade: (snap, req, socket, head) => {
+      socket.on('error', () => socket.destroy())
+      upgradeOn(snap, req, socket, head)
+        .catch(() => socket.destroy())
+        .finally(() => releaseSnapshot(snap)) // an open tunnel no longer needs the pool
+    },
+    clientError: (err, socket) => {
+      if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+        // headersTimeout or requestTimeout: 408 while no answer has started, else just cut
+        const awaiting = awaitingBody(socket)
+        if (awaiting) return answerTimedOut(awaiting, socket)
+        if (!canAnswer(socket)) return socket.destroy()
+        return refuseConnection(socket, REQUEST_TIMED_OUT)
+      }
+      if (!socket.writable) return socket.destroy()
+      refuseConnection(socket, err.code === 'HPE_HEADER_OVERFLOW' ? HEADERS_TOO_LARGE : MALFORMED_REQUEST)
+    },
+  }
+}
+
+const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/
+/** The W3C trace id, for the log line; the header itself goes upstream unchanged. */
+const traceIdOf = (header: string | string[] | undefined): string | undefined =>
+  typeof header === 'string' ? TRACEPARENT.exec(header.trim())?.[1] : undefined
+
+/** The proxied request itself, as the pipeline decides on it. */
+const decisionRequest = (req: IncomingMessage, readBody: DecisionRequest['readBody']): DecisionRequest => ({
+  method: req.method ?? 'GET',
+  target: req.url ?? '/',
+  headers: req.headers,
+  rawHeaders: req.rawHeaders,
+  peerIp: req.socket.remoteAddress ?? '',
+  clientCertificate: clientCertificateOf(req.socket),
+  readBody,
+  forApp: false,
+})
+
+const upgradeProtocol = (req: IncomingMessage): string =>
+  String(req.headers.upgrade ?? '')
+    .trim()
+    .toLowerCase()
