@@ -75,3 +75,31 @@ test(
     assert.equal(res.json?.code, 'E1000', res.body.slice(0, 200))
   },
 )
+
+test(
+  'nginx: keygate without its store answers 503 E1006 through the example; keygate unreachable stays a 500; the app sees neither',
+  { skip: gate.skip },
+  async () => {
+    const app = await startMediaWikiUpstream()
+    const appAddr = app.url.slice('http://'.length)
+    // Redis on a port where nothing listens: every request that needs the store is refused (fail
+    // closed), a rate-limited key's among them (its count lives in the store)
+    const key = 'nginx-storeless-key-0123456789abcdef0123456789'
+    const gw = await startTestGateway(
+      matrixGatewayConfig({
+        store: { redis: `redis://127.0.0.1:${await freePort()}` },
+        apiKeys: [{ name: 'limited', key, allow: { paths: ['/app/'] }, rateLimit: { rate: '2/m' } }],
+      }),
+    )
+    const [storeless, keygateDown] = [await freePort(), await freePort()]
+    await startNginxExample({ port: storeless, keygatePort: gw.port, appAddr })
+    await startNginxExample({ port: keygateDown, keygatePort: await freePort(), appAddr })
+    const apiKey = { Authorization: `ApiKey ${key}` }
+    const refused = await viaProxy(storeless, 'GET', '/app/page', apiKey)
+    assert.equal(refused.status, 503, `${refused.status} ${refused.body.slice(0, 200)}`)
+    assert.deepEqual(refused.json, { status: false, code: 'E1006', message: 'Cannot reach the store' })
+    const down = await viaProxy(keygateDown, 'GET', '/app/page', apiKey)
+    assert.equal(down.status, 500, `${down.status} ${down.body.slice(0, 200)}`)
+    assert.equal(app.seen.length, 0, 'the app saw nothing')
+  },
+)

@@ -7,6 +7,8 @@ import { eachLimited, OWN_ENDPOINT_PROBES } from './own-endpoints.js'
 // (nginx auth_request, Caddy forward_auth): the same keygate config, the same app, the same requests.
 
 export const MATRIX_KEY = 'proxy-matrix-key-0123456789abcdef0123456789'
+/** a key held to two requests a minute */
+const LIMITED_KEY = 'proxy-matrix-limited-key-0123456789abcdef012'
 export const SERVICE_USER = 'ChatBot service user'
 /** Clients talk to the proxy from here; the proxy talks to keygate from 127.0.0.1 (trusted). */
 export const CLIENT_IP = '127.0.0.2'
@@ -24,6 +26,7 @@ export const matrixGatewayConfig = (extra: Record<string, unknown> = {}) => ({
       cidr: [`${CLIENT_IP}/32`],
       allow: { paths: ['/app/'], actionModules: ['opensearch'] },
     },
+    { name: 'limited', key: LIMITED_KEY, allow: { paths: ['/app/'] }, rateLimit: { rate: '2/m' } },
   ],
   routes: [
     { path: '/public/', methods: ['GET', 'HEAD'], anonymous: true },
@@ -234,6 +237,21 @@ export function defineProxyMatrix(label: string, started: ProxyUnderTest | null,
       CLIENT_IP,
     )
     assert.equal(real.status, 200, `the proxy appends the real client ${CLIENT_IP}: ${real.body}`)
+  })
+
+  t('over a rate limit: 429 E1031 with Retry-After and the RateLimit headers, and the app sees nothing', async (p) => {
+    const limited = { Authorization: `ApiKey ${LIMITED_KEY}` }
+    for (let i = 0; i < 2; i++) assert.equal((await viaProxy(p.port, 'GET', '/app/page', limited)).status, 200)
+    const before = p.seen.length
+    const res = await viaProxy(p.port, 'GET', '/app/page', limited)
+    assert.equal(res.status, 429, `${res.status} ${res.body.slice(0, 200)}`)
+    assert.equal(res.json?.code, 'E1031', res.body)
+    assert.equal(res.json?.message, 'Too many attempts', res.body)
+    assert.ok(Number(res.headers['retry-after']) >= 1, `Retry-After: ${res.headers['retry-after']}`)
+    assert.equal(res.headers['ratelimit-policy'], '"key:limited";q=2;w=60')
+    assert.match(res.headers['ratelimit'] ?? '', /^"key:limited";r=0;t=\d+$/)
+    assert.match(res.headers['x-request-id'] ?? '', /^[0-9a-f-]{36}$/, "keygate's request id")
+    assert.equal(newSeen(p, before).length, 0, 'the app saw no refused request')
   })
 
   t("keygate's own endpoint paths, and every path under them, never reach the app without credentials", async (p) => {
