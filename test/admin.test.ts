@@ -1,6 +1,5 @@
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { createServer } from 'node:net'
 import { once } from 'node:events'
 import { readFileSync, writeFileSync } from 'node:fs'
@@ -18,6 +17,7 @@ import { hashPassword } from '../src/tokens/password.js'
 import { sha256Hex } from '../src/util/secret.js'
 import { rawGet, rawRequest, TEST_SECRET } from './helpers.js'
 import { makeTempDir } from './support/processes.js'
+import { runKeygate, startKeygate } from './support/keygate-process.js'
 
 // The admin command line against real Redis: the same store (URL + prefix, from the config file)
 // a running gateway uses, and a gateway process that must see a revocation within a second.
@@ -74,24 +74,6 @@ async function admin(...argv: string[]): Promise<{ code: number; out: string; er
     json = undefined
   }
   return { code, out, err, json }
-}
-
-/** The real command line as a child process. */
-async function cli(args: readonly string[]): Promise<{ code: number | null; out: string; err: string; ms: number }> {
-  const started = Date.now()
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let out = ''
-  let err = ''
-  child.stdout.on('data', (c) => {
-    out += c
-  })
-  child.stderr.on('data', (c) => {
-    err += c
-  })
-  const [code] = (await once(child, 'exit')) as [number | null]
-  return { code, out, err, ms: Date.now() - started }
 }
 
 const HOUR = 3_600_000
@@ -174,13 +156,13 @@ test('a config without store.redis, an invalid config and an unreachable Redis e
   probe.close()
   const down = join(dir, 'down.yaml')
   writeFileSync(down, `upstream: demo\nstore: {redis: "redis://:hunter2-redis-pw@127.0.0.1:${port}"}\n`)
-  const r4 = await cli(['tokens', 'list', '--config', down])
+  const r4 = await runKeygate(['tokens', 'list', '--config', down])
   assert.equal(r4.code, 1, r4.err)
   assert.match(r4.err, /cannot reach the store at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+/, r4.err)
   assert.ok(!r4.err.includes('hunter2-redis-pw'), 'the Redis password was printed')
   // It gives up after about a second rather than retrying: measured against a command that fails
   // before any connection, since tsx start-up alone takes seconds on a loaded machine.
-  const startUp = await cli(['tokens', 'list', '--config', memory])
+  const startUp = await runKeygate(['tokens', 'list', '--config', memory])
   assert.equal(startUp.code, 1, startUp.err)
   assert.ok(r4.ms - startUp.ms < 3_000, `took ${r4.ms} ms to give up, ${startUp.ms} ms without a store to reach`)
 })
@@ -403,31 +385,6 @@ const PASSWORD = 'admin test password 99'
 const API_KEY = 'admin-test-api-key-0123456789abcdef0123'
 const SALT = 'admin-test-salt-0123456789abcdef0123456789'
 
-async function startGatewayProcess(config: string) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--config', config], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  after(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    const exited = once(child, 'exit')
-    child.kill('SIGTERM')
-    const timer = setTimeout(() => child.kill('SIGKILL'), 3_000)
-    await exited
-    clearTimeout(timer)
-  })
-  let out = ''
-  child.stdout.on('data', (c) => {
-    out += c
-  })
-  child.stderr.on('data', (c) => {
-    out += c
-  })
-  for (let i = 0; i < 150 && !out.includes('keygate listening'); i++) await new Promise((r) => setTimeout(r, 100))
-  const port = Number(/"listen":"[^"]*:(\d+)"/.exec(out)?.[1])
-  assert.ok(port > 0, `the gateway did not start: ${out}`)
-  return { child, port, output: () => out }
-}
-
 const postJson = (port: number, path: string, body: unknown, headers: Record<string, string> = {}) => {
   const text = JSON.stringify(body)
   const extra = Object.entries(headers)
@@ -462,7 +419,7 @@ apiKeys:
 `,
     `{jwt: {secret: ${TEST_SECRET}}, salt: ${SALT}}`,
   )
-  const gw = await startGatewayProcess(config)
+  const gw = await startKeygate(config)
 
   const login = await postJson(gw.port, '/api/authorize', {
     username: 'carol',
@@ -484,7 +441,7 @@ apiKeys:
     assert.equal((await rawGet(gw.port, '/wiki/Page', cookie)).status, 200)
   }
 
-  const listed = await cli(['tokens', 'list', '--user', 'carol', '--json', '--config', config])
+  const listed = await runKeygate(['tokens', 'list', '--user', 'carol', '--json', '--config', config])
   assert.equal(listed.code, 0, listed.err)
   assert.deepEqual(
     JSON.parse(listed.out)
@@ -492,21 +449,21 @@ apiKeys:
       .sort(),
     [login.json.jti, session.json.jti].sort(),
   )
-  const sessions = await cli(['sessions', 'list', '--json', '--config', config])
+  const sessions = await runKeygate(['sessions', 'list', '--json', '--config', config])
   assert.deepEqual(
     JSON.parse(sessions.out).map((r: any) => r.jti),
     [session.json.jti],
   )
 
   // ending the session first: the Bearer token must keep working
-  const endSession = await cli(['sessions', 'revoke', session.json.jti, '--config', config])
+  const endSession = await runKeygate(['sessions', 'revoke', session.json.jti, '--config', config])
   assert.equal(endSession.code, 0, endSession.err)
   const sessionGone = await refusedWithin(Date.now(), 1_000, () => rawGet(gw.port, '/wiki/Page', cookie))
   assert.equal(sessionGone.status, 401, 'the ended session is refused')
   assert.ok(sessionGone.ms <= 1_000, `the session was still accepted ${sessionGone.ms} ms after the command exited`)
   assert.equal((await rawGet(gw.port, '/wiki/Page', bearer)).status, 200, 'the Bearer token was not revoked')
 
-  const revoke = await cli(['tokens', 'revoke', '--user', 'carol', '--config', config])
+  const revoke = await runKeygate(['tokens', 'revoke', '--user', 'carol', '--config', config])
   const exited = Date.now()
   assert.equal(revoke.code, 0, revoke.err)
   assert.equal(revoke.out, `revoked 1 token of carol: ${login.json.jti}\n`)
@@ -520,9 +477,9 @@ apiKeys:
   assert.equal(generated.status, 200, generated.body)
   const appToken = { Authorization: `AppToken ${generated.json.value}` }
   assert.equal((await rawGet(gw.port, '/wiki/Page', appToken)).status, 200)
-  const apps = await cli(['apptokens', 'list', '--json', '--config', config])
+  const apps = await runKeygate(['apptokens', 'list', '--json', '--config', config])
   assert.equal(JSON.parse(apps.out).length, 1, apps.out)
-  const revokeApps = await cli(['apptokens', 'revoke', '--all', '--config', config])
+  const revokeApps = await runKeygate(['apptokens', 'revoke', '--all', '--config', config])
   const appsExited = Date.now()
   assert.equal(revokeApps.code, 0, revokeApps.err)
   const appRefused = await refusedWithin(appsExited, 1_000, () => rawGet(gw.port, '/wiki/Page', appToken))
@@ -547,26 +504,26 @@ users:
     assert.equal(r.status, 200, r.body)
     return r.json as { token: string; jti: string }
   }
-  const first = await startGatewayProcess(config)
+  const first = await startKeygate(config)
   const a1 = await loginDave()
   const a2 = await loginDave()
   const a3 = await loginDave()
   const api = await loginDave('api')
   const get = (port: number, t: { token: string }) => rawGet(port, '/wiki/Page', { Authorization: `Bearer ${t.token}` })
-  assert.equal((await cli(['tokens', 'revoke', a1.jti, '--config', config])).code, 0)
+  assert.equal((await runKeygate(['tokens', 'revoke', a1.jti, '--config', config])).code, 0)
   assert.equal((await refusedWithin(Date.now(), 1_000, () => get(first.port, a1))).status, 401)
 
   // The loss: Redis comes back empty (no persistence), and a gateway starts afresh.
   await Promise.all((await store.keys('')).map((k) => store.del(k)))
   first.child.kill('SIGTERM')
   await once(first.child, 'exit')
-  const gw = await startGatewayProcess(config)
+  const gw = await startKeygate(config)
   assert.equal((await get(gw.port, a1)).status, 200, 'the revoked access token is accepted again: what the loss means')
   for (const t of [a2, a3]) assert.equal((await get(gw.port, t)).status, 200)
   assert.equal((await get(gw.port, api)).status, 401, 'an api token lived in its record: gone with it')
 
   // a bare jti with no record: denylisted for the longest configured lifetime (+ clockSkew)
-  const byJti = await cli(['tokens', 'revoke', a1.jti, '--config', config])
+  const byJti = await runKeygate(['tokens', 'revoke', a1.jti, '--config', config])
   assert.equal(byJti.code, 0, byJti.err)
   assert.match(byJti.out, /no record of .*denylisted until/)
   const r1 = await refusedWithin(Date.now(), 1_000, () => get(gw.port, a1))
@@ -577,7 +534,7 @@ users:
   assert.ok(ttl1 > longest - 60_000 && ttl1 <= longest, `the bare jti's entry lives ${ttl1} ms`)
 
   // --token: checked with the configured key, denylisted until its own exp (+ clockSkew)
-  const byToken = await cli(['tokens', 'revoke', '--token', a2.token, '--config', config])
+  const byToken = await runKeygate(['tokens', 'revoke', '--token', a2.token, '--config', config])
   assert.equal(byToken.code, 0, byToken.err)
   assert.ok(!byToken.out.includes(a2.token), 'the token is not echoed')
   const r2 = await refusedWithin(Date.now(), 1_000, () => get(gw.port, a2))
@@ -585,13 +542,13 @@ users:
   const exp = JSON.parse(Buffer.from(a2.token.split('.')[1]!, 'base64url').toString()).exp * 1000
   const ttl2 = (await store.ttl(revokedJtiKey(a2.jti)))!
   assert.ok(Math.abs(Date.now() + ttl2 - (exp + 30_000)) < 5_000, `the token's entry ends at exp + skew (${ttl2} ms)`)
-  const forged = await cli(['tokens', 'revoke', '--token', `${a3.token.slice(0, -4)}AAAA`, '--config', config])
+  const forged = await runKeygate(['tokens', 'revoke', '--token', `${a3.token.slice(0, -4)}AAAA`, '--config', config])
   assert.equal(forged.code, 1)
   assert.match(forged.err, /not a token the gateway accepts \(signature\)/)
 
   // --all --before now: every older token of the issuer, on the running gateway within 1 s
   assert.equal((await get(gw.port, a3)).status, 200)
-  const cut = await cli(['tokens', 'revoke', '--all', '--before', 'now', '--json', '--config', config])
+  const cut = await runKeygate(['tokens', 'revoke', '--all', '--before', 'now', '--json', '--config', config])
   const cutAt = Date.now()
   assert.equal(cut.code, 0, cut.err)
   assert.equal(JSON.parse(cut.out).issuer, 'keygate')
@@ -603,7 +560,7 @@ users:
   const fresh = await postJson(gw.port, '/api/authorize', { username: 'dave', password: PASSWORD })
   assert.equal((await get(gw.port, fresh.json)).status, 200, 'a token issued after the cut')
   // and a second gateway started now reads the epoch from the store
-  const later = await startGatewayProcess(config)
+  const later = await startKeygate(config)
   assert.equal((await get(later.port, a3)).json?.code, 'E1002')
   assert.equal((await get(later.port, fresh.json)).status, 200)
 })

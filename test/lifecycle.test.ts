@@ -1,6 +1,5 @@
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -9,6 +8,7 @@ import { createServer } from 'node:http'
 import { connect } from 'node:net'
 import { rawGet, startTestGateway, startUpstream, captureLogs } from './helpers.js'
 import { startGateway } from '../src/server.js'
+import { startKeygate } from './support/keygate-process.js'
 
 function tempConfig(text: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'kg-life-'))
@@ -17,31 +17,11 @@ function tempConfig(text: string): string {
   return file
 }
 
-async function startCli(file: string) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--config', file], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  after(() => {
-    if (child.exitCode === null) child.kill('SIGKILL')
-  })
-  let out = ''
-  child.stdout.on('data', (c) => {
-    out += c
-  })
-  child.stderr.on('data', (c) => {
-    out += c
-  })
-  for (let i = 0; i < 100 && !out.includes('keygate listening'); i++) await new Promise((r) => setTimeout(r, 100))
-  const port = Number(/"listen":"[^"]*:(\d+)"/.exec(out)?.[1])
-  assert.ok(port > 0, `gateway did not start: ${out}`)
-  return { child, port, output: () => out }
-}
-
 test('SIGTERM: stops accepting, lets an in-flight request finish, exits 0', async () => {
   const up = await startUpstream((_req, res) => {
     setTimeout(() => res.end('slow but whole'), 800)
   })
-  const { child, port } = await startCli(
+  const { child, port } = await startKeygate(
     tempConfig(`listen: 127.0.0.1:0\nupstream: ${up.url}\ndefaultPolicy: anonymous\n`),
   )
   const inFlight = rawGet(port, '/slow')
@@ -57,7 +37,7 @@ test('SIGTERM: stops accepting, lets an in-flight request finish, exits 0', asyn
 test('SIGHUP reloads the config; a broken config is logged and the old one keeps serving', async () => {
   const up = await startUpstream()
   const file = tempConfig(`listen: 127.0.0.1:0\nupstream: ${up.url}\ndefaultPolicy: deny\n`)
-  const { child, port, output } = await startCli(file)
+  const { child, port, output } = await startKeygate(file)
   assert.equal((await rawGet(port, '/x')).status, 403)
   writeFileSync(file, `listen: 127.0.0.1:0\nupstream: ${up.url}\ndefaultPolicy: anonymous\n`)
   child.kill('SIGHUP')
@@ -169,22 +149,7 @@ test('workers: 2 runs a primary and two workers on one port, sharing Redis; SIGT
   const port = (probe.address() as { port: number }).port
   probe.close()
   writeFileSync(file, readFileSync(file, 'utf8').replace('127.0.0.1:0', `127.0.0.1:${port}`))
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--config', file], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  after(() => {
-    if (child.exitCode === null) child.kill('SIGKILL')
-  })
-  let out = ''
-  child.stdout.on('data', (c) => {
-    out += c
-  })
-  child.stderr.on('data', (c) => {
-    out += c
-  })
-  for (let i = 0; i < 100 && (out.match(/keygate listening/g) ?? []).length < 2; i++)
-    await new Promise((r) => setTimeout(r, 100))
-  assert.equal((out.match(/keygate listening/g) ?? []).length, 2, `two workers listen: ${out}`)
+  const { child, output } = await startKeygate(file, { listeners: 2 })
   const body = JSON.stringify({ username: 'carl', password: 'cluster-password' })
   const { rawRequest } = await import('./helpers.js')
   const login = await rawRequest(
@@ -198,7 +163,7 @@ test('workers: 2 runs a primary and two workers on one port, sharing Redis; SIGT
   }
   child.kill('SIGTERM')
   const [code] = await once(child, 'exit')
-  assert.equal(code, 0, out)
+  assert.equal(code, 0, output())
   const { createRedisStore } = await import('../src/store/redis.js')
   const store = createRedisStore({ redis: 'redis://127.0.0.1:6379', prefix })
   await Promise.all((await store.keys('')).map((k) => store.del(k)))

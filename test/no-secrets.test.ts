@@ -1,6 +1,5 @@
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -9,6 +8,7 @@ import { createRedisStore } from '../src/store/redis.js'
 import { hashPassword } from '../src/tokens/password.js'
 import { rawGet, rawRequest, startTestGateway, startUpstream, TEST_SECRET, type RawResponse } from './helpers.js'
 import { makeTempDir } from './support/processes.js'
+import { runKeygate, startKeygate } from './support/keygate-process.js'
 
 // CONTRACT §1: logs never hold a secret, a token, a password or an Authorization header, not even
 // a token inside a path. A gateway process runs a scripted session touching every kind of
@@ -34,21 +34,6 @@ const API_KEY = 'apikey-Vb55-never-log-me-0123456789abcdef'
 const JWT_SECRET = 'jwtsecret-Hn62-never-log-me-0123456789abcdef'
 const SALT = 'salt-Pw90-never-log-me-0123456789abcdef'
 const BOGUS_BEARER = 'bogus-Rt13-never-log-me'
-
-async function runCli(args: readonly string[]): Promise<{ code: number | null; out: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let out = ''
-  child.stdout.on('data', (c) => {
-    out += c
-  })
-  child.stderr.on('data', (c) => {
-    out += c
-  })
-  const [code] = (await once(child, 'exit')) as [number | null]
-  return { code, out }
-}
 
 function request(
   port: number,
@@ -94,22 +79,7 @@ apiKeys:
     allow: {paths: [/mws/v1/app-token, /mws/v1/user-token/verify, /bot/]}
 `,
   )
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--config', config], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let logs = ''
-  child.stdout.on('data', (c) => {
-    logs += c
-  })
-  child.stderr.on('data', (c) => {
-    logs += c
-  })
-  after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-  })
-  for (let i = 0; i < 150 && !logs.includes('keygate listening'); i++) await new Promise((r) => setTimeout(r, 100))
-  const port = Number(/"listen":"[^"]*:(\d+)"/.exec(logs)?.[1])
-  assert.ok(port > 0, `the gateway did not start: ${logs}`)
+  const { child, port, output } = await startKeygate(config)
 
   const secrets: string[] = [PASSWORD, WRONG_PASSWORD, API_KEY, JWT_SECRET, SALT, BOGUS_BEARER]
   /** a JWT, and its signature alone (a log that printed part of a token is a leak too) */
@@ -218,14 +188,15 @@ apiKeys:
     ['apptokens', 'list', '--json'],
     ['sessions', 'revoke', '--user', 'dana'],
   ]) {
-    const r = await runCli([...args, '--config', config])
-    assert.equal(r.code, 0, `${args.join(' ')}: ${r.out}`)
-    adminOut.push(r.out)
+    const r = await runKeygate([...args, '--config', config])
+    assert.equal(r.code, 0, `${args.join(' ')}: ${r.out}${r.err}`)
+    adminOut.push(r.out + r.err)
   }
 
   // stop the gateway: its last lines are written
   child.kill('SIGTERM')
   await once(child, 'exit')
+  const logs = output()
   const audit = existsSync(auditFile) ? readFileSync(auditFile, 'utf8') : ''
   await t.test('the gateway wrote its audit trail, so the search below covers it', () => {
     assert.match(audit, /"kind":"token\.issued"/, 'the gateway audited the logins')

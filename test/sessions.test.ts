@@ -1,11 +1,10 @@
-import { test, after } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { once } from 'node:events'
 import { rawGet, startTestGateway, startUpstream, type RawResponse } from './helpers.js'
+import { makeTempDir } from './support/processes.js'
+import { startKeygate } from './support/keygate-process.js'
 import {
   ALICE_PW,
   JWT_SECRET,
@@ -218,35 +217,11 @@ for (const kind of STORE_KINDS) {
 
 // ------------------------------------------------------------------ two processes, one Redis
 
-/** `keygate serve` in its own process, on a temp YAML; killed after the file. */
+/** `keygate serve` in its own process, on a temp YAML; stopped after the file. */
 async function startCliGateway(yaml: string) {
-  const dir = mkdtempSync(join(tmpdir(), 'kg-sessions-'))
-  const file = join(dir, 'gateway.yaml')
+  const file = join(await makeTempDir('sessions'), 'gateway.yaml')
   writeFileSync(file, yaml)
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--config', file], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let out = ''
-  child.stdout.on('data', (c) => {
-    out += c
-  })
-  child.stderr.on('data', (c) => {
-    out += c
-  })
-  after(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = once(child, 'exit')
-      child.kill('SIGTERM')
-      const timer = setTimeout(() => child.kill('SIGKILL'), 3000)
-      await exited
-      clearTimeout(timer)
-    }
-    rmSync(dir, { recursive: true, force: true })
-  })
-  for (let i = 0; i < 150 && !out.includes('keygate listening') && child.exitCode === null; i++) await sleep(100)
-  const port = Number(/"listen":"[^"]*:(\d+)"/.exec(out)?.[1])
-  assert.ok(port > 0, `the keygate process did not start: ${out}`)
-  return { child, port, output: () => out }
+  return startKeygate(file)
 }
 
 /** Polls until the answer is a 401 with one of `codes`; how long that took. */
