@@ -1,9 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdir, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
 import { rawGet, startTestGateway } from './helpers.js'
-import { freePort, makeTempDir, startProcess, toolGate, waitForPort } from './support/processes.js'
+import { freePort, makeTempDir, toolGate } from './support/processes.js'
+import { startNginx } from './support/example-proxies.js'
 import { issueCert, makeCa } from './support/certs.js'
 
 // TLS to the upstream (issue 17, item 3): a private CA, a client certificate for mutual TLS and
@@ -11,7 +10,7 @@ import { issueCert, makeCa } from './support/certs.js'
 
 const gate = toolGate(['nginx'], 'apt-get install -y nginx')
 
-async function startNginx() {
+async function startMutualTlsNginx() {
   const dir = await makeTempDir('upstream-tls')
   const upstreamCa = makeCa(dir, 'upstream-ca')
   const site = issueCert(dir, upstreamCa, 'wiki', {
@@ -23,40 +22,26 @@ async function startNginx() {
   const keygate = issueCert(dir, clientCa, 'keygate', { subject: '/O=Example/CN=keygate', usage: 'client' })
   const otherCa = makeCa(dir, 'other-ca')
   const port = await freePort()
-  for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) await mkdir(join(dir, d))
-  await writeFile(
-    join(dir, 'nginx.conf'),
+  await startNginx(
+    dir,
     [
-      'master_process off;',
-      'worker_processes 1;',
-      `pid ${join(dir, 'nginx.pid')};`,
-      `error_log ${join(dir, 'error.log')} warn;`,
-      'events { worker_connections 64; }',
-      'http {',
-      '  access_log off;',
-      ...['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map(
-        (d) => `  ${d === 'body' ? 'client_body' : d}_temp_path ${join(dir, d)};`,
-      ),
-      '  server {',
-      `    listen 127.0.0.1:${port} ssl;`,
-      '    server_name wiki.internal;',
-      `    ssl_certificate ${site.cert};`,
-      `    ssl_certificate_key ${site.key};`,
-      `    ssl_client_certificate ${clientCa.cert};`,
-      '    ssl_verify_client on;',
-      '    default_type text/plain;',
-      '    location / { return 200 "sni=$ssl_server_name dn=$ssl_client_s_dn uri=$request_uri user=$http_x_auth_user"; }',
-      '  }',
+      'server {',
+      `  listen 127.0.0.1:${port} ssl;`,
+      '  server_name wiki.internal;',
+      `  ssl_certificate ${site.cert};`,
+      `  ssl_certificate_key ${site.key};`,
+      `  ssl_client_certificate ${clientCa.cert};`,
+      '  ssl_verify_client on;',
+      '  default_type text/plain;',
+      '  location / { return 200 "sni=$ssl_server_name dn=$ssl_client_s_dn uri=$request_uri user=$http_x_auth_user"; }',
       '}',
-      '',
-    ].join('\n'),
+    ],
+    port,
   )
-  const proc = startProcess('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'])
-  await waitForPort(port, proc)
   return { url: `https://127.0.0.1:${port}`, upstreamCa, keygate, otherCa }
 }
 
-const nginx = gate.skip ? null : await startNginx()
+const nginx = gate.skip ? null : await startMutualTlsNginx()
 
 test(
   'upstreamTls: private CA, client certificate and SNI name against nginx with ssl_verify_client on; per route too',

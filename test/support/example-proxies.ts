@@ -11,19 +11,17 @@ import { makeTempDir, renderTemplate, startProcess, waitForPort } from './proces
 export const NGINX_TEMPLATE = fileURLToPath(new URL('../../examples/nginx/keygate.conf.template', import.meta.url))
 export const CADDYFILE = fileURLToPath(new URL('../../examples/caddy/Caddyfile', import.meta.url))
 
-export async function startNginxExample(opts: { port: number; keygatePort: number; appAddr: string }): Promise<void> {
-  const dir = await makeTempDir('nginx')
-  const server = renderTemplate(await readFile(NGINX_TEMPLATE, 'utf8'), {
-    NGINX_LISTEN: `127.0.0.1:${opts.port}`,
-    KEYGATE_ADDR: `127.0.0.1:${opts.keygatePort}`,
-    APP_ADDR: opts.appAddr,
-  })
-  await writeFile(join(dir, 'keygate.conf'), server)
-  for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) await mkdir(join(dir, d))
-  // The test's own main config: everything nginx writes stays in the temp dir; one process, so
-  // no worker switches to another user (the tests may run as root).
+/**
+ * nginx with `httpLines` in its http{} block; everything it writes stays in `dir`, and it runs as
+ * one process, so no worker switches to another user (the tests may run as root). Checked with
+ * `nginx -t` first; stopped after the test file.
+ */
+export async function startNginx(dir: string, httpLines: readonly string[], port: number): Promise<void> {
+  const temps = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']
+  for (const d of temps) await mkdir(join(dir, d))
+  const conf = join(dir, 'nginx.conf')
   await writeFile(
-    join(dir, 'nginx.conf'),
+    conf,
     [
       'master_process off;',
       'worker_processes 1;',
@@ -32,22 +30,27 @@ export async function startNginxExample(opts: { port: number; keygatePort: numbe
       'events { worker_connections 128; }',
       'http {',
       '  access_log off;',
-      `  client_body_temp_path ${join(dir, 'body')};`,
-      `  proxy_temp_path ${join(dir, 'proxy')};`,
-      `  fastcgi_temp_path ${join(dir, 'fastcgi')};`,
-      `  uwsgi_temp_path ${join(dir, 'uwsgi')};`,
-      `  scgi_temp_path ${join(dir, 'scgi')};`,
-      `  include ${join(dir, 'keygate.conf')};`,
+      ...temps.map((d) => `  ${d}_temp_path ${join(dir, d)};`),
+      ...httpLines.map((l) => `  ${l}`),
       '}',
       '',
     ].join('\n'),
   )
-  const check = spawnSync('nginx', ['-t', '-q', '-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'], {
-    encoding: 'utf8',
+  const check = spawnSync('nginx', ['-t', '-q', '-p', dir, '-c', conf, '-g', 'daemon off;'], { encoding: 'utf8' })
+  assert.equal(check.status, 0, `nginx -t refused the config: ${check.stderr}`)
+  const proc = startProcess('nginx', ['-p', dir, '-c', conf, '-g', 'daemon off;'])
+  await waitForPort(port, proc)
+}
+
+export async function startNginxExample(opts: { port: number; keygatePort: number; appAddr: string }): Promise<void> {
+  const dir = await makeTempDir('nginx')
+  const server = renderTemplate(await readFile(NGINX_TEMPLATE, 'utf8'), {
+    NGINX_LISTEN: `127.0.0.1:${opts.port}`,
+    KEYGATE_ADDR: `127.0.0.1:${opts.keygatePort}`,
+    APP_ADDR: opts.appAddr,
   })
-  assert.equal(check.status, 0, `nginx -t refused the example: ${check.stderr}`)
-  const proc = startProcess('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'])
-  await waitForPort(opts.port, proc)
+  await writeFile(join(dir, 'keygate.conf'), server)
+  await startNginx(dir, [`include ${join(dir, 'keygate.conf')};`], opts.port)
 }
 
 export async function startCaddyExample(opts: { port: number; keygatePort: number; appAddr: string }): Promise<void> {
