@@ -4,7 +4,6 @@ import { createServer } from 'node:net'
 import { once } from 'node:events'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { randomBytes } from 'node:crypto'
 import { runAdmin, type AdminIo } from '../src/admin/index.js'
 import { createRedisStore } from '../src/store/redis.js'
 import type { Store } from '../src/store/types.js'
@@ -17,13 +16,13 @@ import { hashPassword } from '../src/tokens/password.js'
 import { sha256Hex } from '../src/util/secret.js'
 import { rawGet, rawRequest, TEST_SECRET } from './helpers.js'
 import { makeTempDir } from './support/processes.js'
+import { REDIS_URL, redisPrefixes } from './support/users.js'
 import { runKeygate, startKeygate } from './support/keygate-process.js'
 
 // The admin command line against real Redis: the same store (URL + prefix, from the config file)
 // a running gateway uses, and a gateway process that must see a revocation within a second.
 
-const REDIS_URL = 'redis://127.0.0.1:6379'
-const PREFIX = `kgadmin:${process.pid}:${randomBytes(4).toString('hex')}:`
+const PREFIX = redisPrefixes('admin').base
 
 /** A store on this run's prefix (one sub-prefix per test); every key under PREFIX is deleted after the file. */
 function openStore(sub: string): Store {
@@ -31,14 +30,6 @@ function openStore(sub: string): Store {
   after(() => store.close())
   return store
 }
-after(async () => {
-  const s = createRedisStore({ redis: REDIS_URL, prefix: PREFIX })
-  try {
-    await Promise.all((await s.keys('')).map((k) => s.del(k)))
-  } finally {
-    await s.close()
-  }
-})
 
 async function writeConfig(sub: string, extra = '', secrets = `{jwt: {secret: ${TEST_SECRET}}}`): Promise<string> {
   const dir = await makeTempDir('admin')

@@ -1,13 +1,13 @@
-import { test, after } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
-import { createRedisStore } from '../src/store/redis.js'
 import { hashPassword } from '../src/tokens/password.js'
 import { rawGet, rawRequest, startTestGateway, startUpstream, TEST_SECRET, type RawResponse } from './helpers.js'
 import { makeTempDir } from './support/processes.js'
+import { REDIS_URL, redisPrefixes } from './support/users.js'
 import { runKeygate, startKeygate } from './support/keygate-process.js'
 
 // CONTRACT §1: logs never hold a secret, a token, a password or an Authorization header, not even
@@ -16,16 +16,7 @@ import { runKeygate, startKeygate } from './support/keygate-process.js'
 // every byte it wrote (request log on stdout, stderr, the audit file) and every admin command's
 // output is searched for every secret and token value used.
 
-const REDIS_URL = 'redis://127.0.0.1:6379'
-const PREFIX = `kgnosecret:${process.pid}:${randomBytes(4).toString('hex')}:`
-after(async () => {
-  const s = createRedisStore({ redis: REDIS_URL, prefix: PREFIX })
-  try {
-    await Promise.all((await s.keys('')).map((k) => s.del(k)))
-  } finally {
-    await s.close()
-  }
-})
+const PREFIX = redisPrefixes('no-secrets').base
 
 // Distinctive values: a hit can only mean a leak.
 const PASSWORD = 'pw-Kx81-never-log-me'
