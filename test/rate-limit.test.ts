@@ -5,7 +5,7 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { runInNewContext } from 'node:vm'
 import { setFlagsFromString } from 'node:v8'
-import { rawGet, startTestGateway, startUpstream, TEST_SECRET, parseConfig } from './helpers.js'
+import { rawGet, rawRequest, startTestGateway, startUpstream, TEST_SECRET, parseConfig } from './helpers.js'
 import {
   ALICE_PW,
   BOB_PW,
@@ -64,6 +64,30 @@ for (const kind of STORE_KINDS) {
     assert.equal(refused.headers['ratelimit-policy'], '"key:bot";q=3;w=60')
     assert.match(refused.headers['ratelimit']!, /^"key:bot";r=0;t=(59|60)$/)
     assert.equal(up.seen.length, 3)
+  })
+
+  test(`${kind}: a WebSocket upgrade over the limit is refused like any request: 429 E1031 with Retry-After and the RateLimit headers, no tunnel`, async () => {
+    const up = await startUpstream()
+    const tunnels: string[] = []
+    up.server.on('upgrade', (req: { url: string }, socket: { destroy(): void }) => {
+      tunnels.push(req.url)
+      socket.destroy()
+    })
+    const gw = await startTestGateway({
+      upstream: up.url,
+      ...prefixes.store(kind),
+      apiKeys: [{ name: 'bot', key: BOT_KEY, allow: { paths: ['/ws/'] }, rateLimit: { rate: '1/m' } }],
+    })
+    const upgrade = `GET /ws/feed HTTP/1.1\r\nHost: x\r\nAuthorization: ApiKey ${BOT_KEY}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`
+    assert.equal((await hit(gw.port, '/ws/page', apiKey(BOT_KEY))).status, 200, 'the one request of the minute')
+    const refused = await rawRequest(gw.port, upgrade)
+    assert.equal(refused.status, 429, refused.body)
+    assert.equal(refused.json?.code, 'E1031')
+    const retryAfter = Number(refused.headers['retry-after'])
+    assert.ok(retryAfter >= 59 && retryAfter <= 60, `Retry-After ${refused.headers['retry-after']}`)
+    assert.equal(refused.headers['ratelimit-policy'], '"key:bot";q=1;w=60')
+    assert.match(refused.headers['ratelimit'] ?? '', /^"key:bot";r=0;t=(59|60)$/)
+    assert.deepEqual(tunnels, [], 'no tunnel was opened')
   })
 
   test(`${kind}: the most specific limit applies (route > key > default) and \`by\` decides what is counted`, async () => {

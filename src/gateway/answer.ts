@@ -153,11 +153,11 @@ export function createAnswerer(
     const started = performance.now()
     const decision = await snap.decide(decisionRequest(req, null))
     const outcome: Outcome = { refusal: null, upstreamMs: null, upstreamError: null }
-    const refuse = (refusal: Refusal, challenge?: string | null) => {
-      endSocketWithRefusal(socket, refusal, requestId, challenge)
+    const refuse = (refusal: Refusal, challenge?: string | null, extra?: Readonly<Record<string, string>> | null) => {
+      endSocketWithRefusal(socket, refusal, requestId, challenge, extra)
       record(req, statusOf(refusal), decision, requestId, started, outcome)
     }
-    if (!decision.allow) return refuse(decision.refusal, decision.challenge)
+    if (!decision.allow) return refuse(decision.refusal, decision.challenge, decision.rateLimit?.headers)
     // Only WebSocket is tunnelled unless the route names the protocol: a tunnel carries bytes
     // keygate never judges (h2c would carry further requests for any path).
     if (!isWebSocketUpgrade(req.headers.upgrade) && !decision.route.upgrades.has(upgradeProtocol(req)))

@@ -46,12 +46,19 @@ export function endSocketWithRefusal(
   refusal: Refusal,
   requestId: string,
   challenge?: string | null,
+  extra?: Readonly<Record<string, string>> | null,
 ): void {
   const body = JSON.stringify(errorBody(refusal))
   const status = statusOf(refusal)
-  const challengeLine = challenge ? `www-authenticate: ${challenge}\r\n` : ''
+  // the same Retry-After and extra (RateLimit) headers as sendRefusal
+  const headers: Record<string, string> = { ...extra }
+  if (challenge) headers['www-authenticate'] = challenge
+  if (refusal.retryAfterSec !== undefined) headers['retry-after'] = String(refusal.retryAfterSec)
+  const lines = Object.entries(headers)
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('')
   socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Refused'}\r\ncontent-type: ${JSON_CONTENT_TYPE}\r\nx-request-id: ${requestId}\r\n${challengeLine}content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Refused'}\r\ncontent-type: ${JSON_CONTENT_TYPE}\r\nx-request-id: ${requestId}\r\n${lines}content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
   )
   // http.Server sockets are half-open: end() alone would wait for a client that may never close.
   ;(socket as Socket).destroySoon?.()
