@@ -250,7 +250,7 @@ export function defineProxyMatrix(label: string, started: ProxyUnderTest | null,
     assert.ok(Number(res.headers['retry-after']) >= 1, `Retry-After: ${res.headers['retry-after']}`)
     assert.equal(res.headers['ratelimit-policy'], '"key:limited";q=2;w=60')
     assert.match(res.headers['ratelimit'] ?? '', /^"key:limited";r=0;t=\d+$/)
-    assert.match(res.headers['x-request-id'] ?? '', /^[0-9a-f-]{36}$/, "keygate's request id")
+    assert.ok(res.headers['x-request-id'], "keygate's request id is passed on")
     assert.equal(newSeen(p, before).length, 0, 'the app saw no refused request')
   })
 
