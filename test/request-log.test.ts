@@ -2,6 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { captureLogs } from './helpers.js'
 import { createRequestLog, type RequestLine } from '../src/log.js'
+import { createRequestIds } from '../src/http/request-id.js'
 
 const line: RequestLine = {
   reqId: 'abc-1',
@@ -44,4 +45,16 @@ test('request lines are JSON whatever the path, user or route holds', () => {
   assert.equal(denied.code, 'E1004')
   assert.equal(denied.trace_id, '0af7651916cd43dd8448eb211c80319c')
   assert.equal(denied.principal, undefined)
+})
+
+test('request ids: unique within a process and across processes (random prefix)', () => {
+  const a = createRequestIds()
+  const b = createRequestIds()
+  const seen = new Set<string>()
+  for (let i = 0; i < 10_000; i++) {
+    seen.add(a())
+    seen.add(b())
+  }
+  assert.equal(seen.size, 20_000)
+  assert.match(a(), /^[A-Za-z0-9_-]{12}-[0-9a-z]+$/)
 })

@@ -1,7 +1,6 @@
 import { ServerResponse, type IncomingMessage, type Server } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { randomUUID } from 'node:crypto'
 import { statusOf, StoreUnavailableError, type Refusal } from '../errors.js'
 import { createRequestLog, redactPath, type Logger } from '../log.js'
 import type { Observer } from '../observe.js'
@@ -21,6 +20,7 @@ import {
   type AwaitingBody,
 } from '../http/body-timeout.js'
 import { isWebSocketUpgrade } from '../http/upgrade.js'
+import { createRequestIds } from '../http/request-id.js'
 import {
   BODY_TIMED_OUT,
   endSocketWithRefusal,
@@ -63,6 +63,7 @@ export function createAnswerer(
 ): Answerer {
   const { logger, observer } = parts
   const requestLog = createRequestLog(logger)
+  const nextRequestId = createRequestIds()
   const answerTimedOut = ({ res, requestId }: AwaitingBody, socket: Socket) => {
     if (res.headersSent) return socket.destroy()
     sendRefusal(res, BODY_TIMED_OUT, requestId)
@@ -149,7 +150,7 @@ export function createAnswerer(
   }
 
   async function upgradeOn(snap: Snapshot, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    const requestId = randomUUID()
+    const requestId = nextRequestId()
     const started = performance.now()
     const decision = await snap.decide(decisionRequest(req, null))
     const outcome: Outcome = { refusal: null, upstreamMs: null, upstreamError: null }
@@ -184,7 +185,7 @@ export function createAnswerer(
 
   /** A refusal written on a socket that carries no request keygate could read; logged and counted as one. */
   function refuseConnection(socket: Duplex, refusal: Refusal): void {
-    const requestId = randomUUID()
+    const requestId = nextRequestId()
     endSocketWithRefusal(socket, refusal, requestId)
     record(null, statusOf(refusal), null, requestId, performance.now(), {
       refusal,
@@ -270,7 +271,7 @@ export function createAnswerer(
 
   return {
     request: (snap, req, res) => {
-      const requestId = randomUUID()
+      const requestId = nextRequestId()
       if (bodyPending(req)) (req.httpVersionMajor < 2 ? watchBody : watchStreamBody)(req, res, requestId)
       handle(snap, req, res, requestId).catch((err) => answerFailure(res, err, requestId))
     },
