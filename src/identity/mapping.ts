@@ -1,6 +1,7 @@
 import type { Principal } from '../principal.js'
 import { encodeGroupsHeader, encodeHeaderValue } from '../util/identity-value.js'
 import { claimAt, isStringArray } from '../util/claims.js'
+import { HOP_BY_HOP, SET_BY_GATEWAY } from '../util/header-names.js'
 
 // identityHeaders.custom: free header names with templates such as "{username}" or
 // "{claim:realm_access.roles}", compiled once per config. Every value goes through the one
@@ -14,27 +15,13 @@ const CLAIM_PATH = /^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$/
 // Literal text of a template: printable ASCII, so that the template itself is a valid header value.
 const LITERAL = /^[\x20-\x7e]*$/
 // Names a mapping may not take: the request framing, the caller's credentials, and what keygate sets itself.
-const RESERVED = new Set([
-  'host',
+const RESERVED: ReadonlySet<string> = new Set([
   'authorization',
-  'proxy-authorization',
   'cookie',
   'content-length',
   'content-type',
-  'transfer-encoding',
-  'connection',
-  'upgrade',
-  'te',
-  'trailer',
-  'expect',
-  'keep-alive',
-  'x-request-id',
-  'x-real-ip',
-  'forwarded',
-  'x-forwarded-for',
-  'x-forwarded-proto',
-  'x-forwarded-host',
-  'x-forwarded-port',
+  ...HOP_BY_HOP,
+  ...SET_BY_GATEWAY,
 ])
 
 type Part = { readonly text: string } | { readonly field: Field } | { readonly claim: string }

@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http'
-import { canonicalHeaderName, connectionListed, HOP_BY_HOP } from '../util/header-names.js'
+import { canonicalHeaderName, connectionListed, HOP_BY_HOP, SET_BY_GATEWAY } from '../util/header-names.js'
 import type { Principal } from '../principal.js'
 import type { GatewayConfig } from '../config/schema.js'
 import type { CompiledRoute } from '../config/compile.js'
@@ -26,20 +26,6 @@ export interface IdentityInput {
   /** how the request reached keygate: 'https' on its TLS listener */
   readonly proto: 'http' | 'https'
 }
-
-// Set by keygate itself, so a client's copy is never believed.
-const GATEWAY_SET = new Set([
-  'x-request-id',
-  'x-real-ip',
-  'forwarded',
-  'x-forwarded-for',
-  'x-forwarded-proto',
-  'x-forwarded-host',
-  'x-forwarded-port',
-  'x-forwarded-client-cert',
-  'expect',
-  'host',
-])
 
 // Headers with which some frameworks let a request rename its own path or method after the
 // gateway has judged it (Symfony/IIS X-Original-URL and X-Rewrite-URL, method overrides, proxy
@@ -78,7 +64,7 @@ function neverPassed(name: string, identityHeaderNames: ReadonlySet<string>): bo
   // PHP reads '.' as '_': a dotted name cannot be told from the header it imitates, and none is legitimate.
   if (name.includes('.')) return true
   const canonical = canonicalHeaderName(name)
-  return GATEWAY_SET.has(canonical) || identityHeaderNames.has(canonical) || REROUTING.has(canonical)
+  return SET_BY_GATEWAY.has(canonical) || identityHeaderNames.has(canonical) || REROUTING.has(canonical)
 }
 
 // The answer for a name is the same on every request of a config snapshot (identity header names

@@ -11,6 +11,20 @@ export function canonicalHeaderName(name: string): string {
 const PLAIN_NAME = /^[a-z0-9-]*$/
 const NOT_ALNUM = /[^a-z0-9]/g
 
+/** Headers keygate sets on every forwarded request itself, so a client's copy is never believed. */
+export const SET_BY_GATEWAY: ReadonlySet<string> = new Set([
+  'x-request-id',
+  'x-real-ip',
+  'forwarded',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'x-forwarded-port',
+  'x-forwarded-client-cert',
+  'expect',
+  'host',
+])
+
 /** Hop-by-hop headers (RFC 9110 §7.6.1) plus ones a proxy must never pass on. */
 export const HOP_BY_HOP = new Set([
   'connection',
