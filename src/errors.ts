@@ -81,3 +81,12 @@ export class StoreUnavailableError extends KeygateError {
     this.name = 'StoreUnavailableError'
   }
 }
+
+const STORE_UNAVAILABLE = refuse('E1006')
+
+/**
+ * What an error thrown on the request path answers: the store's outage is E1006 like any refusal;
+ * anything else is a failure (null), answered E1005 and logged.
+ */
+export const refusalFor = (err: unknown): Refusal | null =>
+  err instanceof StoreUnavailableError ? STORE_UNAVAILABLE : null

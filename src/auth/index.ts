@@ -43,8 +43,7 @@ export interface ChainServices {
 }
 
 /** The registry (Oathkeeper's registry.go): every authenticator of one config, built once. */
-export function createAuthenticatorChain(compiled: CompiledConfig, services: ChainServices): AuthenticatorChain {
-  const config = compiled.raw
+export function createAuthenticatorChain(config: CompiledConfig, services: ChainServices): AuthenticatorChain {
   const { clock, issued, audit } = services
   const sessionIdleMs = config.tokens.session.ttl
   const jwtDeps = {
@@ -55,20 +54,20 @@ export function createAuthenticatorChain(compiled: CompiledConfig, services: Cha
     sessionIdleMs,
     sessions: createSessionKeeper({ clock, issued, sessionIdleMs }),
     issuers: services.issuers,
-    users: compiled.users,
+    users: config.users,
     directory: services.directory,
     providers: new Set((config.signIn?.providers ?? []).map((p) => p.id)),
   }
   const upstream = config.identityFromUpstream
   return {
     byScheme: new Map([
-      ['apikey', createApiKeyAuthenticator(compiled.apiKeys, audit)],
+      ['apikey', createApiKeyAuthenticator(config.apiKeys, audit)],
       [
         'apptoken',
         createAppTokenAuthenticator({
           registry: services.appTokens,
           salt: config.secrets.salt,
-          network: compiled.appTokenNetwork,
+          network: config.appTokenNetwork,
         }),
       ],
       ['bearer', createJwtAuthenticator('bearer', jwtDeps)],
@@ -85,6 +84,6 @@ export function createAuthenticatorChain(compiled: CompiledConfig, services: Cha
           callLimit: { perIp: upstream.callLimit.perIp, windowMs: upstream.callLimit.window },
         })
       : null,
-    clientCert: config.tls?.clientCa ? createClientCertAuthenticator(compiled.clients, audit) : null,
+    clientCert: config.tls?.clientCa ? createClientCertAuthenticator(config.clients, audit) : null,
   }
 }

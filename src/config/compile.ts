@@ -70,6 +70,8 @@ export interface CompiledRoute {
   readonly headerMapping: HeaderMapping
   /** a browser's page load without credentials is sent to the sign-in page (when signIn is configured) */
   readonly signIn: boolean
+  /** counted by the rate limits; keygate's probes, scrapes and forward-auth are not */
+  readonly rateLimited: boolean
 }
 
 /** A service caller (an ApiKey, a client certificate): where it may come from, what it may reach, who it is. */
@@ -92,8 +94,10 @@ export interface CompiledClient extends CompiledServiceAccess {
   readonly subject: string | null
 }
 
-export interface CompiledConfig {
-  readonly raw: GatewayConfig
+/** The config's sections that compiling leaves as they are: the stages read them as the compiled config's own. */
+type UncompiledSections = Readonly<Omit<GatewayConfig, 'routes' | 'apiKeys' | 'clients' | 'users'>>
+
+export interface CompiledConfig extends UncompiledSections {
   readonly routes: readonly CompiledRoute[]
   /** canonical (lower-case, '_' as '-') names of every identity header, stripped from every client request */
   readonly identityHeaderNames: ReadonlySet<string>
@@ -101,9 +105,6 @@ export interface CompiledConfig {
   readonly clients: readonly CompiledClient[]
   readonly appTokenNetwork: IpMatcher | null
   readonly metricsAllowed: IpMatcher
-  readonly actionApiPaths: readonly string[]
-  /** the limits for anonymous and for authenticated callers; routes and keys carry their own */
-  readonly rateLimits: GatewayConfig['rateLimits']
   /** enabled local users by name: a token of a user not in here (removed, disabled) is refused */
   readonly users: ReadonlyMap<string, UserConfig>
 }
@@ -118,6 +119,8 @@ export interface EndpointMount {
   readonly methods: readonly string[] | null
   readonly policy: Policy
   readonly schemes?: readonly Scheme[]
+  /** true unless said otherwise */
+  readonly rateLimited?: boolean
 }
 
 const LOOPBACK = ['127.0.0.0/8', '::1/128']
@@ -151,6 +154,7 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
     assertionAudience: r.assertionAudience ?? defaultAudience,
     headerMapping: routeMapping(r),
     signIn: r.signIn,
+    rateLimited: true,
   }))
   const fallback: CompiledRoute = {
     name: 'default',
@@ -170,6 +174,7 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
     assertionAudience: defaultAudience,
     headerMapping: globalMapping,
     signIn: true,
+    rateLimited: true,
   }
 
   const h = config.identityHeaders
@@ -182,8 +187,8 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
     rateLimit: entry.rateLimit ?? null,
   })
   return deepFreeze({
-    raw: config,
-    rateLimits: config.rateLimits,
+    // the sections below replace the config's own of the same names
+    ...config,
     routes: [...configured, fallback],
     identityHeaderNames: new Set(
       [
@@ -209,13 +214,12 @@ export function compileConfig(config: GatewayConfig): CompiledConfig {
     })),
     appTokenNetwork: config.tokens.appToken.cidr.length > 0 ? compileCidrs(config.tokens.appToken.cidr) : null,
     metricsAllowed: compileCidrs(config.metrics.allow ?? [...LOOPBACK, ...config.trustedProxies]),
-    actionApiPaths: config.actionApi.paths,
     users: new Map(config.users.filter((u) => !u.disabled).map((u) => [u.username, u])),
   })
 }
 
 /** The token API's mounts, without a trailing slash. */
-export const tokenApiMounts = (config: GatewayConfig): string[] =>
+export const tokenApiMounts = (config: Pick<GatewayConfig, 'tokenApi'>): string[] =>
   config.tokenApi.mounts.map((m) => m.replace(/\/$/, ''))
 
 /**
@@ -223,7 +227,6 @@ export const tokenApiMounts = (config: GatewayConfig): string[] =>
  * every path they own a 405 for any other method (never a trip upstream).
  */
 export function compileEndpointRoutes(compiled: CompiledConfig, mounts: readonly EndpointMount[]): CompiledRoute[] {
-  const config = compiled.raw
   const headerMapping = compiled.routes.at(-1)!.headerMapping // the fallback route's: the global mapping
   const route = (m: EndpointMount): CompiledRoute => ({
     name: m.endpoint,
@@ -234,8 +237,8 @@ export function compileEndpointRoutes(compiled: CompiledConfig, mounts: readonly
     groups: [],
     schemes: m.schemes ? new Set(m.schemes) : null,
     tokenType: null,
-    upstream: config.upstream,
-    upstreamTls: config.upstreamTls ?? null,
+    upstream: compiled.upstream,
+    upstreamTls: compiled.upstreamTls ?? null,
     passCredentials: false,
     upgrades: NO_UPGRADES,
     endpoint: m.endpoint,
@@ -243,6 +246,7 @@ export function compileEndpointRoutes(compiled: CompiledConfig, mounts: readonly
     assertionAudience: null,
     headerMapping,
     signIn: false,
+    rateLimited: m.rateLimited ?? true,
   })
   const owned = new Map(mounts.filter((m) => m.methods !== null).map((m) => [`${m.match ?? 'exact'} ${m.path}`, m]))
   const ownedPaths = [...owned.values()].map((m): EndpointMount => ({
@@ -251,6 +255,7 @@ export function compileEndpointRoutes(compiled: CompiledConfig, mounts: readonly
     methods: null,
     policy: 'anonymous',
     endpoint: 'method-not-allowed',
+    rateLimited: false,
   }))
   return deepFreeze([...mounts, ...ownedPaths].map(route))
 }

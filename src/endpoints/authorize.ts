@@ -1,6 +1,6 @@
 import type { TLSSocket } from 'node:tls'
 import { randomBytes } from 'node:crypto'
-import { refuse, type Refusal } from '../errors.js'
+import { refuse, refused, type Refused } from '../errors.js'
 import type { Clock } from '../clock.js'
 import { MAX_USERNAME_BYTES, type GatewayConfig, type UserConfig } from '../config/schema.js'
 import { SESSION_COOKIE, type Principal, type TokenType } from '../principal.js'
@@ -20,7 +20,7 @@ import type { EndpointContext, EndpointHandler } from './types.js'
 // The Suffit auth API: POST /api/authorize, POST /api/refresh, DELETE /api/authorize (= POST /api/logout).
 
 export interface AuthorizeDeps {
-  readonly config: GatewayConfig
+  readonly config: Pick<GatewayConfig, 'signIn' | 'tokens' | 'loginLimit' | 'tokenApi'>
   readonly clock: Clock
   readonly keys: JwtKeys
   readonly issued: IssuedTokens
@@ -31,17 +31,16 @@ export interface AuthorizeDeps {
   readonly loginKeys: LoginKeys
 }
 
-type Fields =
-  { readonly ok: true; readonly fields: Record<string, string> } | { readonly ok: false; readonly refusal: Refusal }
+type Fields = { readonly ok: true; readonly fields: Record<string, string> } | Refused
+
+const NOT_A_FORM = refused('E1030', 'not_a_form', { message: 'Expected a JSON, form or multipart body' })
 
 async function formFields(ctx: EndpointContext): Promise<Fields> {
-  const body = await ctx.readBody()
-  if (!Buffer.isBuffer(body)) return { ok: false, refusal: body }
+  const read = await ctx.readBody()
+  if (!read.ok) return read
   // An empty body has no fields, whatever it says it is (a DELETE often sends none).
-  const fields = body.length === 0 ? {} : parseFormFields(body, ctx.req.headers['content-type'])
-  return fields
-    ? { ok: true, fields }
-    : { ok: false, refusal: refuse('E1030', { message: 'Expected a JSON, form or multipart body' }) }
+  const fields = read.body.length === 0 ? {} : parseFormFields(read.body, ctx.req.headers['content-type'])
+  return fields ? { ok: true, fields } : NOT_A_FORM
 }
 
 /** A session cookie is Secure (and __Host-) unless the gateway is reached over plain HTTP on loopback (local development). */

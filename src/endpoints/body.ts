@@ -1,5 +1,3 @@
-import type { IncomingMessage } from 'node:http'
-import { refuse, type Refusal } from '../errors.js'
 import { parseMultipart } from '../mediawiki/php-params.js'
 
 /**
@@ -8,46 +6,6 @@ import { parseMultipart } from '../mediawiki/php-params.js'
  * JSON document cannot hold the event loop.
  */
 export const OWN_ENDPOINT_MAX_BODY_BYTES = 8 * 1024
-
-const TOO_LARGE = refuse('E1030', { message: 'Request body is larger than the gateway accepts' })
-
-/** Reads a body into memory up to maxBytes; over the bound → E1030 and nothing more is read. */
-export function readBoundedBody(req: IncomingMessage, maxBytes: number): Promise<Buffer | Refusal> {
-  const declared = Number(req.headers['content-length'] ?? 0)
-  if (declared > maxBytes) return Promise.resolve(TOO_LARGE)
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = []
-    let size = 0
-    const onData = (chunk: Buffer) => {
-      size += chunk.length
-      if (size > maxBytes) {
-        cleanup()
-        req.pause()
-        resolve(TOO_LARGE)
-        return
-      }
-      chunks.push(chunk)
-    }
-    const onEnd = () => {
-      cleanup()
-      resolve(Buffer.concat(chunks, size))
-    }
-    const onError = () => {
-      cleanup()
-      resolve(refuse('E1030', { message: 'Request body was cut off' }))
-    }
-    const cleanup = () => {
-      req.off('data', onData)
-      req.off('end', onEnd)
-      req.off('error', onError)
-      req.off('aborted', onError)
-    }
-    req.on('data', onData)
-    req.on('end', onEnd)
-    req.on('error', onError)
-    req.on('aborted', onError)
-  })
-}
 
 /** Parses a small JSON, urlencoded or multipart body into string fields; anything else → null. */
 export function parseFormFields(body: Buffer, contentType: string | undefined): Record<string, string> | null {

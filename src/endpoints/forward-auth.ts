@@ -51,7 +51,7 @@ export function originalRequest(
  * 200 (no body) with the identity on the response headers, 401 with a challenge, 403, or 503.
  * 400 becomes 403 here: nginx turns any status but 401/403 into a 500 for the client.
  */
-export function createForwardAuth(decide: Decide, cfg: GatewayConfig): EndpointHandler {
+export function createForwardAuth(decide: Decide, cfg: Pick<GatewayConfig, 'forwardAuth' | 'signIn'>): EndpointHandler {
   // Synchronous when the decision is (ApiKeys, cached tokens): no promise or microtask per question.
   return (ctx) => {
     const original = originalRequest(

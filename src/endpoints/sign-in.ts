@@ -27,7 +27,7 @@ export const SIGN_OUT_PATH = '/_keygate/sign-out'
 export const OAUTH2_CALLBACK_PATH = '/_keygate/oauth2/callback'
 
 export interface SignInDeps {
-  readonly config: GatewayConfig
+  readonly config: Pick<GatewayConfig, 'tokens' | 'loginLimit'>
   readonly signIn: SignInConfig
   readonly store: Store
   readonly clock: Clock
@@ -160,8 +160,8 @@ export function createSignInEndpoints(
 
   /** Fields of a form POST whose CSRF token holds; null after answering the refusal. */
   async function formPost(ctx: EndpointContext, place: Place): Promise<Record<string, string> | null> {
-    const body = await ctx.readBody()
-    const fields = Buffer.isBuffer(body) ? parseFormFields(body, ctx.req.headers['content-type']) : null
+    const read = await ctx.readBody()
+    const fields = read.ok ? parseFormFields(read.body, ctx.req.headers['content-type']) : null
     const rd = safeReturnAddress(fields?.rd, place.policy)
     if (!fields) {
       message(ctx, 400, 'Something went wrong', 'The form could not be read. Please try again.', tryAgain(rd))

@@ -1,4 +1,4 @@
-import { refuse, type Refusal } from '../errors.js'
+import { refuse, type Refused } from '../errors.js'
 import { sealEnvelope, openEnvelope } from '../tokens/envelope.js'
 import type { TokenRecord, TokenRegistry } from '../tokens/opaque.js'
 import type { AppTokenRecord } from '../auth/apptoken.js'
@@ -16,13 +16,16 @@ export interface UserTokenRecord extends TokenRecord {
 }
 
 export interface TokenEndpointDeps {
-  readonly config: GatewayConfig
+  readonly config: Pick<GatewayConfig, 'secrets' | 'tokenApi' | 'tokens'>
   readonly userTokens: TokenRegistry<UserTokenRecord>
   readonly appTokens: TokenRegistry<AppTokenRecord>
   readonly audit: AuditSink
 }
 
 const INVALID = refuse('E1001', { status: 400, message: 'Invalid or expired token.' })
+const NO_TOKEN: Refused = { ok: false, refusal: INVALID }
+
+type PresentedToken = { readonly ok: true; readonly token: string } | Refused
 const NO_SALT = refuse('E1023', { message: 'No salt is configured (secrets.salt): salted envelopes cannot be made' })
 
 /** The token after the endpoint's own path (`…/verify/{token}`), or null. */
@@ -34,27 +37,24 @@ function tokenInPath(ctx: EndpointContext, marker: string): string | null {
 }
 
 /** `{token}` or a whole salted `{envelope}` from a JSON or form body; the envelope's sig is checked. */
-async function tokenInBody(ctx: EndpointContext, salt: string | undefined): Promise<string | Refusal> {
-  const body = await ctx.readBody()
-  if (!Buffer.isBuffer(body)) return body
-  const fields = parseFormFields(body, ctx.req.headers['content-type'])
-  if (!fields) return INVALID
-  if (fields.token) return fields.token
+async function tokenInBody(ctx: EndpointContext, salt: string | undefined): Promise<PresentedToken> {
+  const read = await ctx.readBody()
+  if (!read.ok) return read
+  const fields = parseFormFields(read.body, ctx.req.headers['content-type'])
+  if (!fields) return NO_TOKEN
+  if (fields.token) return { ok: true, token: fields.token }
   if (fields.envelope && salt) {
     const opened = openEnvelope(salt, fields.envelope)
-    return opened.ok ? opened.token : INVALID
+    return opened.ok ? { ok: true, token: opened.token } : NO_TOKEN
   }
-  return INVALID
+  return NO_TOKEN
 }
 
 /** GET: the token in the path; POST: `{token}` or a whole `{envelope}` in the body. */
-async function presentedToken(
-  ctx: EndpointContext,
-  marker: string,
-  salt: string | undefined,
-): Promise<string | Refusal> {
+async function presentedToken(ctx: EndpointContext, marker: string, salt: string | undefined): Promise<PresentedToken> {
   if (ctx.req.method !== 'GET') return tokenInBody(ctx, salt)
-  return tokenInPath(ctx, marker) ?? INVALID
+  const token = tokenInPath(ctx, marker)
+  return token === null ? NO_TOKEN : { ok: true, token }
 }
 
 const wantsIssuer = (ctx: EndpointContext, fields: Record<string, string> | null): boolean => {
@@ -76,9 +76,9 @@ export function createTokenEndpoints(
     async 'user-token-generate'(ctx) {
       let fields: Record<string, string> | null = null
       if (ctx.req.method === 'POST') {
-        const body = await ctx.readBody()
-        if (!Buffer.isBuffer(body)) return ctx.refuse(body)
-        fields = parseFormFields(body, ctx.req.headers['content-type'])
+        const read = await ctx.readBody()
+        if (!read.ok) return ctx.refuse(read.refusal)
+        fields = parseFormFields(read.body, ctx.req.headers['content-type'])
       }
       const withIssuer = wantsIssuer(ctx, fields)
       if (withIssuer && !salt) return ctx.refuse(NO_SALT)
@@ -99,9 +99,9 @@ export function createTokenEndpoints(
     },
 
     async 'user-token-verify'(ctx) {
-      const token = await presentedToken(ctx, '/user-token/verify', salt)
-      if (typeof token !== 'string') return ctx.refuse(token)
-      const found = await userTokens.verify(token)
+      const presented = await presentedToken(ctx, '/user-token/verify', salt)
+      if (!presented.ok) return ctx.refuse(presented.refusal)
+      const found = await userTokens.verify(presented.token)
       if (!found) return ctx.refuse(INVALID)
       const r = found.record
       ctx.send(200, {
@@ -140,9 +140,9 @@ export function createTokenEndpoints(
     },
 
     async 'app-token-verify'(ctx) {
-      const token = await presentedToken(ctx, '/app-token/verify', salt)
-      if (typeof token !== 'string') return ctx.refuse(token)
-      const found = await appTokens.verify(token)
+      const presented = await presentedToken(ctx, '/app-token/verify', salt)
+      if (!presented.ok) return ctx.refuse(presented.refusal)
+      const found = await appTokens.verify(presented.token)
       if (!found) return ctx.refuse(INVALID)
       ctx.send(200, {
         valid: true,

@@ -4,6 +4,7 @@ import type { Principal, Scheme } from '../principal.js'
 import type { EndpointId, PathMatch, Policy } from '../config/compile.js'
 import type { NormalizedTarget } from '../pipeline/normalize.js'
 import type { ClientAddress } from '../pipeline/client-ip.js'
+import type { BodyRead } from '../http/request-body.js'
 
 /** What an endpoint of keygate's own gets: the request, the decision that let it through, and replies. */
 export interface EndpointContext {
@@ -14,7 +15,7 @@ export interface EndpointContext {
   readonly target: NormalizedTarget
   readonly client: ClientAddress
   /** the body, bounded by OWN_ENDPOINT_MAX_BODY_BYTES (and limits.maxBodyBytes), or E1030 when it is over */
-  readBody(): Promise<Buffer | Refusal>
+  readBody(): Promise<BodyRead>
   send(status: number, body: unknown, headers?: Record<string, string | string[]>): void
   refuse(refusal: Refusal, headers?: Record<string, string>): void
 }
@@ -35,6 +36,8 @@ export interface EndpointDeclaration {
   readonly at: readonly EndpointPath[]
   readonly policy: Policy
   readonly schemes?: readonly Scheme[]
+  /** counted by the rate limits unless false */
+  readonly rateLimited?: boolean
   readonly handler: EndpointHandler
 }
 

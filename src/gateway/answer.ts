@@ -1,17 +1,17 @@
 import { ServerResponse, type IncomingMessage, type Server } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { statusOf, StoreUnavailableError, type Refusal } from '../errors.js'
+import { refusalFor, refuse, statusOf, type Refusal } from '../errors.js'
 import { createRequestLog, redactPath, type Logger } from '../log.js'
 import type { Observer } from '../observe.js'
 import type { GatewayConfig } from '../config/schema.js'
 import type { Decision, DecisionRequest } from '../pipeline/index.js'
 import { clientCertificateOf } from '../auth/mtls.js'
-import { OWN_ENDPOINT_MAX_BODY_BYTES, readBoundedBody } from '../endpoints/body.js'
+import { OWN_ENDPOINT_MAX_BODY_BYTES } from '../endpoints/body.js'
 import type { EndpointContext } from '../endpoints/types.js'
 import { cameOverHttps } from '../signin/cookies.js'
 import { signInRedirectLocation } from '../signin/page-load.js'
-import { bodyPending, hasBody } from '../http/request-body.js'
+import { bodyPending, hasBody, readBoundedBody, type BodyRead } from '../http/request-body.js'
 import { canAnswer } from '../http/connections.js'
 import {
   awaitingBody,
@@ -38,8 +38,10 @@ import { proxy, tunnel, type Allowed } from './proxy.js'
 // proxy. Every answer, a refused upgrade and a request the parser refused among them, is
 // logged and counted once.
 
+const INTERNAL_ERROR = refuse('E1005', { message: 'Internal error' })
+
 /** The request body, read once, bounded by limits.maxBodyBytes and by maxBytes when given. */
-type ReadBody = (maxBytes?: number) => Promise<Buffer | Refusal>
+type ReadBody = (maxBytes?: number) => Promise<BodyRead>
 
 /** What happened after the decision: filled while answering, read by the log line and the request event. */
 interface Outcome {
@@ -75,14 +77,14 @@ export function createAnswerer(
 
   /** Fail closed: anything unexpected answers E1005 (E1006 when the store is down). */
   function answerFailure(res: ServerResponse, err: unknown, requestId: string): Refusal | null {
-    const storeDown = err instanceof StoreUnavailableError
-    if (!storeDown)
+    const known = refusalFor(err)
+    if (!known)
       logger.error({ err: { message: (err as Error).message, stack: (err as Error).stack } }, 'request failed')
     if (res.headersSent) {
       res.destroy()
       return null
     }
-    const refusal: Refusal = storeDown ? { code: 'E1006' } : { code: 'E1005', message: 'Internal error' }
+    const refusal = known ?? INTERNAL_ERROR
     sendRefusal(res, refusal, requestId)
     return refusal
   }
@@ -92,8 +94,8 @@ export function createAnswerer(
   // the answer is (no 'finish' listener per request).
   async function handle(snap: Snapshot, req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
     const started = performance.now()
-    const maxBody = snap.compiled.raw.limits.maxBodyBytes
-    let bodyRead: Promise<Buffer | Refusal> | null = null
+    const maxBody = snap.compiled.limits.maxBodyBytes
+    let bodyRead: Promise<BodyRead> | null = null
     const readBody: ReadBody = (maxBytes = maxBody) => (bodyRead ??= readBoundedBody(req, Math.min(maxBytes, maxBody)))
     try {
       const decided = snap.decide(decisionRequest(req, readBody))
@@ -122,7 +124,7 @@ export function createAnswerer(
     const rateHeaders = decision.rateLimit?.headers ?? null
     if (!decision.allow && decision.signIn) {
       const https = cameOverHttps(req.headers, 'encrypted' in req.socket, decision.client?.peerTrusted ?? false)
-      const location = signInRedirectLocation(snap.compiled.raw.signIn!, req.headers, https, req.url ?? '/')
+      const location = signInRedirectLocation(snap.compiled.signIn!, req.headers, https, req.url ?? '/')
       return void res.writeHead(302, { location, 'cache-control': 'no-store', 'x-request-id': requestId }).end()
     }
     if (!decision.allow) return sendRefusal(res, decision.refusal, requestId, decision.challenge, rateHeaders)
@@ -134,8 +136,9 @@ export function createAnswerer(
         await snap.endpoints[decision.route.endpoint].handler(ctx)
       } catch (err) {
         // An endpoint whose store call failed answers E1006 (and is logged and counted as such).
-        if (!(err instanceof StoreUnavailableError) || res.headersSent) throw err
-        ctx.refuse({ code: 'E1006' })
+        const refusal = refusalFor(err)
+        if (!refusal || res.headersSent) throw err
+        ctx.refuse(refusal)
       }
       return
     }

@@ -53,8 +53,7 @@ const at = (path: string, methods: readonly string[] | null, match?: EndpointPat
 const NOT_SERVED: EndpointDeclaration = { at: [], policy: 'deny', handler: methodNotAllowed }
 
 /** keygate's own endpoints under one config: each one's paths, policy and handler in one place. */
-export function declareEndpoints(compiled: CompiledConfig, s: EndpointServices): EndpointTable {
-  const config = compiled.raw
+export function declareEndpoints(config: CompiledConfig, s: EndpointServices): EndpointTable {
   const mounts = tokenApiMounts(config)
   const under = (suffix: string, methods: readonly string[], match?: EndpointPath['match']) =>
     mounts.map((m) => at(`${m}${suffix}`, methods, match))
@@ -73,22 +72,32 @@ export function declareEndpoints(compiled: CompiledConfig, s: EndpointServices):
   })
 
   return {
-    // Envoy ext_authz appends the original path to it: a prefix; the endpoint answers, it never proxies
+    // Envoy ext_authz appends the original path to it: a prefix; the endpoint answers, it never proxies.
+    // Not rate limited: its caller is the proxy, and the request it describes is limited instead.
     'forward-auth': {
       at: [at(config.forwardAuth.path, null, 'prefix')],
       policy: 'anonymous',
+      rateLimited: false,
       handler: createForwardAuth(s.decide, config),
     },
-    health: { at: [at('/_keygate/health', GET)], policy: 'anonymous', handler: health },
-    ready: { at: [at('/_keygate/ready', GET)], policy: 'anonymous', handler: createReady(() => s.store.ping()) },
+    // probes and scrapes must never see 429
+    health: { at: [at('/_keygate/health', GET)], policy: 'anonymous', rateLimited: false, handler: health },
+    ready: {
+      at: [at('/_keygate/ready', GET)],
+      policy: 'anonymous',
+      rateLimited: false,
+      handler: createReady(() => s.store.ping()),
+    },
     metrics: {
       at: [at('/_keygate/metrics', ['GET'])],
       policy: 'anonymous',
-      handler: createMetricsEndpoint(s.metrics, compiled.metricsAllowed),
+      rateLimited: false,
+      handler: createMetricsEndpoint(s.metrics, config.metricsAllowed),
     },
     jwks: {
       at: [at('/.well-known/jwks.json', GET)],
       policy: 'anonymous',
+      rateLimited: false,
       handler: (ctx) => ctx.send(200, publicJwks(s.keys)),
     },
     'public-key': {
@@ -135,21 +144,21 @@ export function declareEndpoints(compiled: CompiledConfig, s: EndpointServices):
       handler: tokens['app-token-revoke'],
     },
     ...(config.signIn
-      ? signInEndpoints(config.signIn, compiled, s)
+      ? signInEndpoints(config.signIn, config, s)
       : { 'sign-in': NOT_SERVED, 'sign-out': NOT_SERVED, 'oauth2-callback': NOT_SERVED }),
     // at every path above, any other method: added by compileEndpointRoutes
-    'method-not-allowed': { at: [], policy: 'anonymous', handler: methodNotAllowed },
+    'method-not-allowed': { at: [], policy: 'anonymous', rateLimited: false, handler: methodNotAllowed },
   }
 }
 
 /** The browser's way in, when `signIn` is configured. */
 function signInEndpoints(
   signIn: SignInConfig,
-  compiled: CompiledConfig,
+  config: CompiledConfig,
   s: EndpointServices,
 ): Pick<EndpointTable, 'sign-in' | 'sign-out' | 'oauth2-callback'> {
   const handlers = createSignInEndpoints({
-    config: compiled.raw,
+    config,
     signIn,
     store: s.store,
     clock: s.clock,
@@ -178,6 +187,6 @@ function signInEndpoints(
 /** The table's paths, in the order the route table tries them. */
 export const endpointMounts = (table: EndpointTable): EndpointMount[] =>
   (Object.keys(table) as (keyof EndpointTable)[]).flatMap((endpoint) => {
-    const { at: paths, policy, schemes } = table[endpoint]
-    return paths.map((p): EndpointMount => ({ endpoint, ...p, policy, schemes }))
+    const { at: paths, policy, schemes, rateLimited } = table[endpoint]
+    return paths.map((p): EndpointMount => ({ endpoint, ...p, policy, schemes, rateLimited }))
   })

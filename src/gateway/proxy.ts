@@ -29,7 +29,7 @@ function upstreamHeaders(snap: Snapshot, req: IncomingMessage, decision: Allowed
     peerTrusted: decision.client.peerTrusted,
     proto: (req.socket as TLSSocket).encrypted ? 'https' : 'http',
   })
-  if (decision.principal?.scheme === 'mtls' && snap.compiled.raw.tls?.forwardClientCert)
+  if (decision.principal?.scheme === 'mtls' && snap.compiled.tls?.forwardClientCert)
     headers['x-forwarded-client-cert'] = clientCertificateOf(req.socket)!.forwardedElement
   return headers
 }
@@ -46,7 +46,7 @@ export function proxy(
 ): ForwardResult | Promise<ForwardResult> {
   const headers = upstreamHeaders(snap, req, decision, requestId)
   if (decision.route.upstream === 'demo') {
-    answerAsDemo(req, res, decision.upstreamPath, headers, snap.compiled.raw.identityHeaders, requestId)
+    answerAsDemo(req, res, decision.upstreamPath, headers, snap.compiled.identityHeaders, requestId)
     return ANSWERED_HERE
   }
   return snap.forwarder.forward(req, res, {

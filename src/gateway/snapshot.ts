@@ -9,7 +9,7 @@ import { createStoreHealth, type StoreHealth } from '../store/health.js'
 import { createLocalRateCounter, type RateCounter } from '../store/rate-counter.js'
 import type { Store } from '../store/types.js'
 import { createMetrics, type Metrics } from '../metrics/catalogue.js'
-import { createAudit } from '../audit.js'
+import { createAudit, type Audit } from '../audit.js'
 import { createJwtKeys } from '../tokens/jwt-keys.js'
 import type { JwtClaims } from '../tokens/own-tokens.js'
 import { createIssuerVerifier } from '../tokens/issuers.js'
@@ -44,6 +44,8 @@ export interface GatewayParts {
   /** this gateway's events: its metrics and audit trail hear these alone */
   readonly observer: Observer
   readonly metrics: Metrics | null
+  /** the `audit` config's trail of this gateway's audit events (writes nothing when off) */
+  readonly auditTrail: Audit
   /** `rateLimits.onStoreDown: local`: this instance's own count while the store is unreachable */
   readonly rateFallback: RateCounter
   /** stops the heartbeat, the metrics and the audit trail; closes the store when it is ours */
@@ -66,18 +68,19 @@ export function createGatewayParts(
   const metrics = initial.metrics.enabled
     ? createMetrics({ configHash, storeHealthy: () => storeHealth.healthy, cluster: cluster.isWorker, observer })
     : null
-  const audit = createAudit({ audit: initial.audit, observer })
+  const auditTrail = createAudit({ audit: initial.audit, observer })
   return {
     logger,
     store,
     storeHealth,
     observer,
     metrics,
+    auditTrail,
     rateFallback: createLocalRateCounter(),
     async close() {
       storeHealth.stop()
       metrics?.close()
-      audit.close()
+      auditTrail.close()
       if (givenStore === undefined) await store.close()
     },
   }

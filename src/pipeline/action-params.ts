@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http'
-import { refused, type Refusal, type Refused } from '../errors.js'
+import { refused, type Refused } from '../errors.js'
+import type { BodyRead } from '../http/request-body.js'
 import type { AccessLimits } from '../principal.js'
 import { headerValues } from '../util/raw-headers.js'
 import { isAllowed, needsBody, readActionRequest } from '../mediawiki/action-api.js'
@@ -11,7 +12,7 @@ export interface ActionParamsInput {
   readonly rawHeaders: readonly string[]
   readonly limits: AccessLimits
   /** null in forward-auth mode, where the body cannot be seen */
-  readonly readBody: (() => Promise<Buffer | Refusal>) | null
+  readonly readBody: (() => Promise<BodyRead>) | null
   readonly postBodies: 'refuse' | 'queryOnly'
 }
 
@@ -47,8 +48,8 @@ export async function checkActionParams(input: ActionParamsInput): Promise<Actio
       judgedMethod = 'GET'
     } else {
       const read = await input.readBody()
-      if (!Buffer.isBuffer(read)) return { ok: false, refusal: read }
-      body = read
+      if (!read.ok) return read
+      body = read.body
     }
   }
   const parsed = readActionRequest({

@@ -1,4 +1,4 @@
-import { refuse, StoreUnavailableError } from '../errors.js'
+import { refuse, refusalFor } from '../errors.js'
 import type { AuthResult, Authenticator } from '../auth/types.js'
 import type { AuthenticatorChain } from '../auth/index.js'
 import type { Scheme } from '../principal.js'
@@ -27,7 +27,6 @@ export interface AuthInput {
 export type AuthOutcome = AuthResult | { readonly kind: 'none' }
 
 const AMBIGUOUS = { kind: 'deny', refusal: refuse('E1030') } as const
-const STORE_DOWN = { kind: 'deny', refusal: refuse('E1006') } as const
 const MALFORMED = { kind: 'deny', refusal: refuse('E1001') } as const
 
 /** Splits "Scheme token"; the scheme word is case-insensitive (RFC 9110). */
@@ -50,7 +49,8 @@ export const credentialScheme = (authorization: Authorization | null, chain: Aut
 
 /** The store being down is an answer (E1006), not a failure of the request. */
 function storeDownOrThrow(err: unknown): AuthResult {
-  if (err instanceof StoreUnavailableError) return STORE_DOWN
+  const refusal = refusalFor(err)
+  if (refusal) return { kind: 'deny', refusal }
   throw err
 }
 

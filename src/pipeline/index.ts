@@ -14,6 +14,7 @@ import type { AuditSink } from '../observe.js'
 import type { ClientCertificate } from '../auth/mtls.js'
 import { andThen, type MaybePromise } from '../util/maybe-promise.js'
 import { isPageLoad } from '../signin/page-load.js'
+import type { BodyRead } from '../http/request-body.js'
 
 /** What a decision is made on: from the proxied request itself, or from forward-auth headers. */
 export interface DecisionRequest {
@@ -25,7 +26,7 @@ export interface DecisionRequest {
   /** the client certificate of the request's own TLS connection (null in forward-auth mode: that is the proxy's) */
   readonly clientCertificate: ClientCertificate | null
   /** null in forward-auth mode: the decision cannot see the body */
-  readonly readBody: (() => Promise<Buffer | Refusal>) | null
+  readonly readBody: (() => Promise<BodyRead>) | null
   /**
    * A proxy asks about a request for its app (forward-auth): keygate's own endpoints are not what
    * is decided on, so their paths get the app's routes like any other path.
@@ -137,11 +138,11 @@ export interface DecideDeps {
 
 export function createDecide(config: CompiledConfig, deps: DecideDeps): Decide {
   const { chain, identityOf, audit, rateLimit } = deps
-  const resolveClientIp = createClientIpResolver(config.raw.trustedProxies)
-  const postBodies = config.raw.forwardAuth.actionPostBodies
+  const resolveClientIp = createClientIpResolver(config.trustedProxies)
+  const postBodies = config.forwardAuth.actionPostBodies
   const findRoute = createRouteTable(deps.routes)
   const findAppRoute = createRouteTable(deps.routes.filter((r) => r.endpoint === null))
-  const redirects = config.raw.signIn?.redirect === 'auto'
+  const redirects = config.signIn?.redirect === 'auto'
   /** No credentials, or only a session cookie that is no longer good: a person's page load goes to sign in. */
   const unauthenticated = (
     request: DecisionRequest,
@@ -162,7 +163,7 @@ export function createDecide(config: CompiledConfig, deps: DecideDeps): Decide {
 
   return function decide(request) {
     const target = normalizeTarget(request.target)
-    if ('code' in target) return deny(target)
+    if (!target.ok) return deny(target.refusal)
     const xff = request.headers['x-forwarded-for']
     const client = resolveClientIp(request.peerIp, Array.isArray(xff) ? xff.join(',') : xff)
     const route = (request.forApp ? findAppRoute : findRoute)(target.matchPath, request.method)
@@ -215,7 +216,7 @@ export function createDecide(config: CompiledConfig, deps: DecideDeps): Decide {
     client: ClientAddress,
     scheme: Scheme | null,
   ): MaybePromise<Decision> {
-    const onActionApi = route.endpoint === null && isActionApiPath(config.actionApiPaths, target.matchPath)
+    const onActionApi = route.endpoint === null && isActionApiPath(config.actionApi.paths, target.matchPath)
     const refusal = authorize(route, principal, target.matchPath, onActionApi)
     if (refusal) {
       if (principal.keyName)

@@ -1,4 +1,4 @@
-import { refuse, type Refusal } from '../errors.js'
+import { refused, type Refused } from '../errors.js'
 
 export interface NormalizedTarget {
   /** What goes upstream: percent-escapes upper-cased, unreserved characters decoded, repeated slashes merged. */
@@ -9,20 +9,23 @@ export interface NormalizedTarget {
   readonly query: string
 }
 
+/** The normalised target itself (no wrapper: this runs on every request), or the refusal. */
+export type TargetRead = ({ readonly ok: true } & NormalizedTarget) | Refused
+
 const UNRESERVED = /[A-Za-z0-9\-_~]/
 // Refused rather than guessed: every one of these has been read differently by some proxy and some upstream.
 const FORBIDDEN_ESCAPES = new Set(['2E', '2F', '5C', '00', '3B']) // . / \ NUL ;
 const DOUBLE_ENCODED = /%25[0-9A-Fa-f]{2}/
 const RAW_FORBIDDEN = /[\\;#\x00-\x20\x7f]/
 const ABSOLUTE_FORM = /^https?:\/\/[^/?#]*/i
-const AMBIGUOUS = refuse('E1030')
+const AMBIGUOUS = refused('E1030', 'path')
 const DOT_SEGMENT = /(?:^|\/)\.\.?(?:\/|$)/
 
 /**
  * One normalised path for the whole pipeline (CONTRACT §4): dot segments, %2e, encoded slashes,
  * backslashes, NUL, ';' path parameters and invalid percent-encoding are refused, never guessed.
  */
-export function normalizeTarget(rawTarget: string): NormalizedTarget | Refusal {
+export function normalizeTarget(rawTarget: string): TargetRead {
   let target = rawTarget
   const absolute = ABSOLUTE_FORM.exec(target)
   if (absolute) target = target.slice(absolute[0].length) || '/'
@@ -41,7 +44,7 @@ export function normalizeTarget(rawTarget: string): NormalizedTarget | Refusal {
   if (decoded === null || (hasEscapes && DOUBLE_ENCODED.test(decoded))) return AMBIGUOUS
   const path = decoded.includes('//') ? decoded.replace(/\/{2,}/g, '/') : decoded
   if (DOT_SEGMENT.test(path)) return AMBIGUOUS
-  if (!hasEscapes) return { path, matchPath: path, query }
+  if (!hasEscapes) return { ok: true, path, matchPath: path, query }
   let matchPath: string
   try {
     matchPath = decodeURIComponent(path)
@@ -49,7 +52,7 @@ export function normalizeTarget(rawTarget: string): NormalizedTarget | Refusal {
     return AMBIGUOUS // not UTF-8: the upstream's reading of it cannot be predicted
   }
   if (/[\x00-\x1f\x7f]/.test(matchPath)) return AMBIGUOUS
-  return { path, matchPath, query }
+  return { ok: true, path, matchPath, query }
 }
 
 /** Percent-escapes upper-cased and unreserved characters decoded; null when an escape is invalid or forbidden. */

@@ -1,8 +1,8 @@
-import type { CompiledConfig, CompiledRoute, EndpointId } from '../config/compile.js'
+import type { CompiledConfig, CompiledRoute } from '../config/compile.js'
 import type { RateLimitConfig } from '../config/schema.js'
 import type { Principal } from '../principal.js'
 import type { RateCount, RateCounter, RateWindow } from '../store/rate-counter.js'
-import { refuse, StoreUnavailableError, type Refusal } from '../errors.js'
+import { refuse, refusalFor, type Refusal } from '../errors.js'
 import type { AuditSink } from '../observe.js'
 import type { MaybePromise } from '../util/maybe-promise.js'
 
@@ -46,17 +46,6 @@ export interface RateLimitDeps {
   readonly audit: AuditSink
 }
 
-// keygate's operational endpoints are never limited: probes and scrapes must not see 429, and the
-// forward-auth endpoint's own caller is the proxy (the request it describes is limited instead).
-const UNLIMITED_ENDPOINTS: ReadonlySet<EndpointId> = new Set<EndpointId>([
-  'forward-auth',
-  'health',
-  'ready',
-  'metrics',
-  'jwks',
-  'method-not-allowed',
-])
-
 /** Built once per config; null when the config sets no limit at all. */
 export function createRateLimit(config: CompiledConfig, deps: RateLimitDeps): RateLimitCheck | null {
   const defaults = config.rateLimits
@@ -71,7 +60,7 @@ export function createRateLimit(config: CompiledConfig, deps: RateLimitDeps): Ra
   if (!anonymous && !authenticated && byRoute.size === 0 && byKey.size === 0) return null
 
   const limitFor = (route: CompiledRoute, principal: Principal | null): CompiledLimit | null => {
-    if (route.endpoint !== null && UNLIMITED_ENDPOINTS.has(route.endpoint)) return null
+    if (!route.rateLimited) return null
     const onRoute = byRoute.get(route)
     if (onRoute) return onRoute
     if (principal === null) return anonymous
@@ -100,9 +89,10 @@ export function createRateLimit(config: CompiledConfig, deps: RateLimitDeps): Ra
     err: unknown,
     judged: (c: RateCount) => RateLimitOutcome,
   ): MaybePromise<RateLimitOutcome> {
-    if (!(err instanceof StoreUnavailableError)) throw err
+    const refusal = refusalFor(err)
+    if (!refusal) throw err
     if (deps.fallback) return judged(deps.fallback.consume(limit.name, limit, bucket) as RateCount)
-    return { limit: limit.name, result: 'store-down', headers: null, refusal: refuse('E1006') }
+    return { limit: limit.name, result: 'store-down', headers: null, refusal }
   }
 }
 

@@ -5,7 +5,7 @@ import type { GatewayConfig } from '../config/schema.js'
 // keygate's `tokenApi.authorize` does the same, and a route without a type reads the request's field.
 
 /** The token type a request to one of the authorize paths asks for, or null (E1020). */
-export function createTokenTypeOf(config: GatewayConfig) {
+export function createTokenTypeOf(config: Pick<GatewayConfig, 'tokenApi'>) {
   const fixed = new Map(config.tokenApi.authorize.map((a) => [a.path, a.tokenType]))
   return (path: string, fields: Record<string, string>): TokenType | null => {
     const asked = fields.token_type || fields.type
