@@ -1,33 +1,22 @@
 import type { TLSSocket } from 'node:tls'
 import { randomBytes } from 'node:crypto'
 import { refuse, refused, type Refused } from '../errors.js'
-import type { Clock } from '../clock.js'
 import { MAX_USERNAME_BYTES, type GatewayConfig, type UserConfig } from '../config/schema.js'
 import { SESSION_COOKIE, type Principal, type TokenType } from '../principal.js'
-import { checkLogin, type LoginLimiter, type UserDirectory } from '../auth/login.js'
+import { checkLogin } from '../auth/login.js'
 import { verifyJwt, type JwtClaims } from '../tokens/own-tokens.js'
-import type { JwtKeys } from '../tokens/jwt-keys.js'
-import type { Revocation } from '../tokens/revocation.js'
-import { issueRecorded, type IssuedTokens } from '../tokens/issued.js'
-import type { AuditSink } from '../observe.js'
+import { issueRecorded } from '../tokens/issued.js'
 import { randomToken } from '../util/secret.js'
 import { parseFormFields } from './body.js'
 import { createTokenTypeOf } from '../suffit/authorize-routes.js'
 import { isEncrypted, passwordOf, type LoginKeys } from '../suffit/login-key.js'
 import { AUTHORIZED_MESSAGE, md5, suffitDatetime, suffitUser } from '../suffit/answer.js'
-import type { EndpointContext, EndpointHandler } from './types.js'
+import type { EndpointContext, EndpointHandler, LoginDeps } from './types.js'
 
 // The Suffit auth API: POST /api/authorize, POST /api/refresh, DELETE /api/authorize (= POST /api/logout).
 
-export interface AuthorizeDeps {
+export interface AuthorizeDeps extends LoginDeps {
   readonly config: Pick<GatewayConfig, 'signIn' | 'tokens' | 'loginLimit' | 'tokenApi'>
-  readonly clock: Clock
-  readonly keys: JwtKeys
-  readonly issued: IssuedTokens
-  readonly revocation: Revocation<JwtClaims>
-  readonly users: UserDirectory
-  readonly limiter: LoginLimiter
-  readonly audit: AuditSink
   readonly loginKeys: LoginKeys
 }
 

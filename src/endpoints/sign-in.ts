@@ -1,14 +1,9 @@
 import { createHash } from 'node:crypto'
-import type { Clock } from '../clock.js'
-import type { GatewayConfig, SignInConfig } from '../config/schema.js'
+import type { SignInConfig } from '../config/schema.js'
 import type { Store } from '../store/types.js'
 import type { Authenticator } from '../auth/types.js'
-import { checkLogin, type LoginLimiter, type UserDirectory } from '../auth/login.js'
-import type { JwtClaims } from '../tokens/own-tokens.js'
-import type { JwtKeys } from '../tokens/jwt-keys.js'
-import type { Revocation } from '../tokens/revocation.js'
-import { issueRecorded, type IssuedTokens } from '../tokens/issued.js'
-import type { AuditSink } from '../observe.js'
+import { checkLogin } from '../auth/login.js'
+import { issueRecorded } from '../tokens/issued.js'
 import { sha256Hex } from '../util/secret.js'
 import { cameOverHttps, cookieJar, CSRF_COOKIE, FLOW_COOKIE, readCookie, type CookieJar } from '../signin/cookies.js'
 import type { Csrf } from '../signin/csrf.js'
@@ -16,7 +11,7 @@ import { originOf, returnAddressOf, safeReturnAddress, type ReturnPolicy } from 
 import { pageSecurityHeaders, renderMessagePage, renderSignInPage, renderSignOutPage } from '../signin/page.js'
 import { newFlowSecrets, type FlowChecks, type OidcProvider, type ProviderIdentity } from '../signin/oidc.js'
 import { parseFormFields } from './body.js'
-import type { EndpointContext, EndpointHandler } from './types.js'
+import type { EndpointContext, EndpointHandler, LoginDeps } from './types.js'
 
 // The browser's way in (CONTRACT §7): the sign-in page and its password form, the providers'
 // start and callback, and sign-out. Every answer is an HTML page or a redirect, never JSON: a
@@ -26,18 +21,9 @@ import type { EndpointContext, EndpointHandler } from './types.js'
 export const SIGN_OUT_PATH = '/_keygate/sign-out'
 export const OAUTH2_CALLBACK_PATH = '/_keygate/oauth2/callback'
 
-export interface SignInDeps {
-  readonly config: Pick<GatewayConfig, 'tokens' | 'loginLimit'>
+export interface SignInDeps extends LoginDeps {
   readonly signIn: SignInConfig
   readonly store: Store
-  readonly clock: Clock
-  readonly keys: JwtKeys
-  readonly issued: IssuedTokens
-  readonly revocation: Revocation<JwtClaims>
-  readonly users: UserDirectory
-  readonly limiter: LoginLimiter
-  /** the gateway's observer, told of sign-ins, failures and sign-outs */
-  readonly audit: AuditSink
   readonly csrf: Csrf
   /** the session cookie's authenticator: who is signing out, and which session a sign-in replaces */
   readonly session: Authenticator

@@ -5,6 +5,14 @@ import type { EndpointId, PathMatch, Policy } from '../config/compile.js'
 import type { NormalizedTarget } from '../pipeline/normalize.js'
 import type { ClientAddress } from '../pipeline/client-ip.js'
 import type { BodyRead } from '../http/request-body.js'
+import type { Clock } from '../clock.js'
+import type { GatewayConfig } from '../config/schema.js'
+import type { LoginLimiter, UserDirectory } from '../auth/login.js'
+import type { JwtClaims } from '../tokens/own-tokens.js'
+import type { JwtKeys } from '../tokens/jwt-keys.js'
+import type { Revocation } from '../tokens/revocation.js'
+import type { IssuedTokens } from '../tokens/issued.js'
+import type { AuditSink } from '../observe.js'
 
 /** What an endpoint of keygate's own gets: the request, the decision that let it through, and replies. */
 export interface EndpointContext {
@@ -43,3 +51,19 @@ export interface EndpointDeclaration {
 
 /** Every endpoint keygate has: a missing one is a type error, never a 404 at run time. */
 export type EndpointTable = Readonly<Record<EndpointId, EndpointDeclaration>>
+
+/**
+ * What the two ways of logging in share (/api/authorize and the sign-in page): one password
+ * check, one way to issue, record and revoke keygate's JWTs.
+ */
+export interface LoginDeps {
+  readonly config: Pick<GatewayConfig, 'tokens' | 'loginLimit'>
+  readonly clock: Clock
+  readonly keys: JwtKeys
+  readonly issued: IssuedTokens
+  readonly revocation: Revocation<JwtClaims>
+  readonly users: UserDirectory
+  readonly limiter: LoginLimiter
+  /** the gateway's observer, told of logins, failures and revocations */
+  readonly audit: AuditSink
+}
