@@ -101,6 +101,18 @@ function segmentVar(segment: string): PhpVar | null {
   return { rawName, name: manglePhpName(rawName), value, isFile: false }
 }
 
+/** The query's or the body's variables, in order; every segment counts towards max_input_vars. */
+function segmentVars(segments: readonly string[], where: 'query' | 'body'): PhpParse {
+  if (segments.length > PHP_MAX_INPUT_VARS) return fail(`more ${where} variables than PHP max_input_vars`)
+  const vars: PhpVar[] = []
+  for (const s of segments) {
+    const v = segmentVar(s)
+    if (!v) return fail(`a ${where} parameter name contains NUL`)
+    vars.push(v)
+  }
+  return { ok: true, vars }
+}
+
 /**
  * $_GET from the raw query string (php_default_treat_data, PARSE_GET). PHP tokenises with
  * strtok() on arg_separator.input ('&' by default), so empty tokens vanish and do not count
@@ -118,14 +130,7 @@ export function parseQueryString(query: string, separators = '&'): PhpParse {
   const pieces =
     separators === '&' ? query.split('&') : query.split(new RegExp(`[${separators.replace(/[\\\]^-]/g, '\\$&')}]`))
   const tokens = pieces.filter((t) => t.length > 0)
-  if (tokens.length > PHP_MAX_INPUT_VARS) return fail('more query variables than PHP max_input_vars')
-  const vars: PhpVar[] = []
-  for (const t of tokens) {
-    const v = segmentVar(t)
-    if (!v) return fail('a query parameter name contains NUL')
-    vars.push(v)
-  }
-  return { ok: true, vars }
+  return segmentVars(tokens, 'query')
 }
 
 /**
@@ -139,14 +144,7 @@ export function parseUrlEncodedBody(body: Buffer): PhpParse {
   if (text.length === 0) return { ok: true, vars: [] }
   const segments = text.split('&')
   if (segments[segments.length - 1] === '') segments.pop()
-  if (segments.length > PHP_MAX_INPUT_VARS) return fail('more body variables than PHP max_input_vars')
-  const vars: PhpVar[] = []
-  for (const s of segments) {
-    const v = segmentVar(s)
-    if (!v) return fail('a body parameter name contains NUL')
-    vars.push(v)
-  }
-  return { ok: true, vars }
+  return segmentVars(segments, 'body')
 }
 
 const asciiLower = (s: string): string => s.replace(/[A-Z]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 32))
