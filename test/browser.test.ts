@@ -5,7 +5,8 @@ import { fileURLToPath } from 'node:url'
 import type { Page } from 'playwright-core'
 import { startTestGateway, startUpstream } from './helpers.js'
 import { ALICE_PW, JWT_SECRET, makeUsers } from './support/users.js'
-import { CLIENT_ID, CLIENT_SECRET, startOidcProvider } from './support/oidc-provider.js'
+import { startOidcProvider } from './support/oidc-provider.js'
+import { IDP_USERS, providerEntry } from './support/oidc-fixtures.js'
 import { freePort, toolGate } from './support/processes.js'
 import { startCaddyExample, startNginxExample } from './support/example-proxies.js'
 import { CHROMIUM, launchChromium } from './support/chromium.js'
@@ -30,17 +31,7 @@ const app = await startUpstream((req, res) => {
 const [gwPort, nginxPort, caddyPort] = [await freePort(), await freePort(), await freePort()]
 const origins = [gwPort, nginxPort, caddyPort].map((p) => `http://127.0.0.1:${p}`)
 const idp = await startOidcProvider({
-  users: {
-    carol: {
-      password: 'carol-idp-pw',
-      claims: {
-        preferred_username: 'carol',
-        name: 'Carol Example',
-        email: 'carol@example.org',
-        org: { teams: ['editors'] },
-      },
-    },
-  },
+  users: IDP_USERS,
   redirectUris: origins.map((o) => `${o}/_keygate/oauth2/callback/corp`),
   postLogoutRedirectUris: origins.map((o) => `${o}/_keygate/sign-in`),
 })
@@ -52,17 +43,7 @@ const gw = await startTestGateway(
     users: await makeUsers(),
     signIn: {
       appName: 'Team Wiki',
-      providers: [
-        {
-          id: 'corp',
-          name: 'Corp SSO',
-          issuer: idp.issuer,
-          clientId: CLIENT_ID,
-          clientSecret: CLIENT_SECRET,
-          scopes: ['openid', 'profile', 'email', 'groups'],
-          claims: { groups: 'org.teams' },
-        },
-      ],
+      providers: [providerEntry(idp.issuer, 'corp')],
     },
   },
   { listen: { host: '127.0.0.1', port: gwPort } },
@@ -87,7 +68,7 @@ async function journey(p: Page, origin: string) {
   await p.getByRole('button', { name: 'Sign in with Corp SSO' }).click()
   await p.waitForURL(`${idp.issuer}/interaction/**`)
   await p.getByLabel('IdP username').fill('carol')
-  await p.getByLabel('IdP password').fill('carol-idp-pw')
+  await p.getByLabel('IdP password').fill(IDP_USERS.carol.password)
   await p.getByRole('button', { name: 'Continue at the IdP' }).click()
   await p.waitForURL(protectedUrl)
   assert.equal(await p.locator('#user').textContent(), 'carol')

@@ -5,7 +5,8 @@ import { SignJWT } from 'jose'
 import { startTestGateway, startUpstream } from './helpers.js'
 import { JWT_SECRET, STORE_KINDS, makeUsers, redisPrefixes, sleep, type StoreKind } from './support/users.js'
 import { BROWSER_ACCEPT, Jar, cookieAttributes, request, submitForm, type PageResponse } from './support/sign-in.js'
-import { CLIENT_ID, CLIENT_SECRET, startOidcProvider, type TestProvider } from './support/oidc-provider.js'
+import { CLIENT_SECRET, startOidcProvider, type TestProvider } from './support/oidc-provider.js'
+import { IDP_USERS, providerEntry, type IdpLogin } from './support/oidc-fixtures.js'
 import { freePort } from './support/processes.js'
 
 // OpenID Connect sign-in against a REAL provider (oidc-provider on loopback, with a client, users
@@ -15,37 +16,7 @@ import { freePort } from './support/processes.js'
 
 const GW = 'http://gw.test'
 const idp = await startOidcProvider({
-  users: {
-    carol: {
-      password: 'carol-idp-pw',
-      claims: {
-        preferred_username: 'carol',
-        name: 'Carol Example',
-        email: 'carol@example.org',
-        email_verified: true,
-        org: { teams: ['editors', 'wiki-admins'] },
-      },
-    },
-    bobby: {
-      password: 'bobby-idp-pw',
-      claims: {
-        preferred_username: 'bob',
-        name: 'Bob at the IdP',
-        email: 'bob@idp.example',
-        org: { teams: ['readers'] },
-      },
-    },
-    dave: {
-      password: 'dave-idp-pw',
-      claims: {
-        preferred_username: 'dave',
-        name: 'Dave',
-        email: 'dave@other.example',
-        email_verified: true,
-        org: { teams: ['editors'] },
-      },
-    },
-  },
+  users: IDP_USERS,
   redirectUris: ['corp', 'admins'].map((id) => `${GW}/_keygate/oauth2/callback/${id}`),
   postLogoutRedirectUris: [`${GW}/_keygate/sign-in`],
 })
@@ -53,16 +24,7 @@ const downPort = await freePort()
 const users = await makeUsers()
 const prefixes = redisPrefixes('oidc')
 
-const provider = (id: string, over: Record<string, unknown> = {}) => ({
-  id,
-  name: id === 'corp' ? 'Corp SSO' : `Provider ${id}`,
-  issuer: idp.issuer,
-  clientId: CLIENT_ID,
-  clientSecret: CLIENT_SECRET,
-  scopes: ['openid', 'profile', 'email', 'groups'],
-  claims: { username: 'preferred_username', groups: 'org.teams' },
-  ...over,
-})
+const provider = (id: string, over: Record<string, unknown> = {}) => providerEntry(idp.issuer, id, over)
 
 function gatewayConfig(upstream: string, store: Record<string, unknown>) {
   return {
@@ -138,17 +100,11 @@ const deliver = (port: number, jar: Jar, callbackUrl: string) => {
   )
 }
 
-async function providerSignIn(
-  port: number,
-  jar: Jar,
-  id = 'corp',
-  who: 'carol' | 'dave' | 'bobby' = 'carol',
-  callbackPort = port,
-) {
+async function providerSignIn(port: number, jar: Jar, id = 'corp', who: IdpLogin = 'carol', callbackPort = port) {
   const start = await chooseProvider(port, jar, id)
   assert.equal(start.status, 302, start.body)
   assert.ok(start.headers.location!.startsWith(`${idp.issuer}/auth?`), start.headers.location)
-  const callbackUrl = await atProvider(start.headers.location!, who, `${who}-idp-pw`)
+  const callbackUrl = await atProvider(start.headers.location!, who, IDP_USERS[who].password)
   return { callbackUrl, done: await deliver(callbackPort, jar, callbackUrl) }
 }
 
@@ -165,7 +121,7 @@ for (const kind of STORE_KINDS) {
     assert.ok(auth.searchParams.get('state'))
     assert.ok(auth.searchParams.get('nonce'))
     assert.equal(auth.searchParams.get('redirect_uri'), `${GW}/_keygate/oauth2/callback/corp`)
-    const callbackUrl = await atProvider(start.headers.location!, 'carol', 'carol-idp-pw')
+    const callbackUrl = await atProvider(start.headers.location!, 'carol', IDP_USERS.carol.password)
     const done = await deliver(gw.port, jar, callbackUrl)
     assert.equal(done.status, 302, done.body)
     assert.equal(done.headers.location, '/wiki/Start?x=1')
@@ -215,7 +171,7 @@ test('state: an unknown state, or the right state in another browser (no flow co
   const { gw } = await setup('memory')
   const jar = new Jar()
   const start = await chooseProvider(gw.port, jar, 'corp')
-  const callbackUrl = await atProvider(start.headers.location!, 'carol', 'carol-idp-pw')
+  const callbackUrl = await atProvider(start.headers.location!, 'carol', IDP_USERS.carol.password)
   const wrongState = new URL(callbackUrl)
   wrongState.searchParams.set('state', 'not-the-state')
   const a = await deliver(gw.port, jar, wrongState.href)
