@@ -8,6 +8,7 @@ import { once } from 'node:events'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import { Agent, request } from 'node:http'
 import { rawGet, startUpstream } from './helpers.js'
+import { startKeygate } from './support/keygate-process.js'
 
 // `keygate serve` as a real child process: how it starts, fails to start, drains and restarts workers.
 
@@ -136,6 +137,16 @@ async function openTunnel(port: number): Promise<Socket> {
 }
 
 const GRACE_MS = 3000
+/** In front of `upstream`, draining for GRACE_MS on SIGTERM. */
+const drainingConfig = (upstream: string) =>
+  tempConfig(
+    [
+      'listen: 127.0.0.1:0',
+      `upstream: ${upstream}`,
+      'defaultPolicy: anonymous',
+      `limits: {shutdownGrace: ${GRACE_MS}ms}`,
+    ].join('\n'),
+  )
 
 test('SIGTERM under keep-alive load (2 s upstream) with a WebSocket tunnel open: no request sent before it fails; exit at the grace', async () => {
   const up = await startUpstream((_req, res) => {
@@ -145,17 +156,7 @@ test('SIGTERM under keep-alive load (2 s upstream) with a WebSocket tunnel open:
     socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n')
     socket.on('error', () => {})
   })
-  const { child, output } = serve(
-    tempConfig(
-      [
-        'listen: 127.0.0.1:0',
-        `upstream: ${up.url}`,
-        'defaultPolicy: anonymous',
-        `limits: {shutdownGrace: ${GRACE_MS}ms}`,
-      ].join('\n'),
-    ),
-  )
-  const port = await listening(output)
+  const { child, port, output } = await startKeygate(drainingConfig(up.url))
   const tunnel = await openTunnel(port)
   const tunnelClosed = once(tunnel, 'close')
   const load = keepAliveLoad(port, 16, 8000)
@@ -185,17 +186,7 @@ test('SIGTERM under keep-alive load (2 s upstream) with a WebSocket tunnel open:
 
 test('SIGTERM under keep-alive load on a fast upstream: idle connections close without failing a request sent before', async () => {
   const up = await startUpstream((_req, res) => res.end('fast'))
-  const { child, output } = serve(
-    tempConfig(
-      [
-        'listen: 127.0.0.1:0',
-        `upstream: ${up.url}`,
-        'defaultPolicy: anonymous',
-        `limits: {shutdownGrace: ${GRACE_MS}ms}`,
-      ].join('\n'),
-    ),
-  )
-  const port = await listening(output)
+  const { child, port, output } = await startKeygate(drainingConfig(up.url))
   const load = keepAliveLoad(port, 16, 6000)
   await new Promise((r) => setTimeout(r, 800))
   const signalledAt = performance.now()
