@@ -9,7 +9,7 @@
 import { writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { prepare, stopTarget, sutPids, type Target } from './lib/cases.js'
+import { prepare, stopTarget, sutPids } from './lib/cases.js'
 import { Skip } from './lib/keygate.js'
 import { cpuSecondsBetween, cpuTicks } from './lib/procs.js'
 import { openSession, runScript } from './lib/session.js'
@@ -23,7 +23,7 @@ import {
   TARGET_RATIOS,
 } from './lib/settings.js'
 import { runWrk } from './lib/wrk.js'
-import type { BenchContext } from './lib/cases.js'
+import type { BenchContext, Target } from './lib/context.js'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const say = (line = '') => process.stdout.write(`${line}\n`)

@@ -7,10 +7,17 @@ import { availableParallelism, cpus, loadavg, release } from 'node:os'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { runCase, type CaseResult } from './lib/cases.js'
-import { checkTargets, combineRounds, footnotes, markdownTable, rate, targetLines } from './lib/report.js'
+import {
+  checkTargets,
+  combineRounds,
+  footnotes,
+  markdownTable,
+  rate,
+  targetLines,
+  tlsRatioLines,
+} from './lib/report.js'
 import { openSession, runScript, type Session } from './lib/session.js'
 import { readSettings, USAGE, type Settings } from './lib/settings.js'
-import { tlsRatioLines } from './lib/tls-cases.js'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const say = (line = '') => process.stdout.write(`${line}\n`)

@@ -1,5 +1,5 @@
 import type { CaseResult } from './cases.js'
-import { FORWARD_AUTH_TARGET, TARGET_RATIOS } from './settings.js'
+import { FORWARD_AUTH_TARGET, TARGET_RATIOS, type TlsCaseId } from './settings.js'
 
 export interface RatedResult extends CaseResult {
   /** req/s divided by (3)'s and (1)'s in the same run; null when either side is missing */
@@ -189,4 +189,27 @@ export function targetLines(checks: readonly TargetCheck[]): string {
   return checks
     .map((c) => `- ${c.what}: ${c.value} ${c.met === null ? '(not measured)' : c.met ? '✓' : '✗'}`)
     .join('\n')
+}
+
+/** keygate's and nginx's rows side by side: the ratios issue 17 asks for. */
+const PAIRS: ReadonlyArray<{ keygate: TlsCaseId; nginx: TlsCaseId; plain: number; what: string }> = [
+  { keygate: 20, nginx: 19, plain: 4, what: 'HTTPS (HTTP/1.1)' },
+  { keygate: 22, nginx: 21, plain: 4, what: 'HTTP/2' },
+]
+
+/** The TLS ratios of this run, under the table: keygate against nginx doing the same, and against plain HTTP. */
+export function tlsRatioLines(rated: readonly RatedResult[]): string {
+  const rps = (id: number) => rated.find((r) => r.id === id && r.status === 'ok')?.rps ?? null
+  const lines = PAIRS.flatMap(({ keygate, nginx, plain, what }) => {
+    const k = rps(keygate)
+    if (k === null) return []
+    const n = rps(nginx)
+    const p = rps(plain)
+    const parts = [
+      n === null ? `(${nginx}) not measured` : `${(k / n).toFixed(2)} × nginx terminating TLS (${nginx})`,
+      p === null ? `(${plain}) not measured` : `${(k / p).toFixed(2)} × keygate over plain HTTP (${plain})`,
+    ]
+    return [`- (${keygate}) keygate ${what}: ${parts.join('; ')}`]
+  })
+  return lines.length ? `TLS (issue 17; ratios from this run only):\n${lines.join('\n')}` : ''
 }

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createContext, type BenchContext } from './cases.js'
+import { createContext, type BenchContext } from './context.js'
 import { chooseRunner } from './keygate.js'
 import { clockTicksPerSecond, createProcessSet, detectPinning } from './procs.js'
 import { deletePrefix } from './redis.js'

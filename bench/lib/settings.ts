@@ -1,4 +1,12 @@
-import { TLS_CASES } from './tls-cases.js'
+/** Issue 17's cases, run by bench/lib/tls-cases.ts: keygate and nginx terminating TLS. */
+export const TLS_CASES = [
+  { id: 19, key: 'nginx-https', title: 'nginx proxy_pass, HTTPS (TLS 1.3, HTTP/1.1)', keygate: false },
+  { id: 20, key: 'keygate-https', title: 'keygate, anonymous route, HTTPS (TLS 1.3, HTTP/1.1)', keygate: true },
+  { id: 21, key: 'nginx-h2', title: 'nginx proxy_pass, HTTP/2 over TLS (h2load)', keygate: false },
+  { id: 22, key: 'keygate-h2', title: 'keygate, anonymous route, HTTP/2 over TLS (h2load)', keygate: true },
+] as const
+
+export type TlsCaseId = (typeof TLS_CASES)[number]['id']
 
 /**
  * The eight cases of issue 6 in the order they run, (9) the anonymous case without metrics (issue 7:

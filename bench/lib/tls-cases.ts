@@ -2,33 +2,17 @@ import { existsSync, readFileSync } from 'node:fs'
 import { request as httpsRequest } from 'node:https'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { BenchContext, CaseOptions, Target } from './cases.js'
+import type { BenchContext, CaseOptions, Target } from './context.js'
 import { Skip, startKeygate } from './keygate.js'
 import { freePort } from './net.js'
 import { findExecutable, type Proc, type ProcessSet } from './procs.js'
-import type { RatedResult } from './report.js'
-import type { CaseSpec } from './settings.js'
+import type { CaseSpec, TlsCaseId } from './settings.js'
 import { startNginx } from './upstream.js'
 import type { WrkLoad, WrkResult } from './wrk.js'
 
 // Issue 17: keygate terminating TLS — HTTPS (HTTP/1.1, wrk) and HTTP/2 (h2load) — beside nginx
 // terminating TLS in front of the same upstream, in the same run. Both use one ECDSA P-256
 // certificate made for the run; neither load tool verifies it (loopback, nothing to protect).
-
-export const TLS_CASES = [
-  { id: 19, key: 'nginx-https', title: 'nginx proxy_pass, HTTPS (TLS 1.3, HTTP/1.1)', keygate: false },
-  { id: 20, key: 'keygate-https', title: 'keygate, anonymous route, HTTPS (TLS 1.3, HTTP/1.1)', keygate: true },
-  { id: 21, key: 'nginx-h2', title: 'nginx proxy_pass, HTTP/2 over TLS (h2load)', keygate: false },
-  { id: 22, key: 'keygate-h2', title: 'keygate, anonymous route, HTTP/2 over TLS (h2load)', keygate: true },
-] as const
-
-type TlsCaseId = (typeof TLS_CASES)[number]['id']
-
-/** keygate's and nginx's rows side by side: the ratios issue 17 asks for. */
-const PAIRS: ReadonlyArray<{ keygate: TlsCaseId; nginx: TlsCaseId; plain: number; what: string }> = [
-  { keygate: 20, nginx: 19, plain: 4, what: 'HTTPS (HTTP/1.1)' },
-  { keygate: 22, nginx: 21, plain: 4, what: 'HTTP/2' },
-]
 
 /** h2load's clients and streams per client: 64 requests in flight, as wrk's 64 connections. */
 const STREAMS_PER_CLIENT = 8
@@ -253,21 +237,4 @@ async function runH2load(procs: ProcessSet, log: string, load: WrkLoad): Promise
     meanMs: micros.length ? micros.reduce((a, b) => a + b, 0) / micros.length / 1000 : 0,
     errors: { connect: 0, read: failed, write: 0, status, timeout, total: failed + status + timeout },
   }
-}
-
-/** The TLS ratios of this run, under the table: keygate against nginx doing the same, and against plain HTTP. */
-export function tlsRatioLines(rated: readonly RatedResult[]): string {
-  const rps = (id: number) => rated.find((r) => r.id === id && r.status === 'ok')?.rps ?? null
-  const lines = PAIRS.flatMap(({ keygate, nginx, plain, what }) => {
-    const k = rps(keygate)
-    if (k === null) return []
-    const n = rps(nginx)
-    const p = rps(plain)
-    const parts = [
-      n === null ? `(${nginx}) not measured` : `${(k / n).toFixed(2)} × nginx terminating TLS (${nginx})`,
-      p === null ? `(${plain}) not measured` : `${(k / p).toFixed(2)} × keygate over plain HTTP (${plain})`,
-    ]
-    return [`- (${keygate}) keygate ${what}: ${parts.join('; ')}`]
-  })
-  return lines.length ? `TLS (issue 17; ratios from this run only):\n${lines.join('\n')}` : ''
 }
