@@ -4,10 +4,9 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { BenchContext, CaseOptions, Target } from './context.js'
 import { Skip, startKeygate } from './keygate.js'
-import { freePort } from './net.js'
 import { findExecutable, type Proc, type ProcessSet } from './procs.js'
 import type { CaseSpec, TlsCaseId } from './settings.js'
-import { startNginx } from './upstream.js'
+import { startNginxProxy } from './upstream.js'
 import type { WrkLoad, WrkResult } from './wrk.js'
 
 // Issue 17: keygate terminating TLS — HTTPS (HTTP/1.1, wrk) and HTTP/2 (h2load) — beside nginx
@@ -93,41 +92,6 @@ function waitForHttps(cert: Certificate) {
   }
 }
 
-/** nginx terminating TLS (and HTTP/2) in front of the upstream, configured as case (2) otherwise. */
-async function startNginxTls(
-  ctx: BenchContext,
-  cert: Certificate,
-  http2: boolean,
-): Promise<{ proc: Proc; origin: string }> {
-  if (!ctx.nginx) throw new Skip('nginx is not installed (apt-get install -y nginx)')
-  const port = await freePort()
-  const proc = await startNginx(
-    ctx.procs,
-    ctx.dir,
-    http2 ? 'nginx-h2' : 'nginx-https',
-    ctx.nginx,
-    'sut',
-    `  upstream bench_upstream {
-    server ${ctx.upstream.origin.replace('http://', '')};
-    keepalive 64;
-    keepalive_requests 10000000;
-  }
-  server {
-    listen 127.0.0.1:${port} ssl${http2 ? ' http2' : ''};
-    ssl_certificate ${cert.cert};
-    ssl_certificate_key ${cert.key};
-    ssl_protocols TLSv1.2 TLSv1.3;
-    location / {
-      proxy_pass http://bench_upstream;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }
-  }`,
-    port,
-  )
-  return { proc, origin: `https://127.0.0.1:${port}` }
-}
-
 /** h2load, writing its per-request logs into the run's directory; a Skip when it is not installed. */
 function h2loadTool(dir: string): LoadTool {
   if (!findExecutable('h2load')) throw new Skip('h2load is not installed (apt-get install -y nghttp2-client)')
@@ -147,7 +111,8 @@ export async function prepareTlsCase(ctx: BenchContext, spec: CaseSpec, opts: Ca
   let sut: Proc
   let notes: string[]
   if (id === 19 || id === 21) {
-    ;({ origin, proc: sut } = await startNginxTls(ctx, cert, http2))
+    if (!ctx.nginx) throw new Skip('nginx is not installed (apt-get install -y nginx)')
+    ;({ origin, proc: sut } = await startNginxProxy(ctx.procs, ctx.dir, ctx.nginx, ctx.upstream, { ...cert, http2 }))
     notes = ['nginx, 1 worker, keepalive 64 to the upstream, ECDSA P-256']
   } else {
     const config = {

@@ -153,18 +153,35 @@ export async function startUpstream(
   }
 }
 
-/** Case (2): nginx proxy_pass with an upstream keepalive pool, on the system-under-test CPU. */
+/** What nginx terminates TLS with (cases 19 and 21): the PEM files, and whether it offers HTTP/2. */
+export interface NginxTls {
+  readonly cert: string
+  readonly key: string
+  readonly http2: boolean
+}
+
+/**
+ * Case (2): nginx proxy_pass with an upstream keepalive pool, on the system-under-test CPU. With
+ * `tls`, the same nginx terminating TLS: cases (19) and (21) differ from (2) in the listener alone.
+ */
 export async function startNginxProxy(
   procs: ProcessSet,
   dir: string,
   nginx: NginxInfo,
   upstream: Upstream,
+  tls?: NginxTls,
 ): Promise<{ proc: Proc; origin: string }> {
   const port = await freePort()
+  const listener = tls
+    ? `listen 127.0.0.1:${port} ssl${tls.http2 ? ' http2' : ''};
+    ssl_certificate ${tls.cert};
+    ssl_certificate_key ${tls.key};
+    ssl_protocols TLSv1.2 TLSv1.3;`
+    : `listen 127.0.0.1:${port};`
   const proc = await startNginx(
     procs,
     dir,
-    'nginx-proxy',
+    tls ? (tls.http2 ? 'nginx-h2' : 'nginx-https') : 'nginx-proxy',
     nginx,
     'sut',
     `  upstream bench_upstream {
@@ -173,7 +190,7 @@ export async function startNginxProxy(
     keepalive_requests 10000000;
   }
   server {
-    listen 127.0.0.1:${port};
+    ${listener}
     location / {
       proxy_pass http://bench_upstream;
       proxy_http_version 1.1;
@@ -182,7 +199,7 @@ export async function startNginxProxy(
   }`,
     port,
   )
-  return { proc, origin: `http://127.0.0.1:${port}` }
+  return { proc, origin: `${tls ? 'https' : 'http'}://127.0.0.1:${port}` }
 }
 
 /** Case (3): bench/bare-proxy.ts, the floor keygate's ratios are taken against. */
