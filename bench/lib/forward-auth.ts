@@ -2,10 +2,9 @@
 // every request, then proxies it to the upstream. Case (16) asks bench/auth-floor.ts (answers
 // 200, decides nothing: the floor of any remote auth service), case (17) asks keygate's
 // /_keygate/auth with a Bearer token. Same nginx config, same upstream, same request.
-import { join } from 'node:path'
-import { freePort, waitForHttp } from './net.js'
+import { freePort } from './net.js'
 import type { ProcessSet, Proc } from './procs.js'
-import { startNginx, type NginxInfo, type Upstream } from './upstream.js'
+import { startNginx, startScript, type NginxInfo, type Upstream } from './upstream.js'
 
 /**
  * The shape of examples/nginx/keygate.conf.template: an internal auth location with
@@ -78,16 +77,5 @@ export async function startAuthFloor(
   root: string,
   nodeArgs: readonly string[] = [],
 ): Promise<{ proc: Proc; origin: string }> {
-  const port = await freePort()
-  const proc = procs.start({
-    name: 'auth-floor',
-    role: 'sut',
-    cmd: process.execPath,
-    args: [...nodeArgs, '--import', 'tsx', join(root, 'bench', 'auth-floor.ts'), String(port)],
-    cwd: root,
-    logFile: join(dir, 'auth-floor.log'),
-  })
-  const origin = `http://127.0.0.1:${port}`
-  await waitForHttp(`${origin}/`, proc, 20_000)
-  return { proc, origin }
+  return startScript(procs, { dir, root, script: 'auth-floor', role: 'sut', nodeArgs })
 }

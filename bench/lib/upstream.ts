@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { freePort, waitForHttp } from './net.js'
-import { findExecutable, type ProcessSet, type Proc } from './procs.js'
+import { findExecutable, type CpuRole, type ProcessSet, type Proc } from './procs.js'
 
 /**
  * What the upstream answers to every request: a fixed JSON body of about 200 bytes, the size
@@ -111,9 +111,9 @@ export async function startUpstream(
   nginx: NginxInfo | null,
   root: string,
 ): Promise<Upstream> {
-  const port = await freePort()
-  const origin = `http://127.0.0.1:${port}`
   if (nginx) {
+    const port = await freePort()
+    const origin = `http://127.0.0.1:${port}`
     const proc = await startNginx(
       procs,
       dir,
@@ -136,15 +136,13 @@ export async function startUpstream(
       description: `nginx ${nginx.version} return 200 (${UPSTREAM_BODY.length}-byte JSON) on ${origin}`,
     }
   }
-  const proc = procs.start({
-    name: 'node-upstream',
+  const { proc, origin } = await startScript(procs, {
+    dir,
+    root,
+    script: 'node-upstream',
     role: 'load',
-    cmd: process.execPath,
-    args: ['--import', 'tsx', join(root, 'bench', 'node-upstream.ts'), String(port), UPSTREAM_BODY],
-    cwd: root,
-    logFile: join(dir, 'node-upstream.log'),
+    args: [UPSTREAM_BODY],
   })
-  await waitForHttp(`${origin}/`, proc, 20_000)
   return {
     kind: 'node',
     origin,
@@ -210,14 +208,40 @@ export async function startBareProxy(
   upstream: Upstream,
   nodeArgs: readonly string[] = [],
 ): Promise<{ proc: Proc; origin: string }> {
+  return startScript(procs, { dir, root, script: 'bare-proxy', role: 'sut', args: [upstream.origin], nodeArgs })
+}
+
+/**
+ * bench/<script>.ts under tsx, logging to <script>.log in the run's directory: its first argument
+ * is a free port, on which it answers HTTP before this returns.
+ */
+export async function startScript(
+  procs: ProcessSet,
+  opts: {
+    dir: string
+    root: string
+    script: string
+    role: CpuRole
+    /** after the port */
+    args?: readonly string[]
+    nodeArgs?: readonly string[]
+  },
+): Promise<{ proc: Proc; origin: string }> {
   const port = await freePort()
   const proc = procs.start({
-    name: 'bare-proxy',
-    role: 'sut',
+    name: opts.script,
+    role: opts.role,
     cmd: process.execPath,
-    args: [...nodeArgs, '--import', 'tsx', join(root, 'bench', 'bare-proxy.ts'), String(port), upstream.origin],
-    cwd: root,
-    logFile: join(dir, 'bare-proxy.log'),
+    args: [
+      ...(opts.nodeArgs ?? []),
+      '--import',
+      'tsx',
+      join(opts.root, 'bench', `${opts.script}.ts`),
+      String(port),
+      ...(opts.args ?? []),
+    ],
+    cwd: opts.root,
+    logFile: join(opts.dir, `${opts.script}.log`),
   })
   const origin = `http://127.0.0.1:${port}`
   await waitForHttp(`${origin}/`, proc, 20_000)
