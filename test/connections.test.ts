@@ -21,6 +21,9 @@ test('a refused request without a body keeps its keep-alive connection open for 
     assert.ok(res, `answered: ${request.split('\r\n')[0]}`)
     assert.ok(res.status >= 400, `${res.status}`)
     assert.notEqual(res.headers.connection, 'close', `${request.split('\r\n')[0]} keeps the connection`)
+    // a length, not chunks: a proxy in front can then keep its connection without decoding a body
+    assert.equal(res.headers['content-length'], String(Buffer.byteLength(res.body)), request.split('\r\n')[0])
+    assert.equal(res.headers['transfer-encoding'], undefined)
   }
   const allowed = await client.request('GET /public/page HTTP/1.1\r\nHost: x\r\n\r\n')
   assert.equal(allowed?.status, 200, 'the same connection still serves')

@@ -34,17 +34,26 @@ async function setup(): Promise<ProxyUnderTest> {
 const proxy = gate.skip ? null : await setup()
 
 test(
-  'nginx: auth_request keeps its connections to keygate (an allowing answer has no body to skip)',
+  'nginx: auth_request keeps its connections to keygate, for allowing and refusing answers alike',
   { skip: gate.skip },
   async () => {
     assert.ok(proxy, 'nginx is running')
-    const before = keygateConnections
-    for (let i = 0; i < 20; i++) {
-      const res = await viaProxy(proxy.port, 'GET', '/app/page', { Authorization: `ApiKey ${MATRIX_KEY}` })
-      assert.equal(res.status, 200, res.body.slice(0, 200))
+    // An allowing answer has no body to skip; a refusal's body has a Content-Length (a chunked one
+    // made nginx open a new connection for the next request).
+    for (const [headers, status] of [
+      [{ Authorization: `ApiKey ${MATRIX_KEY}` }, 200],
+      [{ Authorization: 'ApiKey not-a-key' }, 401],
+      [{}, 401],
+    ] as const) {
+      const before = keygateConnections
+      for (let i = 0; i < 20; i++) {
+        const res = await viaProxy(proxy.port, 'GET', '/app/page', headers)
+        assert.equal(res.status, status, res.body.slice(0, 200))
+      }
+      // one after the other: one kept connection answers them all
+      const opened = keygateConnections - before
+      assert.ok(opened <= 2, `${opened} connections for 20 requests answered ${status}`)
     }
-    // one after the other: one kept connection answers them all (a new one per request before)
-    assert.ok(keygateConnections - before <= 2, `${keygateConnections - before} connections for 20 requests`)
   },
 )
 defineProxyMatrix('nginx auth_request', proxy, gate)

@@ -109,16 +109,22 @@ export function createForwardAuth(decide: Decide, cfg: Pick<GatewayConfig, 'forw
         cfg.signIn.publicUrl,
         originalUrlOf(proto, first(h['x-forwarded-host']), target),
       )
-      ctx.res.writeHead(302, { location, 'cache-control': 'no-store', 'x-request-id': ctx.requestId })
+      ctx.res.writeHead(302, {
+        location,
+        'cache-control': 'no-store',
+        'x-request-id': ctx.requestId,
+        'content-length': '0',
+      })
       ctx.res.end()
       return
     }
     const status = statusOf(decision.refusal)
-    const refusalHeaders: Record<string, string> = { ...rateHeaders }
-    if (decision.challenge) refusalHeaders['www-authenticate'] = decision.challenge
+    const headers: Record<string, string> = { ...rateHeaders }
     // nginx: the 401 says where the sign-in page is; the example's error_page adds the original URL.
-    if (decision.signIn && cfg.signIn)
-      refusalHeaders[SIGN_IN_HEADER] = `${cfg.signIn.publicUrl ?? ''}${cfg.signIn.path}`
-    ctx.refuse({ ...decision.refusal, status: status === 400 ? 403 : status }, refusalHeaders)
+    if (decision.signIn && cfg.signIn) headers[SIGN_IN_HEADER] = `${cfg.signIn.publicUrl ?? ''}${cfg.signIn.path}`
+    ctx.refuse(
+      { ...decision.refusal, status: status === 400 ? 403 : status },
+      { challenge: decision.challenge, headers },
+    )
   }
 }

@@ -12,6 +12,7 @@ export function createMetricsEndpoint(metrics: Metrics | null, allowed: IpMatche
       'content-type': metrics.contentType,
       'cache-control': 'no-store',
       'x-request-id': ctx.requestId,
+      'content-length': String(Buffer.byteLength(text)),
     })
     ctx.res.end(text)
   }

@@ -88,6 +88,7 @@ export function createSignInEndpoints(
       ...pageHeaders,
       ...extra,
       'x-request-id': ctx.requestId,
+      'content-length': String(Buffer.byteLength(body)),
       ...(cookies.length ? { 'set-cookie': cookies } : {}),
     })
     ctx.res.end(ctx.req.method === 'HEAD' ? undefined : body)
@@ -98,6 +99,7 @@ export function createSignInEndpoints(
       'cache-control': 'no-store',
       'referrer-policy': 'no-referrer',
       'x-request-id': ctx.requestId,
+      'content-length': '0',
       ...(cookies.length ? { 'set-cookie': cookies } : {}),
     })
     ctx.res.end()

@@ -13,6 +13,7 @@ import type { JwtKeys } from '../tokens/jwt-keys.js'
 import type { Revocation } from '../tokens/revocation.js'
 import type { IssuedTokens } from '../tokens/issued.js'
 import type { AuditSink } from '../observe.js'
+import type { RefusalExtras } from '../http/refusal.js'
 
 /** What an endpoint of keygate's own gets: the request, the decision that let it through, and replies. */
 export interface EndpointContext {
@@ -25,7 +26,7 @@ export interface EndpointContext {
   /** the body, bounded by OWN_ENDPOINT_MAX_BODY_BYTES (and limits.maxBodyBytes), or E1030 when it is over */
   readBody(): Promise<BodyRead>
   send(status: number, body: unknown, headers?: Record<string, string | string[]>): void
-  refuse(refusal: Refusal, headers?: Record<string, string>): void
+  refuse(refusal: Refusal, extras?: RefusalExtras): void
 }
 
 export type EndpointHandler = (ctx: EndpointContext) => void | Promise<void>

@@ -28,6 +28,7 @@ import {
   MALFORMED_REQUEST,
   REQUEST_TIMED_OUT,
   sendRefusal,
+  type RefusalExtras,
 } from '../http/refusal.js'
 import { JSON_CONTENT_TYPE } from '../util/json-type.js'
 import { releaseSnapshot, type Snapshot } from './snapshot.js'
@@ -125,9 +126,12 @@ export function createAnswerer(
     if (!decision.allow && decision.signIn) {
       const https = cameOverHttps(req.headers, 'encrypted' in req.socket, decision.client?.peerTrusted ?? false)
       const location = signInRedirectLocation(snap.compiled.signIn!, req.headers, https, req.url ?? '/')
-      return void res.writeHead(302, { location, 'cache-control': 'no-store', 'x-request-id': requestId }).end()
+      return void res
+        .writeHead(302, { location, 'cache-control': 'no-store', 'x-request-id': requestId, 'content-length': '0' })
+        .end()
     }
-    if (!decision.allow) return sendRefusal(res, decision.refusal, requestId, decision.challenge, rateHeaders)
+    if (!decision.allow)
+      return sendRefusal(res, decision.refusal, requestId, { challenge: decision.challenge, headers: rateHeaders })
     if (rateHeaders !== null && (decision.route.endpoint || decision.route.upstream === 'demo'))
       for (const name in rateHeaders) res.setHeader(name, rateHeaders[name]!)
     if (decision.route.endpoint) {
@@ -157,11 +161,12 @@ export function createAnswerer(
     const started = performance.now()
     const decision = await snap.decide(decisionRequest(req, null))
     const outcome: Outcome = { refusal: null, upstreamMs: null, upstreamError: null }
-    const refuse = (refusal: Refusal, challenge?: string | null, extra?: Readonly<Record<string, string>> | null) => {
-      endSocketWithRefusal(socket, refusal, requestId, challenge, extra)
+    const refuse = (refusal: Refusal, extras?: RefusalExtras) => {
+      endSocketWithRefusal(socket, refusal, requestId, extras)
       record(req, statusOf(refusal), decision, requestId, started, outcome)
     }
-    if (!decision.allow) return refuse(decision.refusal, decision.challenge, decision.rateLimit?.headers)
+    if (!decision.allow)
+      return refuse(decision.refusal, { challenge: decision.challenge, headers: decision.rateLimit?.headers })
     // Only WebSocket is tunnelled unless the route names the protocol: a tunnel carries bytes
     // keygate never judges (h2c would carry further requests for any path).
     if (!isWebSocketUpgrade(req.headers.upgrade) && !decision.route.upgrades.has(upgradeProtocol(req)))
@@ -220,13 +225,14 @@ export function createAnswerer(
           'content-type': JSON_CONTENT_TYPE,
           'cache-control': 'no-store',
           'x-request-id': requestId,
+          'content-length': String(Buffer.byteLength(text)),
           ...headers,
         })
         res.end(text)
       },
-      refuse(refusal, headers) {
+      refuse(refusal, extras) {
         outcome.refusal = refusal
-        sendRefusal(res, refusal, requestId, headers?.['www-authenticate'] ?? null, headers)
+        sendRefusal(res, refusal, requestId, extras)
       },
     }
   }

@@ -13,23 +13,27 @@ export const REQUEST_TIMED_OUT: Refusal = { code: 'E1030', status: 408, message:
 export const HEADERS_TOO_LARGE: Refusal = { code: 'E1030', status: 431, message: 'Request headers too large' }
 export const MALFORMED_REQUEST: Refusal = { code: 'E1030', message: 'Malformed request' }
 
-export function sendRefusal(
-  res: ServerResponse,
-  refusal: Refusal,
-  requestId: string,
-  challenge?: string | null,
-  extra?: Readonly<Record<string, string>> | null,
-): void {
+/** What a refusal carries besides its code. */
+export interface RefusalExtras {
+  /** WWW-Authenticate, for a 401 */
+  readonly challenge?: string | null
+  /** further headers (RateLimit, the sign-in page's address) */
+  readonly headers?: Readonly<Record<string, string>> | null
+}
+
+export function sendRefusal(res: ServerResponse, refusal: Refusal, requestId: string, extras?: RefusalExtras): void {
   // An answer already went out (a body timeout answered first): nothing more can be said.
   if (res.headersSent) return void res.destroy()
   const body = JSON.stringify(errorBody(refusal))
   const headers: Record<string, string> = {
-    ...extra,
+    ...extras?.headers,
     'content-type': JSON_CONTENT_TYPE,
     'x-request-id': requestId,
     'cache-control': 'no-store',
+    // without it Node sends the body chunked
+    'content-length': String(Buffer.byteLength(body)),
   }
-  if (challenge) headers['www-authenticate'] = challenge
+  if (extras?.challenge) headers['www-authenticate'] = extras.challenge
   if (refusal.retryAfterSec !== undefined) headers['retry-after'] = String(refusal.retryAfterSec)
   // A refused request whose body is still arriving: close rather than read (and discard) it all.
   // A request without a body is not `complete` yet while it is decided synchronously (the parser
@@ -45,14 +49,13 @@ export function endSocketWithRefusal(
   socket: Duplex,
   refusal: Refusal,
   requestId: string,
-  challenge?: string | null,
-  extra?: Readonly<Record<string, string>> | null,
+  extras?: RefusalExtras,
 ): void {
   const body = JSON.stringify(errorBody(refusal))
   const status = statusOf(refusal)
   // the same Retry-After and extra (RateLimit) headers as sendRefusal
-  const headers: Record<string, string> = { ...extra }
-  if (challenge) headers['www-authenticate'] = challenge
+  const headers: Record<string, string> = { ...extras?.headers }
+  if (extras?.challenge) headers['www-authenticate'] = extras.challenge
   if (refusal.retryAfterSec !== undefined) headers['retry-after'] = String(refusal.retryAfterSec)
   const lines = Object.entries(headers)
     .map(([name, value]) => `${name}: ${value}\r\n`)

@@ -19,7 +19,11 @@ export function answerAsDemo(
     const v = headers[name]
     if (v !== undefined) identity[name] = v
   }
-  const body = JSON.stringify({ upstream: 'demo', method: req.method, path: pathAndQuery, identity }, null, 2)
-  res.writeHead(200, { 'content-type': 'application/json', 'x-request-id': requestId })
-  res.end(`${body}\n`)
+  const body = `${JSON.stringify({ upstream: 'demo', method: req.method, path: pathAndQuery, identity }, null, 2)}\n`
+  res.writeHead(200, {
+    'content-type': 'application/json',
+    'x-request-id': requestId,
+    'content-length': String(Buffer.byteLength(body)),
+  })
+  res.end(body)
 }
