@@ -75,8 +75,8 @@ const MAX_SESSION_COOKIES = 4
  * plain one: a sibling subdomain may add its own keygate_session beside the person's.
  */
 function sessionCookies(rawHeaders: readonly string[], name: string): string[] {
-  const hostOnly = cookieValues(rawHeaders, `__Host-${name}`).filter(Boolean)
-  return hostOnly.length > 0 ? hostOnly : cookieValues(rawHeaders, name).filter(Boolean)
+  const { plain, hostOnly } = cookieValues(rawHeaders, name)
+  return hostOnly.length > 0 ? hostOnly : plain
 }
 
 /**

@@ -49,11 +49,13 @@ const COLON = 58
 function withoutOwnCookies(cookie: string, own: readonly string[]): string {
   // Most requests carry none of keygate's cookies: no splitting for them.
   if (!own.some((name) => cookie.includes(name))) return cookie.trim()
-  return cookie
-    .split(';')
-    .filter((pair) => !own.includes(pair.split('=', 1)[0]!.trim()))
-    .join(';')
-    .trim()
+  let kept = ''
+  for (const pair of cookie.split(';')) {
+    const eq = pair.indexOf('=')
+    if (own.includes((eq === -1 ? pair : pair.slice(0, eq)).trim())) continue
+    kept = kept === '' ? pair : `${kept};${pair}`
+  }
+  return kept.trim()
 }
 
 /** A header name never passed on, whatever the request (the Connection header's list aside). */

@@ -8,16 +8,31 @@ export function headerValues(rawHeaders: readonly string[], lowerName: string): 
   return out
 }
 
-/** Values of one cookie across every Cookie header. */
-export function cookieValues(rawHeaders: readonly string[], name: string): string[] {
-  const out: string[] = []
+/**
+ * The non-empty values of a cookie and of its `__Host-` form across every Cookie header, in one
+ * pass (this runs on every request that carries cookies).
+ */
+export function cookieValues(
+  rawHeaders: readonly string[],
+  name: string,
+): { readonly plain: string[]; readonly hostOnly: string[] } {
+  const plain: string[] = []
+  const hostOnly: string[] = []
   for (const header of headerValues(rawHeaders, 'cookie')) {
     // Most Cookie headers do not carry it (the app's cookies only): no splitting for those.
     if (!header.includes(name)) continue
     for (const pair of header.split(';')) {
       const eq = pair.indexOf('=')
-      if (eq !== -1 && pair.slice(0, eq).trim() === name) out.push(pair.slice(eq + 1).trim())
+      if (eq === -1) continue
+      const value = pair.slice(eq + 1).trim()
+      if (!value) continue
+      const key = pair.slice(0, eq).trim()
+      if (key === name) plain.push(value)
+      else if (key.length === name.length + HOST_ONLY.length && key.startsWith(HOST_ONLY) && key.endsWith(name))
+        hostOnly.push(value)
     }
   }
-  return out
+  return { plain, hostOnly }
 }
+
+const HOST_ONLY = '__Host-'
