@@ -22,7 +22,7 @@ import type { AppTokenRecord } from '../auth/apptoken.js'
 import { createLoginLimiter } from '../auth/login.js'
 import { createLdapUsers } from '../auth/ldap-users.js'
 import { createUserSources } from '../auth/user-sources.js'
-import { createIdentityHeaders } from '../pipeline/identity.js'
+import { createIdentityHeaders, ownCookiesPattern } from '../pipeline/identity.js'
 import { createRateLimit } from '../pipeline/rate-limit.js'
 import { createForwarder, type Forwarder } from '../pipeline/forward.js'
 import { createDecide, type Decide } from '../pipeline/index.js'
@@ -94,8 +94,8 @@ export interface Snapshot {
   readonly decide: Decide
   readonly forwarder: Forwarder
   readonly endpoints: EndpointTable
-  /** every cookie name that is keygate's alone (kept from the upstream) */
-  readonly ownCookies: readonly string[]
+  /** the cookies that are keygate's alone (kept from the upstream) */
+  readonly ownCookies: RegExp
   /** requests (and upgrades until their tunnel opens) still being answered with this snapshot */
   inFlight: number
   /** replaced by a newer one: closed as soon as nothing is in flight on it */
@@ -203,7 +203,7 @@ export async function buildSnapshot(config: GatewayConfig, parts: GatewayParts):
       timeoutMs: config.limits.upstreamTimeout,
     }),
     endpoints,
-    ownCookies: [...sessionCookieNames(chain.sessionCookie), ...signInCookieNames],
+    ownCookies: ownCookiesPattern([...sessionCookieNames(chain.sessionCookie), ...signInCookieNames]),
     inFlight: 0,
     retired: false,
     detach() {

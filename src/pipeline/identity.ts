@@ -15,8 +15,8 @@ export interface IdentityInput {
   readonly identity: Readonly<Record<string, string>>
   /** keep the gateway's own Authorization / session cookie for the upstream */
   readonly passCredentials: boolean
-  /** the names of keygate's own cookies (session under each of its names, sign-in form and flow): never passed on */
-  readonly ownCookies: readonly string[]
+  /** keygate's own cookies (ownCookiesPattern): never passed on */
+  readonly ownCookies: RegExp
   /** the Authorization header carries one of the gateway's own schemes */
   readonly ownAuthorization: boolean
   readonly requestId: string
@@ -46,16 +46,21 @@ const REROUTING = new Set([
 
 const COLON = 58
 
-function withoutOwnCookies(cookie: string, own: readonly string[]): string {
-  // Most requests carry none of keygate's cookies: no splitting for them.
-  if (!own.some((name) => cookie.includes(name))) return cookie.trim()
-  let kept = ''
-  for (const pair of cookie.split(';')) {
-    const eq = pair.indexOf('=')
-    if (own.includes((eq === -1 ? pair : pair.slice(0, eq)).trim())) continue
-    kept = kept === '' ? pair : `${kept};${pair}`
-  }
-  return kept.trim()
+/**
+ * Matches each `name=value` pair of a Cookie header whose name is one of `names` (the session
+ * cookie under each of its names, the sign-in form's and flow's), with the ';' before it: one
+ * regular expression per snapshot instead of splitting every Cookie header into pairs.
+ */
+export function ownCookiesPattern(names: readonly string[]): RegExp {
+  const alternatives = names.map((n) => n.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&')).join('|')
+  return new RegExp(`(?:^|;)\\s*(?:${alternatives})\\s*(?:=[^;]*)?(?=;|$)`, 'g')
+}
+
+const LEADING_SEPARATORS = /^[\s;]+/
+
+function withoutOwnCookies(cookie: string, own: RegExp): string {
+  // what is left of a leading pair's removal is its following ';'
+  return cookie.replace(own, '').replace(LEADING_SEPARATORS, '').trim()
 }
 
 /** A header name never passed on, whatever the request (the Connection header's list aside). */
