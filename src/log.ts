@@ -31,8 +31,9 @@ export function createLogger(level: string, destination?: pino.DestinationStream
  * `flush` on shutdown writes what is left.
  */
 export function createStdoutLog(level: string): { logger: Logger; flush: () => void } {
-  const destination = pino.destination({ dest: 1, sync: false, maxWrite: 1024 * 1024 })
-  const batch = createLineBatch(destination)
+  const destination = pino.destination({ dest: 1, sync: false, maxWrite: 1024 * 1024, contentMode: 'buffer' })
+  // in contentMode 'buffer' sonic-boom writes Buffers (its types name strings only)
+  const batch = createLineBatch(destination as unknown as BufferSink)
   const timer = setInterval(() => batch.flush(), 200)
   timer.unref()
   return {
@@ -45,26 +46,36 @@ export function createStdoutLog(level: string): { logger: Logger; flush: () => v
   }
 }
 
+const BATCH_BYTES = 64 * 1024
+
+interface BufferSink {
+  write(chunk: Buffer): unknown
+}
+
 /**
- * Lines kept in an array and joined once per batch: sonic-boom alone appends each line to its
- * buffer string and measures that string again (3.6 µs a line here against 0.9 µs gathered).
+ * Lines encoded one by one into a buffer that is written whole: joining them into one string
+ * first, then encoding that for the write, cost a request 1.7 µs of its CPU (a tenth of what
+ * keygate adds to a Bearer request); sonic-boom alone measured each line again (3.6 µs).
  */
-function createLineBatch(destination: { write(chunk: string): unknown }) {
-  const BATCH_BYTES = 64 * 1024
-  let lines: string[] = []
-  let length = 0
+function createLineBatch(destination: BufferSink) {
+  let buffer = Buffer.allocUnsafe(BATCH_BYTES)
+  let used = 0
   const flush = () => {
-    if (lines.length === 0) return
-    const chunk = lines.join('')
-    lines = []
-    length = 0
-    destination.write(chunk)
+    if (used === 0) return
+    destination.write(buffer.subarray(0, used))
+    // the written buffer is the destination's until its write is done: the next lines take a new one
+    buffer = Buffer.allocUnsafe(BATCH_BYTES)
+    used = 0
   }
   return {
     write(line: string) {
-      lines.push(line)
-      length += line.length
-      if (length >= BATCH_BYTES) flush()
+      // UTF-8 takes at most 3 bytes per UTF-16 code unit
+      const most = line.length * 3
+      if (used + most > BATCH_BYTES) {
+        flush()
+        if (most > BATCH_BYTES) return void destination.write(Buffer.from(line))
+      }
+      used += buffer.write(line, used)
     },
     flush,
   }
