@@ -8,6 +8,7 @@ import { hashPassword } from './tokens/password.js'
 import type { GatewayConfig } from './config/schema.js'
 import type { Gateway } from './server.js'
 import type { Logger } from './log.js'
+import type { StopCause } from './cluster.js'
 
 const USAGE = `usage: keygate <command> [options]
 
@@ -121,7 +122,7 @@ async function serve(file: string): Promise<number> {
   process.on('SIGHUP', () => {
     void gateway.reload()
   })
-  return runUntilStopped(gateway, logger, flush)
+  return runUntilStopped(gateway, logger, flush, cluster.onParentGone)
 }
 
 /** A cluster worker runs the config its primary holds (see cluster.ts), never the file's. */
@@ -144,13 +145,23 @@ async function serveAsWorker(cluster: typeof import('./cluster.js')): Promise<nu
   if (latest !== config) void gateway.reload(latest!)
   // The primary reads the file on SIGHUP and sends the result; a stray SIGHUP must not kill a worker.
   process.on('SIGHUP', () => {})
-  return runUntilStopped(gateway, logger, flush)
+  // node:cluster itself ends a worker whose primary is gone
+  return runUntilStopped(gateway, logger, flush, () => {})
 }
 
-function runUntilStopped(gateway: Gateway, logger: Logger, flush: () => void): Promise<number> {
+function runUntilStopped(
+  gateway: Gateway,
+  logger: Logger,
+  flush: () => void,
+  onParentGone: (stop: () => void) => void,
+): Promise<number> {
   return new Promise<number>((resolve) => {
-    const stop = (signal: string) => {
-      logger.info({ signal }, 'shutting down')
+    let stopping = false
+    // SIGTERM, then SIGINT or the parent's death: the gateway is closed once.
+    const stop = (why: StopCause) => {
+      if (stopping) return
+      stopping = true
+      logger.info(why, 'shutting down')
       gateway
         .close()
         .then(
@@ -159,8 +170,9 @@ function runUntilStopped(gateway: Gateway, logger: Logger, flush: () => void): P
         )
         .finally(flush)
     }
-    process.once('SIGTERM', () => stop('SIGTERM'))
-    process.once('SIGINT', () => stop('SIGINT'))
+    process.once('SIGTERM', () => stop({ signal: 'SIGTERM' }))
+    process.once('SIGINT', () => stop({ signal: 'SIGINT' }))
+    onParentGone(() => stop({ parent: 'gone' }))
   })
 }
 

@@ -9,7 +9,10 @@ import type { GatewayConfig } from './config/schema.js'
  * (node:cluster). The primary only supervises: it owns the config (it reads the file, on start
  * and on SIGHUP, and hands every worker, a restarted one too, the config it holds, so that all
  * workers always run the same one), restarts a worker that dies (later each time one dies soon
- * after it started) and, on SIGTERM/SIGINT, asks every worker to drain and exit.
+ * after it started) and, on SIGTERM/SIGINT, asks every worker to drain and exit. A worker that
+ * cannot start (a port in use) is never restarted: it tells the primary, which stops them all and
+ * exits 1. Workers exit when their primary dies (node:cluster does that on an unexpected
+ * disconnect).
  */
 export function workerCount(setting: 'auto' | number): number {
   return setting === 'auto' ? availableParallelism() : setting
@@ -30,6 +33,8 @@ const isMessage = (m: unknown): m is ClusterMessage =>
 const HEALTHY_MS = 10_000
 const FIRST_RESTART_DELAY_MS = 250
 const MAX_RESTART_DELAY_MS = 30_000
+/** Beyond the shutdown grace, how long a stopping primary waits for a worker before killing it. */
+const STOP_MARGIN_MS = 5_000
 
 /** No wait after a healthy worker died; 250 ms after a quick death, doubling with each further one, at most 30 s. */
 const restartDelay = (quickDeaths: number): number =>
@@ -72,13 +77,18 @@ export function superviseWorkers(
   cluster.on('exit', (worker: Worker, code, signal) => {
     const lived = Date.now() - (bornAt.get(worker.id) ?? 0)
     bornAt.delete(worker.id)
-    if (stopping) return
-    quickDeaths = lived < HEALTHY_MS ? quickDeaths + 1 : 0
-    const delay = restartDelay(quickDeaths)
-    logger.error({ worker: worker.process.pid, code, signal, restart_in_ms: delay }, 'worker died; starting another')
-    setTimeout(() => {
-      if (!stopping) fork()
-    }, delay)
+    // A worker's report comes on its IPC channel, its death by SIGCHLD, and either can be seen
+    // first: 'disconnect' follows every message the channel held, so only then is a death that
+    // was not reported a crash (restarted) rather than a failure to start (never restarted).
+    afterChannelDrained(worker, () => {
+      if (stopping) return
+      quickDeaths = lived < HEALTHY_MS ? quickDeaths + 1 : 0
+      const delay = restartDelay(quickDeaths)
+      logger.error({ worker: worker.process.pid, code, signal, restart_in_ms: delay }, 'worker died; starting another')
+      setTimeout(() => {
+        if (!stopping) fork()
+      }, delay)
+    })
   })
   process.on('SIGHUP', () => {
     const next = reload()
@@ -88,27 +98,51 @@ export function superviseWorkers(
   })
   logger.info({ workers: count }, 'keygate primary started')
 
-  function stop(signal: NodeJS.Signals | null, code: number) {
+  function stop(why: StopCause | null, code: number) {
     if (stopping) return
     stopping = true
-    if (signal) logger.info({ signal }, 'stopping workers')
-    const workers = Object.values(cluster.workers ?? {})
+    if (why) logger.info(why, 'stopping workers')
+    // A worker whose 'exit' was already seen stays listed until its channel closes: not waited for.
+    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead())
+    // Draining takes at most the grace; a worker stuck past it (or in its start) is killed.
+    const deadline = setTimeout(() => {
+      for (const w of workers) if (!w.isDead()) w.process.kill('SIGKILL')
+    }, config.limits.shutdownGrace + STOP_MARGIN_MS)
     const done = () => {
+      clearTimeout(deadline)
       metrics.close()
       resolveExit(code)
     }
     if (workers.length === 0) return done()
     let left = workers.length
     for (const w of workers) {
-      w?.once('exit', () => {
+      w.once('exit', () => {
         if (--left === 0) done()
       })
-      w?.process.kill('SIGTERM')
+      w.process.kill('SIGTERM')
     }
   }
-  process.once('SIGTERM', () => stop('SIGTERM', 0))
-  process.once('SIGINT', () => stop('SIGINT', 0))
+  process.once('SIGTERM', () => stop({ signal: 'SIGTERM' }, 0))
+  process.once('SIGINT', () => stop({ signal: 'SIGINT' }, 0))
+  onParentGone(() => stop({ parent: 'gone' }, 0))
   return exited
+}
+
+/** What a stop is logged with: the signal, or the parent's IPC channel that closed. */
+export type StopCause = { readonly signal: NodeJS.Signals } | { readonly parent: 'gone' }
+
+const afterChannelDrained = (worker: Worker, then: () => void): void => {
+  if (worker.isConnected()) worker.once('disconnect', then)
+  else then()
+}
+
+/**
+ * A parent that started keygate with an IPC channel (a test runner, a supervisor written in Node)
+ * and died closes that channel: keygate then stops as on SIGTERM instead of living on unwatched.
+ * Without a channel (systemd, a shell, a container) nothing changes.
+ */
+export function onParentGone(stop: () => void): void {
+  if (process.channel) process.once('disconnect', stop)
 }
 
 /**

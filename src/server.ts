@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http'
 import { createHash } from 'node:crypto'
 import { once } from 'node:events'
+import { getSystemErrorMap } from 'node:util'
 import type { Observer } from './observe.js'
 import { createLogger, type Logger } from './log.js'
 import { describeProblems, formatProblem, loadConfigFile } from './config/load.js'
@@ -62,7 +63,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   const bind = options.listen ?? initial.listen
   server.listen(bind.port, bind.host)
-  await once(server, 'listening')
+  await once(server, 'listening').catch((err: NodeJS.ErrnoException) => {
+    throw listenError(`${bind.host}:${bind.port}`, err)
+  })
   const address = server.address()
   const port = typeof address === 'object' && address ? address.port : bind.port
   const host = bind.host === '0.0.0.0' || bind.host === '::' ? '127.0.0.1' : bind.host
@@ -112,6 +115,16 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       await parts.close()
     },
   }
+}
+
+/**
+ * One wording whether the socket was bound here or, in a cluster worker, by the primary (whose
+ * error reads `bind EADDRINUSE 127.0.0.1:8080`): the address, then why.
+ */
+function listenError(address: string, err: NodeJS.ErrnoException): Error {
+  const why = err.errno === undefined ? undefined : getSystemErrorMap().get(err.errno)?.[1]
+  const code = err.code ?? err.message
+  return new Error(`cannot listen on ${address}: ${why ? `${why} (${code})` : code}`, { cause: err })
 }
 
 const configHash = (config: GatewayConfig) =>

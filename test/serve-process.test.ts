@@ -1,7 +1,7 @@
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { once } from 'node:events'
@@ -25,15 +25,16 @@ async function holdPort(): Promise<{ port: number; server: Server }> {
 }
 
 function serve(file: string): { child: ChildProcess; output: () => string } {
+  // The IPC channel: if this test process is killed, keygate sees it close and stops.
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--config', file], {
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   })
   after(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
   })
   let out = ''
-  child.stdout.on('data', (c) => (out += c))
-  child.stderr.on('data', (c) => (out += c))
+  child.stdout!.on('data', (c) => (out += c))
+  child.stderr!.on('data', (c) => (out += c))
   return { child, output: () => out }
 }
 
@@ -49,26 +50,101 @@ async function exitWithin(child: ChildProcess, ms: number): Promise<number | nul
 const REDIS_STORE = `store: {redis: "redis://127.0.0.1:6379", prefix: "kgtest:serve:${process.pid}:"}`
 const CLUSTER_SECRETS = 'secrets: {jwt: {secret: "serve-test-jwt-secret-0123456789abcdef"}}'
 
+// spawnSync: ps exits 1 when the process has no children
+const workerPids = (primary: number): number[] =>
+  spawnSync('ps', ['-o', 'pid=', '--ppid', String(primary)], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .map((l) => Number(l.trim()))
+    .filter((pid) => pid > 0)
+
+/** Whether `pid` is still a keygate running `file` (a pid taken again by another program is not). */
+function isKeygateAlive(pid: number, file: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(file)
+  } catch {
+    return false
+  }
+}
+
+/** Every worker `primary` forks while `running` holds, seen every 25 ms. */
+function watchWorkers(primary: number, running: () => boolean): Promise<Set<number>> {
+  const seen = new Set<number>()
+  return (async () => {
+    while (running()) {
+      for (const pid of workerPids(primary)) seen.add(pid)
+      await new Promise((r) => setTimeout(r, 25))
+    }
+    return seen
+  })()
+}
+
 for (const [name, extra] of [
   ['a Redis store', [REDIS_STORE]],
   ['workers: 2', ['workers: 2', REDIS_STORE, CLUSTER_SECRETS]],
 ] as const) {
-  test(`a port in use with ${name}: exits 1 with one line naming the address`, async () => {
+  test(`a port in use with ${name}: exits 1 with one line naming the address, no worker restarted or left`, async () => {
     const held = await holdPort()
     after(() => held.server.close())
-    const { child, output } = serve(
-      tempConfig([`listen: 127.0.0.1:${held.port}`, 'upstream: demo', 'defaultPolicy: anonymous', ...extra].join('\n')),
+    const file = tempConfig(
+      [`listen: 127.0.0.1:${held.port}`, 'upstream: demo', 'defaultPolicy: anonymous', ...extra].join('\n'),
     )
-    const code = await exitWithin(child, 8000)
+    const { child, output } = serve(file)
+    const workers = watchWorkers(child.pid!, () => child.exitCode === null && child.signalCode === null)
+    const code = await exitWithin(child, 20_000)
     assert.equal(code, 1, output())
     const lines = output()
       .split('\n')
       .filter((l) => l.includes('EADDRINUSE'))
     assert.equal(lines.length, 1, output())
-    assert.match(lines[0]!, new RegExp(`127\\.0\\.0\\.1:${held.port}`))
+    assert.match(lines[0]!, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${held.port}: address already in use`))
     assert.doesNotMatch(output(), /keygate listening/)
+    assert.doesNotMatch(output(), /worker died/)
+    const forked = await workers
+    if (extra.includes('workers: 2')) assert.ok(forked.size >= 1 && forked.size <= 2, `${forked.size} workers forked`)
+    assert.deepEqual(
+      [...forked].filter((pid) => isKeygateAlive(pid, file)),
+      [],
+      'no worker outlives its primary',
+    )
     // the start-up warning names its setting (a field called `key` would be redacted as a secret)
     assert.match(output(), /"setting":"secrets\.salt"/)
+  })
+}
+
+for (const workers of [1, 2]) {
+  test(`workers: ${workers}, started with an IPC channel by a parent that is then killed: keygate stops`, async () => {
+    const { file } = await workersConfig('anonymous', workers)
+    // The parent hands its stdout to keygate, so that this test still reads it after the parent is gone.
+    const parent = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const c = require('node:child_process').spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--config', process.argv[1]], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }); console.log('primary ' + c.pid)`,
+        file,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    )
+    const pids: number[] = []
+    after(() => {
+      parent.kill('SIGKILL')
+      for (const pid of pids) if (isKeygateAlive(pid, file)) process.kill(pid, 'SIGKILL')
+    })
+    let out = ''
+    parent.stdout.on('data', (c) => (out += c))
+    parent.stderr.on('data', (c) => (out += c))
+    await listening(() => out, workers)
+    const primary = Number(/primary (\d+)/.exec(out)?.[1])
+    pids.push(primary, ...workerPids(primary))
+    assert.equal(pids.length, 1 + (workers > 1 ? workers : 0), out)
+    parent.kill('SIGKILL')
+    for (let i = 0; i < 150 && pids.some((pid) => isKeygateAlive(pid, file)); i++)
+      await new Promise((r) => setTimeout(r, 100))
+    assert.deepEqual(
+      pids.filter((pid) => isKeygateAlive(pid, file)),
+      [],
+      `still running 15 s after their parent was killed: ${out}`,
+    )
+    assert.match(out, /"parent":"gone"/)
   })
 }
 
@@ -204,19 +280,13 @@ test('SIGTERM under keep-alive load on a fast upstream: idle connections close w
   assert.match(output(), /connections drained/)
 })
 
-const workerPids = (primary: number): number[] =>
-  execFileSync('ps', ['-o', 'pid=', '--ppid', String(primary)], { encoding: 'utf8' })
-    .split('\n')
-    .map((l) => Number(l.trim()))
-    .filter((pid) => pid > 0)
-
-async function workersConfig(policy: string): Promise<{ file: string; port: number; text: string }> {
+async function workersConfig(policy: string, workers = 2): Promise<{ file: string; port: number; text: string }> {
   const held = await holdPort()
   await new Promise((r) => held.server.close(r))
   const text = [
     `listen: 127.0.0.1:${held.port}`,
     'upstream: demo',
-    'workers: 2',
+    `workers: ${workers}`,
     REDIS_STORE,
     CLUSTER_SECRETS,
     `defaultPolicy: ${policy}`,

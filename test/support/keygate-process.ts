@@ -48,8 +48,9 @@ export async function startKeygate(
   opts: { env?: NodeJS.ProcessEnv; listeners?: number; timeoutMs?: number } = {},
 ): Promise<KeygateProcess> {
   const listeners = opts.listeners ?? 1
+  // The IPC channel: if the test process is killed, keygate sees it close and stops.
   const child = spawn(process.execPath, [...KEYGATE, 'serve', '--config', configFile], {
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     env: opts.env ?? process.env,
   })
   after(async () => {
@@ -73,8 +74,8 @@ export async function startKeygate(
       out += c.toString()
       if (listening()) done()
     }
-    child.stdout.on('data', keep)
-    child.stderr.on('data', keep)
+    child.stdout!.on('data', keep)
+    child.stderr!.on('data', keep)
     child.once('exit', done)
   })
   const port = Number(/"listen":"[^"]*:(\d+)"/.exec(out)?.[1])
