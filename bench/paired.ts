@@ -2,6 +2,8 @@
 // the system-under-test CPU, each by its own wrk. They share one core and whatever else the
 // machine is doing at that moment, so the ratio of their CPU per request is steady where
 // `npm run bench` (one case after the other) swings by ±15 % between runs on a shared VM.
+// Each side's p99 latency comes from its own wrk over the same seconds: their difference is the
+// p99 keygate adds (issues 6 and 18: ≤ 1 ms at 64 connections).
 // usage: node --import tsx bench/paired.ts [CASES…]   (default 4 5 6; BENCH_ROUNDS, BENCH_DURATION, BENCH_WARMUP apply)
 // Issue 16's rate-limit cost: bench/paired.ts 5 10 6 11 (each limited case beside its unlimited twin's run).
 // Issue 15's identity assertion: bench/paired.ts 5 13 6 14.
@@ -17,6 +19,7 @@ import {
   ASSERTION_TWINS,
   CASES,
   FORWARD_AUTH_TARGET,
+  P99_ADDED_MAX_MS,
   PAIRED_FLOORS,
   RATE_LIMIT_BUDGET,
   readSettings,
@@ -27,6 +30,7 @@ import type { BenchContext, Target } from './lib/context.js'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const say = (line = '') => process.stdout.write(`${line}\n`)
+const signedMs = (ms: number) => `${ms >= 0 ? '+' : ''}${ms.toFixed(2)} ms`
 const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!
 /** what a case is paired with: the bare proxy (3), or its own floor (PAIRED_FLOORS) */
 const floorOf = (id: number) => CASES.find((c) => c.id === (PAIRED_FLOORS[id] ?? 3))!
@@ -36,9 +40,12 @@ interface Pair {
   readonly keygateUs: number
   readonly bareRps: number
   readonly keygateRps: number
+  /** wrk's p99 latency of each over the same measured seconds, in ms */
+  readonly bareP99Ms: number
+  readonly keygateP99Ms: number
 }
 
-/** Both under load at once: warm-up, then the measured seconds; CPU µs per request of each. */
+/** Both under load at once: warm-up, then the measured seconds; CPU µs per request and p99 of each. */
 async function measurePair(ctx: BenchContext, bare: Target, keygate: Target): Promise<Pair> {
   const load = (t: Target, seconds: number) =>
     runWrk(ctx.procs, ctx.root, {
@@ -54,7 +61,14 @@ async function measurePair(ctx: BenchContext, bare: Target, keygate: Target): Pr
   const cpuUs = [bare, keygate].map(
     (t, i) => cpuSecondsBetween(before[i]!, cpuTicks(sutPids(t)), ctx.ticksPerSecond) * 1e6,
   )
-  return { bareUs: cpuUs[0]! / b.requests, keygateUs: cpuUs[1]! / k.requests, bareRps: b.rps, keygateRps: k.rps }
+  return {
+    bareUs: cpuUs[0]! / b.requests,
+    keygateUs: cpuUs[1]! / k.requests,
+    bareRps: b.rps,
+    keygateRps: k.rps,
+    bareP99Ms: b.p99Ms,
+    keygateP99Ms: k.p99Ms,
+  }
 }
 
 async function main(argv: readonly string[]): Promise<number> {
@@ -94,7 +108,7 @@ async function main(argv: readonly string[]): Promise<number> {
           row.ratios.push(ratio)
           row.pairs.push(pair)
           say(
-            `(${spec.id}) [${round}/${settings.rounds}] ${spec.title}: ${pair.keygateUs.toFixed(0)} µs/req beside ${pair.bareUs.toFixed(0)} µs/req for (${floorOf(spec.id).id}) → ${ratio.toFixed(2)} ×, +${(pair.keygateUs - pair.bareUs).toFixed(0)} µs`,
+            `(${spec.id}) [${round}/${settings.rounds}] ${spec.title}: ${pair.keygateUs.toFixed(0)} µs/req beside ${pair.bareUs.toFixed(0)} µs/req for (${floorOf(spec.id).id}) → ${ratio.toFixed(2)} ×, +${(pair.keygateUs - pair.bareUs).toFixed(0)} µs; p99 ${pair.keygateP99Ms.toFixed(2)} ms beside ${pair.bareP99Ms.toFixed(2)} ms → ${signedMs(pair.keygateP99Ms - pair.bareP99Ms)}`,
           )
         } catch (err) {
           if (!(err instanceof Skip)) throw err
@@ -106,15 +120,23 @@ async function main(argv: readonly string[]): Promise<number> {
       }
     }
     say()
-    say('| # | case | paired with | × floor, median | rounds | CPU µs/req added, median | target |')
-    say('|---|---|---:|---:|---|---:|---:|')
+    say(
+      `| # | case | paired with | × floor, median | rounds | CPU µs/req added, median | target | p99 ms, floor → keygate, medians | p99 added, median (≤ ${P99_ADDED_MAX_MS} ms) |`,
+    )
+    say('|---|---|---:|---:|---|---:|---:|---:|---:|')
     for (const r of rows) {
       const target = r.id in PAIRED_FLOORS ? FORWARD_AUTH_TARGET : TARGET_RATIOS[r.id as keyof typeof TARGET_RATIOS]
       const got = r.ratios.length ? median(r.ratios) : null
       const mark = got === null || target === undefined ? '' : got >= target ? ' ✓' : ' ✗'
       const added = r.pairs.length ? median(r.pairs.map((p) => p.keygateUs - p.bareUs)).toFixed(0) : '—'
+      // the median of each round's difference (both measured at the same moment), not of the medians
+      const p99Added = r.pairs.length ? median(r.pairs.map((p) => p.keygateP99Ms - p.bareP99Ms)) : null
+      const p99s = r.pairs.length
+        ? `${median(r.pairs.map((p) => p.bareP99Ms)).toFixed(2)} → ${median(r.pairs.map((p) => p.keygateP99Ms)).toFixed(2)}`
+        : '—'
+      const p99Mark = p99Added === null ? '—' : `${signedMs(p99Added)}${p99Added <= P99_ADDED_MAX_MS ? ' ✓' : ' ✗'}`
       say(
-        `| ${r.id} | ${r.title} | (${floorOf(r.id).id}) | ${got === null ? `skipped: ${r.skipped}` : `${got.toFixed(2)}${mark}`} | ${r.ratios.map((x) => x.toFixed(2)).join(', ')} | ${added} | ${target === undefined ? '—' : `≥ ${target.toFixed(2)}`} |`,
+        `| ${r.id} | ${r.title} | (${floorOf(r.id).id}) | ${got === null ? `skipped: ${r.skipped}` : `${got.toFixed(2)}${mark}`} | ${r.ratios.map((x) => x.toFixed(2)).join(', ')} | ${added} | ${target === undefined ? '—' : `≥ ${target.toFixed(2)}`} | ${p99s} | ${p99Mark} |`,
       )
     }
     for (const [limited, twin] of Object.entries(RATE_LIMIT_BUDGET.twins)) {
