@@ -31,6 +31,7 @@ import {
   type RefusalExtras,
 } from '../http/refusal.js'
 import { JSON_CONTENT_TYPE } from '../util/json-type.js'
+import { andThen, type MaybePromise } from '../util/maybe-promise.js'
 import { releaseSnapshot, type Snapshot } from './snapshot.js'
 import { proxy, tunnel, type Allowed } from './proxy.js'
 
@@ -79,8 +80,7 @@ export function createAnswerer(
   /** Fail closed: anything unexpected answers E1005 (E1006 when the store is down). */
   function answerFailure(res: ServerResponse, err: unknown, requestId: string): Refusal | null {
     const known = refusalFor(err)
-    if (!known)
-      logger.error({ err: { message: (err as Error).message, stack: (err as Error).stack } }, 'request failed')
+    if (!known) logger.error(errorFields(err), 'request failed')
     if (res.headersSent) {
       res.destroy()
       return null
@@ -92,28 +92,63 @@ export function createAnswerer(
 
   // Every answer carries X-Request-Id in its own writeHead (no setHeader: it would take Node
   // off the fast path of writeHead with a headers object). The request line is written once
-  // the answer is (no 'finish' listener per request).
-  async function handle(snap: Snapshot, req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
+  // the answer is (no 'finish' listener per request). Nothing waits where no stage had to (an
+  // anonymous route, an ApiKey, a cached token, a refusal): no promise or microtask for those.
+  function handle(snap: Snapshot, req: IncomingMessage, res: ServerResponse, requestId: string): void {
     const started = performance.now()
     const maxBody = snap.compiled.limits.maxBodyBytes
     let bodyRead: Promise<BodyRead> | null = null
     const readBody: ReadBody = (maxBytes = maxBody) => (bodyRead ??= readBoundedBody(req, Math.min(maxBytes, maxBody)))
-    try {
-      const decided = snap.decide(decisionRequest(req, readBody))
-      const decision = decided instanceof Promise ? await decided : decided
-      const outcome: Outcome = { refusal: null, upstreamMs: null, upstreamError: null }
-      try {
-        await answer(snap, req, res, requestId, decision, readBody, outcome)
-      } catch (err) {
-        outcome.refusal = answerFailure(res, err, requestId)
-      }
-      record(req, res.statusCode, decision, requestId, started, outcome)
-    } finally {
+    const failed = (err: unknown) => {
       releaseSnapshot(snap)
+      answerFailure(res, err, requestId)
     }
+    let decided: MaybePromise<Decision>
+    try {
+      decided = snap.decide(decisionRequest(req, readBody))
+    } catch (err) {
+      return failed(err)
+    }
+    if (!(decided instanceof Promise)) return respond(snap, req, res, requestId, decided, readBody, started)
+    decided.then((decision) => respond(snap, req, res, requestId, decision, readBody, started), failed)
   }
 
-  async function answer(
+  /** Answers a decision, then records the request and lets go of the snapshot. */
+  function respond(
+    snap: Snapshot,
+    req: IncomingMessage,
+    res: ServerResponse,
+    requestId: string,
+    decision: Decision,
+    readBody: ReadBody,
+    started: number,
+  ): void {
+    const outcome: Outcome = { refusal: null, upstreamMs: null, upstreamError: null }
+    const done = () => {
+      try {
+        record(req, res.statusCode, decision, requestId, started, outcome)
+      } catch (err) {
+        // the answer is out: a failure to log or count it must not take the process down
+        logger.error(errorFields(err), 'request not recorded')
+      } finally {
+        releaseSnapshot(snap)
+      }
+    }
+    const failed = (err: unknown) => {
+      outcome.refusal = answerFailure(res, err, requestId)
+      done()
+    }
+    let answered: MaybePromise<void>
+    try {
+      answered = answer(snap, req, res, requestId, decision, readBody, outcome)
+    } catch (err) {
+      return failed(err)
+    }
+    if (answered instanceof Promise) answered.then(done, failed)
+    else done()
+  }
+
+  function answer(
     snap: Snapshot,
     req: IncomingMessage,
     res: ServerResponse,
@@ -121,7 +156,7 @@ export function createAnswerer(
     decision: Decision,
     readBody: ReadBody,
     outcome: Outcome,
-  ): Promise<void> {
+  ): MaybePromise<void> {
     const rateHeaders = decision.rateLimit?.headers ?? null
     if (!decision.allow && decision.signIn) {
       const https = cameOverHttps(req.headers, 'encrypted' in req.socket, decision.client?.peerTrusted ?? false)
@@ -136,24 +171,27 @@ export function createAnswerer(
       for (const name in rateHeaders) res.setHeader(name, rateHeaders[name]!)
     if (decision.route.endpoint) {
       const ctx = endpointContext(req, res, requestId, decision, readBody, outcome)
-      try {
-        await snap.endpoints[decision.route.endpoint].handler(ctx)
-      } catch (err) {
-        // An endpoint whose store call failed answers E1006 (and is logged and counted as such).
+      // An endpoint whose store call failed answers E1006 (and is logged and counted as such).
+      const storeDown = (err: unknown) => {
         const refusal = refusalFor(err)
         if (!refusal || res.headersSent) throw err
         ctx.refuse(refusal)
       }
-      return
+      let handled: void | Promise<void>
+      try {
+        handled = snap.endpoints[decision.route.endpoint].handler(ctx)
+      } catch (err) {
+        return storeDown(err)
+      }
+      return handled instanceof Promise ? handled.catch(storeDown) : undefined
     }
-    const proxied = proxy(snap, req, res, decision, requestId)
-    const forwarded = proxied instanceof Promise ? await proxied : proxied
-    outcome.upstreamMs = forwarded.upstreamMs
-    if (forwarded.refusal) {
+    return andThen(proxy(snap, req, res, decision, requestId), (forwarded) => {
+      outcome.upstreamMs = forwarded.upstreamMs
+      if (!forwarded.refusal) return
       outcome.refusal = forwarded.refusal
       outcome.upstreamError = statusOf(forwarded.refusal) === 504 ? 'timeout' : 'unreachable'
       sendRefusal(res, forwarded.refusal, requestId)
-    }
+    })
   }
 
   async function upgradeOn(snap: Snapshot, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
@@ -282,7 +320,7 @@ export function createAnswerer(
     request: (snap, req, res) => {
       const requestId = nextRequestId()
       if (bodyPending(req)) (req.httpVersionMajor < 2 ? watchBody : watchStreamBody)(req, res, requestId)
-      handle(snap, req, res, requestId).catch((err) => answerFailure(res, err, requestId))
+      handle(snap, req, res, requestId)
     },
     upgrade: (snap, req, socket, head) => {
       socket.on('error', () => socket.destroy())
@@ -303,6 +341,9 @@ export function createAnswerer(
     },
   }
 }
+
+/** An error for the log: its message and stack only (never the request it came with). */
+const errorFields = (err: unknown) => ({ err: { message: (err as Error).message, stack: (err as Error).stack } })
 
 const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/
 /** The W3C trace id, for the log line; the header itself goes upstream unchanged. */
