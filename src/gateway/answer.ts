@@ -53,6 +53,16 @@ interface Outcome {
   upstreamError: 'unreachable' | 'timeout' | null
 }
 
+/** One request being answered: made once when it arrives, its outcome filled in as it is answered. */
+interface Answering extends Outcome {
+  readonly snap: Snapshot
+  readonly req: IncomingMessage
+  readonly res: ServerResponse
+  readonly requestId: string
+  readonly started: number
+  readonly readBody: ReadBody
+}
+
 export interface Answerer {
   readonly request: (snap: Snapshot, req: IncomingMessage, res: ServerResponse) => void
   readonly upgrade: (snap: Snapshot, req: IncomingMessage, socket: Duplex, head: Buffer) => void
@@ -95,52 +105,52 @@ export function createAnswerer(
   // the answer is (no 'finish' listener per request). Nothing waits where no stage had to (an
   // anonymous route, an ApiKey, a cached token, a refusal): no promise or microtask for those.
   function handle(snap: Snapshot, req: IncomingMessage, res: ServerResponse, requestId: string): void {
-    const started = performance.now()
     const maxBody = snap.compiled.limits.maxBodyBytes
     let bodyRead: Promise<BodyRead> | null = null
-    const readBody: ReadBody = (maxBytes = maxBody) => (bodyRead ??= readBoundedBody(req, Math.min(maxBytes, maxBody)))
+    const a: Answering = {
+      snap,
+      req,
+      res,
+      requestId,
+      started: performance.now(),
+      readBody: (maxBytes = maxBody) => (bodyRead ??= readBoundedBody(req, Math.min(maxBytes, maxBody))),
+      refusal: null,
+      upstreamMs: null,
+      upstreamError: null,
+    }
     const failed = (err: unknown) => {
       releaseSnapshot(snap)
       answerFailure(res, err, requestId)
     }
     let decided: MaybePromise<Decision>
     try {
-      decided = snap.decide(decisionRequest(req, readBody))
+      decided = snap.decide(decisionRequest(req, a.readBody))
     } catch (err) {
       return failed(err)
     }
-    if (!(decided instanceof Promise)) return respond(snap, req, res, requestId, decided, readBody, started)
-    decided.then((decision) => respond(snap, req, res, requestId, decision, readBody, started), failed)
+    if (!(decided instanceof Promise)) return respond(a, decided)
+    decided.then((decision) => respond(a, decision), failed)
   }
 
   /** Answers a decision, then records the request and lets go of the snapshot. */
-  function respond(
-    snap: Snapshot,
-    req: IncomingMessage,
-    res: ServerResponse,
-    requestId: string,
-    decision: Decision,
-    readBody: ReadBody,
-    started: number,
-  ): void {
-    const outcome: Outcome = { refusal: null, upstreamMs: null, upstreamError: null }
+  function respond(a: Answering, decision: Decision): void {
     const done = () => {
       try {
-        record(req, res.statusCode, decision, requestId, started, outcome)
+        record(a.req, a.res.statusCode, decision, a.requestId, a.started, a)
       } catch (err) {
         // the answer is out: a failure to log or count it must not take the process down
         logger.error(errorFields(err), 'request not recorded')
       } finally {
-        releaseSnapshot(snap)
+        releaseSnapshot(a.snap)
       }
     }
     const failed = (err: unknown) => {
-      outcome.refusal = answerFailure(res, err, requestId)
+      a.refusal = answerFailure(a.res, err, a.requestId)
       done()
     }
     let answered: MaybePromise<void>
     try {
-      answered = answer(snap, req, res, requestId, decision, readBody, outcome)
+      answered = answer(a, decision)
     } catch (err) {
       return failed(err)
     }
@@ -148,15 +158,8 @@ export function createAnswerer(
     else done()
   }
 
-  function answer(
-    snap: Snapshot,
-    req: IncomingMessage,
-    res: ServerResponse,
-    requestId: string,
-    decision: Decision,
-    readBody: ReadBody,
-    outcome: Outcome,
-  ): MaybePromise<void> {
+  function answer(a: Answering, decision: Decision): MaybePromise<void> {
+    const { snap, req, res, requestId } = a
     const rateHeaders = decision.rateLimit?.headers ?? null
     if (!decision.allow && decision.signIn) {
       const https = cameOverHttps(req.headers, 'encrypted' in req.socket, decision.client?.peerTrusted ?? false)
@@ -170,7 +173,7 @@ export function createAnswerer(
     if (rateHeaders !== null && (decision.route.endpoint || decision.route.upstream === 'demo'))
       for (const name in rateHeaders) res.setHeader(name, rateHeaders[name]!)
     if (decision.route.endpoint) {
-      const ctx = endpointContext(req, res, requestId, decision, readBody, outcome)
+      const ctx = endpointContext(a, decision)
       // An endpoint whose store call failed answers E1006 (and is logged and counted as such).
       const storeDown = (err: unknown) => {
         const refusal = refusalFor(err)
@@ -186,10 +189,10 @@ export function createAnswerer(
       return handled instanceof Promise ? handled.catch(storeDown) : undefined
     }
     return andThen(proxy(snap, req, res, decision, requestId), (forwarded) => {
-      outcome.upstreamMs = forwarded.upstreamMs
+      a.upstreamMs = forwarded.upstreamMs
       if (!forwarded.refusal) return
-      outcome.refusal = forwarded.refusal
-      outcome.upstreamError = statusOf(forwarded.refusal) === 504 ? 'timeout' : 'unreachable'
+      a.refusal = forwarded.refusal
+      a.upstreamError = statusOf(forwarded.refusal) === 504 ? 'timeout' : 'unreachable'
       sendRefusal(res, forwarded.refusal, requestId)
     })
   }
@@ -240,14 +243,8 @@ export function createAnswerer(
     })
   }
 
-  function endpointContext(
-    req: IncomingMessage,
-    res: ServerResponse,
-    requestId: string,
-    decision: Allowed,
-    readBody: ReadBody,
-    outcome: Outcome,
-  ): EndpointContext {
+  function endpointContext(a: Answering, decision: Allowed): EndpointContext {
+    const { req, res, requestId } = a
     return {
       req,
       res,
@@ -256,7 +253,7 @@ export function createAnswerer(
       target: decision.target,
       client: decision.client,
       // keygate's own endpoints take a few fields: a body is refused long before parsing it could cost
-      readBody: () => readBody(OWN_ENDPOINT_MAX_BODY_BYTES),
+      readBody: () => a.readBody(OWN_ENDPOINT_MAX_BODY_BYTES),
       send(status, body, headers) {
         const text = JSON.stringify(body)
         res.writeHead(status, {
@@ -269,7 +266,7 @@ export function createAnswerer(
         res.end(text)
       },
       refuse(refusal, extras) {
-        outcome.refusal = refusal
+        a.refusal = refusal
         sendRefusal(res, refusal, requestId, extras)
       },
     }
