@@ -45,7 +45,7 @@ export type Decision =
       readonly client: ClientAddress
       /** the caller's identity as headers: injected upstream, or set on a forward-auth answer */
       readonly identity: Readonly<Record<string, string>>
-      /** the gateway's own scheme the Authorization header carries (kept from the upstream), whatever the route's policy */
+      /** the gateway's own scheme the Authorization header carries (kept from the upstream), whatever the route's policy; null on keygate's own anonymous endpoints, which proxy nothing */
       readonly credentialScheme: Scheme | null
       /** the body, when a stage had to read it (replayed to the upstream) */
       readonly body: Buffer | null
@@ -169,9 +169,14 @@ export function createDecide(config: CompiledConfig, deps: DecideDeps): Decide {
     const route = (request.forApp ? findAppRoute : findRoute)(target.matchPath, request.method)
 
     if (route.policy === 'deny') return deny(refuse('E1004'), target, route, null, client)
+    if (route.policy === 'anonymous') {
+      // which of keygate's schemes the header carries matters only to an upstream (it is kept from
+      // it): keygate's own endpoints (forward-auth's question among them) need not read it
+      const scheme = route.endpoint === null ? credentialScheme(readAuthorization(request.rawHeaders), chain) : null
+      return allowed(route, null, target, client, scheme)
+    }
     const authorization = readAuthorization(request.rawHeaders)
     const scheme = credentialScheme(authorization, chain)
-    if (route.policy === 'anonymous') return allowed(route, null, target, client, scheme)
     const credentials = {
       authorization,
       rawHeaders: request.rawHeaders,
