@@ -24,6 +24,8 @@ import {
   RATE_LIMIT_BUDGET,
   readSettings,
   TARGET_RATIOS,
+  ADDED_US_MAX,
+  SESSION_CASE,
 } from './lib/settings.js'
 import { runWrk } from './lib/wrk.js'
 import type { BenchContext, Target } from './lib/context.js'
@@ -124,11 +126,24 @@ async function main(argv: readonly string[]): Promise<number> {
       `| # | case | paired with | × floor, median | rounds | CPU µs/req added, median | target | p99 ms, floor → keygate, medians | p99 added, median (≤ ${P99_ADDED_MAX_MS} ms) |`,
     )
     say('|---|---|---:|---:|---|---:|---:|---:|---:|')
+    const addedUs = (r: (typeof rows)[number]): number | null =>
+      r.pairs.length ? median(r.pairs.map((p) => p.keygateUs - p.bareUs)) : null
+    const sessionBound = rows.find((r) => r.id === SESSION_CASE.comparedWith)
+    /** issue 18's µs budget, or issue 14's for the session cookie: what (6) added in this run */
+    const addedMax = (id: number): number | null =>
+      id in ADDED_US_MAX
+        ? ADDED_US_MAX[id as keyof typeof ADDED_US_MAX]
+        : id === SESSION_CASE.id && sessionBound
+          ? addedUs(sessionBound)
+          : null
     for (const r of rows) {
       const target = r.id in PAIRED_FLOORS ? FORWARD_AUTH_TARGET : TARGET_RATIOS[r.id as keyof typeof TARGET_RATIOS]
       const got = r.ratios.length ? median(r.ratios) : null
       const mark = got === null || target === undefined ? '' : got >= target ? ' ✓' : ' ✗'
-      const added = r.pairs.length ? median(r.pairs.map((p) => p.keygateUs - p.bareUs)).toFixed(0) : '—'
+      const us = addedUs(r)
+      const max = addedMax(r.id)
+      const added =
+        us === null ? '—' : `${us.toFixed(0)}${max === null ? '' : `${us <= max ? ' ✓' : ' ✗'} (≤ ${max.toFixed(0)})`}`
       // the median of each round's difference (both measured at the same moment), not of the medians
       const p99Added = r.pairs.length ? median(r.pairs.map((p) => p.keygateP99Ms - p.bareP99Ms)) : null
       const p99s = r.pairs.length

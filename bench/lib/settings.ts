@@ -94,6 +94,13 @@ export type CaseSpec = (typeof CASES)[number]
 /** Issue 6: requests/s of these cases against the bare undici proxy (3), in one run. */
 export const TARGET_RATIOS = { 4: 0.95, 5: 0.9, 6: 0.85 } as const
 
+/**
+ * Issue 18: the CPU µs per request keygate may add over the bare proxy (3), measured side by side
+ * (bench:paired); issue 14: a browser's session cookie (15) no more than Bearer (6) in the same run.
+ */
+export const ADDED_US_MAX = { 4: 10, 5: 10, 6: 15 } as const
+export const SESSION_CASE = { id: 15, comparedWith: 6 } as const
+
 /** Issues 6 and 18: keygate's p99 latency minus the bare proxy's at 64 connections, at most this (ms). */
 export const P99_ADDED_MAX_MS = 1
 
