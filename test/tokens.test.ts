@@ -813,6 +813,28 @@ for (const [name, make] of harnesses) {
     assert.deepEqual(await s.b.check(s.token, s.verify), { ok: false, refusal: { code: 'E1002' }, reason: 'revoked' })
   })
 
+  test(`${name}: a token in use is re-read ahead, so no request waits for it, and a revocation never heard of is still seen within 1 s`, async (t) => {
+    const s = await setup(t, { lose: true })
+    assert.ok((await s.b.check(s.token, s.verify)).ok, 'first check')
+    const readsBefore = s.reads()
+    const until = async (done: () => boolean) => {
+      for (const started = Date.now(); !done() && Date.now() - started < 2000;) await sleep(5)
+    }
+    s.clock.advance(800)
+    assert.ok(s.b.cached(s.token), 'answered from memory at 0.8 s, and read again in the background')
+    await until(() => s.reads() > readsBefore)
+    assert.equal(s.reads() - readsBefore, 1, 'one denylist read, ahead of time')
+    s.clock.advance(400)
+    assert.ok(s.b.cached(s.token), '1.2 s after the first check: the read ahead keeps it standing')
+    // revoked where this instance does not hear it (the lost pub/sub message)
+    await s.a.revoke(s.jti, s.expiresAt)
+    s.clock.advance(400)
+    assert.ok(s.b.cached(s.token), 'still standing when the next read ahead starts')
+    await until(() => s.b.cached(s.token) === undefined)
+    assert.equal(s.b.cached(s.token), undefined, 'that read found the revocation, 0.4 s after it')
+    assert.deepEqual(await s.b.check(s.token, s.verify), { ok: false, refusal: { code: 'E1002' }, reason: 'revoked' })
+  })
+
   test(`${name}: the cache is bypassed while the store is unhealthy, and emptied when it is back`, async (t) => {
     const s = await setup(t)
     assert.ok((await s.b.check(s.token, s.verify)).ok, '(await s.b.check(s.token, s.verify)).ok')
