@@ -147,7 +147,7 @@ async function main(argv: readonly string[]): Promise<number> {
       const us = addedUs(r)
       const max = addedMax(r.id)
       const added =
-        us === null ? '—' : `${us.toFixed(0)}${max === null ? '' : `${us <= max ? ' ✓' : ' ✗'} (≤ ${max.toFixed(0)})`}`
+        us === null ? '—' : `${us.toFixed(1)}${max === null ? '' : `${us <= max ? ' ✓' : ' ✗'} (≤ ${max.toFixed(1)})`}`
       // the median of each round's difference (both measured at the same moment), not of the medians
       const p99Added = r.pairs.length ? median(r.pairs.map((p) => p.keygateP99Ms - p.bareP99Ms)) : null
       const p99s = r.pairs.length
