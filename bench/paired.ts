@@ -3,7 +3,8 @@
 // machine is doing at that moment, so the ratio of their CPU per request is steady where
 // `npm run bench` (one case after the other) swings by ±15 % between runs on a shared VM.
 // Each side's p99 latency comes from its own wrk over the same seconds: their difference is the
-// p99 keygate adds (issues 6 and 18: ≤ 1 ms at 64 connections).
+// p99 keygate adds (issues 6 and 18: ≤ 1 ms at 64 connections), at saturation and again paced at
+// PACED_RPS, where it is a request's latency rather than a saturated core's queue.
 // usage: node --import tsx bench/paired.ts [CASES…]   (default 4 5 6; BENCH_ROUNDS, BENCH_DURATION, BENCH_WARMUP apply)
 // Issue 16's rate-limit cost: bench/paired.ts 5 10 6 11 (each limited case beside its unlimited twin's run).
 // Issue 15's identity assertion: bench/paired.ts 5 13 6 14.
@@ -20,6 +21,7 @@ import {
   CASES,
   FORWARD_AUTH_TARGET,
   P99_ADDED_MAX_MS,
+  PACED_RPS,
   PAIRED_FLOORS,
   RATE_LIMIT_BUDGET,
   readSettings,
@@ -45,6 +47,9 @@ interface Pair {
   /** wrk's p99 latency of each over the same measured seconds, in ms */
   readonly bareP99Ms: number
   readonly keygateP99Ms: number
+  /** the same, both paced at PACED_RPS */
+  readonly bareP99PacedMs: number
+  readonly keygateP99PacedMs: number
 }
 
 /**
@@ -53,13 +58,14 @@ interface Pair {
  * token): parsing and passing them on is not what keygate adds, and the floor pays for it too.
  */
 async function measurePair(ctx: BenchContext, bare: Target, keygate: Target): Promise<Pair> {
-  const load = (t: Target, seconds: number) =>
+  const load = (t: Target, seconds: number, delayMs?: number) =>
     runWrk(ctx.procs, ctx.root, {
       url: t.url,
       headers: keygate.headers,
       seconds,
       connections: ctx.settings.connections,
       threads: ctx.settings.threads,
+      delayMs,
     })
   await Promise.all([load(bare, ctx.settings.warmupS), load(keygate, ctx.settings.warmupS)])
   const before = [bare, keygate].map((t) => cpuTicks(sutPids(t)))
@@ -67,6 +73,12 @@ async function measurePair(ctx: BenchContext, bare: Target, keygate: Target): Pr
   const cpuUs = [bare, keygate].map(
     (t, i) => cpuSecondsBetween(before[i]!, cpuTicks(sutPids(t)), ctx.ticksPerSecond) * 1e6,
   )
+  // each connection waits so that all of them together ask about PACED_RPS a second
+  const delayMs = Math.round((ctx.settings.connections * 1000) / PACED_RPS)
+  const [bp, kp] = await Promise.all([
+    load(bare, ctx.settings.durationS, delayMs),
+    load(keygate, ctx.settings.durationS, delayMs),
+  ])
   return {
     bareUs: cpuUs[0]! / b.requests,
     keygateUs: cpuUs[1]! / k.requests,
@@ -74,6 +86,8 @@ async function measurePair(ctx: BenchContext, bare: Target, keygate: Target): Pr
     keygateRps: k.rps,
     bareP99Ms: b.p99Ms,
     keygateP99Ms: k.p99Ms,
+    bareP99PacedMs: bp.p99Ms,
+    keygateP99PacedMs: kp.p99Ms,
   }
 }
 
@@ -114,7 +128,7 @@ async function main(argv: readonly string[]): Promise<number> {
           row.ratios.push(ratio)
           row.pairs.push(pair)
           say(
-            `(${spec.id}) [${round}/${settings.rounds}] ${spec.title}: ${pair.keygateUs.toFixed(0)} µs/req beside ${pair.bareUs.toFixed(0)} µs/req for (${floorOf(spec.id).id}) → ${ratio.toFixed(2)} ×, +${(pair.keygateUs - pair.bareUs).toFixed(0)} µs; p99 ${pair.keygateP99Ms.toFixed(2)} ms beside ${pair.bareP99Ms.toFixed(2)} ms → ${signedMs(pair.keygateP99Ms - pair.bareP99Ms)}`,
+            `(${spec.id}) [${round}/${settings.rounds}] ${spec.title}: ${pair.keygateUs.toFixed(0)} µs/req beside ${pair.bareUs.toFixed(0)} µs/req for (${floorOf(spec.id).id}) → ${ratio.toFixed(2)} ×, +${(pair.keygateUs - pair.bareUs).toFixed(0)} µs; p99 ${pair.keygateP99Ms.toFixed(2)} ms beside ${pair.bareP99Ms.toFixed(2)} ms → ${signedMs(pair.keygateP99Ms - pair.bareP99Ms)}; paced at ${PACED_RPS}/s: ${pair.keygateP99PacedMs.toFixed(2)} ms beside ${pair.bareP99PacedMs.toFixed(2)} ms → ${signedMs(pair.keygateP99PacedMs - pair.bareP99PacedMs)}`,
           )
         } catch (err) {
           if (!(err instanceof Skip)) throw err
@@ -127,9 +141,9 @@ async function main(argv: readonly string[]): Promise<number> {
     }
     say()
     say(
-      `| # | case | paired with | × floor, median | rounds | CPU µs/req added, median | target | p99 ms, floor → keygate, medians | p99 added, median (≤ ${P99_ADDED_MAX_MS} ms) |`,
+      `| # | case | paired with | × floor, median | rounds | CPU µs/req added, median | target | p99 ms, floor → keygate, medians | p99 added, median (≤ ${P99_ADDED_MAX_MS} ms) | p99 added at ${PACED_RPS}/s, median |`,
     )
-    say('|---|---|---:|---:|---|---:|---:|---:|---:|')
+    say('|---|---|---:|---:|---|---:|---:|---:|---:|---:|')
     const addedUs = (r: (typeof rows)[number]): number | null =>
       r.pairs.length ? median(r.pairs.map((p) => p.keygateUs - p.bareUs)) : null
     const sessionBound = rows.find((r) => r.id === SESSION_CASE.comparedWith)
@@ -153,9 +167,14 @@ async function main(argv: readonly string[]): Promise<number> {
       const p99s = r.pairs.length
         ? `${median(r.pairs.map((p) => p.bareP99Ms)).toFixed(2)} → ${median(r.pairs.map((p) => p.keygateP99Ms)).toFixed(2)}`
         : '—'
-      const p99Mark = p99Added === null ? '—' : `${signedMs(p99Added)}${p99Added <= P99_ADDED_MAX_MS ? ' ✓' : ' ✗'}`
+      const withMark = (ms: number | null) =>
+        ms === null ? '—' : `${signedMs(ms)}${ms <= P99_ADDED_MAX_MS ? ' ✓' : ' ✗'}`
+      const p99Mark = withMark(p99Added)
+      const pacedMark = withMark(
+        r.pairs.length ? median(r.pairs.map((p) => p.keygateP99PacedMs - p.bareP99PacedMs)) : null,
+      )
       say(
-        `| ${r.id} | ${r.title} | (${floorOf(r.id).id}) | ${got === null ? `skipped: ${r.skipped}` : `${got.toFixed(2)}${mark}`} | ${r.ratios.map((x) => x.toFixed(2)).join(', ')} | ${added} | ${target === undefined ? '—' : `≥ ${target.toFixed(2)}`} | ${p99s} | ${p99Mark} |`,
+        `| ${r.id} | ${r.title} | (${floorOf(r.id).id}) | ${got === null ? `skipped: ${r.skipped}` : `${got.toFixed(2)}${mark}`} | ${r.ratios.map((x) => x.toFixed(2)).join(', ')} | ${added} | ${target === undefined ? '—' : `≥ ${target.toFixed(2)}`} | ${p99s} | ${p99Mark} | ${pacedMark} |`,
       )
     }
     for (const [limited, twin] of Object.entries(RATE_LIMIT_BUDGET.twins)) {

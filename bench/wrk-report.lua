@@ -8,6 +8,16 @@ if extra ~= nil and extra ~= "" then
   end
 end
 
+-- Paced load (bench:paired's latency at a fixed rate): each connection waits this long after an
+-- answer before its next request, so the rate is about connections / (delay + latency), well
+-- under saturation, and latency is service time rather than queueing.
+local pace = tonumber(os.getenv("BENCH_WRK_DELAY_MS") or "")
+if pace ~= nil then
+  function delay()
+    return pace
+  end
+end
+
 -- wrk's own --latency output rounds to two decimals of a unit; this line gives exact
 -- microseconds to bench/lib/wrk.ts. No response() callback: it would make wrk parse every
 -- response into Lua and turn the load generator into the bottleneck.

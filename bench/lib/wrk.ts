@@ -31,6 +31,8 @@ export interface WrkLoad {
   readonly seconds: number
   readonly connections: number
   readonly threads: number
+  /** paced: each connection waits this long after an answer (wrk-report.lua's delay()); none: as fast as it can */
+  readonly delayMs?: number
 }
 
 /** wrk's version line, or null when it is not installed */
@@ -77,7 +79,11 @@ export async function runWrk(procs: ProcessSet, root: string, load: WrkLoad): Pr
       join(root, 'bench', 'wrk-report.lua'),
       load.url,
     ],
-    env: { ...process.env, BENCH_WRK_HEADERS: headerLines },
+    env: {
+      ...process.env,
+      BENCH_WRK_HEADERS: headerLines,
+      ...(load.delayMs === undefined ? {} : { BENCH_WRK_DELAY_MS: String(load.delayMs) }),
+    },
     timeoutMs: (load.seconds + 20) * 1_000,
   })
   const line = r.stdout.split('\n').find((l) => l.startsWith('BENCH_JSON '))
