@@ -8,13 +8,15 @@ if extra ~= nil and extra ~= "" then
   end
 end
 
--- Paced load (bench:paired's latency at a fixed rate): each connection waits this long after an
--- answer before its next request, so the rate is about connections / (delay + latency), well
--- under saturation, and latency is service time rather than queueing.
+-- Paced load (bench:paired's latency at a fixed rate): each connection waits about this long
+-- after an answer before its next request, so the rate is about connections / (delay + latency),
+-- well under saturation, and latency is service time rather than queueing. The wait is drawn
+-- from [0, 2 × delay): a fixed one keeps all connections in step, and their requests then arrive
+-- in bursts of 64 that queue behind each other.
 local pace = tonumber(os.getenv("BENCH_WRK_DELAY_MS") or "")
 if pace ~= nil then
   function delay()
-    return pace
+    return math.random(0, 2 * pace - 1)
   end
 end
 

@@ -27,8 +27,8 @@ import type { Store, Unsubscribe } from '../store/types.js'
 //     against thousands of requests a second answered from memory. A token in use is re-read
 //     ahead, once three quarters of `recheckMs` have passed, while the cache still answers: no
 //     request waits for that GET unless it has not come back by `recheckMs` (a revocation is
-//     still seen within 1 s, as a read starts at most 0.75 s after it). Before, every request of
-//     the moment waited for it, once a second, in every p99.
+//     still seen within 1 s, as a read starts at most 0.75 s after it); otherwise every request
+//     of that moment would wait for it, once a second, and show in the p99.
 //
 // A refresh family (every refresh token of one login and the access tokens issued with them, the
 // `fam` claim) is revoked the same way: `revoked:fam:<id>`, published as "family <id>" (a jti has no
