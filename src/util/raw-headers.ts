@@ -28,11 +28,16 @@ export function cookieValues(
       if (!value) continue
       const key = pair.slice(0, eq).trim()
       if (key === name) plain.push(value)
-      else if (key.length === name.length + HOST_ONLY.length && key.startsWith(HOST_ONLY) && key.endsWith(name))
+      else if (
+        key.length === name.length + HOST_ONLY_PREFIX.length &&
+        key.startsWith(HOST_ONLY_PREFIX) &&
+        key.endsWith(name)
+      )
         hostOnly.push(value)
     }
   }
   return { plain, hostOnly }
 }
 
-const HOST_ONLY = '__Host-'
+/** A cookie set with this prefix was set by its own host, over https, for the whole host (RFC 6265bis). */
+export const HOST_ONLY_PREFIX = '__Host-'
