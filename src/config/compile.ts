@@ -255,6 +255,7 @@ export function compileEndpointRoutes(compiled: CompiledConfig, mounts: readonly
     methods: null,
     policy: 'anonymous',
     endpoint: 'method-not-allowed',
+    // a 405 costs nothing and tells nothing: never counted against a caller's limit
     rateLimited: false,
   }))
   return deepFreeze([...mounts, ...ownedPaths].map(route))

@@ -147,7 +147,7 @@ export function declareEndpoints(config: CompiledConfig, s: EndpointServices): E
       ? signInEndpoints(config.signIn, config, s)
       : { 'sign-in': NOT_SERVED, 'sign-out': NOT_SERVED, 'oauth2-callback': NOT_SERVED }),
     // at every path above, any other method: added by compileEndpointRoutes
-    'method-not-allowed': { at: [], policy: 'anonymous', rateLimited: false, handler: methodNotAllowed },
+    'method-not-allowed': { at: [], policy: 'anonymous', handler: methodNotAllowed },
   }
 }
 
