@@ -1,17 +1,16 @@
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import type { ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { StoreUnavailableError } from '../src/errors.js'
 import {
-  answersPing,
   freePort,
   kill,
-  redisServer,
   startCluster,
+  startSentinel,
   startRedis as startRedisIn,
   waitFor,
 } from './support/redis-server.js'
@@ -158,26 +157,11 @@ test('a store created before Redis starts fails closed, then connects by itself'
 
 test('Sentinel: the store finds the master through a sentinel', async (t) => {
   const masterPort = await freePort()
-  const sentinelPort = await freePort()
   await startRedis(masterPort)
-  const conf = join(workDir, `sentinel-${sentinelPort}.conf`)
-  // Sentinel rewrites its config file, so it needs its own writable copy.
-  writeFileSync(
-    conf,
-    [
-      `port ${sentinelPort}`,
-      'bind 127.0.0.1',
-      `dir ${workDir}`,
-      `sentinel monitor kgmaster 127.0.0.1 ${masterPort} 1`,
-      'sentinel down-after-milliseconds kgmaster 1000',
-    ].join('\n') + '\n',
-  )
-  const sentinel = spawn(redisServer(), [conf, '--sentinel'], { stdio: 'ignore' })
-  children.push(sentinel)
-  await waitFor(() => answersPing(sentinelPort), 5000, 'sentinel did not start')
+  const sentinel = await startSentinel(masterPort, 'kgmaster', workDir, children)
 
   const store = createRedisStore({
-    redis: { sentinels: [`127.0.0.1:${sentinelPort}`], name: 'kgmaster' },
+    redis: { sentinels: [`127.0.0.1:${sentinel.port}`], name: 'kgmaster' },
     prefix: 'sentinel:',
   })
   t.after(() => store.close())

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { createConnection, createServer } from 'node:net'
+import { writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -144,4 +145,30 @@ export async function startCluster(
     'cluster did not become ok',
   )
   return { ports, nodes }
+}
+
+/** A Sentinel watching the master on `masterPort` as `name` (quorum 1, down after 1 s); killed by the caller. */
+export async function startSentinel(
+  masterPort: number,
+  name: string,
+  workDir: string,
+  children: ChildProcess[],
+): Promise<{ port: number; child: ChildProcess }> {
+  const port = await freePort()
+  const conf = join(workDir, `sentinel-${port}.conf`)
+  // Sentinel rewrites its config file, so it needs its own writable copy.
+  writeFileSync(
+    conf,
+    [
+      `port ${port}`,
+      'bind 127.0.0.1',
+      `dir ${workDir}`,
+      `sentinel monitor ${name} 127.0.0.1 ${masterPort} 1`,
+      `sentinel down-after-milliseconds ${name} 1000`,
+    ].join('\n') + '\n',
+  )
+  const child = spawn(redisServer(), [conf, '--sentinel'], { stdio: 'ignore' })
+  children.push(child)
+  await waitFor(() => answersPing(port), 5000, 'sentinel did not start')
+  return { port, child }
 }
