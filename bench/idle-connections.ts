@@ -34,7 +34,8 @@ async function main(): Promise<number> {
   const args = fromDist
     ? ['dist/cli.js', 'serve', '--config', config]
     : ['--import', 'tsx', 'src/cli.ts', 'serve', '--config', config]
-  const gw = spawn(process.execPath, args, { stdio: 'ignore' })
+  // The IPC channel: if this script is killed, keygate sees it close and stops.
+  const gw = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'ignore', 'ipc'] })
   const sockets: Socket[] = []
   try {
     for (let i = 0; i < 100; i++) {

@@ -299,6 +299,7 @@ test('exactness across instances: three keygate processes on one Redis hold a ke
   const procs = ports.map((p) =>
     startProcess(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--config', file], {
       env: { ...process.env, KG_PORT: String(p) },
+      ipc: true,
     }),
   )
   await Promise.all(ports.map((p, i) => waitForPort(p, procs[i]!)))

@@ -109,6 +109,7 @@ export async function startKeygate(
     args: [...(opts.nodeArgs ?? []), ...k.runner.args, 'serve', '--config', configFile],
     cwd: k.root,
     logFile: join(k.dir, `${name}.log`),
+    ipc: true,
   })
   const origin = `${opts.scheme ?? 'http'}://127.0.0.1:${port}`
   try {

@@ -86,6 +86,8 @@ export interface StartSpec {
   readonly env?: NodeJS.ProcessEnv
   /** stdout + stderr go to this file (never through a pipe to us: that would cost CPU on our side) */
   readonly logFile?: string
+  /** for keygate: it stops when this IPC channel closes, so it does not outlive a bench that was killed */
+  readonly ipc?: boolean
 }
 
 export interface RunResult {
@@ -133,7 +135,7 @@ export function createProcessSet(pinning: Pinning): ProcessSet {
       cwd: spec.cwd,
       env: spec.env ?? process.env,
       detached: true,
-      stdio: ['ignore', out, out],
+      stdio: ['ignore', out, out, ...(spec.ipc ? ['ipc' as const] : [])],
     })
     if (typeof out === 'number') closeSync(out) // the child holds its own descriptor
     if (child.pid === undefined) throw new Error(`cannot start ${spec.name} (${cmd})`)

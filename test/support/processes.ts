@@ -55,20 +55,25 @@ export interface RunningProcess {
 export function startProcess(
   cmd: string,
   args: readonly string[],
-  opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
+  opts: {
+    env?: NodeJS.ProcessEnv
+    cwd?: string
+    /** for keygate: it stops when this IPC channel closes, so it does not outlive a killed test process */
+    ipc?: boolean
+  } = {},
 ): RunningProcess {
   const child = spawn(cmd, args, {
     env: opts.env ?? process.env,
     cwd: opts.cwd,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: opts.ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],
     detached: true,
   })
   let out = ''
   const keep = (c: Buffer) => {
     out = (out + c.toString()).slice(-20_000)
   }
-  child.stdout.on('data', keep)
-  child.stderr.on('data', keep)
+  child.stdout!.on('data', keep)
+  child.stderr!.on('data', keep)
   child.on('error', (err) => {
     out += `\nspawn error: ${err.message}`
   })
@@ -92,8 +97,8 @@ export function startProcess(
     // workers of the group may outlive the leader for a moment: make sure none is left
     await new Promise((r) => setTimeout(r, 100))
     signalGroup('SIGKILL')
-    child.stdout.destroy()
-    child.stderr.destroy()
+    child.stdout!.destroy()
+    child.stderr!.destroy()
   }
   after(stop)
   return { child, output: () => out, stop }
