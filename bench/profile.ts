@@ -1,7 +1,8 @@
 // Where a keygate case spends its CPU: runs one case (default 6, Bearer + Redis) exactly as
 // `npm run bench` does, with `node --cpu-prof` on the keygate process, and prints the top
 // self-time frames of the measured window (start-up and warm-up left out).
-// Case 3 (the bare undici proxy) profiles the floor, to tell keygate's own cost from Node's.
+// Case 3 (the bare undici proxy) profiles the floor, to tell keygate's own cost from Node's;
+// cases 23 and 24 the same floor over HTTPS and HTTP/2, beside keygate's (20) and (22).
 // usage: node --import tsx bench/profile.ts [CASE] [TOP]     e.g. `… bench/profile.ts 5 10`
 import { copyFileSync, mkdirSync, readFileSync, readdirSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
@@ -13,7 +14,7 @@ import { CASES, readSettings } from './lib/settings.js'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 /** cases whose system under test is one node process (not nginx, not workers) */
-const PROFILED: ReadonlySet<number> = new Set([3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 18])
+const PROFILED: ReadonlySet<number> = new Set([3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 18, 20, 22, 23, 24])
 const say = (line = '') => process.stdout.write(`${line}\n`)
 
 const table = (rows: readonly FrameTime[]) =>
@@ -29,7 +30,11 @@ async function main(argv: readonly string[]): Promise<number> {
   const spec = CASES.find((c) => String(c.id) === caseArg || c.key === caseArg)
   if (!spec || !PROFILED.has(spec.id)) {
     process.stderr.write(
-      `profile: CASE must be 3 (bare proxy) or a single-process keygate case (${[...PROFILED].filter((id) => id !== 3).join(', ')}), not "${caseArg}"\n`,
+      `profile: CASE must be 3, 23 or 24 (bare proxy) or a single-process keygate case (${CASES.filter(
+        (c) => c.keygate && PROFILED.has(c.id),
+      )
+        .map((c) => c.id)
+        .join(', ')}), not "${caseArg}"\n`,
     )
     return 2
   }

@@ -157,7 +157,7 @@ export async function prepare(ctx: BenchContext, spec: CaseSpec, opts: CaseOptio
       }
     }
     case 3: {
-      const p = await startBareProxy(ctx.procs, ctx.dir, ctx.root, ctx.upstream, opts.nodeArgs)
+      const p = await startBareProxy(ctx.procs, ctx.dir, ctx.root, ctx.upstream, { nodeArgs: opts.nodeArgs })
       return {
         url: `${p.origin}/bench/page`,
         headers: {},

@@ -191,22 +191,22 @@ export function targetLines(checks: readonly TargetCheck[]): string {
     .join('\n')
 }
 
-/** keygate's and nginx's rows side by side: the ratios issue 17 asks for. */
-const PAIRS: ReadonlyArray<{ keygate: TlsCaseId; nginx: TlsCaseId; plain: number; what: string }> = [
-  { keygate: 20, nginx: 19, plain: 4, what: 'HTTPS (HTTP/1.1)' },
-  { keygate: 22, nginx: 21, plain: 4, what: 'HTTP/2' },
+/** keygate's, nginx's and the bare proxy's rows side by side: the ratios issue 17 asks for. */
+const PAIRS: ReadonlyArray<{ keygate: TlsCaseId; nginx: TlsCaseId; bare: TlsCaseId; plain: number; what: string }> = [
+  { keygate: 20, nginx: 19, bare: 23, plain: 4, what: 'HTTPS (HTTP/1.1)' },
+  { keygate: 22, nginx: 21, bare: 24, plain: 4, what: 'HTTP/2' },
 ]
 
-/** The TLS ratios of this run, under the table: keygate against nginx doing the same, and against plain HTTP. */
+/** The TLS ratios of this run, under the table: keygate against nginx and the bare proxy doing the same, and against plain HTTP. */
 export function tlsRatioLines(rated: readonly RatedResult[]): string {
   const rps = (id: number) => rated.find((r) => r.id === id && r.status === 'ok')?.rps ?? null
-  const lines = PAIRS.flatMap(({ keygate, nginx, plain, what }) => {
+  const lines = PAIRS.flatMap(({ keygate, nginx, bare, plain, what }) => {
     const k = rps(keygate)
     if (k === null) return []
-    const n = rps(nginx)
-    const p = rps(plain)
+    const [n, b, p] = [rps(nginx), rps(bare), rps(plain)]
     const parts = [
       n === null ? `(${nginx}) not measured` : `${(k / n).toFixed(2)} × nginx terminating TLS (${nginx})`,
+      b === null ? `(${bare}) not measured` : `${(k / b).toFixed(2)} × the bare proxy over the same (${bare})`,
       p === null ? `(${plain}) not measured` : `${(k / p).toFixed(2)} × keygate over plain HTTP (${plain})`,
     ]
     return [`- (${keygate}) keygate ${what}: ${parts.join('; ')}`]

@@ -1,9 +1,14 @@
-/** Issue 17's cases, run by bench/lib/tls-cases.ts: keygate and nginx terminating TLS. */
+/**
+ * Issue 17's cases, run by bench/lib/tls-cases.ts: keygate and nginx terminating TLS, and the bare
+ * proxy (3) behind Node's own HTTPS and HTTP/2 listeners, the floors bench:paired sets (20) and (22) beside.
+ */
 export const TLS_CASES = [
   { id: 19, key: 'nginx-https', title: 'nginx proxy_pass, HTTPS (TLS 1.3, HTTP/1.1)', keygate: false },
   { id: 20, key: 'keygate-https', title: 'keygate, anonymous route, HTTPS (TLS 1.3, HTTP/1.1)', keygate: true },
   { id: 21, key: 'nginx-h2', title: 'nginx proxy_pass, HTTP/2 over TLS (h2load)', keygate: false },
   { id: 22, key: 'keygate-h2', title: 'keygate, anonymous route, HTTP/2 over TLS (h2load)', keygate: true },
+  { id: 23, key: 'bare-https', title: 'bare undici proxy, HTTPS (TLS 1.3, HTTP/1.1)', keygate: false },
+  { id: 24, key: 'bare-h2', title: 'bare undici proxy, HTTP/2 over TLS (h2load)', keygate: false },
 ] as const
 
 export type TlsCaseId = (typeof TLS_CASES)[number]['id']
@@ -15,7 +20,8 @@ export type TlsCaseId = (typeof TLS_CASES)[number]['id']
  * (15) issue 14's browser session cookie, which must cost no more than (6)'s Bearer; (16) and (17)
  * issue 18's forward-auth behind a real nginx (bench/lib/forward-auth.ts); (18) is (8) with one process,
  * placed as (8) is (unpinned, beside wrk and the upstream): the workers' scaling is (8) / (18);
- * (19)-(22) issue 17's HTTPS and HTTP/2, keygate beside nginx terminating TLS (bench/lib/tls-cases.ts).
+ * (19)-(22) issue 17's HTTPS and HTTP/2, keygate beside nginx terminating TLS, and (23), (24) the bare
+ * proxy over the same (bench/lib/tls-cases.ts).
  */
 export const CASES = [
   { id: 1, key: 'upstream', title: 'upstream directly', keygate: false },
@@ -146,7 +152,7 @@ export interface Settings {
 
 export const USAGE = `usage: npm run bench [-- CASE…]
 
-CASE: a number 1-22, a range like 4-7, or a name (${CASES.map((c) => c.key).join(', ')}).
+CASE: a number 1-24, a range like 4-7, or a name (${CASES.map((c) => c.key).join(', ')}).
 Without CASE every case runs. A selection also runs (1) and (3), the ratios' baselines,
 unless BENCH_BASELINES=0.
 

@@ -6,12 +6,13 @@ import type { BenchContext, CaseOptions, Target } from './context.js'
 import { Skip, startKeygate } from './keygate.js'
 import { findExecutable, type Proc, type ProcessSet } from './procs.js'
 import type { CaseSpec, TlsCaseId } from './settings.js'
-import { startNginxProxy } from './upstream.js'
+import { startBareProxy, startNginxProxy } from './upstream.js'
 import type { WrkLoad, WrkResult } from './wrk.js'
 
 // Issue 17: keygate terminating TLS — HTTPS (HTTP/1.1, wrk) and HTTP/2 (h2load) — beside nginx
-// terminating TLS in front of the same upstream, in the same run. Both use one ECDSA P-256
-// certificate made for the run; neither load tool verifies it (loopback, nothing to protect).
+// terminating TLS in front of the same upstream, in the same run, and beside the bare proxy (3)
+// behind Node's own listener (23, 24), the floor bench:paired pairs keygate with. All use one
+// ECDSA P-256 certificate made for the run; neither load tool verifies it (loopback, nothing to protect).
 
 /** h2load's clients and streams per client: 64 requests in flight, as wrk's 64 connections. */
 const STREAMS_PER_CLIENT = 8
@@ -92,10 +93,14 @@ function waitForHttps(cert: Certificate) {
   }
 }
 
-/** h2load, writing its per-request logs into the run's directory; a Skip when it is not installed. */
-function h2loadTool(dir: string): LoadTool {
+/**
+ * h2load, writing its per-request logs into the run's directory, one file per run (bench:paired
+ * runs two at once); a Skip when it is not installed.
+ */
+function h2loadTool(dir: string, name: string): LoadTool {
   if (!findExecutable('h2load')) throw new Skip('h2load is not installed (apt-get install -y nghttp2-client)')
-  return (procs, _root, load) => runH2load(procs, join(dir, `h2load-${Date.now()}.log`), load)
+  let runs = 0
+  return (procs, _root, load) => runH2load(procs, join(dir, `h2load-${name}-${++runs}.log`), load)
 }
 
 type LoadTool = (procs: ProcessSet, root: string, load: WrkLoad) => Promise<WrkResult>
@@ -103,10 +108,10 @@ type LoadTool = (procs: ProcessSet, root: string, load: WrkLoad) => Promise<WrkR
 /** A case of TLS_CASES: what it puts under load, with its own load tool for HTTP/2 and its own check. */
 export async function prepareTlsCase(ctx: BenchContext, spec: CaseSpec, opts: CaseOptions): Promise<Target> {
   const id = spec.id as TlsCaseId
-  const http2 = id === 21 || id === 22
-  const runLoad = http2 ? h2loadTool(ctx.dir) : undefined
+  const http2 = id === 21 || id === 22 || id === 24
+  const runLoad = http2 ? h2loadTool(ctx.dir, spec.key) : undefined
   const cert = await certificate(ctx)
-  const path = id === 19 || id === 21 ? '/bench/page' : '/public/page'
+  const path = id === 20 || id === 22 ? '/public/page' : '/bench/page'
   let origin: string
   let sut: Proc
   let notes: string[]
@@ -114,6 +119,16 @@ export async function prepareTlsCase(ctx: BenchContext, spec: CaseSpec, opts: Ca
     if (!ctx.nginx) throw new Skip('nginx is not installed (apt-get install -y nginx)')
     ;({ origin, proc: sut } = await startNginxProxy(ctx.procs, ctx.dir, ctx.nginx, ctx.upstream, { ...cert, http2 }))
     notes = ['nginx, 1 worker, keepalive 64 to the upstream, ECDSA P-256']
+  } else if (id === 23 || id === 24) {
+    ;({ origin, proc: sut } = await startBareProxy(ctx.procs, ctx.dir, ctx.root, ctx.upstream, {
+      nodeArgs: opts.nodeArgs,
+      tls: { ...cert, http2 },
+      waitFor: waitForHttps(cert),
+    }))
+    notes = [
+      `undici Pool.stream, tsx, ${http2 ? 'http2.createSecureServer (allowHTTP1, compatibility API)' : 'https.createServer'}`,
+      "keygate's cipher suites, ECDSA P-256",
+    ]
   } else {
     const config = {
       upstream: ctx.upstream.origin,

@@ -151,8 +151,11 @@ export async function startUpstream(
   }
 }
 
-/** What nginx terminates TLS with (cases 19 and 21): the PEM files, and whether it offers HTTP/2. */
-export interface NginxTls {
+/**
+ * What a proxy of the TLS cases terminates TLS with (nginx in 19 and 21, the bare proxy in 23 and
+ * 24): the PEM files, and whether it offers HTTP/2.
+ */
+export interface TlsListener {
   readonly cert: string
   readonly key: string
   readonly http2: boolean
@@ -167,7 +170,7 @@ export async function startNginxProxy(
   dir: string,
   nginx: NginxInfo,
   upstream: Upstream,
-  tls?: NginxTls,
+  tls?: TlsListener,
 ): Promise<{ proc: Proc; origin: string }> {
   const port = await freePort()
   const listener = tls
@@ -200,20 +203,34 @@ export async function startNginxProxy(
   return { proc, origin: `${tls ? 'https' : 'http'}://127.0.0.1:${port}` }
 }
 
-/** Case (3): bench/bare-proxy.ts, the floor keygate's ratios are taken against. */
+/**
+ * Case (3): bench/bare-proxy.ts, the floor keygate's ratios are taken against. With `tls`, cases
+ * (23) and (24): the same proxy behind Node's HTTPS or HTTP/2 listener, answering before this
+ * returns to `waitFor` (the run's certificate is not one fetch trusts).
+ */
 export async function startBareProxy(
   procs: ProcessSet,
   dir: string,
   root: string,
   upstream: Upstream,
-  nodeArgs: readonly string[] = [],
+  opts: { nodeArgs?: readonly string[]; tls?: TlsListener; waitFor?: typeof waitForHttp } = {},
 ): Promise<{ proc: Proc; origin: string }> {
-  return startScript(procs, { dir, root, script: 'bare-proxy', role: 'sut', args: [upstream.origin], nodeArgs })
+  const { tls } = opts
+  return startScript(procs, {
+    dir,
+    root,
+    script: 'bare-proxy',
+    role: 'sut',
+    args: tls ? [upstream.origin, tls.http2 ? 'h2' : 'https', tls.cert, tls.key] : [upstream.origin],
+    nodeArgs: opts.nodeArgs,
+    scheme: tls ? 'https' : 'http',
+    waitFor: opts.waitFor,
+  })
 }
 
 /**
  * bench/<script>.ts under tsx, logging to <script>.log in the run's directory: its first argument
- * is a free port, on which it answers HTTP before this returns.
+ * is a free port, on which it answers HTTP (or `scheme`, polled with `waitFor`) before this returns.
  */
 export async function startScript(
   procs: ProcessSet,
@@ -225,6 +242,8 @@ export async function startScript(
     /** after the port */
     args?: readonly string[]
     nodeArgs?: readonly string[]
+    scheme?: 'http' | 'https'
+    waitFor?: typeof waitForHttp
   },
 ): Promise<{ proc: Proc; origin: string }> {
   const port = await freePort()
@@ -243,7 +262,7 @@ export async function startScript(
     cwd: opts.root,
     logFile: join(opts.dir, `${opts.script}.log`),
   })
-  const origin = `http://127.0.0.1:${port}`
-  await waitForHttp(`${origin}/`, proc, 20_000)
+  const origin = `${opts.scheme ?? 'http'}://127.0.0.1:${port}`
+  await (opts.waitFor ?? waitForHttp)(`${origin}/`, proc, 20_000)
   return { proc, origin }
 }
