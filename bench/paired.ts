@@ -1,14 +1,16 @@
 // Paired ratios: keygate and the bare undici proxy (3) loaded AT THE SAME TIME, both pinned to
-// the system-under-test CPU, each by its own wrk. They share one core and whatever else the
-// machine is doing at that moment, so the ratio of their CPU per request is steady where
-// `npm run bench` (one case after the other) swings by ±15 % between runs on a shared VM.
-// Each side's p99 latency comes from its own wrk over the same seconds: their difference is the
+// the system-under-test CPU, each by its own wrk (h2load for HTTP/2). They share one core and
+// whatever else the machine is doing at that moment, so the ratio of their CPU per request is
+// steady where `npm run bench` (one case after the other) swings by ±15 % between runs on a shared
+// VM. Each side's p99 latency comes from its own wrk over the same seconds: their difference is the
 // p99 keygate adds (issues 6 and 18: ≤ 1 ms at 64 connections), at saturation and again paced at
 // PACED_RPS, where it is a request's latency rather than a saturated core's queue.
 // usage: node --import tsx bench/paired.ts [CASES…]   (default 4 5 6; BENCH_ROUNDS, BENCH_DURATION, BENCH_WARMUP apply)
 // Issue 16's rate-limit cost: bench/paired.ts 5 10 6 11 (each limited case beside its unlimited twin's run).
 // Issue 15's identity assertion: bench/paired.ts 5 13 6 14.
 // Issue 18's forward-auth behind nginx: bench/paired.ts 17 (paired with (16), not (3): PAIRED_FLOORS).
+// Issue 17's HTTPS and HTTP/2: bench/paired.ts 20 22, beside the bare proxy behind Node's own HTTPS
+// (23, wrk) and HTTP/2 (24, h2load) listener, so Node's TLS and HTTP/2 cost is on both sides.
 import { writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -19,13 +21,12 @@ import { openSession, runScript } from './lib/session.js'
 import {
   ASSERTION_TWINS,
   CASES,
-  FORWARD_AUTH_TARGET,
   P99_ADDED_MAX_MS,
   PACED_RPS,
   PAIRED_FLOORS,
+  PAIRED_TARGETS,
   RATE_LIMIT_BUDGET,
   readSettings,
-  TARGET_RATIOS,
   ADDED_US_MAX,
   SESSION_CASE,
 } from './lib/settings.js'
@@ -56,10 +57,11 @@ interface Pair {
  * Both under load at once: warm-up, then the measured seconds; CPU µs per request and p99 of each.
  * The floor gets the very headers keygate's case sends (a browser's cookies and Accept, a Bearer
  * token): parsing and passing them on is not what keygate adds, and the floor pays for it too.
+ * Each side is loaded by its case's own tool (wrk, or h2load for HTTP/2: a floor uses its case's).
  */
 async function measurePair(ctx: BenchContext, bare: Target, keygate: Target): Promise<Pair> {
   const load = (t: Target, seconds: number, delayMs?: number) =>
-    runWrk(ctx.procs, ctx.root, {
+    (t.runLoad ?? runWrk)(ctx.procs, ctx.root, {
       url: t.url,
       headers: keygate.headers,
       seconds,
@@ -96,7 +98,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const settings = readSettings({ ...process.env, BENCH_BASELINES: '0' }, wanted)
   const specs = settings.cases.filter((c) => c.keygate && c.id !== 8)
   if (specs.length === 0) {
-    process.stderr.write('paired: give single-process keygate cases (4-7, 9-12)\n')
+    process.stderr.write('paired: give single-process keygate cases (4-7, 9-17, 20, 22)\n')
     return 2
   }
   const session = await openSession(settings, ROOT)
@@ -155,7 +157,7 @@ async function main(argv: readonly string[]): Promise<number> {
           ? addedUs(sessionBound)
           : null
     for (const r of rows) {
-      const target = r.id in PAIRED_FLOORS ? FORWARD_AUTH_TARGET : TARGET_RATIOS[r.id as keyof typeof TARGET_RATIOS]
+      const target = PAIRED_TARGETS[r.id]
       const got = r.ratios.length ? median(r.ratios) : null
       const mark = got === null || target === undefined ? '' : got >= target ? ' ✓' : ' ✗'
       const us = addedUs(r)

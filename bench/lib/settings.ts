@@ -125,11 +125,14 @@ export type CaseId = CaseSpec['id']
 export const ASSERTION_TWINS = { 13: 5, 14: 6 } as const
 
 /**
- * Issue 18: the floor a case is paired with when it is not the bare proxy — keygate behind nginx
- * auth_request (17) against the same nginx asking a server that decides nothing (16), ≥ 0.9 ×.
+ * Issue 18: the floor a case is paired with when it is not the bare proxy (3) — keygate behind nginx
+ * auth_request (17) against the same nginx asking a server that decides nothing (16), ≥ 0.9 ×;
+ * keygate's HTTPS (20) and HTTP/2 (22) against the bare proxy behind the same kind of listener.
  */
-export const PAIRED_FLOORS: Readonly<Partial<Record<number, CaseId>>> = { 17: 16 }
+export const PAIRED_FLOORS: Readonly<Partial<Record<number, CaseId>>> = { 17: 16, 20: 23, 22: 24 }
 export const FORWARD_AUTH_TARGET = 0.9
+/** What bench:paired judges each case's ratio to its floor by (none yet for HTTPS and HTTP/2). */
+export const PAIRED_TARGETS: Readonly<Partial<Record<number, number>>> = { ...TARGET_RATIOS, 17: FORWARD_AUTH_TARGET }
 
 /** The ratios are taken against these; a selection of cases gets them added unless BENCH_BASELINES=0. */
 export const BASELINE_IDS: readonly CaseId[] = [1, 3]

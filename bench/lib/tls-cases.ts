@@ -159,10 +159,15 @@ export async function prepareTlsCase(ctx: BenchContext, spec: CaseSpec, opts: Ca
 
 /**
  * h2load in wrk's place: the same load shape (requests in flight, seconds) and the same figures,
- * the percentiles read from its per-request log.
+ * the percentiles read from its per-request log. Paced (`delayMs`), each client is held to its
+ * share of the rate wrk's connections would ask (`--rps`, requests a second per client).
  */
 async function runH2load(procs: ProcessSet, log: string, load: WrkLoad): Promise<WrkResult> {
   const clients = Math.max(1, Math.round(load.connections / STREAMS_PER_CLIENT))
+  const paced =
+    load.delayMs === undefined
+      ? []
+      : [`--rps=${Math.max(1, Math.round((load.connections * 1000) / Math.max(1, load.delayMs) / clients))}`]
   const r = await procs.run({
     name: 'h2load',
     role: 'load',
@@ -178,6 +183,7 @@ async function runH2load(procs: ProcessSet, log: string, load: WrkLoad): Promise
       String(load.seconds),
       // h2load 1.52 in timing mode now and then never finishes when a client stalls: end such a client
       '--connection-inactivity-timeout=3',
+      ...paced,
       `--log-file=${log}`,
       ...Object.entries(load.headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]),
       load.url,
