@@ -1,4 +1,4 @@
-import { test } from 'node:test'
+import { after, mock, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { request as httpsRequest } from 'node:https'
 import { execFile } from 'node:child_process'
@@ -211,9 +211,14 @@ test('config: clients need tls.clientCa; names are shared with api keys; a subje
   assert.ok(problems.includes('clients.0.name'), problems.join())
 })
 
-test('over HTTP/2 too: the connection certificate is the caller', async () => {
+test('over HTTP/2 too: the connection certificate is the caller, read once for the connection', async () => {
   const { connect } = await import('node:http2')
+  const { TLSSocket } = await import('node:tls')
   const h2gw = await startTestGateway({ ...config('optional'), tls: { ...config('optional').tls, http2: true } })
+  // An HTTP/2 request's req.socket is a new proxy for each stream: a cache keyed on it read (and
+  // parsed) the certificate again for every request, where HTTP/1.1 reads it once per connection.
+  const reads = mock.method(TLSSocket.prototype, 'getPeerX509Certificate')
+  after(() => reads.mock.restore())
   const session = connect(h2gw.url, { ca: serverCa.certPem, cert: certs.billing.certPem, key: certs.billing.keyPem })
   const ask = (path: string) =>
     new Promise<number>((resolve, reject) => {
@@ -225,9 +230,14 @@ test('over HTTP/2 too: the connection certificate is the caller', async () => {
   const mark = upstream.seen.length
   assert.equal(await ask('/api/billing/h2'), 200)
   assert.equal(await ask('/api/other'), 403)
+  assert.equal(await ask('/api/billing/again'), 200)
   session.close()
+  assert.equal(reads.mock.callCount(), 1)
   assert.deepEqual(
     reachedSince(mark).map((s) => [s.url, s.headers['x-auth-user'], s.headers['x-auth-scheme']]),
-    [['/api/billing/h2', 'billing service', 'mtls']],
+    [
+      ['/api/billing/h2', 'billing service', 'mtls'],
+      ['/api/billing/again', 'billing service', 'mtls'],
+    ],
   )
 })

@@ -1,3 +1,5 @@
+import type { IncomingMessage } from 'node:http'
+import type { Http2ServerRequest } from 'node:http2'
 import type { Socket } from 'node:net'
 import type { TLSSocket } from 'node:tls'
 import { refuse } from '../errors.js'
@@ -22,7 +24,8 @@ export interface ClientCertificate {
 const perSocket = new WeakMap<Socket, ClientCertificate | null>()
 
 /** The client certificate of the connection a request came on, or null (plain HTTP, none sent). */
-export function clientCertificateOf(socket: Socket): ClientCertificate | null {
+export function clientCertificateOf(req: IncomingMessage): ClientCertificate | null {
+  const socket = connectionOf(req)
   if (!(socket as TLSSocket).encrypted) return null
   let cert = perSocket.get(socket)
   if (cert === undefined) {
@@ -31,6 +34,14 @@ export function clientCertificateOf(socket: Socket): ClientCertificate | null {
   }
   return cert
 }
+
+/**
+ * The key of the connection's cache entry. An HTTP/2 request's `req.socket` is a proxy Node makes
+ * for each stream, so a cache keyed on it missed on every request (and read the certificate again);
+ * its session's `socket` is one per connection.
+ */
+const connectionOf = (req: IncomingMessage): Socket =>
+  req.httpVersionMajor < 2 ? req.socket : ((req as unknown as Http2ServerRequest).stream.session?.socket ?? req.socket)
 
 const SAN_TYPES = new Set(['URI', 'DNS', 'email'])
 

@@ -354,7 +354,7 @@ const decisionRequest = (req: IncomingMessage, readBody: DecisionRequest['readBo
   headers: req.headers,
   rawHeaders: req.rawHeaders,
   peerIp: req.socket.remoteAddress ?? '',
-  clientCertificate: clientCertificateOf(req.socket),
+  clientCertificate: clientCertificateOf(req),
   readBody,
   forApp: false,
 })

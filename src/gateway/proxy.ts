@@ -30,7 +30,7 @@ function upstreamHeaders(snap: Snapshot, req: IncomingMessage, decision: Allowed
     proto: (req.socket as TLSSocket).encrypted ? 'https' : 'http',
   })
   if (decision.principal?.scheme === 'mtls' && snap.compiled.tls?.forwardClientCert)
-    headers['x-forwarded-client-cert'] = clientCertificateOf(req.socket)!.forwardedElement
+    headers['x-forwarded-client-cert'] = clientCertificateOf(req)!.forwardedElement
   return headers
 }
 
