@@ -7,6 +7,7 @@ import type { IssuerVerifier } from '../tokens/issuers.js'
 import type { Revocation } from '../tokens/revocation.js'
 import type { TokenRegistry } from '../tokens/opaque.js'
 import type { IssuedTokens } from '../tokens/issued.js'
+import type { RateCounter } from '../store/rate-counter.js'
 import { SESSION_COOKIE } from '../principal.js'
 import { createApiKeyAuthenticator } from './apikey.js'
 import { createClientCertAuthenticator, type ClientCertAuthenticator } from './mtls.js'
@@ -40,6 +41,8 @@ export interface ChainServices {
   /** the local users and the LDAP directory, when `usersFrom.ldap` is configured; else null */
   readonly directory: UserDirectory | null
   readonly audit: AuditSink
+  /** the store's rate counter (the rate limits' own): identityFromUpstream's callLimit is counted there */
+  readonly rateCounter: RateCounter
 }
 
 /** The registry (Oathkeeper's registry.go): every authenticator of one config, built once. */
@@ -82,6 +85,7 @@ export function createAuthenticatorChain(config: CompiledConfig, services: Chain
           timeoutMs: config.limits.upstreamConnectTimeout,
           cookies: upstream.cookies,
           callLimit: { perIp: upstream.callLimit.perIp, windowMs: upstream.callLimit.window },
+          counter: services.rateCounter,
         })
       : null,
     clientCert: config.tls?.clientCa ? createClientCertAuthenticator(config.clients, audit) : null,

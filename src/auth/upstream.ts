@@ -2,6 +2,9 @@ import { request } from 'undici'
 import { LRUCache } from 'lru-cache'
 import { sha256Hex } from '../util/secret.js'
 import { isCleanName, isCleanText } from '../util/identity-value.js'
+import type { MaybePromise } from '../util/maybe-promise.js'
+import { StoreUnavailableError } from '../errors.js'
+import type { RateCount, RateCounter, RateWindow } from '../store/rate-counter.js'
 import type { Authenticator, AuthResult } from './types.js'
 import { SESSION_COOKIE, type Principal } from '../principal.js'
 
@@ -15,7 +18,12 @@ export interface UpstreamIdentityOptions {
   readonly cookies: readonly string[]
   /** calls to the wiki per client address and window */
   readonly callLimit: { readonly perIp: number; readonly windowMs: number }
+  /** the store's rate counter: callLimit is counted there, so every instance on the store shares it */
+  readonly counter: RateCounter
 }
+
+/** The rate counter's limit name for callLimit (beside the rate limits' anonymous, key:…, route:…). */
+const CALL_LIMIT_NAME = 'upstream-identity'
 
 const SKIP: AuthResult = { kind: 'skip' }
 
@@ -55,17 +63,24 @@ function principalFromUserInfo(body: unknown): Principal | null {
 /**
  * identityFromUpstream: a request carrying the wiki's session cookies is asked about upstream
  * (MediaWiki meta=userinfo), with those cookies only. Answers are cached per cookie set (by its
- * hash) for cacheTtl; calls to the wiki are bounded per client address, so cookies made up to
- * miss the cache cannot make keygate flood the wiki. No wiki cookie, an unreachable or odd answer,
- * or a client over its bound: no identity, the request stays unauthenticated.
+ * hash) for cacheTtl; calls to the wiki are bounded per client address in the store's rate
+ * counter (shared by every instance on Redis), so cookies made up to miss the cache cannot make
+ * keygate flood the wiki. No wiki cookie, an unreachable or odd answer, a client over its bound,
+ * or a store that cannot count the call: no identity, the request stays unauthenticated.
  */
 export function createUpstreamIdentity(opts: UpstreamIdentityOptions): Authenticator {
   const url = /^https?:\/\//.test(opts.url) ? opts.url : new URL(opts.url, opts.defaultUpstream).toString()
   const isWikiCookie = cookieNameMatcher(opts.cookies)
   const cache = new LRUCache<string, { principal: Principal | null }>({ max: 10_000, ttl: opts.cacheTtlMs })
+  // one call per cookie set at a time: requests with the same cookies wait for it (and its count)
   const asking = new Map<string, Promise<Principal | null>>()
-  const mayCall = createCallLimit(opts.callLimit)
+  const mayCall = createCallLimit(opts.counter, opts.callLimit)
   const result = (principal: Principal | null): AuthResult => (principal ? { kind: 'ok', principal } : SKIP)
+  const call = (key: string, cookies: string): Promise<Principal | null> =>
+    ask(url, cookies, opts.timeoutMs).then((principal) => {
+      cache.set(key, { principal })
+      return principal
+    })
   return {
     scheme: 'upstream',
     authenticate({ token: cookieHeader, clientIp }) {
@@ -76,12 +91,11 @@ export function createUpstreamIdentity(opts: UpstreamIdentityOptions): Authentic
       if (hit) return result(hit.principal)
       let pending = asking.get(key)
       if (!pending) {
-        if (!mayCall(clientIp)) return SKIP
-        pending = ask(url, cookies, opts.timeoutMs).then((principal) => {
-          cache.set(key, { principal })
-          asking.delete(key)
-          return principal
-        })
+        const allowed = mayCall(clientIp)
+        if (allowed === false) return SKIP
+        // a refused call caches nothing: once the window ends, these cookies may be asked about
+        const asked = allowed === true ? call(key, cookies) : allowed.then((ok) => (ok ? call(key, cookies) : null))
+        pending = asked.finally(() => asking.delete(key))
         asking.set(key, pending)
       }
       return pending.then(result)
@@ -108,17 +122,29 @@ function wikiCookies(header: string, isWikiCookie: (name: string) => boolean): s
   return kept.join('; ')
 }
 
-/** Fixed windows per client address, in a bounded map (the oldest addresses are forgotten first). */
-function createCallLimit(limit: { perIp: number; windowMs: number }): (clientIp: string) => boolean {
-  const windows = new LRUCache<string, { start: number; count: number }>({ max: 10_000 })
+/**
+ * Counts one wiki call of a client address under callLimit, in the store's rate counter (a fixed
+ * window; Redis's needs whole seconds, so the window is rounded up to them). A store that cannot
+ * be reached fails closed: no call, so no identity, and the route's policy judges the request as
+ * unauthenticated; never a 5xx. Bounded memory: the counter keeps MAX_BUCKETS addresses at most.
+ */
+function createCallLimit(
+  counter: RateCounter,
+  limit: { perIp: number; windowMs: number },
+): (clientIp: string) => MaybePromise<boolean> {
+  const window: RateWindow = { points: limit.perIp, windowMs: Math.max(1, Math.ceil(limit.windowMs / 1000)) * 1000 }
+  const storeDown = (err: unknown): false => {
+    if (err instanceof StoreUnavailableError) return false
+    throw err
+  }
   return (clientIp) => {
-    const now = Date.now()
-    let w = windows.get(clientIp)
-    if (!w || now - w.start >= limit.windowMs) {
-      w = { start: now, count: 0 }
-      windows.set(clientIp, w)
+    let counted: MaybePromise<RateCount>
+    try {
+      counted = counter.consume(CALL_LIMIT_NAME, window, `ip:${clientIp}`)
+    } catch (err) {
+      return storeDown(err)
     }
-    return ++w.count <= limit.perIp
+    return counted instanceof Promise ? counted.then((c) => c.allowed, storeDown) : counted.allowed
   }
 }
 

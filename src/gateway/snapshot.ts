@@ -145,6 +145,7 @@ export async function buildSnapshot(config: GatewayConfig, parts: GatewayParts):
         : null,
     directory: ldap ? users : null,
     audit,
+    rateCounter: store.rateCounter(),
   })
   const assertion = config.identityAssertion
   const identityOf = createIdentityHeaders(
