@@ -7,6 +7,7 @@ import assert from 'node:assert/strict'
 import { createHmac, createPublicKey, generateKeyPairSync, verify as verifySig } from 'node:crypto'
 import { captureLogs, rawGet, startTestGateway, startUpstream } from './helpers.js'
 import { hashPassword } from '../src/tokens/password.js'
+import { freePort, kill, startRedis, waitFor } from './support/redis-server.js'
 import {
   ALICE_PW,
   BOB_PW,
@@ -890,7 +891,11 @@ function rawRequestFrom(port: number, path: string, key: string, localAddress: s
   return rawGet(port, path, { Authorization: `ApiKey ${key}` }, { localAddress })
 }
 
-test('identityFromUpstream asks the wiki only for its session cookies (configurable names), sends only those, and bounds the calls per client address', async () => {
+/**
+ * The app and its wiki in one upstream: meta=userinfo answers WikiUser for a `good` session or
+ * UserID cookie, an anonymous visitor otherwise; `asked` is the cookies each call carried.
+ */
+async function startWiki() {
   const asked: string[] = []
   const up = await startUpstream((req, res) => {
     if (req.url!.includes('meta=userinfo')) {
@@ -906,13 +911,20 @@ test('identityFromUpstream asks the wiki only for its session cookies (configura
     res.writeHead(200, { 'content-type': 'application/json' })
     res.end('{}')
   })
-  const identityFromUpstream = (extra: Record<string, unknown> = {}) => ({
-    identityFromUpstream: {
-      url: '/w/api.php?action=query&meta=userinfo&format=json',
-      callLimit: { perIp: 3, window: '1m' },
-      ...extra,
-    },
-  })
+  return { ...up, asked }
+}
+
+const identityFromUpstream = (extra: Record<string, unknown> = {}) => ({
+  identityFromUpstream: {
+    url: '/w/api.php?action=query&meta=userinfo&format=json',
+    callLimit: { perIp: 3, window: '1m' },
+    ...extra,
+  },
+})
+
+test('identityFromUpstream asks the wiki only for its session cookies (configurable names), sends only those, and bounds the calls per client address', async () => {
+  const up = await startWiki()
+  const asked = up.asked
   const gw = await startTestGateway(baseConfig(up.url, 'memory', identityFromUpstream()))
   const page = (cookie: string, localAddress?: string) =>
     rawGet(gw.port, '/wiki/Main_Page', { Cookie: cookie }, { localAddress })
@@ -949,4 +961,90 @@ test('identityFromUpstream asks the wiki only for its session cookies (configura
   assert.equal(asked.length, asked2, 'wikidb_session is not a configured name there')
   await rawGet(custom.port, '/wiki/x', { Cookie: 'mysess=1' })
   assert.deepEqual(asked.slice(asked2), ['mysess=1'])
+})
+
+for (const kind of STORE_KINDS) {
+  const instances = kind === 'redis' ? 2 : 1
+  const who = kind === 'redis' ? 'two gateways on one Redis share' : 'one gateway holds'
+  test(`${kind}: identityFromUpstream's callLimit is counted in the store: ${who} perIp (3) wiki calls; beyond, no identity and no call`, async () => {
+    const wiki = await startWiki()
+    // on Redis, both gateways on one prefix: one fleet sharing one store
+    const config = baseConfig(wiki.url, kind, { ...prefixes.store(kind, 'call-limit'), ...identityFromUpstream() })
+    const gateways = await Promise.all(Array.from({ length: instances }, () => startTestGateway(config)))
+    const page = (i: number, path: string, cookie: string) =>
+      rawGet(gateways[i % instances]!.port, path, { Cookie: cookie })
+
+    assert.equal((await page(0, '/wiki/Main_Page', 'wikidb_session=good')).status, 200, 'a wiki user: one call')
+    // made-up cookies to miss the cache, spread over the gateways, all from 127.0.0.1
+    const statuses: number[] = []
+    for (let i = 1; i <= 8; i++) statuses.push((await page(i, '/wiki/Main_Page', `wikidb_session=made-up-${i}`)).status)
+    assert.deepEqual(
+      statuses,
+      statuses.map(() => 401),
+    )
+    assert.deepEqual(
+      wiki.asked,
+      ['wikidb_session=good', 'wikidb_session=made-up-1', 'wikidb_session=made-up-2'],
+      'three calls in all, whichever gateway was asked',
+    )
+
+    // over the bound, uncached cookies get no identity on any gateway: an anonymous route passes
+    // the request on without one, and the wiki is not asked
+    const before = wiki.seen.length
+    for (let i = 0; i < instances; i++) assert.equal((await page(i, '/public/x', 'wikidbUserID=good')).status, 200)
+    const reached = wiki.seen.slice(before)
+    assert.deepEqual(
+      reached.map((s) => s.url),
+      gateways.map(() => '/public/x'),
+      'no userinfo call',
+    )
+    assert.ok(reached.every((s) => s.headers['x-auth-user'] === undefined))
+    assert.equal((await page(0, '/wiki/Main_Page', 'wikidb_session=good')).status, 200, 'a cached answer needs no call')
+    assert.equal(wiki.asked.length, 3)
+
+    if (kind === 'memory') {
+      // the memory store counts in its one gateway: another has its own bound
+      const other = await startTestGateway(config)
+      for (let i = 0; i < 5; i++) await rawGet(other.port, '/wiki/x', { Cookie: `wikidb_session=other-${i}` })
+      assert.equal(wiki.asked.length, 6)
+    }
+  })
+}
+
+test("redis down: identityFromUpstream does not call the wiki (no identity, the route's policy judges, never a 5xx); cached answers still serve; Redis back: calls resume", async () => {
+  const port = await freePort()
+  let redis = await startRedis(port)
+  after(() => kill(redis))
+  const wiki = await startWiki()
+  const gw = await startTestGateway(
+    baseConfig(wiki.url, 'redis', {
+      store: { redis: `redis://127.0.0.1:${port}`, prefix: 'call-limit-outage:' },
+      ...identityFromUpstream(),
+    }),
+  )
+  assert.equal((await rawGet(gw.port, '/wiki/x', { Cookie: 'wikidb_session=good' })).status, 200)
+  assert.equal(wiki.asked.length, 1)
+
+  await kill(redis)
+  const protectedPage = await rawGet(gw.port, '/wiki/x', { Cookie: 'wikidbUserID=good' })
+  assert.equal(protectedPage.status, 401, protectedPage.body)
+  assert.equal(protectedPage.json.code, 'E1000')
+  const before = wiki.seen.length
+  assert.equal((await rawGet(gw.port, '/public/x', { Cookie: 'wikidbUserID=good' })).status, 200)
+  const reached = wiki.seen.slice(before)
+  assert.deepEqual(
+    reached.map((s) => s.url),
+    ['/public/x'],
+  )
+  assert.equal(reached[0]!.headers['x-auth-user'], undefined, 'no identity')
+  assert.equal((await rawGet(gw.port, '/wiki/x', { Cookie: 'wikidb_session=good' })).status, 200, 'cached: no call')
+  assert.deepEqual(wiki.asked, ['wikidb_session=good'], 'the wiki was not asked while the store was down')
+
+  redis = await startRedis(port)
+  await waitFor(
+    async () => (await rawGet(gw.port, '/wiki/x', { Cookie: 'wikidbUserID=good' })).status === 200,
+    5000,
+    'the wiki is asked again once Redis is back',
+  )
+  assert.deepEqual(wiki.asked, ['wikidb_session=good', 'wikidbUserID=good'])
 })
