@@ -49,3 +49,31 @@ test('client IP: the peer unless trusted; then the right-most untrusted X-Forwar
     assert.deepEqual(resolve('203.0.113.1', '10.0.0.1'), { clientIp: '203.0.113.1', peerTrusted: false })
   }
 })
+
+test('client IP: every spelling of an X-Forwarded-For hop is read as ipaddr.js reads it, or ends the walk', () => {
+  const resolve = createClientIpResolver(['10.0.0.0/8'])
+  const hops: Array<[string, string]> = [
+    ['1.2.3.4', '1.2.3.4'],
+    [' 1.2.3.4 ', '1.2.3.4'],
+    ['::ffff:1.2.3.4', '1.2.3.4'],
+    ['::FFFF:1.2.3.4', '1.2.3.4'],
+    ['::ffff:10.1.2.3, 10.0.0.9', '10.1.2.3'], // trusted once folded: the walk goes on to the peer
+    ['2001:db8::1', '2001:db8::1'],
+    ['2001:DB8:0::1', '2001:db8::1'],
+    ['0.0.0.0', '0.0.0.0'],
+    ['255.255.255.255', '255.255.255.255'],
+    // not canonical quads: ipaddr.js decides (leading zeros are octal to it, as before)
+    ['010.0.0.1', '8.0.0.1'],
+    ['1.2.3', '1.2.0.3'],
+    // not addresses: the walk ends at the last trusted hop
+    ['1.2.3.256', '10.0.0.7'],
+    ['1.2.3.4:80', '10.0.0.7'],
+    ['1.2.3.4.5', '10.0.0.7'],
+    ['::ffff:1.2.3.4:80', '10.0.0.7'],
+    ['', '10.0.0.7'],
+  ]
+  for (const [hop, client] of hops) {
+    const header = hop.includes(',') ? hop : `${hop}, 10.0.0.7`
+    assert.deepEqual(resolve('10.0.0.1', header), { clientIp: client, peerTrusted: true }, `X-Forwarded-For: ${header}`)
+  }
+})

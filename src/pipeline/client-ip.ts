@@ -7,11 +7,15 @@ export interface ClientAddress {
   readonly peerTrusted: boolean
 }
 
-/** Folds IPv4-mapped IPv6 to IPv4 so that ::ffff:127.0.0.1 and 127.0.0.1 are one client. */
-function canonicalIp(ip: string): string {
-  const n = ipv4Number(ip)
-  if (n !== null) return ip.slice(ip.lastIndexOf(':') + 1) // a canonical dotted quad needs no parser
-  return parseIp(ip)?.toString() ?? ip
+/**
+ * An address in one spelling, IPv4-mapped IPv6 folded to IPv4 so that ::ffff:127.0.0.1 and
+ * 127.0.0.1 are one client; null when the text is not an address.
+ */
+function canonicalAddress(text: string): string | null {
+  // A canonical dotted quad (what sockets and proxies write) needs no parser: ipaddr.js took 1.3 µs
+  // for each X-Forwarded-For hop, and a forward-auth question walks the header twice.
+  if (ipv4Number(text) !== null) return text.slice(text.lastIndexOf(':') + 1)
+  return parseIp(text)?.toString() ?? null
 }
 
 const PEERS_KEPT = 10_000
@@ -29,7 +33,7 @@ export function createClientIpResolver(trustedProxies: readonly string[]) {
   const ofPeer = (peerIp: string): ClientAddress => {
     let known = byPeer.get(peerIp)
     if (known === undefined) {
-      const peer = canonicalIp(peerIp)
+      const peer = canonicalAddress(peerIp) ?? peerIp
       known = { clientIp: peer, peerTrusted: isTrusted(peer) }
       if (byPeer.size >= PEERS_KEPT) byPeer.clear()
       byPeer.set(peerIp, known)
@@ -42,9 +46,9 @@ export function createClientIpResolver(trustedProxies: readonly string[]) {
     const hops = forwardedFor.split(',')
     let client = known.clientIp
     for (let i = hops.length - 1; i >= 0; i--) {
-      const addr = parseIp(hops[i]!.trim())
-      if (!addr) break
-      client = addr.toString()
+      const hop = canonicalAddress(hops[i]!.trim())
+      if (hop === null) break
+      client = hop
       if (!isTrusted(client)) break
     }
     return { clientIp: client, peerTrusted: true }
