@@ -27,6 +27,11 @@ test('CIDR matching: the numeric fast path and ipaddr.js agree, hostile addresse
     ['localhost', false],
   ]
   for (const [ip, expected] of cases) assert.equal(m(ip), expected, ip)
+  // the matcher keeps its last answer: asking twice in a row, and back and forth, changes nothing
+  for (const [ip, expected] of [...cases, ...cases.slice().reverse()]) {
+    assert.equal(m(ip), expected, ip)
+    assert.equal(m(ip), expected, `${ip} again`)
+  }
   assert.equal(compileCidrs(['0.0.0.0/0'])('8.8.8.8'), true)
   assert.equal(compileCidrs([])('127.0.0.1'), false)
 })

@@ -69,7 +69,7 @@ export function compileCidrs(cidrs: readonly string[]): IpMatcher {
       const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0
       return { base: (ipv4Number(net.toString())! & mask) >>> 0, mask }
     })
-  return (ip) => {
+  const matches = (ip: string): boolean => {
     const n = ipv4Number(ip)
     if (n !== null) return v4.some((r) => (n & r.mask) >>> 0 === r.base)
     const addr = parseIp(ip)
@@ -78,5 +78,17 @@ export function compileCidrs(cidrs: readonly string[]): IpMatcher {
       if (net.kind() === addr.kind() && addr.match(net, bits)) return true
     }
     return false
+  }
+  // A service's requests come from a handful of addresses, most often the one before: the last
+  // answer is kept (a pure function of the text), where reading the quad again cost an ApiKey
+  // request 0.3 µs.
+  let lastIp: string | null = null
+  let lastMatched = false
+  return (ip) => {
+    if (ip !== lastIp) {
+      lastMatched = matches(ip)
+      lastIp = ip
+    }
+    return lastMatched
   }
 }
