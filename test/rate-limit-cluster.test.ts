@@ -6,7 +6,15 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { rawGet, startTestGateway, startUpstream, type RawResponse, type SeenRequest } from './helpers.js'
 import type { RedisTarget } from '../src/store/redis.js'
-import { freePort, kill, startCluster, startRedis, startSentinel, waitFor } from './support/redis-server.js'
+import {
+  freePort,
+  kill,
+  startCluster,
+  startRedis,
+  startSentinel,
+  waitFor,
+  waitForClusterState,
+} from './support/redis-server.js'
 
 // Rate limits on the two Redis layouts beside a single server: a 3-master Cluster, where each
 // bucket's counter lives on the master of its key's slot, and a master found through Sentinel.
@@ -159,16 +167,7 @@ test('Cluster: limits spread over three masters are shared by two gateways (429 
   await failClosed(up, ports, [FRESH[0]!])
   // a cluster that lost a master without a replica stops serving every slot (CLUSTERDOWN)
   const survivors = nodes.filter((p) => p !== victim)
-  await waitFor(
-    () =>
-      survivors.every((p) =>
-        execFileSync('redis-cli', ['-p', String(p), 'cluster', 'info'], { encoding: 'utf8' }).includes(
-          'cluster_state:fail',
-        ),
-      ),
-    8000,
-    'the survivors did not declare the cluster down',
-  )
+  await waitForClusterState(survivors, 'fail', 8000)
   await failClosed(up, ports, [survivor])
 })
 

@@ -100,6 +100,19 @@ export async function waitFor(
 }
 
 /** A Redis Cluster of `masters` masters (no replicas) on free loopback ports, ready (cluster_state:ok). */
+/** Waits until every node named says the cluster is `state` (`fail` once a master without a replica is gone). */
+export const waitForClusterState = (ports: readonly number[], state: 'ok' | 'fail', ms: number): Promise<void> =>
+  waitFor(
+    () =>
+      ports.every((port) =>
+        execFileSync('redis-cli', ['-p', String(port), 'cluster', 'info'], { encoding: 'utf8' }).includes(
+          `cluster_state:${state}`,
+        ),
+      ),
+    ms,
+    `the cluster did not become ${state}`,
+  )
+
 export async function startCluster(
   workDir: string,
   children: ChildProcess[],
@@ -134,16 +147,7 @@ export async function startCluster(
     ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'],
     { stdio: 'ignore' },
   )
-  await waitFor(
-    () =>
-      ports.every((port) =>
-        execFileSync('redis-cli', ['-p', String(port), 'cluster', 'info'], { encoding: 'utf8' }).includes(
-          'cluster_state:ok',
-        ),
-      ),
-    5000,
-    'cluster did not become ok',
-  )
+  await waitForClusterState(ports, 'ok', 5000)
   return { ports, nodes }
 }
 
